@@ -1,0 +1,411 @@
+"""Configuration: one YAML file read into frozen pydantic models, overridable from the environment.
+
+* File: ``PF_CONFIG`` (default ``config/polyfleet.yaml``); ``config/polyfleet.example.yaml``
+  documents every key. A missing file means "all defaults" (sim mode, no targets).
+* Overrides: ``PF__SECTION__KEY=value`` (double underscore nesting), e.g.
+  ``PF__SCHEDULER__MAX_CONCURRENT_JOBS=4``. Values are parsed as YAML scalars/flow collections.
+* Unknown keys and bad values raise :class:`ConfigError` naming the key (``risk.max_notional_total``).
+* Secrets are never read from the file: see :class:`Secrets`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG_PATH = "config/polyfleet.yaml"
+ENV_PREFIX = "PF__"
+# A well-known throwaway key, valid only against sim_exchange (it holds nothing on any chain).
+SIM_PRIVATE_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names every offending key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PolymarketSection(Section):
+    data_api_url: str = "http://127.0.0.1:8700/data-api"
+    gamma_url: str = "http://127.0.0.1:8700/gamma"
+    clob_url: str = "http://127.0.0.1:8700"
+    ws_market_url: str = "ws://127.0.0.1:8700/ws/market"
+    rtds_url: str = "ws://127.0.0.1:8700/ws/live-data"
+    chain_id: int = 137
+    signature_type: int = Field(0, ge=0, le=3)
+    funder: str = ""
+
+
+class Target(Section):
+    account: str
+    min_size: float = Field(0.0, ge=0)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _account_shape(self) -> Target:
+        acct = self.account
+        if not (acct.startswith("0x") and len(acct) == 42):
+            raise ValueError(f"account {acct!r} is not a 0x-prefixed 40-hex-digit address")
+        return self
+
+
+class CopytradeSection(Section):
+    poll_interval_sec: float = Field(5.0, gt=0)
+    initial_lookback_sec: int = Field(0, ge=0)
+    rtds_enabled: bool = False
+    page_size: int = Field(500, ge=1, le=10000)
+    targets: tuple[Target, ...] = ()
+
+
+class ScreenSection(Section):
+    enabled: bool = False
+    min_volume: float = 0.0
+    min_liquidity: float = 0.0
+    end_within_hours: float = 0.0
+    min_price: float = 0.0
+    max_price: float = 1.0
+    keyword_blacklist: tuple[str, ...] = ()
+    refresh_sec: float = 300.0
+
+
+class SchedulerSection(Section):
+    max_concurrent_jobs: int = Field(50, ge=1)
+    max_concurrent_exit_jobs: int = Field(10, ge=1)
+    topic_start_cooldown_sec: float = Field(0.0, ge=0)
+    poll_interval_seconds: float = Field(1.0, gt=0)
+
+
+class RiskSection(Section):
+    blacklist_token_keys: tuple[str, ...] = ()
+    max_notional_per_token: float = Field(100.0, gt=0)
+    max_notional_total: float = Field(1000.0, gt=0)
+    allow_short: bool = False
+    max_daily_loss: float = Field(200.0, gt=0)
+
+
+class CooldownSection(Section):
+    cooldown_sec_per_token: float = Field(300.0, ge=0)
+    orphan_ignore_sec: float = Field(3600.0, ge=0)
+    exit_ignore_cooldown: bool = True
+
+
+class CountdownSection(Section):
+    minutes_before_end: float = 0.0
+    absolute_time: str = ""
+    timezone: str = "UTC"
+
+
+class MakerStrategySection(Section):
+    """D3-D5. Travels (merged with per-token overrides) inside START commands."""
+
+    drop_window_minutes: float = Field(10.0, gt=0)
+    drop_pct: float = Field(0.05, ge=0, lt=1)
+    buy_price_threshold: float = Field(0.95, gt=0, le=1)
+    profit_pct: float = Field(0.05, ge=0)
+    enable_incremental_drop_pct: bool = False
+    incremental_drop_pct_step: float = Field(0.01, ge=0)
+    incremental_drop_pct_cap: float = Field(0.2, ge=0)
+    min_price: float = Field(0.02, ge=0, le=1)
+    max_price: float = Field(0.98, ge=0, le=1)
+    disable_duplicate_signal: bool = False
+    disable_sell_signals: bool = False
+    order_size: float = Field(10.0, gt=0)
+    order_size_is_target: bool = False
+    min_quote_amount: float = Field(1.0, ge=0)
+    min_market_order_size: float = Field(0.0, ge=0)
+    countdown: CountdownSection = CountdownSection()
+
+
+class DeadlinePolicySection(Section):
+    enabled: bool = False
+    default_deadline_time: str = "23:59"
+    timezone: str = "UTC"
+
+
+class RunParamsSection(Section):
+    deadline_policy: DeadlinePolicySection = DeadlinePolicySection()
+    deadline_override_ts: int = 0
+    disable_deadline_checks: bool = False
+
+
+class ExecutionSection(Section):
+    order_slice_min: float = Field(5.0, gt=0)
+    order_slice_max: float = Field(50.0, gt=0)
+    order_interval_seconds: float = Field(0.5, ge=0)
+    retry_attempts: int = Field(3, ge=0)
+    price_tolerance_step: float = Field(0.01, ge=0)
+    wait_seconds: float = Field(5.0, ge=0)
+    poll_interval_seconds: float = Field(0.5, gt=0)
+    sell_mode: Literal["aggressive", "conservative"] = "conservative"
+    aggressive_step: float = Field(0.01, ge=0)
+    aggressive_timeout: float = Field(30.0, ge=0)
+    exit_sell_mode: Literal["aggressive", "conservative"] = "aggressive"
+    exit_floor_price: float = Field(0.01, ge=0, le=1)
+
+
+class MakerStrategyDefaultsSection(Section):
+    default: dict[str, Any] = {}
+    topics: dict[str, dict[str, Any]] = {}
+
+
+class OrderbookSection(Section):
+    refresh_sec: float = Field(2.0, gt=0)
+    max_fetch_per_loop: int = Field(10, ge=1)
+    cache_max_items: int = Field(1000, ge=1)
+
+
+class GatewaySection(Section):
+    max_tokens_per_connection: int = Field(200, ge=1, le=500)
+    ping_interval_sec: float = Field(10.0, gt=0)
+    stale_after_sec: float = Field(60.0, gt=0)
+    reconcile_interval_sec: float = Field(5.0, gt=0)
+
+
+class WorkersSection(Section):
+    capacity: int = Field(200, ge=1)
+    lease_ms: int = Field(10_000, ge=1000)
+    heartbeat_interval_sec: float = Field(2.0, gt=0)
+
+
+class ArbitrageSection(Section):
+    enabled: bool = False
+    min_edge: float = Field(0.01, ge=0)
+    execute: bool = False
+
+
+class ApiSection(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8800, ge=1, le=65535)
+
+
+class RetryStrategySection(Section):
+    max_attempts: int = Field(5, ge=1)
+    initial_backoff_seconds: float = Field(0.5, ge=0)
+    backoff_multiplier: float = Field(2.0, ge=1)
+    max_backoff_seconds: float = Field(30.0, ge=0)
+    jitter_fraction: float = Field(0.2, ge=0, le=1)
+
+
+class MonitoringSection(Section):
+    heartbeat_interval_sec: float = Field(5.0, gt=0)
+    metrics_enabled: bool = False
+    metrics_port_base: int = Field(9100, ge=1, le=65535)
+
+
+class LoggingSection(Section):
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    dir: str = ""
+    json_output: bool = Field(False, alias="json")
+    retention_days: int = Field(7, ge=1)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class SimWallet(Section):
+    account: str
+    trades_per_minute: float = Field(2.0, ge=0)
+
+
+class SimExchangeSection(Section):
+    """The local Polymarket (sim mode). Its URLs are what ``polymarket.*`` points at."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8700, ge=1, le=65535)
+    seed: int = 7
+    markets: int = Field(6, ge=1)
+    tick_interval_ms: int = Field(1000, ge=10)
+    volatility: float = Field(0.01, ge=0)
+    starting_cash: float = Field(10_000.0, ge=0)
+    wallets: tuple[SimWallet, ...] = ()
+
+
+class Settings(Section):
+    mode: Literal["sim", "paper", "live"] = "sim"
+    live_confirmed: bool = False
+    polymarket: PolymarketSection = PolymarketSection()
+    copytrade: CopytradeSection = CopytradeSection()
+    screen: ScreenSection = ScreenSection()
+    scheduler: SchedulerSection = SchedulerSection()
+    risk: RiskSection = RiskSection()
+    cooldown: CooldownSection = CooldownSection()
+    maker_strategy: MakerStrategySection = MakerStrategySection()
+    maker_strategy_defaults: MakerStrategyDefaultsSection = MakerStrategyDefaultsSection()
+    run_params: RunParamsSection = RunParamsSection()
+    execution: ExecutionSection = ExecutionSection()
+    orderbook: OrderbookSection = OrderbookSection()
+    gateway: GatewaySection = GatewaySection()
+    workers: WorkersSection = WorkersSection()
+    arbitrage: ArbitrageSection = ArbitrageSection()
+    api: ApiSection = ApiSection()
+    retry_strategy: RetryStrategySection = RetryStrategySection()
+    monitoring: MonitoringSection = MonitoringSection()
+    logging: LoggingSection = LoggingSection()
+    sim_exchange: SimExchangeSection = SimExchangeSection()
+    config_reload_sec: float = Field(600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _live_needs_confirmation(self) -> Settings:
+        if self.mode == "live" and not self.live_confirmed:
+            raise ValueError(
+                "mode is live but live_confirmed is not true: live mode sends real orders; "
+                "set live_confirmed: true (or PF__LIVE_CONFIRMED=true) to confirm"
+            )
+        return self
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """PF__A__B=v -> {"a": {"b": v}}, with v parsed as a YAML scalar or flow collection."""
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = tree
+        for part in path[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"invalid configuration (environment): {name} conflicts with another override")
+            node = nxt
+        node[path[-1]] = value
+    return tree
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("PF_CONFIG", DEFAULT_CONFIG_PATH))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid configuration ({path}): not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid configuration ({path}): the top level must be a mapping")
+    return data
+
+
+def load_settings(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read the YAML file (if any), apply ``PF__`` env overrides, validate. Raises ConfigError."""
+    env = dict(os.environ if environ is None else environ)
+    file_path = Path(path) if path is not None else config_path(env)
+    data = _deep_merge(read_yaml(file_path), _env_overrides(env))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, str(file_path))) from exc
+
+
+def merge_strategy_params(settings: Settings, token_id: str, slug: str = "") -> dict[str, Any]:
+    """C8: defaults (maker_strategy, run_params, execution) merged with per-token overrides.
+
+    Overrides come from ``maker_strategy_defaults.default`` then ``topics[slug]`` then
+    ``topics[token_id]`` (most specific wins); each may hold strategy keys at the top level or
+    ``run_params`` / ``execution`` sub-maps. The result is validated, so a bad override fails here,
+    naming its key, instead of inside a worker.
+    """
+    strategy = settings.maker_strategy.model_dump()
+    run_params = settings.run_params.model_dump()
+    execution = settings.execution.model_dump()
+    layers = [settings.maker_strategy_defaults.default]
+    if slug and slug in settings.maker_strategy_defaults.topics:
+        layers.append(settings.maker_strategy_defaults.topics[slug])
+    if token_id in settings.maker_strategy_defaults.topics:
+        layers.append(settings.maker_strategy_defaults.topics[token_id])
+    for layer in layers:
+        over = dict(layer)
+        run_params = _deep_merge(run_params, over.pop("run_params", {}) or {})
+        execution = _deep_merge(execution, over.pop("execution", {}) or {})
+        strategy = _deep_merge(strategy, over)
+    try:
+        merged = {
+            "maker_strategy": MakerStrategySection.model_validate(strategy).model_dump(),
+            "run_params": RunParamsSection.model_validate(run_params).model_dump(),
+            "execution": ExecutionSection.model_validate(execution).model_dump(),
+        }
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, f"maker_strategy_defaults for {slug or token_id}")) from exc
+    return merged
+
+
+class Secrets(BaseModel):
+    """Secrets come only from the environment or from ``<NAME>_FILE`` secret files."""
+
+    model_config = ConfigDict(frozen=True)
+
+    private_key: str = ""
+    clob_api_key: str = ""
+    clob_api_secret: str = ""
+    clob_api_passphrase: str = ""
+    api_token: str = ""
+
+    def __repr__(self) -> str:  # never print secrets, even by accident
+        present = [name for name, value in self if value]
+        return f"Secrets(present={present})"
+
+    __str__ = __repr__
+
+
+def _secret(env: dict[str, str], name: str) -> str:
+    if env.get(name):
+        return env[name].strip()
+    file_name = env.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"secret {name}: cannot read {name}_FILE={file_name}: {exc}") from exc
+    return ""
+
+
+def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
+    env = dict(os.environ if environ is None else environ)
+    return Secrets(
+        private_key=_secret(env, "PF_PRIVATE_KEY"),
+        clob_api_key=_secret(env, "PF_CLOB_API_KEY"),
+        clob_api_secret=_secret(env, "PF_CLOB_API_SECRET"),
+        clob_api_passphrase=_secret(env, "PF_CLOB_API_PASSPHRASE"),
+        api_token=_secret(env, "PF_API_TOKEN"),
+    )
+
+
+def redis_url(environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return env.get("PF_REDIS_URL", "redis://127.0.0.1:6379/0")

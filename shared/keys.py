@@ -1,0 +1,225 @@
+"""Every Redis key, stream, consumer group and channel polyfleet uses.
+
+This is the ONLY module that spells a key (tests/architecture enforces it). Each key is a
+method of :class:`Keys`, so the namespace prefix (``PF_NAMESPACE``, default ``pf``) is applied in
+one place, and each carries its spec in :data:`KEY_SPECS` (type, writer, readers, retention),
+which ``docs/redis-schema.md`` mirrors (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_NAMESPACE = "pf"
+
+# Consumer groups. A group name is not a key, but it is part of the contract, so it lives here.
+GROUP_ORCHESTRATOR = "orchestrator"
+GROUP_API = "api"
+
+# Requester names for the gateway's wanted sets.
+REQUESTER_ORCHESTRATOR = "orchestrator"
+REQUESTER_ARB_SCANNER = "arb_scanner"
+
+# Approximate MAXLEN for streams: long enough to replay a busy day, short enough that a
+# forgotten deployment cannot eat the server's memory. XADD uses "~" so trimming is cheap.
+STREAM_MAXLEN = {
+    "signals": 1_000_000,
+    "cmd": 100_000,
+    "control": 100_000,
+    "orders": 1_000_000,
+    "fills": 1_000_000,
+    "events": 1_000_000,
+    "sessions": 100_000,
+    "opportunities": 200_000,
+}
+
+TOKEN_STATES = ("queued", "starting", "running", "exiting", "cooldown", "done", "rejected", "error")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One row of the schema: how a key is spelled and what it holds."""
+
+    pattern: str  # with {placeholders}, without the namespace
+    kind: str  # stream | channel | hash | set | zset | string
+    writers: str
+    readers: str
+    meaning: str
+    retention: str = ""
+
+
+KEY_SPECS: tuple[KeySpec, ...] = (
+    # streams
+    KeySpec("signals", "stream", "signal_collector", "orchestrator (group orchestrator)",
+            "BUY / SELL signals", "MAXLEN ~1,000,000"),
+    KeySpec("cmd:{worker_id}", "stream", "orchestrator", "that worker",
+            "START (merged params, epoch), EXIT, STOP", "MAXLEN ~100,000"),
+    KeySpec("control", "stream", "api, cli", "orchestrator (group orchestrator)",
+            "stop token, blacklist edits, handled reset, drain, halt", "MAXLEN ~100,000"),
+    KeySpec("orders", "stream", "maker_worker", "orchestrator, api",
+            "order placed / cancelled / rejected", "MAXLEN ~1,000,000"),
+    KeySpec("fills", "stream", "maker_worker", "orchestrator (group orchestrator), api",
+            "fills with price, size, fee", "MAXLEN ~1,000,000"),
+    KeySpec("events", "stream", "every service", "api, cli",
+            "audit: decisions with reasons, state changes, errors", "MAXLEN ~1,000,000"),
+    KeySpec("sessions", "stream", "maker_worker", "orchestrator (group orchestrator)",
+            "session reports: started, closed (token released), failed", "MAXLEN ~100,000"),
+    KeySpec("opportunities", "stream", "arb_scanner", "api",
+            "arbitrage opportunities and near misses", "MAXLEN ~200,000"),
+    # pub/sub
+    KeySpec("tick:{token_id}", "channel", "ws_gateway", "maker_worker, arb_scanner",
+            "JSON tick: token_id, seq, bid, ask, bid_size, ask_size, last, tick_size, ts_event, ts_recv"),
+    KeySpec("gw:notify", "channel", "orchestrator, arb_scanner", "ws_gateway",
+            '"the wanted set changed"'),
+    # hashes, sets, strings
+    KeySpec("book:{token_id}", "hash", "ws_gateway", "maker_worker, arb_scanner, api",
+            "latest tick (same fields as the channel)"),
+    KeySpec("gw:want:{requester}", "set", "orchestrator, arb_scanner", "ws_gateway",
+            "token ids that requester needs streamed"),
+    KeySpec("token:{token_id}", "hash", "orchestrator (lifecycle, position from fills)",
+            "maker_worker, api, cli",
+            "state, owner, epoch, source, timestamps, params, position, avg cost, PnL, last event"),
+    KeySpec("tokens:{state}", "set", "orchestrator", "api, cli",
+            "index of tokens by state: " + ", ".join(TOKEN_STATES)),
+    KeySpec("session:{token_id}", "hash", "maker_worker (the owner at the current epoch)",
+            "maker_worker (a new owner), api",
+            "session snapshot: epoch, strategy state, open order ids, intents"),
+    KeySpec("workers", "set", "maker_worker", "orchestrator, api, cli",
+            "ids of every registered worker (alive or not: the lease says which)"),
+    KeySpec("worker:{worker_id}", "hash", "maker_worker", "orchestrator, api, cli",
+            "host, pid, capacity, load, started, last beat, draining"),
+    KeySpec("worker:{worker_id}:lease", "string", "maker_worker", "orchestrator",
+            "liveness lease; missing = dead", "PX workers.lease_ms"),
+    KeySpec("cursor:{account}", "hash", "signal_collector", "signal_collector, cli",
+            "collector cursor per target: last trade time and the trade keys seen at it"),
+    KeySpec("meta:{token_id}", "hash", "signal_collector", "every service",
+            "token metadata (A8)"),
+    KeySpec("blacklist", "hash", "orchestrator (from control requests)", "orchestrator, api, cli",
+            "key -> JSON {reason, expires_at}"),
+    KeySpec("ignored", "zset", "orchestrator", "orchestrator, api, cli",
+            "token -> expiry time (ms)"),
+    KeySpec("ignored:why", "hash", "orchestrator", "api, cli", "token -> reason it is ignored"),
+    KeySpec("cooldown:{token_id}", "string", "orchestrator", "orchestrator, api",
+            "present = cooling down", "EX cooldown.cooldown_sec_per_token"),
+    KeySpec("handled", "set", "orchestrator", "orchestrator, api, cli",
+            "tokens already handled (C6)"),
+    KeySpec("exposure", "hash", "orchestrator", "orchestrator, api",
+            "token -> notional; field _total"),
+    KeySpec("health:{service}:{instance}", "string", "every service", "`--check`, api, cli",
+            "heartbeat summary (JSON)", "EX 3 x heartbeat interval"),
+    KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
+            "global kill switch: absent, reduce_only or halt"),
+)
+
+
+class Keys:
+    """Key builder bound to one namespace. Build it once per process with :func:`keys_from_env`."""
+
+    def __init__(self, namespace: str = DEFAULT_NAMESPACE) -> None:
+        if not namespace or ":" in namespace:
+            raise ValueError(f"bad namespace {namespace!r}: non-empty, without ':'")
+        self.ns = namespace
+
+    def _k(self, suffix: str) -> str:
+        return f"{self.ns}:{suffix}"
+
+    # streams
+    def signals(self) -> str:
+        return self._k("signals")
+
+    def cmd(self, worker_id: str) -> str:
+        return self._k(f"cmd:{worker_id}")
+
+    def control(self) -> str:
+        return self._k("control")
+
+    def orders(self) -> str:
+        return self._k("orders")
+
+    def fills(self) -> str:
+        return self._k("fills")
+
+    def events(self) -> str:
+        return self._k("events")
+
+    def sessions(self) -> str:
+        return self._k("sessions")
+
+    def opportunities(self) -> str:
+        return self._k("opportunities")
+
+    # pub/sub
+    def tick(self, token_id: str) -> str:
+        return self._k(f"tick:{token_id}")
+
+    def gw_notify(self) -> str:
+        return self._k("gw:notify")
+
+    # hashes, sets, strings
+    def book(self, token_id: str) -> str:
+        return self._k(f"book:{token_id}")
+
+    def gw_want(self, requester: str) -> str:
+        return self._k(f"gw:want:{requester}")
+
+    def gw_want_pattern(self) -> str:
+        """SCAN pattern matching every requester's wanted set."""
+        return self._k("gw:want:*")
+
+    def token(self, token_id: str) -> str:
+        return self._k(f"token:{token_id}")
+
+    def tokens_in_state(self, state: str) -> str:
+        if state not in TOKEN_STATES:
+            raise ValueError(f"unknown token state {state!r}")
+        return self._k(f"tokens:{state}")
+
+    def session(self, token_id: str) -> str:
+        return self._k(f"session:{token_id}")
+
+    def workers(self) -> str:
+        return self._k("workers")
+
+    def worker(self, worker_id: str) -> str:
+        return self._k(f"worker:{worker_id}")
+
+    def worker_lease(self, worker_id: str) -> str:
+        return self._k(f"worker:{worker_id}:lease")
+
+    def cursor(self, account: str) -> str:
+        return self._k(f"cursor:{account.lower()}")
+
+    def meta(self, token_id: str) -> str:
+        return self._k(f"meta:{token_id}")
+
+    def blacklist(self) -> str:
+        return self._k("blacklist")
+
+    def ignored(self) -> str:
+        return self._k("ignored")
+
+    def ignored_why(self) -> str:
+        return self._k("ignored:why")
+
+    def cooldown(self, token_id: str) -> str:
+        return self._k(f"cooldown:{token_id}")
+
+    def handled(self) -> str:
+        return self._k("handled")
+
+    def exposure(self) -> str:
+        return self._k("exposure")
+
+    def health(self, service: str, instance: str) -> str:
+        return self._k(f"health:{service}:{instance}")
+
+    def health_pattern(self, service: str = "*") -> str:
+        return self._k(f"health:{service}:*")
+
+    def halt(self) -> str:
+        return self._k("halt")
+
+
+def keys_from_env() -> Keys:
+    return Keys(os.environ.get("PF_NAMESPACE", DEFAULT_NAMESPACE))

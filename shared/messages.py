@@ -1,0 +1,216 @@
+"""Typed, versioned messages carried on the Redis streams.
+
+Every stream entry is a flat map of human-readable strings (so ``redis-cli XRANGE`` shows it as it
+is), always with ``type``, ``v`` (schema version), ``id`` (idempotency key), ``ts_event`` (venue
+ms), ``ts_init`` (our ms) and ``producer``. Nested values (strategy parameters, event details) are
+JSON text in one field.
+
+Evolution rules: adding a field needs a default; removing or renaming one is a new version (a new
+class with the same ``TYPE`` and a higher ``VERSION``). :func:`decode` raises
+:class:`UnknownMessage` for a type/version it does not know; consumers log, count, ack and skip it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+Side = Literal["BUY", "SELL"]
+
+
+class MessageError(ValueError):
+    """A stream entry that cannot become a message: log, count, ack, skip."""
+
+
+class UnknownMessage(MessageError):
+    """Type or version this build does not know."""
+
+
+class BadMessage(MessageError):
+    """Known type and version, but the fields do not validate."""
+
+
+class Message(BaseModel):
+    """Common envelope. Subclasses set TYPE and VERSION and add their fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    id: str
+    ts_event: int
+    ts_init: int
+    producer: str
+
+    def encode(self) -> dict[str, str]:
+        out: dict[str, str] = {"type": self.TYPE, "v": str(self.VERSION)}
+        for name, value in self:
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out[name] = "true" if value else "false"
+            elif isinstance(value, (dict, list)):
+                out[name] = json.dumps(value, separators=(",", ":"), sort_keys=True)
+            else:
+                out[name] = str(value)
+        return out
+
+
+class Signal(Message):
+    """A followed wallet traded (or the market screen picked a token): BUY enters, SELL exits."""
+
+    TYPE: ClassVar[str] = "signal"
+
+    side: Side
+    token_id: str
+    account: str
+    size: float
+    price: float
+    source: str  # poll | rtds | screen | manual
+    condition_id: str = ""
+    slug: str = ""
+    outcome: str = ""
+    title: str = ""
+    tx_hash: str = ""
+
+
+class Command(Message):
+    """Orchestrator -> one worker. START carries the merged parameters and the fencing epoch."""
+
+    TYPE: ClassVar[str] = "cmd"
+
+    action: Literal["START", "EXIT", "STOP"]
+    token_id: str
+    epoch: int
+    params: dict[str, Any] = {}
+    reason: str = ""
+
+
+class ControlRequest(Message):
+    """Operator request (CLI / API) -> orchestrator."""
+
+    TYPE: ClassVar[str] = "control"
+
+    action: Literal[
+        "stop_token", "blacklist_add", "blacklist_remove", "handled_reset",
+        "drain_worker", "halt", "resume",
+    ]
+    target: str = ""
+    reason: str = ""
+    force: bool = False
+    expires_at: int = 0
+
+
+class OrderEvent(Message):
+    """A worker's order changed state at the venue."""
+
+    TYPE: ClassVar[str] = "order"
+
+    token_id: str
+    epoch: int
+    worker: str
+    intent_id: str
+    order_id: str = ""
+    side: Side
+    price: float
+    size: float
+    status: Literal["placed", "matched", "cancelled", "rejected"]
+    reason: str = ""
+
+
+class Fill(Message):
+    """Shares changed hands for one of our orders. ``id`` is the venue trade id + order id."""
+
+    TYPE: ClassVar[str] = "fill"
+
+    token_id: str
+    epoch: int
+    worker: str
+    order_id: str
+    side: Side
+    price: float
+    size: float
+    fee: float = 0.0
+
+
+class SessionReport(Message):
+    """Worker -> orchestrator: a token session started, closed (token released) or failed."""
+
+    TYPE: ClassVar[str] = "session"
+
+    token_id: str
+    epoch: int
+    worker: str
+    status: Literal["started", "closed", "failed"]
+    position: float = 0.0
+    avg_cost: float = 0.0
+    realized_pnl: float = 0.0
+    reason: str = ""
+
+
+class AuditEvent(Message):
+    """Anything a person may want to know later: decisions with reasons, state changes, errors."""
+
+    TYPE: ClassVar[str] = "event"
+
+    kind: str  # e.g. token.started, token.rejected, worker.dead, error
+    level: Literal["info", "warning", "error"] = "info"
+    token_id: str = ""
+    reason: str = ""
+    detail: dict[str, Any] = {}
+
+
+_REGISTRY: dict[tuple[str, int], type[Message]] = {
+    (cls.TYPE, cls.VERSION): cls
+    for cls in (Signal, Command, ControlRequest, OrderEvent, Fill, SessionReport, AuditEvent)
+}
+
+
+def _json_fields(cls: type[Message]) -> set[str]:
+    names = set()
+    for name, info in cls.model_fields.items():
+        origin = typing.get_origin(info.annotation) or info.annotation
+        if origin in (dict, list):
+            names.add(name)
+    return names
+
+
+_JSON_FIELDS = {cls: _json_fields(cls) for cls in _REGISTRY.values()}
+
+
+def decode(fields: dict[str, str] | dict[bytes, bytes]) -> Message:
+    """Turn a stream entry's fields into a message, or raise :class:`MessageError`."""
+    raw = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in fields.items()
+    }
+    mtype = raw.pop("type", "")
+    try:
+        version = int(raw.pop("v", "0"))
+    except ValueError as exc:
+        raise UnknownMessage(f"bad version in entry of type {mtype!r}") from exc
+    cls = _REGISTRY.get((mtype, version))
+    if cls is None:
+        raise UnknownMessage(f"unknown message type {mtype!r} v{version}")
+    data: dict[str, Any] = dict(raw)
+    for name in _JSON_FIELDS[cls]:
+        if name in data:
+            try:
+                data[name] = json.loads(data[name])
+            except json.JSONDecodeError as exc:
+                raise BadMessage(f"{mtype} v{version}: field {name} is not JSON") from exc
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise BadMessage(f"{mtype} v{version}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+
+
+def stable_id(*parts: object) -> str:
+    """A short deterministic id from parts: the same inputs always give the same id."""
+    text = "|".join(str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]

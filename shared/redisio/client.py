@@ -1,0 +1,56 @@
+"""Connect to Redis with retry, so a service started before Redis (or across a Redis restart)
+waits instead of crash-looping."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+from loguru import logger
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.backoff import Backoff
+
+TRANSIENT_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def make_client(url: str) -> aioredis.Redis:
+    """A client whose every command retries briefly on connection errors."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=15,
+        socket_keepalive=True,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+async def connect(url: str, backoff: Backoff | None = None, forever: bool = False) -> aioredis.Redis:
+    """Return a connected client; retry with backoff (forever if asked) until PING answers."""
+    backoff = backoff or Backoff(max_attempts=30, initial_backoff_seconds=0.2, max_backoff_seconds=5.0)
+    client = make_client(url)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await client.ping()
+            return client
+        except TRANSIENT_REDIS_ERRORS as exc:
+            if not forever and backoff.exhausted(attempt):
+                await client.aclose()
+                raise ConnectionError(f"Redis at {_safe(url)} unreachable after {attempt} attempts: {exc}") from exc
+            delay = backoff.delay(attempt)
+            logger.warning("Redis at {} unreachable ({}); retry {} in {:.1f}s", _safe(url), exc, attempt, delay)
+            await asyncio.sleep(delay)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1) if "://" in url else ("redis", url)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"

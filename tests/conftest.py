@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from shared.keys import Keys
+from tests.support import RedisServer, SimExchangeProcess, free_port, write_config
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def r(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client on the private server, flushed before each test (the server is ours alone)."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys("pf")
+
+
+@pytest.fixture
+def start_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SimExchangeProcess]]:
+    """Factory: ``start_sim(overrides={...})`` starts sim_exchange as a process with a config
+    built by ``write_config`` (sim quiet: no scripted wallets) and returns its handle."""
+    started: list[SimExchangeProcess] = []
+
+    def _start(overrides: dict[str, object] | None = None) -> SimExchangeProcess:
+        d = tmp_path_factory.mktemp("sim")
+        port = free_port()
+        cfg = write_config(d / "polyfleet.yaml", port, overrides)
+        proc = SimExchangeProcess(cfg, port, d).start()
+        started.append(proc)
+        return proc
+
+    yield _start
+    for proc in started:
+        proc.stop()
