@@ -16,6 +16,7 @@ DEFAULT_NAMESPACE = "pf"
 # Consumer groups. A group name is not a key, but it is part of the contract, so it lives here.
 GROUP_ORCHESTRATOR = "orchestrator"
 GROUP_API = "api"
+GROUP_WORKER = "worker"  # each worker's own group on its pf:cmd:{worker_id} stream
 
 # Requester names for the gateway's wanted sets.
 REQUESTER_ORCHESTRATOR = "orchestrator"
@@ -219,6 +220,10 @@ class Keys:
 
     def halt(self) -> str:
         return self._k("halt")
+
+    def all_pattern(self) -> str:
+        """SCAN pattern for every key of this namespace (used by ``polyfleet wipe``)."""
+        return self._k("*")
 
 
 def keys_from_env() -> Keys:

@@ -139,14 +139,20 @@ class Fill(Message):
 
 
 class SessionReport(Message):
-    """Worker -> orchestrator: a token session started, closed (token released) or failed."""
+    """Worker -> orchestrator about one token session.
+
+    started: the worker took the token (orders may follow). closed: the session ended and the
+    position is liquidated as far as it could be (the token is released). handed_back: the worker
+    is stopping and gives the token back for reassignment (position kept, see pf:session).
+    failed: the session could not run (the reason says why).
+    """
 
     TYPE: ClassVar[str] = "session"
 
     token_id: str
     epoch: int
     worker: str
-    status: Literal["started", "closed", "failed"]
+    status: Literal["started", "closed", "handed_back", "failed"]
     position: float = 0.0
     avg_cost: float = 0.0
     realized_pnl: float = 0.0

@@ -1,0 +1,116 @@
+"""Order execution behind one interface (D7). The sim executor is the live client pointed at
+sim_exchange, so sim and live share this code; the paper executor is a later issue.
+
+py-clob-client-v2 is synchronous: every call runs in a thread so a slow venue never blocks the
+event loop (and with it other sessions and the lease renewal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from py_clob_client_v2 import (
+    AssetType,
+    BalanceAllowanceParams,
+    OpenOrderParams,
+    OrderArgs,
+    OrderMarketCancelParams,
+    OrderType,
+    PartialCreateOrderOptions,
+)
+from py_clob_client_v2.exceptions import PolyApiException, PolyException
+
+Side = Literal["BUY", "SELL"]
+UNITS = 1_000_000  # amounts and balances are 6-decimal integers on the wire
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    ok: bool
+    order_id: str = ""
+    status: str = ""  # live | matched | delayed | rejected | unknown
+    filled_size: float = 0.0
+    avg_price: float = 0.0
+    error: str = ""
+    ambiguous: bool = False  # the request may or may not have reached the venue
+
+
+class Executor(Protocol):
+    async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
+                    order_type: str = OrderType.FAK) -> OrderResult: ...
+    async def open_orders(self, token_id: str) -> list[dict[str, Any]]: ...
+    async def cancel_token_orders(self, token_id: str) -> None: ...
+    async def position(self, token_id: str) -> float: ...
+
+
+def tick_str(tick_size: float) -> str:
+    """The SDK's TickSize literal for a float tick ("0.01", "0.001", ...)."""
+    return f"{tick_size:.6f}".rstrip("0").rstrip(".")
+
+
+def fill_from_response(side: Side, resp: dict[str, Any]) -> tuple[float, float]:
+    """(shares filled, average price) from a POST /order reply's making/taking amounts.
+
+    BUY: making = collateral paid, taking = shares received; SELL: the other way round.
+    """
+    try:
+        making = float(resp.get("makingAmount") or 0)
+        taking = float(resp.get("takingAmount") or 0)
+    except (TypeError, ValueError):
+        return 0.0, 0.0
+    shares, cash = (taking, making) if side == "BUY" else (making, taking)
+    return shares, (cash / shares if shares > 0 else 0.0)
+
+
+class ClobExecutor:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
+                    order_type: str = OrderType.FAK) -> OrderResult:
+        def call() -> Any:
+            order = self.client.create_order(
+                OrderArgs(token_id=token_id, price=price, size=size, side=side),
+                PartialCreateOrderOptions(tick_size=tick_str(tick_size)),
+            )
+            return self.client.post_order(order, order_type)
+
+        try:
+            resp = await asyncio.to_thread(call)
+        except PolyApiException as exc:
+            status = exc.status_code
+            msg = _error_text(exc.error_msg)
+            if "Duplicated" in msg:  # the venue already has this exact order: it was placed
+                return OrderResult(True, status="live", error=msg)
+            ambiguous = status is None or status >= 500
+            return OrderResult(False, status="unknown" if ambiguous else "rejected", error=msg, ambiguous=ambiguous)
+        except PolyException as exc:  # raised before sending (bad price, tick): nothing reached the venue
+            return OrderResult(False, status="rejected", error=str(exc.msg))
+        if not isinstance(resp, dict) or not resp.get("success", False):
+            err = _error_text(resp.get("errorMsg") if isinstance(resp, dict) else resp)
+            return OrderResult(False, status="rejected", error=err)
+        shares, avg = fill_from_response(side, resp)
+        return OrderResult(True, order_id=str(resp.get("orderID", "")), status=str(resp.get("status", "")),
+                           filled_size=shares, avg_price=avg)
+
+    async def open_orders(self, token_id: str) -> list[dict[str, Any]]:
+        rows = await asyncio.to_thread(self.client.get_open_orders, OpenOrderParams(asset_id=token_id))
+        return list(rows or [])
+
+    async def cancel_token_orders(self, token_id: str) -> None:
+        await asyncio.to_thread(self.client.cancel_market_orders, OrderMarketCancelParams(asset_id=token_id))
+
+    async def position(self, token_id: str) -> float:
+        resp = await asyncio.to_thread(
+            self.client.get_balance_allowance,
+            BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=token_id),
+        )
+        return float(resp.get("balance", 0) or 0) / UNITS
+
+
+def _error_text(raw: Any) -> str:
+    if isinstance(raw, dict):
+        return str(raw.get("error") or raw.get("errorMsg") or raw)
+    return str(raw)

@@ -1,0 +1,197 @@
+"""One token's session inside a worker: reconcile, wait for ticks, trade, liquidate on EXIT.
+
+Safety rules kept here (ARCHITECTURE "Ownership and orders"):
+* fencing: before every order the session checks ``pf:token:{id}`` still names this worker at
+  this epoch; a stale owner stops, cancels its orders and sends nothing more;
+* intents: every order has a deterministic intent id stored in ``pf:session:{id}`` before it is
+  sent; after an ambiguous failure the session asks the venue (open orders, position) instead
+  of sending again;
+* resume: a new owner starts from the snapshot in ``pf:session:{id}`` and the venue's position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+from loguru import logger
+
+from services.maker_worker.executor import Executor, OrderResult
+from services.maker_worker.strategy import EntryStrategy, OrderIntent
+from shared.clock import now_ms
+from shared.config import ExecutionSection, MakerStrategySection
+from shared.keys import STREAM_MAXLEN, Keys
+from shared.messages import Fill, Message, OrderEvent, SessionReport, stable_id
+from shared.tickfeed import TickFeed
+from shared.ticks import Tick
+
+DUST = 0.01  # shares below this cannot be sold (two-decimal sizes)
+
+
+class Fenced(Exception):
+    """This worker no longer owns the token at this epoch."""
+
+
+class TokenSession:
+    def __init__(self, r: aioredis.Redis, keys: Keys, feed: TickFeed, executor: Executor, worker_id: str,
+                 token_id: str, epoch: int, params: dict[str, Any]) -> None:
+        self.r, self.keys, self.feed, self.ex = r, keys, feed, executor
+        self.worker_id, self.token_id, self.epoch = worker_id, token_id, epoch
+        self.strategy = EntryStrategy(MakerStrategySection.model_validate(params.get("maker_strategy", {})),
+                                      ExecutionSection.model_validate(params.get("execution", {})))
+        self.execution = self.strategy.x
+        self.position = 0.0
+        self.avg_cost = 0.0
+        self.realized = 0.0
+        self.intent_seq = 0
+        self.exit_requested = asyncio.Event()
+        self.stop_requested = asyncio.Event()
+        self.hand_back = False
+        self.last_tick: Tick | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._resume()
+            await self._report("started")
+            await self._trade_until_exit()
+            if self.stop_requested.is_set():
+                await self._cancel_orders()
+                if self.hand_back:
+                    await self._report("handed_back", reason="worker stopping")
+                return
+            await self._liquidate()
+            await self._report("closed", reason="liquidated" if self.position < DUST else "exit incomplete")
+        except Fenced:
+            logger.warning("{} epoch {}: fenced (another owner now); stopping quietly", self.token_id, self.epoch)
+            await self._cancel_orders()
+        except Exception as exc:
+            logger.exception("session {} failed", self.token_id)
+            await self._report("failed", reason=f"{type(exc).__name__}: {exc}")
+        finally:
+            await self.feed.remove(self.token_id)
+
+    async def _resume(self) -> None:
+        """Start from the last owner's snapshot, then trust the venue: cancel orphans, read the position."""
+        snap: dict[str, str] = await self.r.hgetall(self.keys.session(self.token_id))
+        self.avg_cost = float(snap.get("avg_cost", 0) or 0)
+        self.realized = float(snap.get("realized_pnl", 0) or 0)
+        self.strategy.entered = snap.get("entered") == "1"
+        await self.feed.add(self.token_id)
+        await self._cancel_orders()
+        self.position = await self.ex.position(self.token_id)
+        if self.position >= DUST:
+            self.strategy.entered = True
+        await self._snapshot()
+        logger.info("{} epoch {}: session up, position {:.2f}", self.token_id, self.epoch, self.position)
+
+    async def _trade_until_exit(self) -> None:
+        while not (self.exit_requested.is_set() or self.stop_requested.is_set()):
+            tick = await self.feed.next_tick(self.token_id, self.last_tick, timeout=0.5)
+            if tick is None:
+                continue
+            self.last_tick = tick
+            intent = self.strategy.on_tick(tick, self.position)
+            if intent is not None:
+                result = await self._send(intent, tick.tick_size)
+                if result.ok or result.ambiguous:
+                    self.strategy.entered = True
+
+    async def _liquidate(self) -> None:
+        attempts = self.execution.retry_attempts + 1
+        for attempt in range(attempts):
+            self.position = await self.ex.position(self.token_id)  # sell what is really held
+            if self.position < DUST:
+                return
+            tick = self.feed.latest.get(self.token_id) or self.last_tick
+            intent = self.strategy.exit_order(tick, self.position, attempt)
+            if intent is None:
+                return
+            await self._send(intent, tick.tick_size if tick else 0.01)
+            if attempt + 1 < attempts:
+                await self.feed.next_tick(self.token_id, tick, timeout=self.execution.order_interval_seconds + 0.5)
+        self.position = await self.ex.position(self.token_id)
+
+    # --- orders ----------------------------------------------------------------------------
+
+    async def _check_owner(self) -> None:
+        owner, epoch = await self.r.hmget(self.keys.token(self.token_id), ["owner", "epoch"])
+        if owner != self.worker_id or int(epoch or 0) != self.epoch:
+            raise Fenced()
+
+    async def _send(self, intent: OrderIntent, tick_size: float) -> OrderResult:
+        await self._check_owner()
+        self.intent_seq += 1
+        intent_id = stable_id(self.token_id, self.epoch, self.intent_seq, intent.side)
+        record = {"side": intent.side, "price": intent.price, "size": intent.size, "status": "sending", "ts": now_ms()}
+        await self.r.hset(self.keys.session(self.token_id),
+                          mapping={f"intent:{intent_id}": json.dumps(record), "intent_seq": self.intent_seq})
+        before = self.position
+        result = await self.ex.place(self.token_id, intent.side, intent.price, intent.size, tick_size)  # type: ignore[arg-type]
+        if result.ambiguous:
+            # We do not know whether it reached the venue: ask it, never send again blindly.
+            open_ids = [o.get("id") for o in await self.ex.open_orders(self.token_id)]
+            held = await self.ex.position(self.token_id)
+            filled = abs(held - before)
+            logger.warning("{}: ambiguous {} ({}); venue shows {} open, position {:.2f}",
+                           self.token_id, intent.side, result.error, len(open_ids), held)
+            result = OrderResult(bool(open_ids) or filled > 0, order_id=str(open_ids[0]) if open_ids else "",
+                                 status="reconciled", filled_size=filled, avg_price=intent.price,
+                                 error=result.error, ambiguous=True)
+        status = "matched" if result.filled_size > 0 else ("placed" if result.ok else "rejected")
+        record.update(status=status, order_id=result.order_id, error=result.error)
+        await self.r.hset(self.keys.session(self.token_id), f"intent:{intent_id}", json.dumps(record))
+        await self._emit(self.keys.orders(), OrderEvent(
+            id=intent_id, ts_event=now_ms(), ts_init=now_ms(), producer=self.worker_id, token_id=self.token_id,
+            epoch=self.epoch, worker=self.worker_id, intent_id=intent_id, order_id=result.order_id,
+            side=intent.side, price=intent.price, size=intent.size, status=status, reason=result.error or intent.reason,  # type: ignore[arg-type]
+        ), "orders")
+        if result.filled_size > 0:
+            await self._record_fill(intent.side, result, intent_id)
+        return result
+
+    async def _record_fill(self, side: str, result: OrderResult, intent_id: str) -> None:
+        size, price = result.filled_size, result.avg_price or 0.0
+        if side == "BUY":
+            total = self.position + size
+            self.avg_cost = (self.position * self.avg_cost + size * price) / total if total > 0 else 0.0
+            self.position = total
+        else:
+            self.realized += min(size, self.position) * (price - self.avg_cost)
+            self.position = max(0.0, self.position - size)
+        await self._snapshot()
+        await self._emit(self.keys.fills(), Fill(
+            id=stable_id("fill", intent_id, result.order_id), ts_event=now_ms(), ts_init=now_ms(),
+            producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,
+            order_id=result.order_id, side=side, price=price, size=size,  # type: ignore[arg-type]
+        ), "fills")
+        logger.info("{}: {} {:.2f} @ {:.4f} filled; position {:.2f}", self.token_id, side, size, price, self.position)
+
+    async def _cancel_orders(self) -> None:
+        try:
+            await self.ex.cancel_token_orders(self.token_id)
+        except Exception as exc:  # best effort; the next owner reconciles again
+            logger.warning("{}: cancel failed: {}", self.token_id, exc)
+
+    # --- state and reports -----------------------------------------------------------------
+
+    async def _snapshot(self) -> None:
+        await self.r.hset(self.keys.session(self.token_id), mapping={
+            "epoch": self.epoch, "worker": self.worker_id, "position": f"{self.position:.6f}",
+            "avg_cost": f"{self.avg_cost:.6f}", "realized_pnl": f"{self.realized:.6f}",
+            "entered": "1" if self.strategy.entered else "0", "updated_at": now_ms(),
+        })
+
+    async def _report(self, status: str, reason: str = "") -> None:
+        await self._emit(self.keys.sessions(), SessionReport(
+            id=stable_id("session", self.token_id, self.epoch, status), ts_event=now_ms(), ts_init=now_ms(),
+            producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,
+            status=status, position=self.position, avg_cost=self.avg_cost, realized_pnl=self.realized,  # type: ignore[arg-type]
+            reason=reason,
+        ), "sessions")
+
+    async def _emit(self, stream: str, msg: Message, kind: str) -> None:
+        await self.r.xadd(stream, msg.encode(), maxlen=STREAM_MAXLEN[kind], approximate=True)
