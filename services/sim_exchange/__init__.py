@@ -1,0 +1,1 @@
+"""sim_exchange: a local stand-in for Polymarket (CLOB REST + market socket, Gamma, Data API, admin API)."""

@@ -1,0 +1,147 @@
+"""The admin API under /_sim/ (tests, demos, people). Shapes are a contract: see docs/sim-exchange.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from loguru import logger
+
+from services.sim_exchange.faults import Http429
+from services.sim_exchange.feed import FeedError
+from services.sim_exchange.state import SimState
+
+
+def _err(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _levels(raw: Any, name: str) -> list[tuple[float, float]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ValueError(f"{name} must be a list of {{price, size}}")
+    out = []
+    for lv in raw:
+        if isinstance(lv, dict):
+            out.append((float(lv["price"]), float(lv["size"])))
+        else:
+            price, size = lv
+            out.append((float(price), float(size)))
+    return out
+
+
+def router(state: SimState) -> APIRouter:
+    r = APIRouter(prefix="/_sim")
+
+    @r.post("/trades")
+    async def post_trades(request: Request) -> Any:
+        body = await request.json()
+        raws = body if isinstance(body, list) else [body]
+        try:
+            rows = [state.feed.make_row(raw) for raw in raws if isinstance(raw, dict)]
+        except FeedError as exc:
+            return _err(400, str(exc))
+        return [state.external_trade(row) for row in rows]
+
+    @r.put("/book/{token_id}")
+    async def put_book(token_id: str, request: Request) -> Any:
+        if token_id not in state.sim.by_token:
+            return _err(404, f"unknown token {token_id}")
+        body = await request.json()
+        try:
+            bids, asks = _levels(body.get("bids"), "bids"), _levels(body.get("asks"), "asks")
+        except (ValueError, KeyError, TypeError) as exc:
+            return _err(400, f"bad book: {exc}")
+        state.set_book(token_id, bids, asks, freeze=bool(body.get("freeze", True)))
+        return state.book(token_id)
+
+    @r.post("/unfreeze/{token_id}")
+    async def unfreeze(token_id: str) -> Any:
+        if token_id not in state.sim.by_token:
+            return _err(404, f"unknown token {token_id}")
+        state.unfreeze(token_id)
+        return {"token_id": token_id, "frozen": False}
+
+    @r.put("/price/{token_id}")
+    async def put_price(token_id: str, request: Request) -> Any:
+        if token_id not in state.sim.by_token:
+            return _err(404, f"unknown token {token_id}")
+        body = await request.json()
+        try:
+            path = [float(p) for p in body["path"]]
+            interval = float(body.get("interval_ms", 200))
+        except (KeyError, TypeError, ValueError) as exc:
+            return _err(400, f"bad price path: {exc}")
+        if not path or not all(0 < p < 1 for p in path):
+            return _err(400, "path must be a non-empty list of prices strictly between 0 and 1")
+        state.start_path(token_id, path, interval)
+        return {"token_id": token_id, "points": len(path), "interval_ms": interval}
+
+    @r.get("/orders")
+    async def orders(request: Request) -> Any:
+        token = request.query_params.get("token_id")
+        return [{
+            "id": o.id, "token_id": o.token_id, "side": o.side, "price": o.price, "size": o.size,
+            "size_matched": o.size_matched, "status": o.status, "owner": o.owner, "maker_address": o.maker_address,
+            "order_type": o.order_type, "created_at": o.created_at,
+            "fills": [{"price": f.price, "size": f.size, "ts": f.ts} for f in o.fills],
+        } for o in state.matcher.orders.values() if not token or o.token_id == token]
+
+    @r.get("/positions")
+    async def positions(request: Request) -> Any:
+        only = request.query_params.get("address", "").lower()
+        if only:
+            state.matcher.account(only)
+        return {a.address: {"cash": a.cash, "positions": dict(a.positions)}
+                for a in state.matcher.accounts.values() if not only or a.address == only}
+
+    @r.get("/markets")
+    async def markets() -> Any:
+        out = []
+        for m in state.sim.markets:
+            tokens = []
+            for t in m.tokens:
+                bid, ask = state.top(t.token_id)
+                tokens.append({"token_id": t.token_id, "outcome": t.outcome, "best_bid": bid, "best_ask": ask,
+                               "mid": t.mid, "tick_size": t.tick, "frozen": t.frozen})
+            out.append({"condition_id": m.condition_id, "question": m.question, "slug": m.slug,
+                        "gamma_id": m.gamma_id, "tokens": tokens})
+        return out
+
+    @r.post("/fault")
+    async def fault(request: Request) -> Any:
+        body = await request.json()
+        kind = str(body.get("kind", ""))
+        logger.warning("fault injected: {}", body)
+        if kind == "ws_drop":
+            return {"kind": kind, "closed": await state.hub.drop_all()}
+        if kind == "ws_stall":
+            state.hub.stall(float(body.get("seconds", 10)))
+            return {"kind": kind, "seconds": float(body.get("seconds", 10))}
+        if kind == "http_429":
+            f = Http429(int(body.get("count", 1)), float(body.get("retry_after", 1)), str(body.get("path_prefix", "")))
+            state.faults.http_429.append(f)
+            return {"kind": kind, "count": f.remaining, "retry_after": f.retry_after, "path_prefix": f.path_prefix}
+        if kind == "order_timeout_after_place":
+            state.faults.order_timeouts += int(body.get("count", 1))
+            if "delay_sec" in body:
+                state.faults.order_timeout_delay = float(body["delay_sec"])
+            return {"kind": kind, "count": state.faults.order_timeouts, "delay_sec": state.faults.order_timeout_delay}
+        if kind == "tick_size_change":
+            token = str(body.get("token_id", ""))
+            if token not in state.sim.by_token:
+                return _err(404, f"unknown token {token}")
+            new = float(body.get("new_tick_size", 0.001))
+            state.change_tick(token, new)
+            return {"kind": kind, "token_id": token, "new_tick_size": new}
+        return _err(400, f"unknown fault kind {kind!r}: expected ws_drop, ws_stall, http_429, "
+                         "order_timeout_after_place or tick_size_change")
+
+    @r.post("/reset")
+    async def reset() -> Any:
+        state.reset()
+        return {"reset": True}
+
+    return r

@@ -1,0 +1,217 @@
+"""Simulated binary markets: ids, crowd order books and the seeded random walk of their mids (pure).
+
+Each market has a YES and a NO token. The "crowd" book of a token is synthetic liquidity laid out
+around the token's mid; our own resting orders are kept by :mod:`matching` and overlaid on top.
+Prices are floats kept on the tick grid (rounded to 6 decimals), sizes are floats in shares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+LEVELS = 8
+MID_MIN, MID_MAX = 0.03, 0.97
+_TOPICS = (
+    ("Will it rain in Lisbon tomorrow?", "rain-lisbon"),
+    ("Will BTC close above its open today?", "btc-up-today"),
+    ("Will the home team win the derby?", "home-team-derby"),
+    ("Will the bill pass the senate this week?", "bill-senate"),
+    ("Will ETH trade above 5k this month?", "eth-above-5k"),
+    ("Will the film top the box office?", "film-box-office"),
+    ("Will the launch happen on schedule?", "launch-on-schedule"),
+    ("Will inflation print below 3%?", "inflation-below-3"),
+)
+
+
+def px(value: float) -> float:
+    """A price/size key: rounded to 6 decimals so float noise never splits a level."""
+    return round(value + 0.0, 6)
+
+
+def on_tick(price: float, tick: float) -> bool:
+    return abs(price / tick - round(price / tick)) < 1e-6
+
+
+def snap(price: float, tick: float) -> float:
+    return px(round(price / tick) * tick)
+
+
+@dataclass
+class TokenBook:
+    token_id: str
+    condition_id: str
+    outcome: str
+    outcome_index: int
+    mid: float
+    tick: float = 0.01
+    min_size: float = 5.0
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    frozen: bool = False
+    last_trade_price: float = 0.5
+    last_trade_side: str = ""
+
+    def best_bid(self) -> float | None:
+        live = [p for p, s in self.bids.items() if s > 0]
+        return max(live) if live else None
+
+    def best_ask(self) -> float | None:
+        live = [p for p, s in self.asks.items() if s > 0]
+        return min(live) if live else None
+
+
+@dataclass
+class SimMarket:
+    gamma_id: str
+    condition_id: str
+    question_id: str
+    question: str
+    slug: str
+    event_slug: str
+    end_date: datetime
+    yes: TokenBook
+    no: TokenBook
+    fee_rate: float = 0.0
+    fee_exponent: float = 1.0
+    volume: float = 0.0
+
+    @property
+    def tokens(self) -> tuple[TokenBook, TokenBook]:
+        return (self.yes, self.no)
+
+    def sibling(self, token_id: str) -> TokenBook:
+        return self.no if token_id == self.yes.token_id else self.yes
+
+
+def _hex(seed: int, label: str) -> str:
+    return hashlib.sha256(f"{seed}:{label}".encode()).hexdigest()
+
+
+def _token_id(seed: int, label: str) -> str:
+    """A decimal uint256-looking string (77-78 digits), like real token ids."""
+    return str(int(_hex(seed, label), 16) | (1 << 255))
+
+
+def make_markets(seed: int, count: int, now: datetime | None = None) -> list[SimMarket]:
+    """``count`` deterministic binary markets for ``seed``, each with seeded books around its mid."""
+    rng = random.Random(seed)
+    base = now or datetime.now(UTC)
+    markets: list[SimMarket] = []
+    for i in range(count):
+        question, slug = _TOPICS[i % len(_TOPICS)]
+        if i >= len(_TOPICS):
+            question, slug = f"{question} (#{i + 1})", f"{slug}-{i + 1}"
+        cid = "0x" + _hex(seed, f"condition:{i}")
+        mid = snap(rng.uniform(0.2, 0.8), 0.01)
+        yes = TokenBook(_token_id(seed, f"token:{i}:yes"), cid, "Yes", 0, mid)
+        no = TokenBook(_token_id(seed, f"token:{i}:no"), cid, "No", 1, px(1 - mid))
+        market = SimMarket(
+            gamma_id=str(500_000 + i), condition_id=cid, question_id="0x" + _hex(seed, f"question:{i}"),
+            question=question, slug=slug, event_slug=f"{slug}-event",
+            end_date=(base + timedelta(days=7 + i)).replace(microsecond=0), yes=yes, no=no,
+            volume=round(rng.uniform(1_000, 50_000), 2),
+        )
+        fill_ladder(yes, rng)
+        fill_ladder(no, rng)
+        markets.append(market)
+    return markets
+
+
+def fill_ladder(book: TokenBook, rng: random.Random, levels: int = LEVELS) -> None:
+    """Rebuild the crowd book around ``book.mid``: best bid one tick under, best ask one tick over.
+
+    A level that already exists keeps its size (so a walk step only changes the edges); new levels
+    (and levels consumed to zero) get a fresh seeded size.
+    """
+    tick = book.tick
+    centre = min(max(snap(book.mid, tick), 2 * tick), px(1 - 2 * tick))
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    for i in range(levels):
+        bp = px(centre - (i + 1) * tick)
+        ap = px(centre + (i + 1) * tick)
+        if bp >= tick - 1e-9:
+            old = book.bids.get(bp, 0.0)
+            bids[bp] = old if old > 0 else float(rng.randint(20, 400))
+        if ap <= 1 - tick + 1e-9:
+            old = book.asks.get(ap, 0.0)
+            asks[ap] = old if old > 0 else float(rng.randint(20, 400))
+    book.bids, book.asks = bids, asks
+
+
+def set_levels(book: TokenBook, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> None:
+    """Replace the crowd book with explicit levels (size 0 or less drops a level); mid follows."""
+    book.bids = {px(p): float(s) for p, s in bids if s > 0}
+    book.asks = {px(p): float(s) for p, s in asks if s > 0}
+    bb, ba = book.best_bid(), book.best_ask()
+    if bb is not None and ba is not None:
+        book.mid = px((bb + ba) / 2)
+    elif bb is not None or ba is not None:
+        book.mid = float(bb if bb is not None else ba)  # type: ignore[arg-type]
+
+
+def consume(levels: dict[float, float], price: float, size: float) -> None:
+    """Take ``size`` off the crowd level at ``price`` (removing it when empty)."""
+    left = levels.get(price, 0.0) - size
+    if left <= 1e-9:
+        levels.pop(price, None)
+    else:
+        levels[price] = px(left)
+
+
+class MarketSim:
+    """All markets, indexed by token and condition id, plus the seeded walk."""
+
+    def __init__(self, seed: int, count: int, volatility: float) -> None:
+        self.seed = seed
+        self.volatility = volatility
+        self.rng = random.Random(seed * 7919 + 1)
+        self.markets = make_markets(seed, count)
+        self.by_token: dict[str, TokenBook] = {}
+        self.market_of: dict[str, SimMarket] = {}
+        self.by_condition: dict[str, SimMarket] = {}
+        for m in self.markets:
+            self.by_condition[m.condition_id] = m
+            for t in m.tokens:
+                self.by_token[t.token_id] = t
+                self.market_of[t.token_id] = m
+
+    def token(self, token_id: str) -> TokenBook | None:
+        return self.by_token.get(token_id)
+
+    def set_mid(self, token_id: str, mid: float, move_sibling: bool = True) -> list[str]:
+        """Move a token's mid (and its unfrozen sibling's to 1 - mid); returns the rebuilt tokens."""
+        book = self.by_token[token_id]
+        book.mid = px(min(max(mid, MID_MIN), MID_MAX))
+        fill_ladder(book, self.rng)
+        changed = [token_id]
+        sib = self.market_of[token_id].sibling(token_id)
+        if move_sibling and not sib.frozen:
+            sib.mid = px(1 - book.mid)
+            fill_ladder(sib, self.rng)
+            changed.append(sib.token_id)
+        return changed
+
+    def step(self) -> list[str]:
+        """One walk step for every market with an unfrozen token; returns the tokens whose book changed."""
+        changed: list[str] = []
+        for m in self.markets:
+            if m.yes.frozen and m.no.frozen:
+                continue
+            noise = self.rng.gauss(0.0, self.volatility)
+            if m.yes.frozen or m.no.frozen:
+                # the sibling of a frozen token jitters around 1 - frozen mid instead of drifting away
+                anchor, moving = (m.yes, m.no) if m.yes.frozen else (m.no, m.yes)
+                moving.mid = px(min(max(1 - anchor.mid + noise, MID_MIN), MID_MAX))
+                fill_ladder(moving, self.rng)
+                changed.append(moving.token_id)
+                continue
+            new = min(max(m.yes.mid + noise, MID_MIN), MID_MAX)
+            for t, mid in ((m.yes, new), (m.no, 1 - new)):
+                t.mid = px(mid)
+                fill_ladder(t, self.rng)
+                changed.append(t.token_id)
+        return changed

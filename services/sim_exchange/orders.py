@@ -1,0 +1,103 @@
+"""Parse a signed V2 ``POST /order`` payload: amounts -> side/price/size, order hash, signer recovery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils.crypto import keccak
+
+from services.sim_exchange.auth import ApiKey
+from services.sim_exchange.matching import OrderError, OrderRequest
+
+EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
+NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
+ORDER_STRUCT = [
+    {"name": "salt", "type": "uint256"}, {"name": "maker", "type": "address"},
+    {"name": "signer", "type": "address"}, {"name": "tokenId", "type": "uint256"},
+    {"name": "makerAmount", "type": "uint256"}, {"name": "takerAmount", "type": "uint256"},
+    {"name": "side", "type": "uint8"}, {"name": "signatureType", "type": "uint8"},
+    {"name": "timestamp", "type": "uint256"}, {"name": "metadata", "type": "bytes32"},
+    {"name": "builder", "type": "bytes32"},
+]
+DOMAIN_STRUCT = [
+    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
+]
+_REQUIRED = ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signatureType",
+             "timestamp", "signature")
+
+
+def _b32(value: str) -> bytes:
+    return bytes.fromhex(str(value).removeprefix("0x").zfill(64))
+
+
+def typed_order(order: dict[str, Any], neg_risk: bool = False, chain_id: int = 137) -> dict[str, Any]:
+    return {
+        "primaryType": "Order",
+        "types": {"EIP712Domain": DOMAIN_STRUCT, "Order": ORDER_STRUCT},
+        "domain": {"name": "Polymarket CTF Exchange", "version": "2", "chainId": chain_id,
+                   "verifyingContract": NEG_RISK_EXCHANGE_V2 if neg_risk else EXCHANGE_V2},
+        "message": {
+            "salt": int(order["salt"]), "maker": order["maker"], "signer": order["signer"],
+            "tokenId": int(order["tokenId"]), "makerAmount": int(order["makerAmount"]),
+            "takerAmount": int(order["takerAmount"]), "side": 0 if order["side"] == "BUY" else 1,
+            "signatureType": int(order["signatureType"]), "timestamp": int(order["timestamp"]),
+            "metadata": _b32(order.get("metadata") or "0x0"), "builder": _b32(order.get("builder") or "0x0"),
+        },
+    }
+
+
+def order_hash_and_signer(order: dict[str, Any], neg_risk: bool = False) -> tuple[str, str | None]:
+    """(EIP-712 order hash, recovered signer lowercase or None when it cannot be recovered)."""
+    encoded = encode_typed_data(full_message=typed_order(order, neg_risk))
+    digest = keccak(b"\x19" + encoded.version + encoded.header + encoded.body)
+    try:
+        signer = str(Account.recover_message(encoded, signature=order["signature"])).lower()
+    except Exception:  # malformed or non-ECDSA (POLY_1271) signature
+        signer = None
+    return "0x" + digest.hex(), signer
+
+
+def parse_post(payload: Any, key: ApiKey, verify: bool = True) -> OrderRequest:
+    """One ``{order, owner, orderType, postOnly, ...}`` element -> OrderRequest (or OrderError)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("order"), dict):
+        raise OrderError("Invalid order payload")
+    order = payload["order"]
+    missing = [k for k in _REQUIRED if order.get(k) in (None, "")]
+    if missing:
+        raise OrderError(f"Invalid order payload: missing {', '.join(missing)}")
+    side = str(order["side"]).upper()
+    if side not in ("BUY", "SELL"):
+        raise OrderError("Invalid order payload: side must be BUY or SELL")
+    order = {**order, "side": side}
+    try:
+        maker_amt, taker_amt = int(order["makerAmount"]), int(order["takerAmount"])
+        order_id, signer = order_hash_and_signer(order)
+        expiration = int(order.get("expiration") or 0)
+    except (TypeError, ValueError) as exc:
+        raise OrderError(f"Invalid order payload: {exc}") from exc
+    if maker_amt <= 0 or taker_amt <= 0:
+        raise OrderError("Invalid order payload: amounts must be positive")
+    if payload.get("owner") != key.key:
+        raise OrderError("the order owner has to be the owner of the API KEY")
+    if str(order["signer"]).lower() != key.address:
+        raise OrderError("the order signer address has to be the address of the API KEY")
+    if verify and int(order["signatureType"]) != 3 and signer != key.address:
+        raise OrderError("invalid signature")
+    if side == "BUY":
+        size, raw_price = taker_amt / 1e6, maker_amt / taker_amt
+    else:
+        size, raw_price = maker_amt / 1e6, taker_amt / maker_amt
+    return OrderRequest(
+        order_id=order_id, token_id=str(order["tokenId"]), side=side, price=_price(raw_price), size=round(size, 6),
+        owner=key.key, maker=str(order["maker"]).lower(), order_type=str(payload.get("orderType") or "GTC").upper(),
+        post_only=bool(payload.get("postOnly", False)), expiration=expiration,
+    )
+
+
+def _price(raw: float) -> float:
+    """Market orders' amounts carry rounding (e.g. 5 / 9.4339); snap within 1e-4 to 4 decimals."""
+    snapped = round(raw, 4)
+    return snapped if abs(raw - snapped) < 1e-4 else round(raw, 6)

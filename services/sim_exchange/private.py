@@ -1,0 +1,232 @@
+"""Authenticated CLOB routes: API keys (L1), orders, cancels, open orders, trades, balances (L2)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from loguru import logger
+
+from services.sim_exchange import wire
+from services.sim_exchange.auth import ApiKey, AuthError
+from services.sim_exchange.matching import Fill, Order, OrderError
+from services.sim_exchange.orders import parse_post
+from services.sim_exchange.state import SimState
+
+MAX_BATCH = 15
+PAGE = 500
+START_CURSOR, END_CURSOR = "MA==", "LTE="
+SPENDERS = ("0xE111180000d2663C0091e4f400237545B87B996B", "0xe2222d279d744050d28e00520010520000310F59",
+            "0xd91E80cF2E7be2e162c6513ceD06f1dD0dA35296")
+
+
+def _err(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _amount(value: float) -> str:
+    return wire.num(round(value, 6))
+
+
+def order_response(order: Order, fills: list[Fill]) -> dict[str, Any]:
+    shares = sum(f.size for f in fills)
+    cash = sum(f.size * f.price for f in fills)
+    making, taking = (cash, shares) if order.side == "BUY" else (shares, cash)
+    return {"success": True, "errorMsg": "", "orderID": order.id, "status": "matched" if fills else "live",
+            "makingAmount": _amount(making), "takingAmount": _amount(taking),
+            "transactionsHashes": [f.tx_hash for f in fills], "tradeIDs": [f.trade_id for f in fills]}
+
+
+def _page(items: list[Any], cursor: str) -> dict[str, Any]:
+    import base64
+
+    try:
+        start = 0 if cursor in ("", START_CURSOR) else int(base64.b64decode(cursor).decode())
+    except ValueError:
+        start = 0
+    if start < 0:
+        start = len(items)
+    chunk = items[start:start + PAGE]
+    nxt = start + PAGE
+    next_cursor = base64.b64encode(str(nxt).encode()).decode() if nxt < len(items) else END_CURSOR
+    return {"data": chunk, "next_cursor": next_cursor, "limit": PAGE, "count": len(chunk)}
+
+
+def router(state: SimState) -> APIRouter:
+    r = APIRouter()
+
+    async def l2(request: Request) -> tuple[ApiKey, bytes]:
+        body = await request.body()
+        key = state.auth.l2(request.headers, request.method, request.url.path, body.decode("utf-8", "replace"))
+        return key, body
+
+    async def authed(request: Request) -> tuple[ApiKey, Any] | JSONResponse:
+        try:
+            key, body = await l2(request)
+        except AuthError as exc:
+            return _err(401, str(exc))
+        try:
+            return key, (json.loads(body) if body else None)
+        except ValueError:
+            return _err(400, "Invalid payload: body is not JSON")
+
+    @r.post("/auth/api-key")
+    @r.get("/auth/derive-api-key")
+    async def api_key(request: Request) -> Any:
+        try:
+            return state.auth.l1(request.headers).as_json()
+        except AuthError as exc:
+            return _err(401, str(exc))
+
+    @r.get("/auth/api-keys")
+    async def api_keys(request: Request) -> Any:
+        got = await authed(request)
+        return got if isinstance(got, JSONResponse) else {"apiKeys": [got[0].key]}
+
+    def _place_one(key: ApiKey, payload: Any) -> tuple[dict[str, Any], int]:
+        try:
+            req = parse_post(payload, key)
+            order, fills = state.place(req)
+        except OrderError as exc:
+            logger.info("order rejected: {}", exc)
+            return {"error": str(exc)}, 400
+        logger.info("order {} {} {} @ {} {} -> {}", order.order_type, order.side, order.size, order.price,
+                    order.token_id[:10], order.status)
+        return order_response(order, fills), 200
+
+    @r.post("/order")
+    async def post_order(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        body, status = _place_one(*got)
+        if status == 200 and (delay := state.faults.take_order_timeout()) is not None:
+            logger.warning("fault: stalling the response of order {} for {}s", body["orderID"], delay)
+            await asyncio.sleep(delay)
+        return JSONResponse(body, status_code=status)
+
+    @r.post("/orders")
+    async def post_orders(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        key, payload = got
+        if not isinstance(payload, list):
+            return _err(400, "Invalid order payload")
+        if len(payload) > MAX_BATCH:
+            return _err(400, f"Too many orders in payload: {len(payload)}, max allowed: {MAX_BATCH}")
+        out = []
+        for item in payload:
+            body, status = _place_one(key, item)
+            if status != 200:
+                body = {"success": False, "errorMsg": body["error"], "orderID": "", "status": "",
+                        "makingAmount": "", "takingAmount": "", "transactionsHashes": [], "tradeIDs": []}
+            out.append(body)
+        return out
+
+    @r.delete("/order")
+    async def cancel_order(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        key, body = got
+        oid = body.get("orderID") if isinstance(body, dict) else None
+        if not oid:
+            return _err(400, "Invalid payload: orderID is required")
+        return state.cancel([str(oid)], key.address)
+
+    @r.delete("/orders")
+    async def cancel_orders(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        key, body = got
+        if not isinstance(body, list):
+            return _err(400, "Invalid payload: expected a list of order ids")
+        return state.cancel([str(o) for o in body], key.address)
+
+    @r.delete("/cancel-all")
+    async def cancel_all(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        mine = [o.id for o in state.matcher.open_orders() if o.maker_address == got[0].address]
+        return state.cancel(mine, got[0].address)
+
+    @r.delete("/cancel-market-orders")
+    async def cancel_market(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        key, body = got
+        body = body if isinstance(body, dict) else {}
+        market, asset = body.get("market"), body.get("asset_id")
+        mine = [o.id for o in state.matcher.open_orders() if o.maker_address == key.address
+                and (not market or o.condition_id == market) and (not asset or o.token_id == asset)]
+        return state.cancel(mine, key.address)
+
+    @r.get("/data/orders")
+    async def open_orders(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        q = request.query_params
+        mine = [o for o in state.matcher.orders.values() if o.maker_address == got[0].address]
+        # by id: any status (as the real venue); otherwise only the open ones
+        mine = [o for o in mine if (o.id == q["id"] if q.get("id") else o.status == "LIVE")]
+        mine = [o for o in mine if (not q.get("market") or o.condition_id == q["market"])
+                and (not q.get("asset_id") or o.token_id == q["asset_id"])]
+        return _page([wire.open_order(o) for o in mine], q.get("next_cursor", START_CURSOR))
+
+    @r.get("/data/order/{order_id}")
+    async def get_order(order_id: str, request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        order = state.matcher.orders.get(order_id)
+        if order is None or order.maker_address != got[0].address:
+            return _err(404, f"order {order_id} not found")
+        return wire.open_order(order)
+
+    @r.get("/data/trades")
+    async def trades(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        q = request.query_params
+        rows = [wire.l2_trade(o, f) for o, f in reversed(state.matcher.trades) if o.maker_address == got[0].address]
+        rows = [t for t in rows if (not q.get("id") or t["id"] == q["id"])
+                and (not q.get("market") or t["market"] == q["market"])
+                and (not q.get("asset_id") or t["asset_id"] == q["asset_id"])
+                and (not q.get("before") or int(t["match_time"]) < int(q["before"]))
+                and (not q.get("after") or int(t["match_time"]) > int(q["after"]))]
+        return _page(rows, q.get("next_cursor", START_CURSOR))
+
+    @r.get("/balance-allowance")
+    @r.get("/balance-allowance/update")
+    async def balance(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        acct = state.matcher.account(got[0].address)
+        q = request.query_params
+        if q.get("asset_type", "COLLATERAL").upper().startswith("CONDITIONAL"):
+            amount = acct.positions.get(q.get("token_id", ""), 0.0)
+        else:
+            amount = acct.cash
+        units = str(max(int(round(amount * 1_000_000)), 0))
+        return {"balance": units, "allowances": {s: str(2**256 - 1) for s in SPENDERS}}
+
+    @r.post("/v1/heartbeats")
+    @r.post("/heartbeats")
+    async def heartbeat(request: Request) -> Any:
+        got = await authed(request)
+        if isinstance(got, JSONResponse):
+            return got
+        body = got[1] if isinstance(got[1], dict) else {}
+        return {"heartbeat_id": body.get("heartbeat_id") or "sim-heartbeat", "error": None}
+
+    return r
