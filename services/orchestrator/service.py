@@ -168,7 +168,7 @@ class OrchestratorService:
             self.store.transition(pipe, rep.token_id, token.state, "running")
             self.store.event(pipe, "token.running", rep.token_id, f"on {rep.worker}", cause=cause)
         elif rep.status == "closed":
-            self.store.transition(pipe, rep.token_id, token.state, "done", owner="", position=rep.position)
+            self.store.transition(pipe, rep.token_id, token.state, "done", owner="", position=f"{rep.position:.6f}")
             pipe.sadd(self.keys.handled(), rep.token_id)
             cooldown = self.settings.cooldown.cooldown_sec_per_token
             if cooldown > 0:
