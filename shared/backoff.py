@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +31,11 @@ class Backoff:
         """
         if attempt < 1:
             raise ValueError("attempt is 1-based")
-        base = self.initial_backoff_seconds * self.backoff_multiplier ** (attempt - 1)
-        base = min(base, self.max_backoff_seconds)
+        try:
+            growth = self.backoff_multiplier ** (attempt - 1)
+        except OverflowError:  # a retry-forever loop hours into an outage: far past the cap anyway
+            growth = math.inf
+        base = min(self.initial_backoff_seconds * growth, self.max_backoff_seconds) if self.initial_backoff_seconds else 0.0
         spread = base * self.jitter_fraction * (2.0 * rand() - 1.0)
         return max(0.0, min(self.max_backoff_seconds, base + spread))
 

@@ -11,16 +11,34 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_PATH = "config/polyfleet.yaml"
 ENV_PREFIX = "PF__"
 # A well-known throwaway key, valid only against sim_exchange (it holds nothing on any chain).
 SIM_PRIVATE_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's hex/octal/sexagesimal integers: an unquoted 0x wallet
+    address or a long token id stays text instead of silently becoming a number."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:int"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"),
+                              list("-+0123456789"))
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader: no arbitrary objects
 
 
 class ConfigError(ValueError):
@@ -153,6 +171,12 @@ class MakerStrategyDefaultsSection(Section):
     default: dict[str, Any] = {}
     topics: dict[str, dict[str, Any]] = {}
 
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _keys_as_text(cls, v: Any) -> Any:
+        """Token ids are long numbers; an unquoted one is still the token id."""
+        return {str(k): val for k, val in v.items()} if isinstance(v, dict) else v
+
 
 class OrderbookSection(Section):
     refresh_sec: float = Field(2.0, gt=0)
@@ -278,7 +302,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         if not path:
             continue
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = yaml_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         node = tree
@@ -312,7 +336,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid configuration ({path}): not valid YAML: {exc}") from exc
     if data is None:

@@ -203,7 +203,9 @@ def decode(fields: dict[str, str] | dict[bytes, bytes]) -> Message:
     cls = _REGISTRY.get((mtype, version))
     if cls is None:
         raise UnknownMessage(f"unknown message type {mtype!r} v{version}")
-    data: dict[str, Any] = dict(raw)
+    # Fields this build does not know come from a newer producer that added them (with a
+    # default, per the evolution rules): drop them rather than skip the whole message.
+    data: dict[str, Any] = {k: v for k, v in raw.items() if k in cls.model_fields}
     for name in _JSON_FIELDS[cls]:
         if name in data:
             try:
