@@ -1,0 +1,163 @@
+"""The gateway's L2 books and tick emission (B2, B3, B5), plus the shard planner (B1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.ws_gateway.book import Books
+from services.ws_gateway.shards import plan_shards
+from shared.polymarket.market_ws import MarketFrameError, decode_frame
+from shared.ticks import Tick
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "polymarket"
+YES = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+NO = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+
+
+def frame(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def seeded(*tokens: str) -> tuple[Books, list[Tick]]:
+    books = Books()
+    for t in tokens or (YES, NO):
+        books.track(t)
+    ticks = books.apply(decode_frame(frame("ws_book.json")), ts_recv=1_000)
+    return books, ticks
+
+
+def by_token(ticks: list[Tick]) -> dict[str, Tick]:
+    return {t.token_id: t for t in ticks}
+
+
+def test_snapshot_best_is_max_bid_and_min_ask_not_index_zero() -> None:
+    _, ticks = seeded()
+    yes = by_token(ticks)[YES]
+    # wire: bids [0.44, 0.46, 0.47], asks [0.53, 0.51, 0.49]; index 0 would give 0.44 / 0.53
+    assert (yes.bid, yes.bid_size, yes.ask, yes.ask_size) == (0.47, 55.0, 0.49, 25.0)
+    assert (yes.seq, yes.ts_event, yes.ts_recv, yes.tick_size, yes.last) == (1, 1757908892000, 1_000, 0.01, None)
+    no = by_token(ticks)[NO]
+    assert (no.bid, no.ask) == (0.51, 0.53)
+
+
+def test_untracked_tokens_are_ignored() -> None:
+    books, ticks = seeded(YES)
+    assert [t.token_id for t in ticks] == [YES]
+    assert NO not in books
+    assert books.untracked == 1
+
+
+def test_current_price_change_moves_the_top_of_both_tokens() -> None:
+    books, _ = seeded()
+    ticks = by_token(books.apply(decode_frame(frame("ws_price_change.json")), ts_recv=2_000))
+    assert (ticks[YES].bid, ticks[YES].bid_size, ticks[YES].seq) == (0.48, 200.0, 2)
+    assert ticks[YES].ts_event == 1757908892351
+    assert (ticks[NO].ask, ticks[NO].ask_size, ticks[NO].bid) == (0.52, 200.0, 0.51)
+    assert books.drift == 0  # the venue's best_bid/best_ask agree with our book
+
+
+def test_legacy_price_change_size_zero_removes_the_level() -> None:
+    books, _ = seeded()
+    (tick,) = books.apply(decode_frame(frame("ws_price_change_legacy.json")), ts_recv=3_000)
+    # ask 0.49 removed -> next best ask 0.51; bid 0.47 resized to 70
+    assert (tick.bid, tick.bid_size, tick.ask, tick.ask_size, tick.seq) == (0.47, 70.0, 0.51, 80.0, 2)
+
+
+def test_change_below_the_top_emits_nothing_and_keeps_seq() -> None:
+    books, _ = seeded()
+    deep = json.dumps({"event_type": "price_change", "market": "m", "timestamp": "9",
+                       "price_changes": [{"asset_id": YES, "price": "0.40", "size": "5", "side": "BUY"}]})
+    assert books.apply(decode_frame(deep), ts_recv=4_000) == []
+    assert books.seq(YES) == 1
+    same_snapshot = books.apply(decode_frame(frame("ws_book.json")), ts_recv=5_000)
+    assert same_snapshot == []  # the same top again is not a change
+
+
+def test_last_trade_is_a_change_of_the_tick() -> None:
+    books, _ = seeded()
+    (tick,) = books.apply(decode_frame(frame("ws_last_trade_price.json")), ts_recv=6_000)
+    assert (tick.last, tick.bid, tick.seq) == (0.49, 0.47, 2)
+
+
+def test_tick_size_change_clears_the_book_until_the_next_snapshot() -> None:
+    books, _ = seeded()
+    (tick,) = books.apply(decode_frame(frame("ws_tick_size_change.json")), ts_recv=7_000)
+    assert (tick.bid, tick.ask, tick.bid_size, tick.tick_size, tick.seq) == (None, None, 0.0, 0.001, 2)
+    # deltas without a fresh snapshot are ignored
+    assert books.apply(decode_frame(frame("ws_price_change_legacy.json")), ts_recv=7_500) == []
+    assert books.ignored_deltas == 2
+    ticks = by_token(books.apply(decode_frame(frame("ws_book.json")), ts_recv=8_000))
+    assert (ticks[YES].bid, ticks[YES].ask, ticks[YES].tick_size, ticks[YES].seq) == (0.47, 0.49, 0.001, 3)
+
+
+def test_invalidated_book_waits_for_the_reseed() -> None:
+    books, _ = seeded()
+    books.invalidate([YES])
+    assert books.apply(decode_frame(frame("ws_price_change_legacy.json")), ts_recv=1) == []
+    reseed = json.dumps({"event_type": "book", "asset_id": YES, "bids": [{"price": "0.3", "size": "1"}],
+                         "asks": [], "timestamp": "10"})
+    (tick,) = books.apply(decode_frame(reseed), ts_recv=2)
+    assert (tick.bid, tick.ask, tick.ask_size, tick.seq) == (0.3, None, 0.0, 2)
+
+
+def test_seq_continues_from_a_previous_run_and_after_forget() -> None:
+    books = Books()
+    books.track(YES, seq=41)
+    (tick,) = books.apply(decode_frame(frame("ws_book.json")), ts_recv=1)
+    assert tick.seq == 42
+    books.forget(YES)
+    books.track(YES)
+    (again,) = books.apply(decode_frame(frame("ws_book.json")), ts_recv=2)
+    assert again.seq == 43  # re-added: first frame is a tick, numbering never goes back
+
+
+def test_ts_event_falls_back_to_receive_time_without_a_timestamp() -> None:
+    books = Books()
+    books.track("t")
+    (tick,) = books.apply(decode_frame('{"event_type":"book","asset_id":"t","bids":[],"asks":[]}'), ts_recv=77)
+    assert (tick.ts_event, tick.bid, tick.ask) == (77, None, None)
+
+
+def test_garbage_frame_raises_the_frame_error() -> None:
+    with pytest.raises(MarketFrameError):
+        decode_frame('{"event_type": "price_change", "price_changes": [{"asset_id": 1}]}')
+
+
+def test_tick_round_trips_through_json_and_hash() -> None:
+    _, ticks = seeded()
+    t = by_token(ticks)[YES]
+    assert Tick.from_json(t.to_json()) == t
+    assert Tick.from_hash(t.to_hash()) == t
+
+
+def test_shards_fill_existing_connections_then_open_new_ones() -> None:
+    plan = plan_shards([{"a", "b"}], {"a", "b", "c", "d", "e"}, cap=3)
+    assert plan == [{"a", "b", "c"}, {"d", "e"}]
+    # tokens stay where they are; a new one takes the first free room, even on an emptied connection
+    assert plan_shards([{"a", "b", "c"}, {"d", "e"}], {"d", "x"}, cap=3) == [{"x"}, {"d"}]
+    assert plan_shards([{"a", "b", "c"}, {"d", "e"}], {"d"}, cap=3) == [set(), {"d"}]  # caller closes the first
+    assert plan_shards([], set(), cap=200) == []
+    big = plan_shards([], {str(i) for i in range(450)}, cap=200)
+    assert [len(s) for s in big] == [200, 200, 50]
+    assert set().union(*big) == {str(i) for i in range(450)}
+
+
+def test_venue_best_prices_that_disagree_with_the_book_count_as_drift() -> None:
+    books, _ = seeded()
+    # both entries claim best_bid 0.50 after the batch; our book says 0.48 after it
+    wrong = json.dumps({"event_type": "price_change", "market": "m", "timestamp": "9", "price_changes": [
+        {"asset_id": YES, "price": "0.45", "size": "5", "side": "BUY", "best_bid": "0.5", "best_ask": "0.49"},
+        {"asset_id": YES, "price": "0.48", "size": "5", "side": "BUY", "best_bid": "0.5", "best_ask": "0.49"},
+    ]})
+    books.apply(decode_frame(wrong), ts_recv=1)
+    assert books.drift == 1
+    # an empty side is reported as 0 / 1 by the venue: not drift
+    books.track("e")
+    empty = '{"event_type":"book","asset_id":"e","bids":[],"asks":[],"timestamp":"1"}'
+    books.apply(decode_frame(empty), ts_recv=2)
+    books.apply(decode_frame(json.dumps({"event_type": "price_change", "timestamp": "2", "price_changes": [
+        {"asset_id": "e", "price": "0.3", "size": "0", "side": "BUY", "best_bid": "0", "best_ask": "1"}]})), ts_recv=3)
+    assert books.drift == 1
