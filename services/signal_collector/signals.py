@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.config import Target
-from shared.messages import Signal
+from shared.messages import Signal, stable_id
 from shared.polymarket.data_api import Trade
 
 PRODUCER = "signal_collector"
@@ -15,10 +15,11 @@ def wanted(trade: Trade, target: Target) -> bool:
 
 
 def to_signal(trade: Trade, target: Target, now_ms: int, source: str = "poll") -> Signal:
-    """The id is the trade key's stable id, so re-reading the same trade gives the same signal id
-    and the orchestrator's idempotency makes a repeat harmless."""
+    """The id is stable for (wallet, trade key), so re-reading the same trade gives the same signal
+    id and the orchestrator's idempotency makes a repeat harmless; the wallet is part of it so two
+    followed wallets with equal fills in one transaction keep distinct signals."""
     return Signal(
-        id=trade.key_id,
+        id=stable_id(target.account.lower(), *trade.key),
         ts_event=trade.timestamp * 1000,
         ts_init=now_ms,
         producer=PRODUCER,

@@ -160,11 +160,13 @@ def test_signal_carries_the_trade_and_a_stable_id() -> None:
     t = trades[1]
     target = Target(account=WALLET.upper().replace("0X", "0x"))
     sig = to_signal(t, target, now_ms=1774750009000)
-    assert sig == Signal(id=t.key_id, ts_event=1774750006000, ts_init=1774750009000, producer="signal_collector",
+    assert sig == Signal(id=stable_id(WALLET, *t.key), ts_event=1774750006000, ts_init=1774750009000, producer="signal_collector",
                          side="BUY", token_id=YES, account=WALLET, size=120.5, price=0.47, source="poll",
                          condition_id=t.condition_id, slug="will-the-fed-cut-rates-in-june", outcome="Yes",
                          title="Will the Fed cut rates in June?", tx_hash=TX)
     assert to_signal(parse_trades(page())[0][1], target, now_ms=1).id == sig.id  # a re-read: same id
     assert decode(sig.encode()) == sig
+    other = Target(account="0x" + "b" * 40)
+    assert to_signal(t, other, now_ms=1).id != sig.id  # same fill, another followed wallet
     sell = to_signal(trades[0], target, now_ms=1)
     assert (sell.side, sell.size, sell.price) == ("SELL", 40.0, 0.55)
