@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from typing import Any
 
 import redis.asyncio as aioredis
 from loguru import logger
@@ -142,6 +141,3 @@ class MakerWorkerService:
             await self.r.srem(self.keys.workers(), self.worker_id)
         except (ConnectionError, OSError) as exc:
             logger.warning("could not deregister: {}", exc)
-
-    def describe(self) -> dict[str, Any]:
-        return {tid: {"epoch": s.epoch, "position": s.position} for tid, (s, _) in self.sessions.items()}

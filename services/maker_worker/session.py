@@ -24,6 +24,7 @@ from shared.clock import now_ms
 from shared.config import ExecutionSection, MakerStrategySection
 from shared.keys import STREAM_MAXLEN, Keys
 from shared.messages import Fill, Message, OrderEvent, SessionReport, stable_id
+from shared.redisio import add_message
 from shared.tickfeed import TickFeed
 from shared.ticks import Tick
 
@@ -194,4 +195,4 @@ class TokenSession:
         ), "sessions")
 
     async def _emit(self, stream: str, msg: Message, kind: str) -> None:
-        await self.r.xadd(stream, msg.encode(), maxlen=STREAM_MAXLEN[kind], approximate=True)
+        await add_message(self.r, stream, msg, STREAM_MAXLEN[kind])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -110,7 +111,7 @@ class OrchestratorService:
             if verdict.action == "exit":
                 await self._exit(pipe, sig.token_id, token.owner, token.epoch, verdict.reason, cause)
             elif verdict.action == "dequeue":
-                self.store.transition(pipe, sig.token_id, token.state, "done")
+                self.store.transition(pipe, sig.token_id, "done")
                 self.store.event(pipe, "token.dequeued", sig.token_id, verdict.reason, cause=cause)
             else:
                 self.store.event(pipe, "signal.ignored", sig.token_id, verdict.reason, cause=cause, side="SELL")
@@ -138,21 +139,21 @@ class OrchestratorService:
         verdict = decide_buy(token, ctx, self.settings.risk)
         detail = {"account": sig.account, "source": sig.source, "signal": sig.id}
         if verdict.action == "queue":
-            self.store.transition(pipe, sig.token_id, token.state, "queued", source=sig.source,
+            self.store.transition(pipe, sig.token_id, "queued", source=sig.source,
                                   account=sig.account, slug=sig.slug, condition_id=sig.condition_id,
                                   title=sig.title, outcome=sig.outcome, signal_id=sig.id,
                                   queued_at=now_ms(), epoch=token.epoch)
             self.store.event(pipe, "token.queued", sig.token_id, verdict.reason, cause=cause, **detail)
         elif verdict.action == "reject":
             if not fields:
-                self.store.transition(pipe, sig.token_id, "", "rejected", source=sig.source, slug=sig.slug)
+                self.store.transition(pipe, sig.token_id, "rejected", source=sig.source, slug=sig.slug)
             self.store.event(pipe, "token.rejected", sig.token_id, verdict.reason, level="warning",
                              cause=cause, **detail)
         else:
             self.store.event(pipe, "signal.ignored", sig.token_id, verdict.reason, cause=cause, **detail)
 
     async def _exit(self, pipe: Pipe, token_id: str, owner: str, epoch: int, reason: str, cause: str) -> None:
-        self.store.transition(pipe, token_id, "", "exiting", exit_reason=reason)
+        self.store.transition(pipe, token_id, "exiting", exit_reason=reason)
         self.store.command(pipe, owner, "EXIT", token_id, epoch, reason=reason)
         self.store.event(pipe, "token.exiting", token_id, reason, cause=cause, owner=owner, epoch=epoch)
 
@@ -165,10 +166,10 @@ class OrchestratorService:
                              f"epoch {rep.epoch}; owner is {token.owner} epoch {token.epoch}", cause=cause)
             return
         if rep.status == "started" and token.state == "starting":
-            self.store.transition(pipe, rep.token_id, token.state, "running")
+            self.store.transition(pipe, rep.token_id, "running")
             self.store.event(pipe, "token.running", rep.token_id, f"on {rep.worker}", cause=cause)
         elif rep.status == "closed":
-            self.store.transition(pipe, rep.token_id, token.state, "done", owner="", position=f"{rep.position:.6f}")
+            self.store.transition(pipe, rep.token_id, "done", owner="", position=f"{rep.position:.6f}")
             pipe.sadd(self.keys.handled(), rep.token_id)
             cooldown = self.settings.cooldown.cooldown_sec_per_token
             if cooldown > 0:
@@ -179,7 +180,7 @@ class OrchestratorService:
         elif rep.status == "handed_back":
             await self._reassign(pipe, rep.token_id, token.state, rep.worker, f"handed back: {rep.reason}", cause)
         elif rep.status == "failed":
-            self.store.transition(pipe, rep.token_id, token.state, "error", owner="")
+            self.store.transition(pipe, rep.token_id, "error", owner="")
             self.store.want(pipe, rep.token_id, False, REQUESTER_ORCHESTRATOR)
             self.store.event(pipe, "token.error", rep.token_id, rep.reason, level="error", cause=cause)
 
@@ -197,7 +198,7 @@ class OrchestratorService:
             if token.state in ("starting", "running"):
                 await self._exit(pipe, req.target, token.owner, token.epoch, req.reason or "stopped by operator", cause)
             elif token.state == "queued":
-                self.store.transition(pipe, req.target, token.state, "done")
+                self.store.transition(pipe, req.target, "done")
         elif req.action == "halt":
             pipe.set(k.halt(), "reduce_only" if req.target == "reduce_only" else "halt")
         elif req.action == "resume":
@@ -219,23 +220,38 @@ class OrchestratorService:
     # --- maintenance: leases, reassignment, scheduling ------------------------------------
 
     async def workers(self) -> tuple[list[WorkerView], dict[str, tuple[str, str, int]]]:
-        """Worker views (with load) and the active tokens: token -> (state, owner, epoch)."""
+        """Worker views (with load) and the active tokens: token -> (state, owner, epoch).
+
+        Two pipelined round trips whatever the fleet size: members, then every hash and lease.
+        """
         assert self.r is not None
         k = self.keys
+        async with self.r.pipeline(transaction=False) as p:
+            for state in ACTIVE:
+                p.smembers(k.tokens_in_state(state))
+            p.smembers(k.workers())
+            *members, worker_ids = await p.execute()
+        pairs = [(state, tid) for state, ids in zip(ACTIVE, members, strict=True) for tid in ids]
+        wids = sorted(worker_ids)
+        async with self.r.pipeline(transaction=False) as p:
+            for _, tid in pairs:
+                p.hmget(k.token(tid), ["owner", "epoch"])
+            for wid in wids:
+                p.hgetall(k.worker(wid))
+                p.exists(k.worker_lease(wid))
+            replies = await p.execute()
         active: dict[str, tuple[str, str, int]] = {}
-        for state in ACTIVE:
-            for token_id in await self.r.smembers(k.tokens_in_state(state)):  # type: ignore[misc]
-                owner, epoch = await self.r.hmget(k.token(token_id), ["owner", "epoch"])  # type: ignore[misc]
-                active[token_id] = (state, owner or "", int(epoch or 0))
+        for (state, tid), (owner, epoch) in zip(pairs, replies[:len(pairs)], strict=True):
+            active[tid] = (state, owner or "", int(epoch or 0))
         load: dict[str, int] = {}
         for _, owner, _ in active.values():
             load[owner] = load.get(owner, 0) + 1
         views = []
-        for wid in sorted(await self.r.smembers(k.workers())):  # type: ignore[misc]
-            h: dict[str, Any] = await self.r.hgetall(k.worker(wid))  # type: ignore[misc]
-            alive = bool(await self.r.exists(k.worker_lease(wid)))
-            views.append(WorkerView(wid, alive, int(h.get("capacity", 0) or 0), load.get(wid, 0),
-                                    h.get("draining") == "1"))
+        worker_replies = replies[len(pairs):]
+        for i, wid in enumerate(wids):
+            h: dict[str, Any] = worker_replies[2 * i]
+            views.append(WorkerView(wid, bool(worker_replies[2 * i + 1]), int(h.get("capacity", 0) or 0),
+                                    load.get(wid, 0), h.get("draining") == "1"))
         return views, active
 
     async def maintain(self) -> None:
@@ -245,9 +261,10 @@ class OrchestratorService:
         for token_id, (state, owner, _) in active.items():
             if owner not in alive:
                 pipe = self.r.pipeline(transaction=True)
-                await self._reassign(pipe, token_id, state, owner, f"worker {owner or '?'} lease expired", "")
+                taker = await self._reassign(pipe, token_id, state, owner, f"worker {owner or '?'} lease expired",
+                                             "", views)
                 await pipe.execute()
-                views, active = await self.workers()
+                views = _with_one_more(views, taker)
         queued = []
         for token_id in await self.r.smembers(self.keys.tokens_in_state("queued")):  # type: ignore[misc]
             queued.append((token_id, int(await self.r.hget(self.keys.token(token_id), "queued_at") or 0)))  # type: ignore[misc]
@@ -260,7 +277,7 @@ class OrchestratorService:
                 logger.debug("no live worker with room; {} stays queued", token_id)
                 return
             await self._start(token_id, worker)
-            views, _ = await self.workers()
+            views = _with_one_more(views, worker)
 
     async def _start(self, token_id: str, worker: str) -> None:
         assert self.r is not None
@@ -268,7 +285,7 @@ class OrchestratorService:
         params = merge_strategy_params(self.settings, token_id, fields.get("slug", ""))
         epoch = int(await self.r.hincrby(self.keys.token(token_id), "epoch", 1))  # type: ignore[misc]
         pipe = self.r.pipeline(transaction=True)
-        self.store.transition(pipe, token_id, "queued", "starting", owner=worker, epoch=epoch,
+        self.store.transition(pipe, token_id, "starting", owner=worker, epoch=epoch,
                               started_at=now_ms(), params=json.dumps(params, sort_keys=True))
         self.store.want(pipe, token_id, True, REQUESTER_ORCHESTRATOR)
         self.store.command(pipe, worker, "START", token_id, epoch, params)
@@ -276,22 +293,30 @@ class OrchestratorService:
         await pipe.execute()
         self._last_start_ms = now_ms()
 
-    async def _reassign(self, pipe: Pipe, token_id: str, state: str, old_owner: str, reason: str, cause: str) -> None:
-        """Move an active token to another live worker under a new epoch (the old one is fenced)."""
-        assert self.r is not None
-        views, _ = await self.workers()
+    async def _reassign(self, pipe: Pipe, token_id: str, state: str, old_owner: str, reason: str, cause: str,
+                        views: list[WorkerView] | None = None) -> str | None:
+        """Move an active token to another live worker under a new epoch (the old one is fenced).
+        Returns the worker that takes it, or None when no live worker can."""
+        if views is None:
+            views, _ = await self.workers()
         worker = pick_worker(views, exclude=frozenset({old_owner}))
         if worker is None:
             self.store.event(pipe, "token.orphaned", token_id, f"{reason}; no live worker to take it",
                              level="warning", cause=cause)
-            return
+            return None
         _, fields = await self.store.view(token_id)
         epoch = int(fields.get("epoch", "0") or 0) + 1
         params = json.loads(fields.get("params") or "{}")
         new_state = "exiting" if state == "exiting" else "starting"
-        self.store.transition(pipe, token_id, state, new_state, owner=worker, epoch=epoch)
+        self.store.transition(pipe, token_id, new_state, owner=worker, epoch=epoch)
         self.store.command(pipe, worker, "START", token_id, epoch, params, reason=reason)
         if new_state == "exiting":
             self.store.command(pipe, worker, "EXIT", token_id, epoch, reason=fields.get("exit_reason", reason))
         self.store.event(pipe, "token.reassigned", token_id, reason, level="warning", cause=cause,
                          old_owner=old_owner, owner=worker, epoch=epoch)
+        return worker
+
+
+def _with_one_more(views: list[WorkerView], worker_id: str | None) -> list[WorkerView]:
+    """The views after ``worker_id`` took one more token (no rescan of Redis needed)."""
+    return [replace(w, load=w.load + 1) if w.worker_id == worker_id else w for w in views]

@@ -31,8 +31,8 @@ class TokenStore:
         view = TokenView(token_id, h.get("state", ""), h.get("owner", ""), int(h.get("epoch", "0") or 0))
         return view, h
 
-    def transition(self, pipe: Pipe, token_id: str, old: str, new: str, **fields: Any) -> None:
-        """Move a token to ``new`` state (index sets kept in step) and set extra fields."""
+    def transition(self, pipe: Pipe, token_id: str, new: str, **fields: Any) -> None:
+        """Move a token to ``new`` state (every other state's index set drops it) and set fields."""
         ts = now_ms()
         mapping = {"state": new, "updated_at": ts, f"{new}_at": ts, **fields}
         pipe.hset(self.keys.token(token_id), mapping={k: str(v) for k, v in mapping.items()})
@@ -40,7 +40,6 @@ class TokenStore:
             if state != new:
                 pipe.srem(self.keys.tokens_in_state(state), token_id)
         pipe.sadd(self.keys.tokens_in_state(new), token_id)
-        _ = old  # the previous state is in the audit event; every index is cleared anyway
 
     def event(self, pipe: Pipe, kind: str, token_id: str = "", reason: str = "",
               level: str = "info", cause: str = "", **detail: Any) -> None:
