@@ -9,7 +9,7 @@ PYTHON ?= python3
 N ?= 2
 COMPOSE ?= docker compose
 
-.PHONY: help install lint fmt type test test-fast check demo redis up down logs scale-workers compose-check clean
+.PHONY: help install lint fmt type test test-fast check bench demo redis up down logs scale-workers compose-check clean
 
 help: ## List the targets with a one-line description
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [N=workers]\n\n"} \
@@ -36,6 +36,9 @@ test-fast: ## Run the unit and architecture tests only (no servers)
 	$(UV) run pytest -q tests/unit tests/architecture
 
 check: lint type test ## lint + type + test: what CI runs
+
+bench: ## Run every benchmark in bench/ (figures go to docs/benchmarks.md by hand, with the machine line)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python -m bench.$$(basename $$b .py) || exit 1; done
 
 demo: ## Run the sim-mode demo (scripts/demo.sh)
 	bash scripts/demo.sh

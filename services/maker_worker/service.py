@@ -18,56 +18,48 @@ from loguru import logger
 from services.maker_worker.executor import ClobExecutor, Executor
 from services.maker_worker.session import TokenSession
 from shared.clock import now_ms
-from shared.config import ConfigError, Settings, load_secrets, redis_url
-from shared.keys import GROUP_WORKER, keys_from_env
+from shared.config import ConfigError, Settings, load_secrets
+from shared.keys import GROUP_WORKER
 from shared.messages import Command
 from shared.polymarket.clob import make_clob_client
-from shared.redisio import StreamConsumer, connect
+from shared.redisio import StreamConsumer
 from shared.redisio.health import beat
+from shared.service import RedisService
 from shared.tickfeed import TickFeed
 
 
-class MakerWorkerService:
+class MakerWorkerService(RedisService):
     def __init__(self, settings: Settings, instance: str, redis: aioredis.Redis | None = None,
                  executor: Executor | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings, instance, redis)
         self.worker_id = instance
-        self.keys = keys_from_env()
-        self.r = redis
         self.executor = executor
         self.sessions: dict[str, tuple[TokenSession, asyncio.Task[None]]] = {}
-        self._stop = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     async def _setup(self) -> None:
-        if self.r is None:
-            self.r = await connect(redis_url(), forever=True)
+        await self.connect_redis()
         if self.executor is None:
             if self.settings.mode == "paper":
                 raise ConfigError("mode paper: the paper executor is not built yet; use sim or live")
             client = await asyncio.to_thread(make_clob_client, self.settings, load_secrets())
             self.executor = ClobExecutor(client)
-        self.feed = TickFeed(self.r, self.keys)
-        self.consumer = StreamConsumer(self.r, [self.keys.cmd(self.worker_id)], GROUP_WORKER, self.worker_id)
+        self.feed = TickFeed(self.redis, self.keys)
+        self.consumer = StreamConsumer(self.redis, [self.keys.cmd(self.worker_id)], GROUP_WORKER, self.worker_id)
         await self.consumer.ensure_groups()
         await self._register()
 
     async def _register(self) -> None:
-        assert self.r is not None
         k, w = self.keys, self.settings.workers
-        await self.r.hset(k.worker(self.worker_id), mapping={
+        await self.redis.hset(k.worker(self.worker_id), mapping={
             "host": socket.gethostname(), "pid": os.getpid(), "capacity": w.capacity, "load": 0,
             "started": now_ms(), "last_beat": now_ms(), "draining": "0",
         })
-        await self.r.sadd(k.workers(), self.worker_id)
-        await self.r.set(k.worker_lease(self.worker_id), "1", px=w.lease_ms)
+        await self.redis.sadd(k.workers(), self.worker_id)
+        await self.redis.set(k.worker_lease(self.worker_id), "1", px=w.lease_ms)
         logger.info("worker {} registered (capacity {}, lease {} ms)", self.worker_id, w.capacity, w.lease_ms)
 
     async def run(self) -> None:
         await self._setup()
-        assert self.r is not None
         background = [asyncio.create_task(self._lease_loop()), asyncio.create_task(self.feed.run(self._stop))]
         try:
             while not self._stop.is_set():
@@ -97,9 +89,8 @@ class MakerWorkerService:
                 if current[0].epoch >= cmd.epoch:
                     return  # a repeated START for a session we already run
                 current[0].stop_requested.set()  # an older epoch of ours: the new one takes over
-            assert self.r is not None
             assert self.executor is not None
-            session = TokenSession(self.r, self.keys, self.feed, self.executor, self.worker_id,
+            session = TokenSession(self.redis, self.keys, self.feed, self.executor, self.worker_id,
                                    cmd.token_id, cmd.epoch, cmd.params)
             self.sessions[cmd.token_id] = (session, asyncio.create_task(session.run(), name=f"session-{cmd.token_id}"))
             logger.info("START {} epoch {}", cmd.token_id, cmd.epoch)
@@ -113,14 +104,13 @@ class MakerWorkerService:
             logger.warning("{} for {} epoch {}: no such session here; ignored", cmd.action, cmd.token_id, cmd.epoch)
 
     async def _lease_loop(self) -> None:
-        assert self.r is not None
         k, w = self.keys, self.settings.workers
         while not self._stop.is_set():
             try:
-                await self.r.set(k.worker_lease(self.worker_id), "1", px=w.lease_ms)
+                await self.redis.set(k.worker_lease(self.worker_id), "1", px=w.lease_ms)
                 load = sum(1 for _, t in self.sessions.values() if not t.done())
-                await self.r.hset(k.worker(self.worker_id), mapping={"load": load, "last_beat": now_ms()})
-                await beat(self.r, k, "maker_worker", self.worker_id, w.heartbeat_interval_sec,
+                await self.redis.hset(k.worker(self.worker_id), mapping={"load": load, "last_beat": now_ms()})
+                await beat(self.redis, k, "maker_worker", self.worker_id, w.heartbeat_interval_sec,
                            {"sessions": load, "ticks": self.feed.received})
             except (ConnectionError, OSError) as exc:
                 logger.warning("lease renewal failed: {}", exc)
@@ -128,7 +118,6 @@ class MakerWorkerService:
 
     async def _drain(self) -> None:
         """Hand every session back, then give up the lease so reassignment is immediate."""
-        assert self.r is not None
         for session, _ in self.sessions.values():
             session.hand_back = True
             session.stop_requested.set()
@@ -136,8 +125,8 @@ class MakerWorkerService:
         if tasks:
             await asyncio.wait(tasks, timeout=8.0)
         try:
-            await self.r.delete(self.keys.worker_lease(self.worker_id))
-            await self.r.hset(self.keys.worker(self.worker_id), mapping={"load": 0, "stopped": now_ms()})
-            await self.r.srem(self.keys.workers(), self.worker_id)
+            await self.redis.delete(self.keys.worker_lease(self.worker_id))
+            await self.redis.hset(self.keys.worker(self.worker_id), mapping={"load": 0, "stopped": now_ms()})
+            await self.redis.srem(self.keys.workers(), self.worker_id)
         except (ConnectionError, OSError) as exc:
             logger.warning("could not deregister: {}", exc)

@@ -22,37 +22,30 @@ from services.orchestrator.positions import apply_fill
 from services.orchestrator.scheduling import tokens_to_start
 from services.orchestrator.store import Pipe, TokenStore
 from shared.clock import now_ms
-from shared.config import Settings, merge_strategy_params, redis_url
-from shared.keys import GROUP_ORCHESTRATOR, REQUESTER_ORCHESTRATOR, keys_from_env
+from shared.config import Settings, merge_strategy_params
+from shared.keys import GROUP_ORCHESTRATOR, REQUESTER_ORCHESTRATOR
 from shared.messages import ControlRequest, Fill, SessionReport, Signal
-from shared.redisio import StreamConsumer, StreamEntry, connect
+from shared.redisio import StreamConsumer, StreamEntry
 from shared.redisio.health import beat
+from shared.service import RedisService
 
 ACTIVE = ("starting", "running", "exiting")
 
 
-class OrchestratorService:
+class OrchestratorService(RedisService):
     def __init__(self, settings: Settings, instance: str, redis: aioredis.Redis | None = None) -> None:
-        self.settings = settings
-        self.instance = instance
-        self.keys = keys_from_env()
-        self.r = redis
-        self._stop = asyncio.Event()
+        super().__init__(settings, instance, redis)
         self._last_start_ms = 0
         self._last_maintain = 0.0
         self._last_beat = 0.0
         self.decisions = 0
 
-    def stop(self) -> None:
-        self._stop.set()
-
     async def _setup(self) -> None:
-        if self.r is None:
-            self.r = await connect(redis_url(), forever=True)
+        await self.connect_redis()
         k = self.keys
-        self.store = TokenStore(self.r, k, f"orchestrator:{self.instance}")
+        self.store = TokenStore(self.redis, k, f"orchestrator:{self.instance}")
         self.consumer = StreamConsumer(
-            self.r, [k.signals(), k.sessions(), k.fills(), k.control()], GROUP_ORCHESTRATOR, self.instance,
+            self.redis, [k.signals(), k.sessions(), k.fills(), k.control()], GROUP_ORCHESTRATOR, self.instance,
             claim_idle_ms=max(5_000, self.settings.workers.lease_ms),
         )
         await self.consumer.ensure_groups()
@@ -79,14 +72,12 @@ class OrchestratorService:
             await self.maintain()
         if loop_now - self._last_beat >= self.settings.monitoring.heartbeat_interval_sec:
             self._last_beat = loop_now
-            assert self.r is not None
-            await beat(self.r, self.keys, "orchestrator", self.instance,
+            await beat(self.redis, self.keys, "orchestrator", self.instance,
                        self.settings.monitoring.heartbeat_interval_sec,
                        {"decisions": self.decisions, "skipped": self.consumer.skipped})
 
     async def handle(self, entry: StreamEntry) -> None:
-        assert self.r is not None
-        pipe = self.r.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=True)
         msg = entry.message
         if isinstance(msg, Signal):
             await self._on_signal(pipe, msg, entry.entry_id)
@@ -116,9 +107,8 @@ class OrchestratorService:
             else:
                 self.store.event(pipe, "signal.ignored", sig.token_id, verdict.reason, cause=cause, side="SELL")
             return
-        assert self.r is not None
         k = self.keys
-        async with self.r.pipeline(transaction=False) as rp:
+        async with self.redis.pipeline(transaction=False) as rp:
             rp.sismember(k.handled(), sig.token_id)
             rp.exists(k.cooldown(sig.token_id))
             rp.get(k.halt())
@@ -224,16 +214,15 @@ class OrchestratorService:
 
         Two pipelined round trips whatever the fleet size: members, then every hash and lease.
         """
-        assert self.r is not None
         k = self.keys
-        async with self.r.pipeline(transaction=False) as p:
+        async with self.redis.pipeline(transaction=False) as p:
             for state in ACTIVE:
                 p.smembers(k.tokens_in_state(state))
             p.smembers(k.workers())
             *members, worker_ids = await p.execute()
         pairs = [(state, tid) for state, ids in zip(ACTIVE, members, strict=True) for tid in ids]
         wids = sorted(worker_ids)
-        async with self.r.pipeline(transaction=False) as p:
+        async with self.redis.pipeline(transaction=False) as p:
             for _, tid in pairs:
                 p.hmget(k.token(tid), ["owner", "epoch"])
             for wid in wids:
@@ -255,19 +244,18 @@ class OrchestratorService:
         return views, active
 
     async def maintain(self) -> None:
-        assert self.r is not None
         views, active = await self.workers()
         alive = {w.worker_id for w in views if w.alive}
         for token_id, (state, owner, _) in active.items():
             if owner not in alive:
-                pipe = self.r.pipeline(transaction=True)
+                pipe = self.redis.pipeline(transaction=True)
                 taker = await self._reassign(pipe, token_id, state, owner, f"worker {owner or '?'} lease expired",
                                              "", views)
                 await pipe.execute()
                 views = _with_one_more(views, taker)
         queued = []
-        for token_id in await self.r.smembers(self.keys.tokens_in_state("queued")):  # type: ignore[misc]
-            queued.append((token_id, int(await self.r.hget(self.keys.token(token_id), "queued_at") or 0)))  # type: ignore[misc]
+        for token_id in await self.redis.smembers(self.keys.tokens_in_state("queued")):  # type: ignore[misc]
+            queued.append((token_id, int(await self.redis.hget(self.keys.token(token_id), "queued_at") or 0)))  # type: ignore[misc]
         starting_running = sum(1 for s, _, _ in active.values() if s in ("starting", "running"))
         sched = self.settings.scheduler
         for token_id in tokens_to_start(queued, starting_running, sched.max_concurrent_jobs,
@@ -280,11 +268,10 @@ class OrchestratorService:
             views = _with_one_more(views, worker)
 
     async def _start(self, token_id: str, worker: str) -> None:
-        assert self.r is not None
         _, fields = await self.store.view(token_id)
         params = merge_strategy_params(self.settings, token_id, fields.get("slug", ""))
-        epoch = int(await self.r.hincrby(self.keys.token(token_id), "epoch", 1))  # type: ignore[misc]
-        pipe = self.r.pipeline(transaction=True)
+        epoch = int(await self.redis.hincrby(self.keys.token(token_id), "epoch", 1))  # type: ignore[misc]
+        pipe = self.redis.pipeline(transaction=True)
         self.store.transition(pipe, token_id, "starting", owner=worker, epoch=epoch,
                               started_at=now_ms(), params=json.dumps(params, sort_keys=True))
         self.store.want(pipe, token_id, True, REQUESTER_ORCHESTRATOR)

@@ -8,7 +8,6 @@ before cursor, so a crash can only repeat a signal (same id: harmless), never lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +22,11 @@ from services.signal_collector.poller import FetchError, Throttled, fetch_trades
 from services.signal_collector.signals import to_signal, wanted
 from shared.backoff import Backoff, honour_retry_after
 from shared.clock import now_ms, now_s
-from shared.config import Settings, Target, redis_url
-from shared.keys import STREAM_MAXLEN, keys_from_env
+from shared.config import Settings, Target
+from shared.keys import STREAM_MAXLEN
 from shared.polymarket.data_api import parse_trades
-from shared.redisio import connect
 from shared.redisio.health import beat
+from shared.service import RedisService
 
 SERVICE = "signal_collector"
 MAX_CONCURRENT_POLLS = 4  # request budget: at most this many /trades calls in flight
@@ -53,32 +52,17 @@ class Counters:
     last_error: str = ""
 
 
-class SignalCollectorService:
+class SignalCollectorService(RedisService):
     def __init__(self, settings: Settings, instance: str, redis: aioredis.Redis | None = None) -> None:
-        self.settings = settings
-        self.instance = instance
-        self.keys = keys_from_env()
-        self._redis = redis
-        self._own_redis = redis is None
+        super().__init__(settings, instance, redis)
         self._http: httpx.AsyncClient | None = None
         self._states: dict[str, TargetState] = {}
         self._sem = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
-        self._stop = asyncio.Event()
         self._backoff = Backoff.from_config(settings.retry_strategy)
         self.counters = Counters()
 
-    @property
-    def redis(self) -> aioredis.Redis:
-        if self._redis is None:
-            raise RuntimeError("not connected: call run() or pass a redis client")
-        return self._redis
-
-    def stop(self) -> None:
-        self._stop.set()
-
     async def run(self) -> None:
-        if self._redis is None:
-            self._redis = await connect(redis_url(), forever=True)
+        await self.connect_redis()
         heart = asyncio.create_task(self._heartbeat_loop())
         try:
             while not self._stop.is_set():
@@ -86,8 +70,7 @@ class SignalCollectorService:
                     await self.step()
                 except Exception:  # a bug in one poll must not end the service; it is logged loudly
                     logger.exception("poll failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.settings.copytrade.poll_interval_sec)
+                await self.sleep_unless_stopped(self.settings.copytrade.poll_interval_sec)
         finally:
             heart.cancel()
             await asyncio.gather(heart, return_exceptions=True)
@@ -97,9 +80,7 @@ class SignalCollectorService:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-        if self._own_redis and self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        await self.close_redis()
 
     async def step(self) -> int:
         """One poll of every enabled target that is not backing off; returns signals emitted."""

@@ -22,24 +22,19 @@ from services.ws_gateway.book import Books
 from services.ws_gateway.connection import MarketConnection
 from services.ws_gateway.shards import plan_shards
 from shared.backoff import Backoff
-from shared.config import Settings, redis_url
-from shared.keys import keys_from_env
+from shared.config import Settings
 from shared.polymarket.market_ws import MarketEvent, MarketFrameError, decode_frame
-from shared.redisio import connect
 from shared.redisio.health import beat
+from shared.service import RedisService
 from shared.ticks import Tick
 
 SERVICE = "ws_gateway"
 _OPTIONAL_TICK_FIELDS = ("bid", "ask", "last")  # absent from the hash when None: delete stale ones
 
 
-class WsGatewayService:
+class WsGatewayService(RedisService):
     def __init__(self, settings: Settings, instance: str, redis: aioredis.Redis | None = None) -> None:
-        self.settings = settings
-        self.instance = instance
-        self.keys = keys_from_env()
-        self._redis = redis
-        self._own_redis = redis is None
+        super().__init__(settings, instance, redis)
         self.books = Books()
         self.wanted: set[str] = set()
         self.conns: list[MarketConnection] = []
@@ -48,21 +43,10 @@ class WsGatewayService:
         self._backoff = Backoff.from_config(settings.retry_strategy)
         self._reconcile_lock = asyncio.Lock()
         self._reconcile_now = asyncio.Event()
-        self._stop = asyncio.Event()
         self.frames = self.ticks = self.parse_errors = self.publish_errors = 0
 
-    @property
-    def redis(self) -> aioredis.Redis:
-        if self._redis is None:
-            raise RuntimeError("not connected: call run() or pass a redis client")
-        return self._redis
-
-    def stop(self) -> None:
-        self._stop.set()
-
     async def run(self) -> None:
-        if self._redis is None:
-            self._redis = await connect(redis_url(), forever=True)
+        await self.connect_redis()
         tasks = [asyncio.create_task(c) for c in (self._notify_loop(), self._reconcile_loop(), self._heartbeat_loop())]
         try:
             await self._stop.wait()
@@ -71,9 +55,7 @@ class WsGatewayService:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(self._close_conn(c) for c in list(self.conns)), return_exceptions=True)
-            if self._own_redis and self._redis is not None:
-                await self._redis.aclose()
-                self._redis = None
+            await self.close_redis()
 
     async def step(self) -> None:
         """One reconcile of the wanted set (tests drive this; run() calls it on notify and on a timer)."""
