@@ -107,6 +107,16 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "tokens already handled (C6)"),
     KeySpec("exposure", "hash", "orchestrator", "orchestrator, api",
             "token -> notional; field _total"),
+    KeySpec("reserved", "hash", "orchestrator (risk script)", "orchestrator, api",
+            "token -> notional reserved at admission; field _committed = sum of max(reserved, exposure)"),
+    KeySpec("pnl:daily", "hash", "orchestrator", "orchestrator, api, cli",
+            "UTC day (YYYY-MM-DD) -> realised PnL from fills that day"),
+    KeySpec("exits:queued", "zset", "orchestrator", "orchestrator, api, cli",
+            "token -> time its exit was asked for, waiting for an exit slot (C5, C10)"),
+    KeySpec("seen:{kind}", "zset", "orchestrator", "orchestrator",
+            "message id -> first seen (ms) of signals/fills already applied", "pruned after 24 h"),
+    KeySpec("orchestrator:leader", "string", "orchestrator", "orchestrator, api, cli",
+            "instance id of the active orchestrator", "PX 3 x poll interval, renewed"),
     KeySpec("health:{service}:{instance}", "string", "every service", "`--check`, api, cli",
             "heartbeat summary (JSON)", "EX 3 x heartbeat interval"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
@@ -211,6 +221,21 @@ class Keys:
 
     def exposure(self) -> str:
         return self._k("exposure")
+
+    def reserved(self) -> str:
+        return self._k("reserved")
+
+    def pnl_daily(self) -> str:
+        return self._k("pnl:daily")
+
+    def exits_queued(self) -> str:
+        return self._k("exits:queued")
+
+    def seen(self, kind: str) -> str:
+        return self._k(f"seen:{kind}")
+
+    def orchestrator_leader(self) -> str:
+        return self._k("orchestrator:leader")
 
     def health(self, service: str, instance: str) -> str:
         return self._k(f"health:{service}:{instance}")

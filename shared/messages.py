@@ -98,7 +98,7 @@ class ControlRequest(Message):
 
     action: Literal[
         "stop_token", "blacklist_add", "blacklist_remove", "handled_reset",
-        "drain_worker", "halt", "resume",
+        "drain_worker", "undrain_worker", "halt", "resume", "unignore",
     ]
     target: str = ""
     reason: str = ""

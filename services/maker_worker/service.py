@@ -99,6 +99,9 @@ class MakerWorkerService(RedisService):
             if cmd.action == "EXIT":
                 current[0].exit_requested.set()
             else:
+                # STOP: cancel orders and end, keeping the position; with hand_back (a drain) the
+                # session reports handed_back so the orchestrator moves the token at once.
+                current[0].hand_back = bool(cmd.params.get("hand_back"))
                 current[0].stop_requested.set()
         else:
             logger.warning("{} for {} epoch {}: no such session here; ignored", cmd.action, cmd.token_id, cmd.epoch)

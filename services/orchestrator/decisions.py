@@ -6,6 +6,8 @@ an audit event, so nothing is dropped silently (C11).
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,8 +32,8 @@ class BuyContext:
     handled: bool
     cooling_down: bool
     halt: str  # "", "reduce_only" or "halt"
-    exposure_total: float
-    notional: float  # what this token's session may put at risk
+    ignored_reason: str | None = None  # on the ignored list (C4), with its reason
+    daily_realized: float = 0.0  # today's realised PnL (UTC day), negative = loss
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Verdict:
 
 
 def decide_buy(token: TokenView, ctx: BuyContext, risk: RiskSection) -> Verdict:
+    """Admission of a BUY, before the notional reservation (which the risk book does atomically)."""
     if token.state in ACTIVE_STATES:
         return Verdict("ignore", f"token already {token.state}")
     if ctx.halt:
@@ -49,15 +52,22 @@ def decide_buy(token: TokenView, ctx: BuyContext, risk: RiskSection) -> Verdict:
         return Verdict("reject", f"blacklisted: {ctx.blacklist_reason}")
     if ctx.handled:
         return Verdict("ignore", "already handled (reset with `polyfleet handled reset`)")
+    if ctx.ignored_reason:
+        return Verdict("ignore", f"ignored: {ctx.ignored_reason}")
     if ctx.cooling_down:
         return Verdict("reject", "cooling down after its last session")
-    if ctx.notional > risk.max_notional_per_token:
-        return Verdict("reject", f"notional {ctx.notional:.2f} over risk.max_notional_per_token "
-                                 f"{risk.max_notional_per_token:.2f}")
-    if ctx.exposure_total + ctx.notional > risk.max_notional_total:
-        return Verdict("reject", f"exposure {ctx.exposure_total:.2f} + {ctx.notional:.2f} over "
-                                 f"risk.max_notional_total {risk.max_notional_total:.2f}")
+    if -ctx.daily_realized >= risk.max_daily_loss:
+        return Verdict("reject", f"daily loss {-ctx.daily_realized:.2f} reached risk.max_daily_loss "
+                                 f"{risk.max_daily_loss:.2f}")
     return Verdict("queue", "admitted")
+
+
+def reservation_refused(refused_by: str, amount: float, committed: float, risk: RiskSection) -> str:
+    """The reason a person reads when the risk book refused a reservation."""
+    if refused_by == "per_token":
+        return f"notional {amount:.2f} over risk.max_notional_per_token {risk.max_notional_per_token:.2f}"
+    return (f"committed {committed:.2f} + {amount:.2f} over risk.max_notional_total "
+            f"{risk.max_notional_total:.2f}")
 
 
 def decide_sell(token: TokenView) -> Verdict:
@@ -70,21 +80,42 @@ def decide_sell(token: TokenView) -> Verdict:
     return Verdict("ignore", f"no session to exit (state {token.state or 'unknown'})")
 
 
-def blacklist_reason(keys_to_check: list[str], config_keys: tuple[str, ...],
-                     runtime: dict[str, tuple[str, int]], now_ms: int) -> str | None:
-    """The reason the first matching key is blacklisted, or None.
+KEYWORD_PREFIX = "kw:"  # blacklist entry matched as a substring of the title or slug
+REGEX_PREFIX = "re:"  # blacklist entry matched as a regular expression against title or slug
 
-    ``runtime`` maps key -> (reason, expires_at ms, 0 = never); expired entries do not count.
-    Keys are compared case-insensitively (slugs and hex ids arrive in either case).
+
+def blacklist_reason(keys_to_check: list[str], texts: list[str], config_keys: tuple[str, ...],
+                     runtime: dict[str, tuple[str, int]], now_ms: int) -> str | None:
+    """The reason the first matching blacklist entry applies, or None.
+
+    ``keys_to_check`` are exact identifiers (token id, condition id, slug, source account);
+    ``texts`` are what keyword entries (``kw:...``, ``re:...``) are matched against (title, slug).
+    ``runtime`` maps entry -> (reason, expires_at ms, 0 = never); expired entries do not count.
+    Everything compares case-insensitively (slugs and hex ids arrive in either case).
     """
-    wanted = [k.lower() for k in keys_to_check if k]
-    configured = {k.lower() for k in config_keys}
-    for key in wanted:
-        if key in configured:
-            return f"{key} is in risk.blacklist_token_keys"
-    lowered = {k.lower(): v for k, v in runtime.items()}
-    for key in wanted:
-        entry = lowered.get(key)
-        if entry and (entry[1] == 0 or entry[1] > now_ms):
-            return f"{key}: {entry[0]}"
+    entries: list[tuple[str, str]] = [(k, f"{k} is in risk.blacklist_token_keys") for k in config_keys]
+    for key, (why, expires_at) in runtime.items():
+        if expires_at == 0 or expires_at > now_ms:
+            entries.append((key, f"{key}: {why}" if why else key))
+    wanted = {k.lower() for k in keys_to_check if k}
+    haystacks = [t.lower() for t in texts if t]
+    for entry, reason in entries:
+        low = entry.lower()
+        if low.startswith(KEYWORD_PREFIX):
+            needle = low[len(KEYWORD_PREFIX):].strip()
+            if needle and any(needle in h for h in haystacks):
+                return reason
+        elif low.startswith(REGEX_PREFIX):
+            if any(_regex(entry[len(REGEX_PREFIX):]).search(h) for h in haystacks):
+                return reason
+        elif low in wanted:
+            return reason
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return re.compile(re.escape(pattern), re.IGNORECASE)  # a bad pattern matches itself literally

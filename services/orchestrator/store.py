@@ -70,3 +70,14 @@ class TokenStore:
         else:
             pipe.srem(self.keys.gw_want(requester), token_id)
         pipe.publish(self.keys.gw_notify(), "changed")
+
+    def ignore(self, pipe: Pipe, token_id: str, reason: str, seconds: float) -> None:
+        """Put a token on the ignored list (C4) with its reason; it expires after ``seconds``."""
+        if seconds <= 0:
+            return
+        pipe.zadd(self.keys.ignored(), {token_id: now_ms() + int(seconds * 1000)})
+        pipe.hset(self.keys.ignored_why(), token_id, reason)
+
+    def unignore(self, pipe: Pipe, token_id: str) -> None:
+        pipe.zrem(self.keys.ignored(), token_id)
+        pipe.hdel(self.keys.ignored_why(), token_id)

@@ -3,17 +3,24 @@ from __future__ import annotations
 import pytest
 
 from services.orchestrator.assignment import WorkerView, pick_worker
-from services.orchestrator.decisions import BuyContext, TokenView, blacklist_reason, decide_buy, decide_sell
+from services.orchestrator.decisions import (
+    BuyContext,
+    TokenView,
+    blacklist_reason,
+    decide_buy,
+    decide_sell,
+    reservation_refused,
+)
 from services.orchestrator.positions import apply_fill
-from services.orchestrator.scheduling import tokens_to_start
+from services.orchestrator.risk import planned_notional
+from services.orchestrator.scheduling import exits_to_run, tokens_to_start
 from shared.config import RiskSection
 
-RISK = RiskSection(max_notional_per_token=50, max_notional_total=100)
+RISK = RiskSection(max_notional_per_token=50, max_notional_total=100, max_daily_loss=200)
 
 
 def ctx(**over: object) -> BuyContext:
-    base: dict[str, object] = dict(blacklist_reason=None, handled=False, cooling_down=False, halt="",
-                                   exposure_total=0.0, notional=5.0)
+    base: dict[str, object] = dict(blacklist_reason=None, handled=False, cooling_down=False, halt="")
     base.update(over)
     return BuyContext(**base)  # type: ignore[arg-type]
 
@@ -32,9 +39,10 @@ def test_active_token_ignores_repeated_buy(state: str) -> None:
     ({"halt": "halt"}, "reject", "kill switch"),
     ({"blacklist_reason": "slug x: scam"}, "reject", "blacklisted: slug x: scam"),
     ({"handled": True}, "ignore", "already handled"),
+    ({"halt": "reduce_only"}, "reject", "kill switch is reduce_only"),
     ({"cooling_down": True}, "reject", "cooling down"),
-    ({"notional": 60.0}, "reject", "max_notional_per_token"),
-    ({"exposure_total": 96.0}, "reject", "max_notional_total"),
+    ({"ignored_reason": "session failed: boom"}, "ignore", "ignored: session failed: boom"),
+    ({"daily_realized": -200.0}, "reject", "risk.max_daily_loss"),
 ])
 def test_buy_rules_say_why(over: dict[str, object], action: str, needle: str) -> None:
     v = decide_buy(TokenView("t", "done"), ctx(**over), RISK)
@@ -42,8 +50,29 @@ def test_buy_rules_say_why(over: dict[str, object], action: str, needle: str) ->
     assert needle in v.reason
 
 
-def test_exposure_exactly_at_the_limit_is_admitted() -> None:
-    assert decide_buy(TokenView("t"), ctx(exposure_total=95.0, notional=5.0), RISK).action == "queue"
+def test_a_loss_short_of_the_daily_limit_still_admits() -> None:
+    assert decide_buy(TokenView("t"), ctx(daily_realized=-199.99), RISK).action == "queue"
+    assert decide_buy(TokenView("t"), ctx(daily_realized=+500.0), RISK).action == "queue"
+
+
+def test_rules_apply_in_order_halt_before_blacklist_before_handled() -> None:
+    v = decide_buy(TokenView("t"), ctx(halt="halt", blacklist_reason="x", handled=True), RISK)
+    assert v.reason.startswith("kill switch")
+    v = decide_buy(TokenView("t"), ctx(blacklist_reason="x", handled=True), RISK)
+    assert v.reason == "blacklisted: x"
+
+
+def test_reservation_refusals_name_the_limit() -> None:
+    assert "risk.max_notional_per_token 50.00" in reservation_refused("per_token", 60.0, 0.0, RISK)
+    assert reservation_refused("total", 5.0, 96.0, RISK) == \
+        "committed 96.00 + 5.00 over risk.max_notional_total 100.00"
+
+
+def test_planned_notional_is_order_size_at_the_highest_buy_price() -> None:
+    params = {"maker_strategy": {"order_size": 10, "max_price": 0.98, "buy_price_threshold": 0.6}}
+    assert planned_notional(params) == pytest.approx(6.0)
+    params["maker_strategy"]["buy_price_threshold"] = 0.99
+    assert planned_notional(params) == pytest.approx(9.8)
 
 
 @pytest.mark.parametrize(("state", "action"), [
@@ -55,12 +84,27 @@ def test_sell_decisions(state: str, action: str) -> None:
 
 
 def test_blacklist_matches_config_and_unexpired_runtime_entries_case_insensitively() -> None:
-    assert blacklist_reason(["ABC"], ("abc",), {}, 0) == "abc is in risk.blacklist_token_keys"
+    assert blacklist_reason(["ABC"], [], ("abc",), {}, 0) == "abc is in risk.blacklist_token_keys"
     runtime = {"slug-1": ("manual", 0), "0xdead": ("old", 1_000)}
-    assert blacklist_reason(["x", "Slug-1"], (), runtime, 5_000) == "slug-1: manual"
-    assert blacklist_reason(["0xDEAD"], (), runtime, 5_000) is None  # expired
-    assert blacklist_reason(["0xdead"], (), runtime, 500) == "0xdead: old"
-    assert blacklist_reason(["", "y"], (), runtime, 0) is None
+    assert blacklist_reason(["x", "Slug-1"], [], (), runtime, 5_000) == "slug-1: manual"
+    assert blacklist_reason(["0xDEAD"], [], (), runtime, 5_000) is None  # expired
+    assert blacklist_reason(["0xdead"], [], (), runtime, 500) == "0xdead: old"
+    assert blacklist_reason(["", "y"], [], (), runtime, 0) is None
+
+
+def test_blacklist_keyword_and_regex_entries_match_title_or_slug() -> None:
+    title = ["Will Bitcoin hit $200k by December?", "btc-200k-dec"]
+    assert blacklist_reason([], title, ("kw:bitcoin",), {}, 0) == "kw:bitcoin is in risk.blacklist_token_keys"
+    assert blacklist_reason([], title, ("kw:ethereum",), {}, 0) is None
+    runtime = {r"re:\$\d+k": ("no price ladders", 0)}
+    assert blacklist_reason([], title, (), runtime, 0) == r"re:\$\d+k: no price ladders"
+    # keyword entries never match identifiers by accident, and a bad regex matches only itself
+    assert blacklist_reason(["kw:bitcoin"], [], (), {"kw:": ("empty", 0)}, 0) is None
+    assert blacklist_reason([], ["a (b"], ("re:(b",), {}, 0) == "re:(b is in risk.blacklist_token_keys"
+
+
+def test_source_account_is_a_blacklist_key() -> None:
+    assert blacklist_reason(["tok", "0xWHALE"], [], ("0xwhale",), {}, 0) is not None
 
 
 def test_pick_worker_prefers_least_loaded_live_worker_with_room() -> None:
@@ -82,6 +126,13 @@ def test_scheduler_fills_free_slots_oldest_first() -> None:
                            start_cooldown_sec=0) == ["t1", "t2"]
     assert tokens_to_start(queued, active=2, max_concurrent=2, last_start_ms=0, now_ms=100,
                            start_cooldown_sec=0) == []
+
+
+def test_queued_exits_run_oldest_first_within_the_exit_limit() -> None:
+    waiting = [("b", 20), ("a", 10), ("c", 30)]
+    assert exits_to_run(waiting, exiting=1, max_concurrent_exits=3) == ["a", "b"]
+    assert exits_to_run(waiting, exiting=3, max_concurrent_exits=3) == []
+    assert exits_to_run(waiting, exiting=5, max_concurrent_exits=3) == []
 
 
 def test_scheduler_spaces_starts_by_the_start_cooldown() -> None:
