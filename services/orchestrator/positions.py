@@ -7,7 +7,7 @@ def apply_fill(fields: dict[str, str], side: str, price: float, size: float, fee
     """New position fields for the token hash, and the change in exposure (notional at cost).
 
     A BUY raises the position and re-averages the cost; a SELL realises PnL against the average
-    cost. Fees always reduce realised PnL. Exposure is position x average cost.
+    cost. Fees always reduce realised PnL. Exposure is |position| x average cost.
     """
     pos = float(fields.get("position", 0) or 0)
     avg = float(fields.get("avg_cost", 0) or 0)
@@ -18,13 +18,18 @@ def apply_fill(fields: dict[str, str], side: str, price: float, size: float, fee
         avg = (pos * avg + size * price) / new_pos if new_pos > 0 else 0.0
         pos = new_pos
     else:
-        sold = min(size, pos) if pos > 0 else size
+        held = max(pos, 0.0)
+        sold = min(size, held)
         realized += sold * (price - avg)
         pos = pos - size
-        if pos <= 1e-9:
+        if abs(pos) <= 1e-9:
             pos, avg = 0.0, 0.0
+        elif pos < 0:
+            # Sold more than held: a short (only possible when risk.allow_short is on, or by a
+            # bug the orchestrator reports). It is kept visible, never clamped away.
+            avg = price if held > 0 or avg == 0 else avg
     realized -= fee
-    after = pos * avg
+    after = abs(pos) * avg
     updated = {
         "position": f"{pos:.6f}",
         "avg_cost": f"{avg:.6f}",

@@ -78,8 +78,10 @@ class OrchestratorService(RedisService):
         self.risk = RiskBook(self.redis, k)
         self.lease = LeaderLease(self.redis, k.orchestrator_leader(), self.instance, self.leader_ttl_ms)
         # Only the leader consumes, so an entry idle for a lease period was left by a dead leader.
+        # Within one read, control and worker reports come before signals: a halt or a freed slot
+        # takes effect before the signals that arrived with it are decided.
         self.consumer = StreamConsumer(
-            self.redis, [k.signals(), k.sessions(), k.fills(), k.control()], GROUP_ORCHESTRATOR, self.instance,
+            self.redis, [k.control(), k.sessions(), k.fills(), k.signals()], GROUP_ORCHESTRATOR, self.instance,
             claim_idle_ms=self.leader_ttl_ms,
         )
         await self.consumer.ensure_groups()

@@ -3,15 +3,22 @@ writing their registration, lease and reports the way maker_worker does)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
 import pytest
 import redis.asyncio as aioredis
 
+from services.orchestrator.risk import RiskBook
 from services.orchestrator.service import OrchestratorService
 from shared.clock import now_ms
-from shared.config import Settings
+from shared.config import Settings, load_settings
+from shared.config_reload import ConfigReloader
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
-from shared.messages import Fill, SessionReport, Signal, decode, stable_id
+from shared.messages import ControlRequest, Fill, SessionReport, Signal, decode, stable_id
 from shared.redisio import add_message
+from tests.support import RedisServer, eventually
 
 TOKEN = "1234567890"
 
@@ -146,3 +153,425 @@ async def test_a_redelivered_signal_applies_once(r: aioredis.Redis, keys: Keys) 
     assert await commands(r, keys, "w1") == [("START", TOKEN, 1)]
     queued = [f for _, f in await r.xrange(keys.events()) if f["kind"] == "token.queued"]
     assert len(queued) == 1
+
+
+# --- helpers for the rule tests --------------------------------------------------------------
+
+async def events(r: aioredis.Redis, keys: Keys, kind: str | None = None) -> list[dict[str, str]]:
+    rows = [f for _, f in await r.xrange(keys.events())]
+    return [f for f in rows if kind is None or f["kind"] == kind]
+
+
+async def control(r: aioredis.Redis, keys: Keys, action: str, target: str = "", **kw: object) -> None:
+    req = ControlRequest(id=stable_id("ctl", action, target, now_ms()), ts_event=now_ms(), ts_init=now_ms(),
+                         producer="test", action=action, target=target, **kw)  # type: ignore[arg-type]
+    await add_message(r, keys.control(), req)
+
+
+async def fill(r: aioredis.Redis, keys: Keys, side: str, price: float, size: float, token: str = TOKEN,
+               n: int = 0) -> None:
+    await add_message(r, keys.fills(), Fill(id=stable_id("fill", token, side, n), ts_event=now_ms(), ts_init=now_ms(),
+                                            producer="w1", token_id=token, epoch=1, worker="w1", order_id=f"o{n}",
+                                            side=side, price=price, size=size))  # type: ignore[arg-type]
+
+
+async def run_token(r: aioredis.Redis, keys: Keys, svc: OrchestratorService, token: str, worker: str = "w1") -> int:
+    """BUY -> START -> started: returns the epoch the token runs at."""
+    await add_message(r, keys.signals(), signal("BUY", token=token))
+    await steps(svc)
+    epoch = int(await r.hget(keys.token(token), "epoch"))
+    await add_message(r, keys.sessions(), report("started", worker, epoch, token=token))
+    await steps(svc)
+    assert await r.hget(keys.token(token), "state") == "running"
+    return epoch
+
+
+# --- risk (C3) -------------------------------------------------------------------------------
+
+async def test_concurrent_reservations_never_pass_the_total_limit(redis_server: RedisServer, keys: Keys,
+                                                                  r: aioredis.Redis) -> None:
+    """Twenty admissions race from twenty connections for a budget that fits three."""
+    clients = [aioredis.from_url(redis_server.url, decode_responses=True) for _ in range(20)]
+    try:
+        books = [RiskBook(c, keys) for c in clients]
+        results = await asyncio.gather(*(b.reserve(f"t{i}", 3.0, 5.0, 10.0) for i, b in enumerate(books)))
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+    assert sum(res.ok for res in results) == 3
+    assert {res.refused_by for res in results if not res.ok} == {"total"}
+    assert float(await r.hget(keys.reserved(), "_committed")) == pytest.approx(9.0)
+
+
+async def test_reservations_are_idempotent_and_exposure_above_them_counts(r: aioredis.Redis, keys: Keys) -> None:
+    book = RiskBook(r, keys)
+    assert (await book.reserve("a", 4.0, 5.0, 10.0)).ok
+    assert (await book.reserve("a", 4.0, 5.0, 10.0)).committed == pytest.approx(4.0)  # twice = once
+    assert (await book.reserve("big", 6.0, 5.0, 100.0)).refused_by == "per_token"
+    async with r.pipeline(transaction=True) as pipe:
+        await book.set_exposure(pipe, "a", 7.0)  # fills above the reservation: the claim is 7
+        await pipe.execute()
+    assert await book.committed(r) == pytest.approx(7.0)
+    assert not (await book.reserve("b", 4.0, 5.0, 10.0)).ok
+    async with r.pipeline(transaction=True) as pipe:
+        await book.release(pipe, "a")  # the session ended but 7 is still held: still counts
+        await pipe.execute()
+    assert await book.committed(r) == pytest.approx(7.0)
+    async with r.pipeline(transaction=True) as pipe:
+        await book.set_exposure(pipe, "a", 0.0)
+        await pipe.execute()
+    assert await book.committed(r) == pytest.approx(0.0)
+    assert float(await r.hget(keys.exposure(), "_total")) == pytest.approx(0.0)
+
+
+async def test_two_buys_cannot_both_pass_max_notional_total(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    # Each session may put 10 shares x 0.6 = 6.00 at risk; the total allows one of them.
+    svc = OrchestratorService(settings(risk={"max_notional_total": 10, "max_notional_per_token": 10},
+                                       maker_strategy={"order_size": 10, "buy_price_threshold": 0.6}), "o1", r)
+    await add_message(r, keys.signals(), signal("BUY", token="a"))
+    await add_message(r, keys.signals(), signal("BUY", token="b"))
+    await steps(svc)
+    assert await r.hget(keys.token("a"), "state") == "starting"
+    assert await r.hget(keys.token("b"), "state") == "rejected"
+    [rejected] = await events(r, keys, "token.rejected")
+    assert rejected["reason"] == "committed 6.00 + 6.00 over risk.max_notional_total 10.00"
+    # When a's session closes its reservation is released and b may run.
+    await add_message(r, keys.sessions(), report("closed", "w1", 1, token="a"))
+    await add_message(r, keys.signals(), signal("BUY", token="b", n=1))
+    await steps(svc)
+    assert await r.hget(keys.token("b"), "state") == "starting"
+
+
+async def test_daily_loss_limit_sets_reduce_only_and_refuses_new_sessions(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(risk={"max_daily_loss": 3}), "o1", r)
+    await run_token(r, keys, svc, TOKEN)
+    await fill(r, keys, "BUY", 0.50, 10, n=1)
+    await fill(r, keys, "SELL", 0.20, 10, n=2)  # realised -3.00
+    await steps(svc)
+    assert await r.get(keys.halt()) == "reduce_only"
+    [limit] = await events(r, keys, "risk.daily_loss_limit")
+    assert "reached -3.00" in limit["reason"]
+    await control(r, keys, "resume")
+    await add_message(r, keys.signals(), signal("BUY", token="other"))
+    await steps(svc)
+    assert await r.hget(keys.token("other"), "state") == "rejected"
+    assert "risk.max_daily_loss" in (await events(r, keys, "token.rejected"))[-1]["reason"]
+
+
+async def test_a_fill_delivered_twice_counts_once(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await run_token(r, keys, svc, TOKEN)
+    await fill(r, keys, "BUY", 0.5, 10, n=7)
+    await fill(r, keys, "BUY", 0.5, 10, n=7)  # the worker retried its XADD
+    await steps(svc)
+    assert float(await r.hget(keys.token(TOKEN), "position")) == pytest.approx(10.0)
+    assert svc.duplicates == 1
+
+
+async def test_short_position_without_allow_short_is_an_error_event(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await run_token(r, keys, svc, TOKEN)
+    await fill(r, keys, "SELL", 0.5, 5, n=1)
+    await steps(svc)
+    [short] = await events(r, keys, "risk.short_position")
+    assert short["level"] == "error"
+
+
+# --- scheduling (C5, C10) ----------------------------------------------------------------------
+
+async def test_five_signals_two_slots_start_in_order_spaced_by_the_start_cooldown(
+    r: aioredis.Redis, keys: Keys,
+) -> None:
+    await register_worker(r, keys, "w1", capacity=10)
+    svc = OrchestratorService(settings(scheduler={"max_concurrent_jobs": 2, "poll_interval_seconds": 0.01,
+                                                  "topic_start_cooldown_sec": 0.3}), "o1", r)
+    for i in range(5):
+        await add_message(r, keys.signals(), signal("BUY", token=f"t{i}"))
+    await eventually(lambda: _started(r, keys, svc, 2), timeout=5)
+    assert await r.scard(keys.tokens_in_state("queued")) == 3
+    await steps(svc, 20)
+    assert [c[1] for c in await commands(r, keys, "w1")] == ["t0", "t1"]  # no slot: nothing more starts
+    for token in ("t0", "t1"):
+        await add_message(r, keys.sessions(), report("closed", "w1", 1, token=token))
+    await eventually(lambda: _started(r, keys, svc, 4), timeout=5)
+    assert [c[1] for c in await commands(r, keys, "w1")] == ["t0", "t1", "t2", "t3"]
+    starts = [int(await r.hget(keys.token(f"t{i}"), "started_at")) for i in range(4)]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(g >= 300 for g in gaps), gaps
+
+
+async def _started(r: aioredis.Redis, keys: Keys, svc: OrchestratorService, n: int) -> bool:
+    await steps(svc, 1)
+    return len(await commands(r, keys, "w1")) >= n
+
+
+async def test_exits_wait_for_a_free_exit_slot(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(scheduler={"max_concurrent_exit_jobs": 1, "poll_interval_seconds": 0.01}),
+                              "o1", r)
+    for t in ("a", "b", "c"):
+        await run_token(r, keys, svc, t)
+    for t in ("a", "b", "c"):
+        await add_message(r, keys.signals(), signal("SELL", token=t))
+    await steps(svc)
+    exits = [c[1] for c in await commands(r, keys, "w1") if c[0] == "EXIT"]
+    assert exits == ["a"]
+    assert await r.zrange(keys.exits_queued(), 0, -1) == ["b", "c"]
+    assert len(await events(r, keys, "token.exit_queued")) == 2
+    await add_message(r, keys.sessions(), report("closed", "w1", 1, token="a"))
+    await steps(svc)
+    assert [c[1] for c in await commands(r, keys, "w1") if c[0] == "EXIT"] == ["a", "b"]
+    assert await r.hget(keys.token("b"), "state") == "exiting"
+
+
+async def test_cooldown_blocks_a_restart_until_it_expires(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(cooldown={"cooldown_sec_per_token": 0.6}), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await add_message(r, keys.sessions(), report("closed", "w1", epoch))
+    await steps(svc)
+    await control(r, keys, "handled_reset", TOKEN)
+    await add_message(r, keys.signals(), signal("BUY", n=1))
+    await steps(svc)
+    assert "cooling down" in (await events(r, keys, "token.rejected"))[-1]["reason"]
+    await asyncio.sleep(0.7)
+    await add_message(r, keys.signals(), signal("BUY", n=2))
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "state") == "starting"
+
+
+async def test_without_exit_ignore_cooldown_a_sold_token_may_be_bought_again(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(cooldown={"cooldown_sec_per_token": 60, "exit_ignore_cooldown": False}),
+                              "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await add_message(r, keys.signals(), signal("SELL"))
+    await steps(svc)
+    await add_message(r, keys.sessions(), report("closed", "w1", epoch))
+    await steps(svc)
+    assert not await r.exists(keys.cooldown(TOKEN))
+
+
+# --- ignored tokens (C4) -----------------------------------------------------------------------
+
+async def test_a_failed_session_is_ignored_with_its_reason_until_unignored(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    rep = report("failed", "w1", epoch).model_copy(update={"reason": "RuntimeError: venue says no"})
+    await add_message(r, keys.sessions(), rep)
+    await steps(svc)
+    assert await r.hget(keys.ignored_why(), TOKEN) == "session failed: RuntimeError: venue says no"
+    assert await r.zscore(keys.ignored(), TOKEN) > now_ms()
+    await add_message(r, keys.signals(), signal("BUY", n=1))
+    await steps(svc)
+    assert "ignored: session failed" in (await events(r, keys, "signal.ignored"))[-1]["reason"]
+    await control(r, keys, "unignore", TOKEN)
+    await add_message(r, keys.signals(), signal("BUY", n=2))
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "state") == "starting"
+
+
+async def test_ignored_entries_expire(r: aioredis.Redis, keys: Keys) -> None:
+    svc = OrchestratorService(settings(), "o1", r)
+    await r.zadd(keys.ignored(), {"old": now_ms() - 1, "new": now_ms() + 60_000})
+    await r.hset(keys.ignored_why(), mapping={"old": "x", "new": "y"})
+    await steps(svc)
+    assert await r.zrange(keys.ignored(), 0, -1) == ["new"]
+    assert await r.hgetall(keys.ignored_why()) == {"new": "y"}
+
+
+# --- operator control ----------------------------------------------------------------------------
+
+async def test_force_stop_fences_the_session_and_keeps_the_position(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await control(r, keys, "stop_token", TOKEN, force=True, reason="looks wrong")
+    await steps(svc)
+    assert (await commands(r, keys, "w1"))[-1] == ("STOP", TOKEN, epoch)
+    token = await r.hgetall(keys.token(TOKEN))
+    assert (token["state"], token["owner"]) == ("done", "")  # an empty owner fences the old session
+    assert "looks wrong (forced" in (await events(r, keys, "token.stopped"))[0]["reason"]
+
+
+async def test_graceful_stop_exits(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await control(r, keys, "stop_token", TOKEN)
+    await steps(svc)
+    assert (await commands(r, keys, "w1"))[-1] == ("EXIT", TOKEN, epoch)
+
+
+async def test_halt_stops_everything_and_resume_restarts_it(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await run_token(r, keys, svc, "a")
+    await run_token(r, keys, svc, "b")
+    await add_message(r, keys.signals(), signal("SELL", token="b"))
+    await steps(svc)
+    await control(r, keys, "halt", reason="market gone mad")
+    await add_message(r, keys.signals(), signal("BUY", token="c"))
+    await steps(svc)
+    stops = [c for c in await commands(r, keys, "w1") if c[0] == "STOP"]
+    assert sorted(stops) == [("STOP", "a", 1), ("STOP", "b", 1)]
+    assert await r.smembers(keys.tokens_in_state("queued")) == {"a", "b"}
+    assert await r.hget(keys.token("c"), "state") == "rejected"
+    await steps(svc, 5)
+    assert len(await commands(r, keys, "w1")) == 5  # 2 START, 1 EXIT, 2 STOP: nothing new while halted
+
+    await control(r, keys, "resume")
+    await steps(svc, 3)
+    cmds = await commands(r, keys, "w1")
+    assert ("START", "a", 2) in cmds
+    assert ("START", "b", 2) in cmds
+    assert ("EXIT", "b", 2) in cmds  # b was exiting: it resumes its exit
+    assert await r.hget(keys.token("b"), "state") == "exiting"
+
+
+async def test_reduce_only_lets_exits_run_but_starts_nothing(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await run_token(r, keys, svc, "a")
+    await control(r, keys, "halt", "reduce_only")
+    await add_message(r, keys.signals(), signal("SELL", token="a"))
+    await add_message(r, keys.signals(), signal("BUY", token="b"))
+    await steps(svc)
+    assert (await commands(r, keys, "w1"))[-1] == ("EXIT", "a", 1)
+    assert await r.hget(keys.token("b"), "state") == "rejected"
+
+
+async def test_drain_hands_tokens_to_another_worker(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await register_worker(r, keys, "w2")
+    await control(r, keys, "drain_worker", "w1")
+    await steps(svc)
+    assert await r.hget(keys.worker("w1"), "draining") == "1"
+    stop = [fields for _, fields in await r.xrange(keys.cmd("w1")) if fields["action"] == "STOP"]
+    assert len(stop) == 1
+    assert json.loads(stop[0]["params"]) == {"hand_back": True}
+    await add_message(r, keys.sessions(), report("handed_back", "w1", epoch))
+    await steps(svc)
+    assert (await r.hget(keys.token(TOKEN), "owner"), await r.hget(keys.token(TOKEN), "epoch")) == ("w2", "2")
+    # a drained worker takes nothing new
+    await add_message(r, keys.signals(), signal("BUY", token="new"))
+    await steps(svc)
+    assert await r.hget(keys.token("new"), "owner") == "w2"
+
+
+async def test_a_drained_worker_that_does_not_hand_back_loses_its_tokens_after_a_lease(
+    r: aioredis.Redis, keys: Keys,
+) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(workers={"lease_ms": 1000}), "o1", r)
+    await run_token(r, keys, svc, TOKEN)
+    await register_worker(r, keys, "w2")
+    await control(r, keys, "drain_worker", "w1")
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "owner") == "w1"
+    await asyncio.sleep(1.1)
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "owner") == "w2"
+    assert "no hand-back" in (await events(r, keys, "token.reassigned"))[-1]["reason"]
+
+
+async def test_blacklist_edits_at_runtime_with_expiry(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await control(r, keys, "blacklist_add", "kw:slug", reason="no slugs today", expires_at=now_ms() + 400)
+    await add_message(r, keys.signals(), signal("BUY", token="a"))
+    await steps(svc)
+    assert (await events(r, keys, "token.rejected"))[-1]["reason"] == "blacklisted: kw:slug: no slugs today"
+    await asyncio.sleep(0.45)
+    await add_message(r, keys.signals(), signal("BUY", token="b"))
+    await steps(svc)
+    assert await r.hget(keys.token("b"), "state") == "starting"
+    await control(r, keys, "blacklist_add", "0x" + "a" * 40, reason="stopped following")
+    await add_message(r, keys.signals(), signal("BUY", token="c"))
+    await steps(svc)
+    assert "stopped following" in (await events(r, keys, "token.rejected"))[-1]["reason"]
+    await control(r, keys, "blacklist_remove", "0x" + "a" * 40)
+    await add_message(r, keys.signals(), signal("BUY", token="c", n=1))
+    await steps(svc)
+    assert await r.hget(keys.token("c"), "state") == "starting"
+
+
+async def test_every_control_request_is_an_audit_event(r: aioredis.Redis, keys: Keys) -> None:
+    svc = OrchestratorService(settings(), "o1", r)
+    for action in ("halt", "resume", "handled_reset", "undrain_worker"):
+        await control(r, keys, action, "w9" if action == "undrain_worker" else "", reason=f"r-{action}")
+    await steps(svc)
+    kinds = [e["kind"] for e in await events(r, keys) if e["kind"].startswith("control.")]
+    assert kinds == ["control.halt", "control.resume", "control.handled_reset", "control.undrain_worker"]
+
+
+# --- delivery (C1) -------------------------------------------------------------------------------
+
+async def test_the_same_signal_id_twice_is_applied_once(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await add_message(r, keys.signals(), signal("BUY", token="a"))
+    await add_message(r, keys.signals(), signal("BUY", token="a"))  # the collector retried its XADD
+    await steps(svc)
+    assert len(await events(r, keys, "token.queued")) == 1
+    assert await events(r, keys, "signal.ignored") == []
+    assert svc.duplicates == 1
+
+
+async def test_only_the_leader_decides_and_a_standby_takes_over(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    a = OrchestratorService(settings(), "a", r)
+    b = OrchestratorService(settings(), "b", r)
+    await steps(a, 1)
+    await add_message(r, keys.signals(), signal("BUY", token="t1"))
+    await steps(b, 2)  # standby: reads nothing
+    assert not await r.exists(keys.token("t1"))
+    assert await r.get(keys.orchestrator_leader()) == "a"
+    await steps(a, 2)
+    assert await r.hget(keys.token("t1"), "state") == "starting"
+    # a dies without releasing: b leads once a's lease has lapsed
+    await r.pexpire(keys.orchestrator_leader(), 1)
+    await asyncio.sleep(0.01)
+    await add_message(r, keys.signals(), signal("BUY", token="t2"))
+    await steps(b, 2)
+    assert await r.get(keys.orchestrator_leader()) == "b"
+    assert await r.hget(keys.token("t2"), "state") == "starting"
+
+
+# --- config reload (C9) ---------------------------------------------------------------------------
+
+async def test_config_reload_applies_a_good_edit_and_refuses_a_bad_one(r: aioredis.Redis, keys: Keys,
+                                                                        tmp_path: Path) -> None:
+    await register_worker(r, keys, "w1")
+    path = tmp_path / "polyfleet.yaml"
+    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_seconds: 0.01}\n")
+    first = load_settings(path, {})
+    svc = OrchestratorService(first, "o1", r, reloader=ConfigReloader(first, path, environ={}))
+    await steps(svc, 1)
+
+    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_seconds: 0.01}\n"
+                    "risk: {blacklist_token_keys: [some-slug]}\n")
+    await asyncio.sleep(0.02)
+    await steps(svc, 1)
+    assert svc.settings.risk.blacklist_token_keys == ("some-slug",)
+    [reloaded] = await events(r, keys, "config.reloaded")
+    assert "risk" in reloaded["reason"]
+
+    path.write_text("risk: {max_notional_total: -5}\nsurprise: 1\n")
+    await asyncio.sleep(0.02)
+    await steps(svc, 2)
+    [invalid] = await events(r, keys, "config.invalid")
+    assert "surprise" in invalid["reason"]
+    assert invalid["level"] == "error"
+    assert svc.settings.risk.blacklist_token_keys == ("some-slug",)  # the last good config stays
+    await add_message(r, keys.signals(), signal("BUY"))
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "state") == "rejected"
+    await steps(svc, 3)
+    assert len(await events(r, keys, "config.invalid")) == 1  # reported once per edit, not per poll
