@@ -107,6 +107,10 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "tokens already handled (C6)"),
     KeySpec("exposure", "hash", "orchestrator", "orchestrator, api",
             "token -> notional; field _total"),
+    KeySpec("queue", "zset", "orchestrator", "orchestrator, api, cli",
+            "queued tokens -> time of the signal that queued them: the FIFO start order (C5)"),
+    KeySpec("worker:{worker_id}:tokens", "set", "orchestrator", "orchestrator, api, cli",
+            "tokens assigned to that worker (starting, running, exiting): its load, and what moves when it dies"),
     KeySpec("reserved", "hash", "orchestrator (risk script)", "orchestrator, api",
             "token -> notional reserved at admission; field _committed = sum of max(reserved, exposure)"),
     KeySpec("pnl:daily", "hash", "orchestrator", "orchestrator, api, cli",
@@ -221,6 +225,12 @@ class Keys:
 
     def exposure(self) -> str:
         return self._k("exposure")
+
+    def queue(self) -> str:
+        return self._k("queue")
+
+    def worker_tokens(self, worker_id: str) -> str:
+        return self._k(f"worker:{worker_id}:tokens")
 
     def reserved(self) -> str:
         return self._k("reserved")

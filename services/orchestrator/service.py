@@ -33,7 +33,8 @@ from services.orchestrator.decisions import (
 )
 from services.orchestrator.leader import LeaderLease
 from services.orchestrator.positions import apply_fill
-from services.orchestrator.risk import RiskBook, planned_notional
+from services.orchestrator.risk import planned_notional
+from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.scheduling import exits_to_run, tokens_to_start
 from services.orchestrator.store import Pipe, TokenStore
 from shared.clock import now_ms
@@ -66,6 +67,7 @@ class OrchestratorService(RedisService):
         self.decisions = 0
         self.duplicates = 0
         self._ready = False
+        self._schedule_due = False
 
     @property
     def leader_ttl_ms(self) -> int:
@@ -116,11 +118,14 @@ class OrchestratorService(RedisService):
         if not leading:
             await self.sleep_unless_stopped(self.settings.scheduler.poll_interval_seconds)
             return
-        for entry in await self.consumer.read(count=200, block_ms=block_ms):
-            await self.handle(entry)
+        entries = await self.consumer.read(count=500, block_ms=block_ms)
+        if entries:
+            await self.handle_batch(entries)
         if loop_now - self._last_maintain >= self.settings.scheduler.poll_interval_seconds:
             self._last_maintain = loop_now
             await self.maintain()
+        elif self._schedule_due:
+            await self.schedule()  # a slot or a queued token appeared: start now, not at the next poll
         if loop_now - self._last_beat >= self.settings.monitoring.heartbeat_interval_sec:
             self._last_beat = loop_now
             await beat(self.redis, self.keys, "orchestrator", self.instance,
@@ -150,9 +155,30 @@ class OrchestratorService(RedisService):
 
     # --- one stream entry ------------------------------------------------------------------
 
+    async def handle_batch(self, entries: list[StreamEntry]) -> None:
+        """Decide a read's entries in order. Runs of BUY signals for distinct tokens are decided
+        together (one read of their context, one reservation call, one MULTI with their acks); any
+        other entry, or a second BUY for a token already in the run, closes the run first."""
+        run: list[StreamEntry] = []
+        for entry in entries:
+            msg = entry.message
+            is_buy = isinstance(msg, Signal) and msg.side == "BUY"
+            if run and (not is_buy or msg.token_id in {e.message.token_id for e in run}):  # type: ignore[attr-defined]
+                await self._decide_buys(run)
+                run = []
+            if is_buy:
+                run.append(entry)
+            else:
+                await self.handle(entry)
+        if run:
+            await self._decide_buys(run)
+
     async def handle(self, entry: StreamEntry) -> None:
-        pipe = self.redis.pipeline(transaction=True)
         msg = entry.message
+        if isinstance(msg, Signal) and msg.side == "BUY":
+            await self._decide_buys([entry])
+            return
+        pipe = self.redis.pipeline(transaction=True)
         seen_kind = "signals" if isinstance(msg, Signal) else "fills" if isinstance(msg, Fill) else ""
         if seen_kind and await self.redis.zscore(self.keys.seen(seen_kind), msg.id) is not None:
             # The same signal or fill twice (a producer retried its XADD): applied once already.
@@ -160,7 +186,7 @@ class OrchestratorService(RedisService):
             logger.debug("{} {} already applied; acked", seen_kind, msg.id)
         else:
             if isinstance(msg, Signal):
-                await self._on_signal(pipe, msg, entry.entry_id)
+                await self._on_sell(pipe, msg, entry.entry_id)
             elif isinstance(msg, SessionReport):
                 await self._on_session(pipe, msg, entry.entry_id)
             elif isinstance(msg, Fill):
@@ -174,69 +200,96 @@ class OrchestratorService(RedisService):
         pipe.xack(entry.stream, GROUP_ORCHESTRATOR, entry.entry_id)
         await pipe.execute()
         self.decisions += 1
+        if not isinstance(msg, Fill):
+            self._schedule_due = True
 
     # --- signals (C1-C6, C10) --------------------------------------------------------------
 
-    async def _on_signal(self, pipe: Pipe, sig: Signal, cause: str) -> None:
-        token, fields = await self.store.view(sig.token_id)
-        if sig.side == "SELL":
-            await self._on_sell(pipe, sig, token.state, token.owner, token.epoch, cause)
-            return
+    async def _decide_buys(self, entries: list[StreamEntry]) -> None:
+        """BUY signals for distinct tokens: read every check's input in one round trip, decide each
+        (pure), reserve the admitted ones' notional atomically, then commit effects + acks in one MULTI."""
         k, now = self.keys, now_ms()
+        sigs: list[Signal] = [e.message for e in entries]  # type: ignore[misc]
         async with self.redis.pipeline(transaction=False) as rp:
-            rp.sismember(k.handled(), sig.token_id)
-            rp.exists(k.cooldown(sig.token_id))
             rp.get(k.halt())
             rp.hgetall(k.blacklist())
-            rp.zscore(k.ignored(), sig.token_id)
-            rp.hget(k.ignored_why(), sig.token_id)
             rp.hget(k.pnl_daily(), utc_day(now))
-            handled, cooling, halt, runtime_bl, ignored_until, ignored_why, daily = await rp.execute()
-        ignored = None
-        if ignored_until is not None and float(ignored_until) > now:
-            ignored = ignored_why or "on the ignored list"
-        reason = blacklist_reason([sig.token_id, sig.condition_id, sig.slug, sig.account], [sig.title, sig.slug],
-                                  self.settings.risk.blacklist_token_keys, _runtime_blacklist(runtime_bl), now)
-        ctx = BuyContext(reason, bool(handled), bool(cooling), halt or "", ignored, float(daily or 0.0))
-        verdict = decide_buy(token, ctx, self.settings.risk)
-        detail = {"account": sig.account, "source": sig.source, "signal": sig.id}
-        if verdict.action == "queue":
-            try:
-                params = merge_strategy_params(self.settings, sig.token_id, sig.slug)
-            except ConfigError as exc:
-                self._reject(pipe, sig, bool(fields), f"bad strategy parameters: {exc}", cause, detail)
-                return
-            amount = planned_notional(params)
-            risk = self.settings.risk
-            res = await self.risk.reserve(sig.token_id, amount, risk.max_notional_per_token, risk.max_notional_total)
+            for sig in sigs:
+                rp.zscore(k.seen("signals"), sig.id)
+                rp.hgetall(k.token(sig.token_id))
+                rp.sismember(k.handled(), sig.token_id)
+                rp.exists(k.cooldown(sig.token_id))
+                rp.zscore(k.ignored(), sig.token_id)
+            replies = await rp.execute()
+        halt, runtime_bl, daily = replies[0], _runtime_blacklist(replies[1]), float(replies[2] or 0.0)
+        per = 5  # replies per signal
+        ignored_ids = [sig.token_id for i, sig in enumerate(sigs)
+                       if replies[3 + per * i + 4] is not None and float(replies[3 + per * i + 4]) > now]
+        why = dict(zip(ignored_ids, await self.redis.hmget(k.ignored_why(), ignored_ids), strict=True)) \
+            if ignored_ids else {}
+        risk = self.settings.risk
+        pipe = self.redis.pipeline(transaction=True)
+        admitted: list[tuple[Signal, str, dict[str, str], dict[str, Any], float]] = []
+        for i, (entry, sig) in enumerate(zip(entries, sigs, strict=True)):
+            seen, fields, handled, cooling, _ = replies[3 + per * i: 3 + per * (i + 1)]
+            if seen is not None:
+                self.duplicates += 1  # the collector retried its XADD: decided once already
+                continue
+            pipe.zadd(k.seen("signals"), {sig.id: now})
+            token = TokenView(sig.token_id, fields.get("state", ""), fields.get("owner", ""),
+                              int(fields.get("epoch", "0") or 0))
+            ignored = (why[sig.token_id] or "on the ignored list") if sig.token_id in why else None
+            reason = blacklist_reason([sig.token_id, sig.condition_id, sig.slug, sig.account], [sig.title, sig.slug],
+                                      risk.blacklist_token_keys, runtime_bl, now)
+            ctx = BuyContext(reason, bool(handled), bool(cooling), halt or "", ignored, daily)
+            verdict = decide_buy(token, ctx, risk)
+            if verdict.action == "queue":
+                try:
+                    params = merge_strategy_params(self.settings, sig.token_id, sig.slug)
+                except ConfigError as exc:
+                    self._reject(pipe, sig, bool(fields), f"bad strategy parameters: {exc}", entry.entry_id)
+                    continue
+                admitted.append((sig, entry.entry_id, fields, params, planned_notional(params)))
+            elif verdict.action == "reject":
+                self._reject(pipe, sig, bool(fields), verdict.reason, entry.entry_id)
+            else:
+                self.store.event(pipe, "signal.ignored", sig.token_id, verdict.reason, cause=entry.entry_id,
+                                 **_detail(sig))
+        reservations = await self.risk.reserve_many([(a[0].token_id, a[4]) for a in admitted],
+                                                     risk.max_notional_per_token, risk.max_notional_total)
+        for (sig, cause, fields, params, amount), res in zip(admitted, reservations, strict=True):
             if not res.ok:
                 self._reject(pipe, sig, bool(fields), reservation_refused(res.refused_by, amount, res.committed, risk),
-                             cause, detail)
-                return
-            self.store.transition(pipe, sig.token_id, "queued", source=sig.source,
+                             cause)
+                continue
+            self.store.transition(pipe, sig.token_id, "queued", prev_state=fields.get("state", ""),
+                                  queue_score=sig.ts_event or now, source=sig.source,
                                   account=sig.account, slug=sig.slug, condition_id=sig.condition_id,
                                   title=sig.title, outcome=sig.outcome, signal_id=sig.id,
-                                  signal_ts=sig.ts_event or now, queued_at=now, epoch=token.epoch,
+                                  signal_ts=sig.ts_event or now, queued_at=now, epoch=fields.get("epoch", 0),
                                   reserved=f"{amount:.6f}", params=json.dumps(params, sort_keys=True),
                                   exit_pending="0", exit_reason="")
-            self.store.event(pipe, "token.queued", sig.token_id, verdict.reason, cause=cause,
-                             reserved=amount, committed=res.committed, **detail)
-        elif verdict.action == "reject":
-            self._reject(pipe, sig, bool(fields), verdict.reason, cause, detail)
-        else:
-            self.store.event(pipe, "signal.ignored", sig.token_id, verdict.reason, cause=cause, **detail)
+            self.store.event(pipe, "token.queued", sig.token_id, "admitted", cause=cause,
+                             reserved=amount, committed=res.committed, **_detail(sig))
+        pipe.xack(entries[0].stream, GROUP_ORCHESTRATOR, *(e.entry_id for e in entries))  # one stream: signals
+        await pipe.execute()
+        self.decisions += len(entries)
+        if admitted:
+            self._schedule_due = True
 
-    def _reject(self, pipe: Pipe, sig: Signal, known: bool, reason: str, cause: str, detail: dict[str, Any]) -> None:
+    def _reject(self, pipe: Pipe, sig: Signal, known: bool, reason: str, cause: str) -> None:
         if not known:
             self.store.transition(pipe, sig.token_id, "rejected", source=sig.source, slug=sig.slug, title=sig.title)
-        self.store.event(pipe, "token.rejected", sig.token_id, reason, level="warning", cause=cause, **detail)
+        self.store.event(pipe, "token.rejected", sig.token_id, reason, level="warning", cause=cause, **_detail(sig))
 
-    async def _on_sell(self, pipe: Pipe, sig: Signal, state: str, owner: str, epoch: int, cause: str) -> None:
+    async def _on_sell(self, pipe: Pipe, sig: Signal, cause: str) -> None:
+        token, _ = await self.store.view(sig.token_id)
+        state, owner, epoch = token.state, token.owner, token.epoch
         verdict = decide_sell(TokenView(sig.token_id, state, owner, epoch))
         if verdict.action == "exit":
             await self._request_exit(pipe, sig.token_id, state, owner, epoch, verdict.reason, cause)
         elif verdict.action == "dequeue":
-            self.store.transition(pipe, sig.token_id, "done", owner="")
+            self.store.transition(pipe, sig.token_id, "done")
             await self.risk.release(pipe, sig.token_id)
             self.store.event(pipe, "token.dequeued", sig.token_id, verdict.reason, cause=cause)
         else:
@@ -283,7 +336,7 @@ class OrchestratorService(RedisService):
         elif rep.status == "handed_back":
             await self._reassign(pipe, rep.token_id, token.state, rep.worker, f"handed back: {rep.reason}", cause)
         elif rep.status == "failed":
-            self.store.transition(pipe, rep.token_id, "error", owner="")
+            self.store.transition(pipe, rep.token_id, "error", owner="", prev_owner=rep.worker)
             await self.risk.release(pipe, rep.token_id)
             pipe.zrem(self.keys.exits_queued(), rep.token_id)
             self.store.want(pipe, rep.token_id, False, REQUESTER_ORCHESTRATOR)
@@ -292,7 +345,8 @@ class OrchestratorService(RedisService):
 
     async def _closed(self, pipe: Pipe, rep: SessionReport, exit_reason: str, cause: str) -> None:
         k, cd = self.keys, self.settings.cooldown
-        self.store.transition(pipe, rep.token_id, "done", owner="", position=f"{rep.position:.6f}")
+        self.store.transition(pipe, rep.token_id, "done", owner="", prev_owner=rep.worker,
+                              position=f"{rep.position:.6f}")
         pipe.sadd(k.handled(), rep.token_id)
         pipe.zrem(k.exits_queued(), rep.token_id)
         await self.risk.release(pipe, rep.token_id)
@@ -370,7 +424,7 @@ class OrchestratorService(RedisService):
         if token.state in ("starting", "running", "exiting") and req.force:
             # Force: cancel orders, keep the position. Clearing the owner fences the session at once.
             self.store.command(pipe, token.owner, "STOP", req.target, token.epoch, reason=reason)
-            self.store.transition(pipe, req.target, "done", owner="", exit_reason=reason)
+            self.store.transition(pipe, req.target, "done", owner="", prev_owner=token.owner, exit_reason=reason)
             pipe.zrem(self.keys.exits_queued(), req.target)
             pipe.sadd(self.keys.handled(), req.target)
             await self.risk.release(pipe, req.target)
@@ -380,18 +434,18 @@ class OrchestratorService(RedisService):
         elif token.state in ("starting", "running"):
             await self._request_exit(pipe, req.target, token.state, token.owner, token.epoch, reason, cause)
         elif token.state == "queued":
-            self.store.transition(pipe, req.target, "done", owner="")
+            self.store.transition(pipe, req.target, "done")
             await self.risk.release(pipe, req.target)
             self.store.event(pipe, "token.dequeued", req.target, reason, cause=cause)
 
     async def _halt_all(self, pipe: Pipe, reason: str, cause: str) -> None:
         """``halt``: stop every session now (orders cancelled, positions kept) and queue the tokens
         again, so ``resume`` restarts them where they were (an exiting token resumes its exit)."""
-        _, active = await self.workers()
-        for token_id, (state, owner, epoch) in active.items():
+        for token_id, (state, owner, epoch, fields) in (await self.active_tokens()).items():
             if owner:
                 self.store.command(pipe, owner, "STOP", token_id, epoch, reason=reason)
-            self.store.transition(pipe, token_id, "queued", owner="",
+            self.store.transition(pipe, token_id, "queued", owner="", prev_owner=owner,
+                                  queue_score=int(fields.get("signal_ts") or 0),
                                   exit_pending="1" if state == "exiting" else "0")
             self.store.event(pipe, "token.halted", token_id, reason, level="warning", cause=cause,
                              owner=owner, epoch=epoch, was=state)
@@ -399,74 +453,79 @@ class OrchestratorService(RedisService):
     async def _drain(self, pipe: Pipe, worker_id: str, cause: str) -> None:
         """Ask a worker to hand back each of its tokens; the handed_back reports move them (see
         maintain for the ones it does not hand back in time)."""
-        _, active = await self.workers()
-        for token_id, (_, owner, epoch) in active.items():
-            if owner == worker_id:
-                self.store.command(pipe, owner, "STOP", token_id, epoch, {"hand_back": True}, reason="worker draining")
-                pipe.hset(self.keys.token(token_id), "handback_requested_at", now_ms())
-                self.store.event(pipe, "token.handback_requested", token_id, f"worker {worker_id} draining",
-                                 cause=cause, owner=owner, epoch=epoch)
+        for token_id, (_, owner, epoch, _) in (await self.tokens_of(worker_id)).items():
+            self.store.command(pipe, owner, "STOP", token_id, epoch, {"hand_back": True}, reason="worker draining")
+            pipe.hset(self.keys.token(token_id), "handback_requested_at", now_ms())
+            self.store.event(pipe, "token.handback_requested", token_id, f"worker {worker_id} draining",
+                             cause=cause, owner=owner, epoch=epoch)
 
-    # --- maintenance: leases, reassignment, exits, scheduling -------------------------------
+    # --- fleet and token views -------------------------------------------------------------
 
-    async def workers(self) -> tuple[list[WorkerView], dict[str, tuple[str, str, int]]]:
-        """Worker views (with load) and the active tokens: token -> (state, owner, epoch).
-
-        Two pipelined round trips whatever the fleet size: members, then every hash and lease.
-        """
+    async def workers(self) -> list[WorkerView]:
+        """Every registered worker with liveness, capacity and load (its assigned-token count):
+        two round trips whatever the number of tokens."""
         k = self.keys
+        wids = sorted(await self.redis.smembers(k.workers()))
         async with self.redis.pipeline(transaction=False) as p:
-            for state in ACTIVE:
-                p.smembers(k.tokens_in_state(state))
-            p.smembers(k.workers())
-            *members, worker_ids = await p.execute()
-        pairs = [(state, tid) for state, ids in zip(ACTIVE, members, strict=True) for tid in ids]
-        wids = sorted(worker_ids)
-        async with self.redis.pipeline(transaction=False) as p:
-            for _, tid in pairs:
-                p.hmget(k.token(tid), ["owner", "epoch"])
             for wid in wids:
                 p.hgetall(k.worker(wid))
                 p.exists(k.worker_lease(wid))
+                p.scard(k.worker_tokens(wid))
             replies = await p.execute()
-        active: dict[str, tuple[str, str, int]] = {}
-        for (state, tid), (owner, epoch) in zip(pairs, replies[:len(pairs)], strict=True):
-            active[tid] = (state, owner or "", int(epoch or 0))
-        load: dict[str, int] = {}
-        for _, owner, _ in active.values():
-            load[owner] = load.get(owner, 0) + 1
         views = []
-        worker_replies = replies[len(pairs):]
         for i, wid in enumerate(wids):
-            h: dict[str, Any] = worker_replies[2 * i]
-            views.append(WorkerView(wid, bool(worker_replies[2 * i + 1]), int(h.get("capacity", 0) or 0),
-                                    load.get(wid, 0), h.get("draining") == "1"))
-        return views, active
+            h: dict[str, Any] = replies[3 * i]
+            views.append(WorkerView(wid, bool(replies[3 * i + 1]), int(h.get("capacity", 0) or 0),
+                                    int(replies[3 * i + 2]), h.get("draining") == "1"))
+        return views
+
+    async def _views_of(self, token_ids: list[str]) -> dict[str, tuple[str, str, int, dict[str, str]]]:
+        async with self.redis.pipeline(transaction=False) as p:
+            for token_id in token_ids:
+                p.hgetall(self.keys.token(token_id))
+            rows = await p.execute()
+        return {t: (h.get("state", ""), h.get("owner", ""), int(h.get("epoch", 0) or 0), h)
+                for t, h in zip(token_ids, rows, strict=True)}
+
+    async def tokens_of(self, worker_id: str) -> dict[str, tuple[str, str, int, dict[str, str]]]:
+        """The active tokens this worker owns: token -> (state, owner, epoch, fields). Entries of
+        the worker's set that the token hash no longer confirms are dropped (self-healing index)."""
+        ids = sorted(await self.redis.smembers(self.keys.worker_tokens(worker_id)))
+        views = await self._views_of(ids)
+        stale = [t for t, (state, owner, _, _) in views.items() if owner != worker_id or state not in ACTIVE]
+        if stale:
+            await self.redis.srem(self.keys.worker_tokens(worker_id), *stale)
+        return {t: v for t, v in views.items() if t not in stale}
+
+    async def active_tokens(self) -> dict[str, tuple[str, str, int, dict[str, str]]]:
+        async with self.redis.pipeline(transaction=False) as p:
+            for state in ACTIVE:
+                p.smembers(self.keys.tokens_in_state(state))
+            members = await p.execute()
+        return await self._views_of(sorted(set().union(*members)))
+
+    # --- maintenance: leases, reassignment, exits, scheduling -------------------------------
 
     async def maintain(self) -> None:
-        views, active = await self.workers()
-        alive = {w.worker_id for w in views if w.alive}
-        draining = {w.worker_id for w in views if w.draining}
-        for token_id, (state, owner, _) in active.items():
-            if owner not in alive:
-                reason = f"worker {owner or '?'} lease expired"
-            elif owner in draining and await self._handback_overdue(token_id):
-                reason = f"worker {owner} draining; no hand-back within the lease"
-            else:
+        """Every poll interval: move the tokens of dead workers (and of drained workers that did
+        not hand back in time), expire ignored entries, then schedule."""
+        views = await self.workers()
+        for w in views:
+            if w.alive and not w.draining:
                 continue
-            pipe = self.redis.pipeline(transaction=True)
-            taker = await self._reassign(pipe, token_id, state, owner, reason, "", views)
-            await pipe.execute()
-            views = _with_one_more(views, taker)
+            for token_id, (state, _, _, fields) in (await self.tokens_of(w.worker_id)).items():
+                if not w.alive:
+                    reason = f"worker {w.worker_id} lease expired"
+                elif _overdue(fields, self.settings.workers.lease_ms):
+                    reason = f"worker {w.worker_id} draining; no hand-back within the lease"
+                else:
+                    continue
+                pipe = self.redis.pipeline(transaction=True)
+                taker = await self._reassign(pipe, token_id, state, w.worker_id, reason, "", views, fields)
+                await pipe.execute()
+                views = _with_one_more(views, taker)
         await self._expire()
-        await self._run_queued_exits(active)
-        if await self.redis.get(self.keys.halt()):
-            return  # halt and reduce_only: nothing new starts
-        await self._start_queued(views, active)
-
-    async def _handback_overdue(self, token_id: str) -> bool:
-        asked = int(await self.redis.hget(self.keys.token(token_id), "handback_requested_at") or 0)
-        return asked > 0 and now_ms() - asked > self.settings.workers.lease_ms
+        await self.schedule(views)
 
     async def _expire(self) -> None:
         """Drop expired ignored entries and forget applied ids past their retention."""
@@ -480,85 +539,118 @@ class OrchestratorService(RedisService):
                 p.zremrangebyscore(k.seen(kind), "-inf", now - SEEN_RETENTION_MS)
             await p.execute()
 
-    async def _run_queued_exits(self, active: dict[str, tuple[str, str, int]]) -> None:
-        k = self.keys
-        waiting = await self.redis.zrange(k.exits_queued(), 0, -1, withscores=True)
-        if not waiting:
+    async def schedule(self, views: list[WorkerView] | None = None) -> None:
+        """Run queued exits into free exit slots, then start queued tokens into free job slots."""
+        self._schedule_due = False
+        k, sched = self.keys, self.settings.scheduler
+        async with self.redis.pipeline(transaction=False) as p:
+            p.get(k.halt())
+            for state in ACTIVE:
+                p.scard(k.tokens_in_state(state))
+            p.zcard(k.exits_queued())
+            halt, starting, running, exiting, exits_waiting = await p.execute()
+        if exits_waiting:
+            await self._run_queued_exits(int(exiting))
+        if halt:
+            return  # halt and reduce_only: nothing new starts
+        active = int(starting) + int(running)
+        room = min(sched.max_concurrent_jobs - active, 500)  # at most 500 starts per call
+        if room <= 0:
             return
-        exiting = sum(1 for s, _, _ in active.values() if s == "exiting")
-        runnable = [(t, int(ts)) for t, ts in waiting if active.get(t, ("", "", 0))[0] in ("starting", "running")]
-        stale = [t for t, _ in waiting if t not in {r for r, _ in runnable}]
+        queued = [(t, int(ts)) for t, ts in await self.redis.zrange(k.queue(), 0, room - 1, withscores=True)]
+        chosen = tokens_to_start(queued, active, sched.max_concurrent_jobs, self._last_start_ms, now_ms(),
+                                 sched.topic_start_cooldown_sec)
+        if not chosen:
+            return
+        views = views if views is not None else await self.workers()
+        assignments: list[tuple[str, str]] = []
+        for token_id in chosen:
+            worker = pick_worker(views)
+            if worker is None:
+                logger.debug("no live worker with room; {} token(s) stay queued", len(chosen) - len(assignments))
+                break
+            assignments.append((token_id, worker))
+            views = _with_one_more(views, worker)
+        await self._start_many(assignments)
+
+    async def _run_queued_exits(self, exiting: int) -> None:
+        k = self.keys
+        waiting = [(t, int(ts)) for t, ts in await self.redis.zrange(k.exits_queued(), 0, -1, withscores=True)]
+        views = await self._views_of([t for t, _ in waiting])
+        runnable = [(t, ts) for t, ts in waiting if views[t][0] in ("starting", "running")]
+        stale = [t for t, _ in waiting if views[t][0] not in ("starting", "running")]
         pipe = self.redis.pipeline(transaction=True)
         if stale:  # the token ended or was re-queued meanwhile: its queued exit is moot
             pipe.zrem(k.exits_queued(), *stale)
         for token_id in exits_to_run(runnable, exiting, self.settings.scheduler.max_concurrent_exit_jobs):
-            _, owner, epoch = active[token_id]
-            reason = await self.redis.hget(k.token(token_id), "exit_reason") or SELL_EXIT_REASON
-            self._exit(pipe, token_id, owner, epoch, reason, "")
+            _, owner, epoch, fields = views[token_id]
+            self._exit(pipe, token_id, owner, epoch, fields.get("exit_reason") or SELL_EXIT_REASON, "")
         await pipe.execute()
 
-    async def _start_queued(self, views: list[WorkerView], active: dict[str, tuple[str, str, int]]) -> None:
-        k = self.keys
-        queued_ids = sorted(await self.redis.smembers(k.tokens_in_state("queued")))
-        if not queued_ids:
+    async def _start_many(self, assignments: list[tuple[str, str]]) -> None:
+        """START each (token, worker): one read of the tokens, one MULTI for every start."""
+        if not assignments:
             return
-        async with self.redis.pipeline(transaction=False) as p:
-            for token_id in queued_ids:
-                p.hget(k.token(token_id), "signal_ts")
-            times = await p.execute()
-        queued = [(t, int(ts or 0)) for t, ts in zip(queued_ids, times, strict=True)]
-        starting_running = sum(1 for s, _, _ in active.values() if s in ("starting", "running"))
-        sched = self.settings.scheduler
-        for token_id in tokens_to_start(queued, starting_running, sched.max_concurrent_jobs,
-                                        self._last_start_ms, now_ms(), sched.topic_start_cooldown_sec):
-            worker = pick_worker(views)
-            if worker is None:
-                logger.debug("no live worker with room; {} stays queued", token_id)
-                return
-            await self._start(token_id, worker)
-            views = _with_one_more(views, worker)
-
-    async def _start(self, token_id: str, worker: str) -> None:
-        _, fields = await self.store.view(token_id)
-        params = json.loads(fields["params"]) if fields.get("params") else \
-            merge_strategy_params(self.settings, token_id, fields.get("slug", ""))
-        epoch = int(await self.redis.hincrby(self.keys.token(token_id), "epoch", 1))  # type: ignore[misc]
-        resume_exit = fields.get("exit_pending") == "1"
+        views = await self._views_of([t for t, _ in assignments])
         pipe = self.redis.pipeline(transaction=True)
-        self.store.transition(pipe, token_id, "exiting" if resume_exit else "starting", owner=worker, epoch=epoch,
-                              started_at=now_ms(), params=json.dumps(params, sort_keys=True), exit_pending="0",
-                              handback_requested_at=0)
-        self.store.want(pipe, token_id, True, REQUESTER_ORCHESTRATOR)
-        self.store.command(pipe, worker, "START", token_id, epoch, params)
-        if resume_exit:
-            self.store.command(pipe, worker, "EXIT", token_id, epoch, reason=fields.get("exit_reason") or "resumed exit")
-        self.store.event(pipe, "token.starting", token_id, f"assigned to {worker}", owner=worker, epoch=epoch,
-                         resumes_exit=resume_exit or None)
+        for token_id, worker in assignments:
+            state, _, epoch, fields = views[token_id]
+            if state != "queued":  # a stale queue entry (should not happen): drop it, start nothing
+                logger.warning("{} is in the queue but {}; dropped from the queue", token_id, state or "unknown")
+                pipe.zrem(self.keys.queue(), token_id)
+                continue
+            epoch += 1  # the leader is the only writer of epochs: no read-modify-write race
+            params = json.loads(fields["params"]) if fields.get("params") else \
+                merge_strategy_params(self.settings, token_id, fields.get("slug", ""))
+            resume_exit = fields.get("exit_pending") == "1"
+            self.store.transition(pipe, token_id, "exiting" if resume_exit else "starting", prev_state="queued",
+                                  owner=worker, epoch=epoch, started_at=now_ms(),
+                                  params=fields.get("params") or json.dumps(params, sort_keys=True),
+                                  exit_pending="0", handback_requested_at=0)
+            self.store.want(pipe, token_id, True, REQUESTER_ORCHESTRATOR, notify=False)
+            self.store.command(pipe, worker, "START", token_id, epoch, params)
+            if resume_exit:
+                self.store.command(pipe, worker, "EXIT", token_id, epoch,
+                                   reason=fields.get("exit_reason") or "resumed exit")
+            self.store.event(pipe, "token.starting", token_id, f"assigned to {worker}", owner=worker, epoch=epoch,
+                             resumes_exit=resume_exit or None)
+        self.store.notify_gateway(pipe)
         await pipe.execute()
         self._last_start_ms = now_ms()
 
     async def _reassign(self, pipe: Pipe, token_id: str, state: str, old_owner: str, reason: str, cause: str,
-                        views: list[WorkerView] | None = None) -> str | None:
+                        views: list[WorkerView] | None = None, fields: dict[str, str] | None = None) -> str | None:
         """Move an active token to another live worker under a new epoch (the old one is fenced).
         Returns the worker that takes it, or None when no live worker can."""
         if views is None:
-            views, _ = await self.workers()
+            views = await self.workers()
         worker = pick_worker(views, exclude=frozenset({old_owner}))
         if worker is None:
             self.store.event(pipe, "token.orphaned", token_id, f"{reason}; no live worker to take it",
                              level="warning", cause=cause)
             return None
-        _, fields = await self.store.view(token_id)
+        if fields is None:
+            _, fields = await self.store.view(token_id)
         epoch = int(fields.get("epoch", "0") or 0) + 1
         params = json.loads(fields.get("params") or "{}")
         new_state = "exiting" if state == "exiting" else "starting"
-        self.store.transition(pipe, token_id, new_state, owner=worker, epoch=epoch, handback_requested_at=0)
+        self.store.transition(pipe, token_id, new_state, owner=worker, prev_owner=old_owner, epoch=epoch,
+                              handback_requested_at=0)
         self.store.command(pipe, worker, "START", token_id, epoch, params, reason=reason)
         if new_state == "exiting":
-            self.store.command(pipe, worker, "EXIT", token_id, epoch, reason=fields.get("exit_reason", reason))
+            self.store.command(pipe, worker, "EXIT", token_id, epoch, reason=fields.get("exit_reason") or reason)
         self.store.event(pipe, "token.reassigned", token_id, reason, level="warning", cause=cause,
                          old_owner=old_owner, owner=worker, epoch=epoch)
         return worker
+
+
+def _overdue(fields: dict[str, str], lease_ms: int) -> bool:
+    asked = int(fields.get("handback_requested_at") or 0)
+    return asked > 0 and now_ms() - asked > lease_ms
+
+
+def _detail(sig: Signal) -> dict[str, Any]:
+    return {"account": sig.account, "source": sig.source, "signal": sig.id}
 
 
 def _runtime_blacklist(raw: dict[str, str] | None) -> dict[str, tuple[str, int]]:

@@ -31,15 +31,33 @@ class TokenStore:
         view = TokenView(token_id, h.get("state", ""), h.get("owner", ""), int(h.get("epoch", "0") or 0))
         return view, h
 
-    def transition(self, pipe: Pipe, token_id: str, new: str, **fields: Any) -> None:
-        """Move a token to ``new`` state (every other state's index set drops it) and set fields."""
+    def transition(self, pipe: Pipe, token_id: str, new: str, *, prev_state: str | None = None,
+                   prev_owner: str = "", queue_score: int | None = None, **fields: Any) -> None:
+        """Move a token to ``new`` state and set fields, keeping every index in step.
+
+        The state index sets (every other state's set drops it), the FIFO queue (a token is in it
+        exactly while queued, scored by ``queue_score``, its signal time) and the per-worker token
+        sets (when ``owner`` is among the fields, ``prev_owner``'s set drops it). A caller that
+        read the token's state passes it as ``prev_state`` ("" = new token) to spare the removal
+        from every other state's set.
+        """
         ts = now_ms()
         mapping = {"state": new, "updated_at": ts, f"{new}_at": ts, **fields}
         pipe.hset(self.keys.token(token_id), mapping={k: str(v) for k, v in mapping.items()})
-        for state in TOKEN_STATES:
+        for state in TOKEN_STATES if prev_state is None else (prev_state,) if prev_state else ():
             if state != new:
                 pipe.srem(self.keys.tokens_in_state(state), token_id)
         pipe.sadd(self.keys.tokens_in_state(new), token_id)
+        if new == "queued":
+            pipe.zadd(self.keys.queue(), {token_id: queue_score if queue_score is not None else ts})
+        elif prev_state is None or prev_state == "queued":
+            pipe.zrem(self.keys.queue(), token_id)
+        if "owner" in fields:
+            owner = str(fields["owner"])
+            if prev_owner and prev_owner != owner:
+                pipe.srem(self.keys.worker_tokens(prev_owner), token_id)
+            if owner:
+                pipe.sadd(self.keys.worker_tokens(owner), token_id)
 
     def event(self, pipe: Pipe, kind: str, token_id: str = "", reason: str = "",
               level: str = "info", cause: str = "", **detail: Any) -> None:
@@ -63,12 +81,17 @@ class TokenStore:
         )
         pipe.xadd(self.keys.cmd(worker_id), cmd.encode(), maxlen=STREAM_MAXLEN["cmd"], approximate=True)  # type: ignore[arg-type]
 
-    def want(self, pipe: Pipe, token_id: str, wanted: bool, requester: str) -> None:
-        """Tell the gateway whether this token needs streaming."""
+    def want(self, pipe: Pipe, token_id: str, wanted: bool, requester: str, notify: bool = True) -> None:
+        """Tell the gateway whether this token needs streaming (``notify=False``: the caller
+        publishes one notification for a whole batch)."""
         if wanted:
             pipe.sadd(self.keys.gw_want(requester), token_id)
         else:
             pipe.srem(self.keys.gw_want(requester), token_id)
+        if notify:
+            self.notify_gateway(pipe)
+
+    def notify_gateway(self, pipe: Pipe) -> None:
         pipe.publish(self.keys.gw_notify(), "changed")
 
     def ignore(self, pipe: Pipe, token_id: str, reason: str, seconds: float) -> None:

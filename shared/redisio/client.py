@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import hiredis
 import redis.asyncio as aioredis
 from loguru import logger
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backoff import Backoff
@@ -17,10 +19,35 @@ from shared.backoff import Backoff
 TRANSIENT_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+class HiredisPackingConnection(aioredis.Connection):  # type: ignore[misc]
+    """An asyncio connection that packs commands with hiredis's C packer.
+
+    redis-py's synchronous client packs with hiredis when it is installed, its asyncio client
+    always packs in Python; on a busy orchestrator that packing was a third of the CPU. Same
+    wire bytes, same errors (a value hiredis cannot pack is a DataError, as in redis-py)."""
+
+    def pack_command(self, *args: object) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str):
+            args = (*first.encode().split(), *args[1:])
+        elif isinstance(first, bytes) and b" " in first:
+            args = (*first.split(), *args[1:])
+        args = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
+        for a in args:
+            if a is None or isinstance(a, bool):  # redis-py refuses these; hiredis would pack them
+                raise DataError(f"Invalid input of type: {type(a).__name__!r}. Convert to a bytes, string, int "
+                                "or float first.")
+        try:
+            return [hiredis.pack_command(args)]  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise DataError(str(exc)) from exc
+
+
 def make_client(url: str) -> aioredis.Redis:
     """A client whose every command retries briefly on connection errors."""
     return aioredis.Redis.from_url(
         url,
+        connection_class=HiredisPackingConnection,
         decode_responses=True,
         health_check_interval=15,
         socket_keepalive=True,

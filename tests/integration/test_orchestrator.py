@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from services.orchestrator.risk import RiskBook
+from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.service import OrchestratorService
 from shared.clock import now_ms
 from shared.config import Settings, load_settings
