@@ -163,15 +163,16 @@ class VolatilityStrategy:
         if not self.sell_only:
             self.sell_only, self.sell_only_reason = True, reason
 
-    def exit_intent(self, bid: float | None, tick_size: float | None = None) -> OrderIntent | None:
-        """The liquidation sell for the current attempt (docs/strategy.md section 7)."""
+    def exit_intent(self, bid: float | None, tick_size: float | None = None,
+                    attempt: int | None = None) -> OrderIntent | None:
+        """The liquidation sell for ``attempt`` (default: this liquidation's count; docs/strategy.md section 7)."""
         size = shares(self.position)
         if size <= 0 or self.position < self.dust:
             return None
         ts = tick_size or self.tick_size
-        price = exit_price(bid, ts, self.exit_attempts, self.x)
-        return OrderIntent("SELL", price, size, f"{self.exit_reason or 'exit'}: attempt {self.exit_attempts + 1} "
-                           f"at bid {bid}", exit=True)
+        n = self.exit_attempts if attempt is None else attempt
+        price = exit_price(bid, ts, n, self.x)
+        return OrderIntent("SELL", price, size, f"{self.exit_reason or 'exit'}: attempt {n + 1} at bid {bid}", exit=True)
 
     # --- internals --------------------------------------------------------------------------
 
