@@ -119,5 +119,15 @@ def wipe(yes: bool = typer.Option(False, "--yes", help="really delete")) -> None
     console.print(f"deleted {n} keys")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def backtest(ctx: typer.Context) -> None:
+    """Run the volatility strategy and the paper fill model over a tick file (docs/strategy.md).
+
+    Takes the arguments of ``python -m services.maker_worker.backtest`` (``polyfleet backtest --help``)."""
+    from services.maker_worker.backtest import main as run_backtest
+
+    raise typer.Exit(run_backtest(list(ctx.args)))
+
+
 if __name__ == "__main__":
     app()

@@ -137,6 +137,7 @@ class MakerStrategySection(Section):
     order_size_is_target: bool = False
     min_quote_amount: float = Field(1.0, ge=0)
     min_market_order_size: float = Field(0.0, ge=0)
+    reject_cooldown_sec: float = Field(5.0, ge=0)  # docs/strategy.md section 8
     countdown: CountdownSection = CountdownSection()
 
 

@@ -1,5 +1,5 @@
 """Order execution behind one interface (D7). The sim executor is the live client pointed at
-sim_exchange, so sim and live share this code; the paper executor is a later issue.
+sim_exchange, so sim and live share this code; the paper executor is in :mod:`paper`.
 
 py-clob-client-v2 is synchronous: every call runs in a thread so a slow venue never blocks the
 event loop (and with it other sessions and the lease renewal).
@@ -38,11 +38,14 @@ class OrderResult:
 
 
 class Executor(Protocol):
+    venue_is_truth: bool  # False: positions do not survive a restart (paper); the snapshot is adopted
+
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
                     order_type: str = OrderType.FAK) -> OrderResult: ...
     async def open_orders(self, token_id: str) -> list[dict[str, Any]]: ...
     async def cancel_token_orders(self, token_id: str) -> None: ...
     async def position(self, token_id: str) -> float: ...
+    async def adopt_position(self, token_id: str, size: float) -> None: ...
 
 
 def tick_str(tick_size: float) -> str:
@@ -65,6 +68,8 @@ def fill_from_response(side: Side, resp: dict[str, Any]) -> tuple[float, float]:
 
 
 class ClobExecutor:
+    venue_is_truth = True
+
     def __init__(self, client: Any) -> None:
         self.client = client
 
@@ -108,6 +113,9 @@ class ClobExecutor:
             BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=token_id),
         )
         return float(resp.get("balance", 0) or 0) / UNITS
+
+    async def adopt_position(self, token_id: str, size: float) -> None:
+        """The venue holds the position; nothing to adopt."""
 
 
 def _error_text(raw: Any) -> str:

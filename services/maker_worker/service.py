@@ -16,9 +16,10 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from services.maker_worker.executor import ClobExecutor, Executor
+from services.maker_worker.paper import PaperExecutor, PaperVenue
 from services.maker_worker.session import TokenSession
 from shared.clock import now_ms
-from shared.config import ConfigError, Settings, load_secrets
+from shared.config import Settings, load_secrets
 from shared.keys import GROUP_WORKER
 from shared.messages import Command
 from shared.polymarket.clob import make_clob_client
@@ -38,12 +39,13 @@ class MakerWorkerService(RedisService):
 
     async def _setup(self) -> None:
         await self.connect_redis()
-        if self.executor is None:
-            if self.settings.mode == "paper":
-                raise ConfigError("mode paper: the paper executor is not built yet; use sim or live")
-            client = await asyncio.to_thread(make_clob_client, self.settings, load_secrets())
-            self.executor = ClobExecutor(client)
         self.feed = TickFeed(self.redis, self.keys)
+        if self.executor is None:
+            if self.settings.mode == "paper":  # fills against the gateway's ticks; no keys, no orders sent
+                self.executor = PaperExecutor(PaperVenue(), self.feed.latest.get)
+            else:
+                client = await asyncio.to_thread(make_clob_client, self.settings, load_secrets())
+                self.executor = ClobExecutor(client)
         self.consumer = StreamConsumer(self.redis, [self.keys.cmd(self.worker_id)], GROUP_WORKER, self.worker_id)
         await self.consumer.ensure_groups()
         await self._register()

@@ -1,59 +1,43 @@
 from __future__ import annotations
 
-import pytest
-
 from services.maker_worker.executor import fill_from_response, tick_str
-from services.maker_worker.strategy import EntryStrategy, round_to_tick, shares
-from shared.config import ExecutionSection, MakerStrategySection
-from shared.ticks import Tick
-
-
-def tick(bid: float | None, ask: float | None, tick_size: float = 0.01, stale: bool = False) -> Tick:
-    return Tick("t", 1, bid, ask, 10, 10, None, tick_size, 0, 0, stale)
-
-
-def strategy(**over: object) -> EntryStrategy:
-    return EntryStrategy(MakerStrategySection(**over), ExecutionSection())  # type: ignore[arg-type]
-
-
-def test_buys_once_at_the_ask_inside_the_band() -> None:
-    s = strategy(order_size=10, min_price=0.1, buy_price_threshold=0.6)
-    intent = s.on_tick(tick(0.49, 0.5), position=0)
-    assert intent is not None
-    assert (intent.side, intent.price, intent.size) == ("BUY", 0.5, 10)
-    assert s.on_tick(tick(0.49, 0.5), position=10) is None
-
-
-@pytest.mark.parametrize("ask", [0.05, 0.61, None])
-def test_no_buy_outside_the_band_or_without_an_ask(ask: float | None) -> None:
-    assert strategy(min_price=0.1, buy_price_threshold=0.6).on_tick(tick(0.04, ask), 0) is None
-
-
-def test_no_buy_on_a_stale_tick_or_below_the_minimum_quote() -> None:
-    assert strategy().on_tick(tick(0.4, 0.5, stale=True), 0) is None
-    assert strategy(order_size=1, min_quote_amount=1.0).on_tick(tick(0.4, 0.5), 0) is None
+from services.maker_worker.strategy import exit_price, round_to_tick, shares
+from services.maker_worker.volatility import VolatilityStrategy
+from shared.config import ExecutionSection, MakerStrategySection, RunParamsSection
 
 
 def test_exit_concedes_per_attempt_when_aggressive_but_not_below_the_floor() -> None:
-    s = EntryStrategy(MakerStrategySection(), ExecutionSection(exit_sell_mode="aggressive",
-                                                               price_tolerance_step=0.02, exit_floor_price=0.44))
-    first = s.exit_order(tick(0.48, 0.5), position=10.009, attempt=0)
-    assert first is not None
-    assert (first.side, first.price, first.size) == ("SELL", 0.48, 10.0)
-    third = s.exit_order(tick(0.48, 0.5), position=10, attempt=2)
-    assert third is not None
-    assert third.price == 0.44
-    assert s.exit_order(tick(0.48, 0.5), position=0.001, attempt=0) is None
+    x = ExecutionSection(exit_sell_mode="aggressive", price_tolerance_step=0.02, exit_floor_price=0.44)
+    assert exit_price(0.48, 0.01, 0, x) == 0.48
+    assert exit_price(0.48, 0.01, 1, x) == 0.46
+    assert exit_price(0.48, 0.01, 2, x) == 0.44
+    assert exit_price(0.48, 0.01, 5, x) == 0.44
 
 
 def test_conservative_exit_holds_the_bid_and_no_bid_means_the_floor() -> None:
-    s = EntryStrategy(MakerStrategySection(), ExecutionSection(exit_sell_mode="conservative", exit_floor_price=0.05))
-    held = s.exit_order(tick(0.48, 0.5), 5, attempt=3)
-    assert held is not None
-    assert held.price == 0.48
-    floor = s.exit_order(tick(None, 0.5), 5, attempt=0)
-    assert floor is not None
-    assert floor.price == 0.05
+    x = ExecutionSection(exit_sell_mode="conservative", exit_floor_price=0.05)
+    assert exit_price(0.48, 0.01, 3, x) == 0.48
+    assert exit_price(None, 0.01, 0, x) == 0.05
+
+
+def test_floor_off_the_grid_rounds_up_never_below_it() -> None:
+    x = ExecutionSection(exit_sell_mode="aggressive", price_tolerance_step=0.05, exit_floor_price=0.445)
+    assert exit_price(0.46, 0.01, 1, x) == 0.45
+
+
+def test_exit_intent_sells_the_whole_position_rounded_down_and_nothing_for_dust() -> None:
+    s = VolatilityStrategy(MakerStrategySection(), RunParamsSection(),
+                           ExecutionSection(exit_sell_mode="aggressive", price_tolerance_step=0.02), 0)
+    s.reconcile(10.009, 0, avg_cost=0.5)
+    s.request_exit("exit")
+    first = s.exit_intent(0.48, 0.01)
+    assert first is not None
+    assert (first.side, first.price, first.size, first.exit) == ("SELL", 0.48, 10.0, True)
+    third = s.exit_intent(0.48, 0.01, attempt=2)
+    assert third is not None
+    assert third.price == 0.44
+    s.reconcile(0.001, 0)
+    assert s.exit_intent(0.48, 0.01) is None
 
 
 def test_rounding_helpers() -> None:

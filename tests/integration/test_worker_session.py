@@ -1,0 +1,174 @@
+"""A token session running the volatility strategy against sim_exchange (real process, real
+py-clob-client-v2, real Redis). Ticks are published on the gateway's channel by a small poller of
+the sim's top of book, in the shape shared/ticks.py defines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from services.maker_worker.executor import ClobExecutor
+from services.maker_worker.session import TokenSession
+from shared.clock import now_ms
+from shared.config import Secrets, load_settings
+from shared.keys import Keys
+from shared.polymarket.clob import make_clob_client
+from shared.tickfeed import TickFeed
+from shared.ticks import Tick
+from tests.support import SimExchangeProcess, eventually
+
+WORKER = "worker-it"
+
+
+class Venue:
+    def __init__(self, sim: SimExchangeProcess, http: httpx.AsyncClient, token: str, executor: ClobExecutor) -> None:
+        self.sim, self.http, self.token, self.executor = sim, http, token, executor
+
+    async def path(self, points: list[float], interval_ms: int = 150) -> None:
+        resp = await self.http.put(f"/_sim/price/{self.token}", json={"path": points, "interval_ms": interval_ms})
+        assert resp.status_code == 200, resp.text
+        await asyncio.sleep(len(points) * interval_ms / 1000 + 0.6)
+
+    async def orders(self, side: str | None = None) -> list[dict[str, Any]]:
+        rows = (await self.http.get("/_sim/orders", params={"token_id": self.token})).json()
+        return [o for o in rows if side is None or o["side"] == side]
+
+
+async def publish_ticks(r: aioredis.Redis, keys: Keys, http: httpx.AsyncClient, token: str,
+                        stop: asyncio.Event) -> None:
+    seq = 0
+    while not stop.is_set():
+        markets = (await http.get("/_sim/markets")).json()
+        top = next(t for m in markets for t in m["tokens"] if t["token_id"] == token)
+        seq += 1
+        tick = Tick(token, seq, top["best_bid"], top["best_ask"], 100.0, 100.0, None, top["tick_size"], now_ms(), now_ms())
+        await r.hset(keys.book(token), mapping=tick.to_hash())
+        await r.publish(keys.tick(token), tick.to_json())
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def venue(start_sim: Callable[..., SimExchangeProcess], r: aioredis.Redis, keys: Keys,
+                ) -> AsyncIterator[tuple[Venue, TickFeed]]:
+    sim = start_sim({"sim_exchange": {"markets": 1, "volatility": 0.0}})
+    http = httpx.AsyncClient(base_url=sim.url, timeout=5)
+    token = (await http.get("/_sim/markets")).json()[0]["tokens"][0]["token_id"]
+    settings = load_settings(sim.env["PF_CONFIG"], environ={})
+    client = await asyncio.to_thread(make_clob_client, settings, Secrets())
+    v = Venue(sim, http, token, ClobExecutor(client))
+    await v.path([0.50], 10)
+    stop = asyncio.Event()
+    feed = TickFeed(r, keys)
+    tasks = [asyncio.create_task(publish_ticks(r, keys, http, token, stop)), asyncio.create_task(feed.run(stop))]
+    yield v, feed
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await feed.close()
+    await http.aclose()
+
+
+async def own(r: aioredis.Redis, keys: Keys, token: str, epoch: int) -> None:
+    await r.hset(keys.token(token), mapping={"owner": WORKER, "epoch": epoch})
+
+
+def session(r: aioredis.Redis, keys: Keys, feed: TickFeed, v: Venue, epoch: int, **strategy: Any) -> TokenSession:
+    params = {"maker_strategy": {"drop_pct": 0.04, "profit_pct": 0.05, "order_size": 10, **strategy.pop("ms", {})},
+              "execution": {"poll_interval_seconds": 0.2}, **strategy}
+    return TokenSession(r, keys, feed, v.executor, WORKER, v.token, epoch, params)
+
+
+async def snapshot(r: aioredis.Redis, keys: Keys, token: str) -> dict[str, Any]:
+    h = await r.hgetall(keys.session(token))
+    return json.loads(h["strategy"]) if h.get("strategy") else {}
+
+
+async def stop_session(s: TokenSession, task: asyncio.Task[None]) -> None:
+    s.stop_requested.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_a_drop_buys_at_the_ask_and_a_rise_sells_at_profit_pct(
+        venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    v, feed = venue
+    await own(r, keys, v.token, 1)
+    s = session(r, keys, feed, v, 1)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: _state(r, keys, v.token, "FLAT"), timeout=10, what="session up")
+    await v.path([0.50, 0.49])  # ask 0.51 -> 0.50: above 0.51 x 0.96 = 0.4896, no buy
+    assert await v.orders() == []
+
+    await v.path([0.48, 0.47])  # ask 0.49 (no), then 0.48 <= 0.4896: BUY 10 @ 0.48
+    buy = await eventually(lambda: _matched(v, "BUY"), timeout=10, what="BUY matched")
+    assert (buy["price"], buy["size_matched"]) == (0.48, 10.0)
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=10, what="LONG")
+
+    await v.path([0.50, 0.51])  # bids 0.49, 0.50 < 0.48 x 1.05 = 0.504: hold
+    assert await v.orders("SELL") == []
+    await v.path([0.52])  # bid 0.51 >= 0.504: SELL 10 @ 0.51
+    sell = await eventually(lambda: _matched(v, "SELL"), timeout=10, what="SELL matched")
+    assert (sell["price"], sell["size_matched"]) == (0.51, 10.0)
+    snap = await eventually(lambda: _state(r, keys, v.token, "FLAT"), timeout=10, what="FLAT after the sell")
+    assert snap["realized_pnl"] == pytest.approx(0.30)
+    assert snap["sells_done"] == 1
+    fills = [f for _, f in await r.xrange(keys.fills()) if f["token_id"] == v.token]
+    assert [(f["side"], float(f["price"]), float(f["size"])) for f in fills] == [("BUY", 0.48, 10.0), ("SELL", 0.51, 10.0)]
+    orders = [f for _, f in await r.xrange(keys.orders()) if f["token_id"] == v.token]
+    assert [o["status"] for o in orders] == ["matched", "matched"]
+    await stop_session(s, task)
+
+    # A new owner (epoch 2) resumes the strategy from the snapshot: same window, same sell count.
+    await own(r, keys, v.token, 2)
+    s2 = session(r, keys, feed, v, 2)
+    task2 = asyncio.create_task(s2.run())
+    await eventually(lambda: _epoch(r, keys, v.token, 2), timeout=10, what="resumed snapshot")
+    assert s2.strategy.sells_done == 1
+    assert s2.strategy.window_high == pytest.approx(0.53)
+    await stop_session(s2, task2)
+    assert len(await v.orders()) == 2
+
+
+async def test_sell_only_near_the_deadline_blocks_the_buy(venue: tuple[Venue, TickFeed], r: aioredis.Redis,
+                                                          keys: Keys) -> None:
+    v, feed = venue
+    await own(r, keys, v.token, 1)
+    deadline = now_ms() // 1000 + 3600
+    s = session(r, keys, feed, v, 1, ms={"countdown": {"minutes_before_end": 120}},
+                run_params={"deadline_override_ts": deadline})
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: _state(r, keys, v.token, "FLAT"), timeout=10, what="session up")
+    await v.path([0.45, 0.40])
+    snap = await snapshot(r, keys, v.token)
+    assert snap["sell_only"] is True
+    assert snap["sell_only_reason"] == "countdown"
+    assert await v.orders() == []
+    await stop_session(s, task)
+
+
+async def test_bad_timezone_fails_the_session_with_the_key(venue: tuple[Venue, TickFeed], r: aioredis.Redis,
+                                                           keys: Keys) -> None:
+    v, feed = venue
+    await own(r, keys, v.token, 1)
+    s = session(r, keys, feed, v, 1, ms={"countdown": {"absolute_time": "12:00", "timezone": "Nowhere/City"}})
+    await asyncio.wait_for(s.run(), 10)
+    reports = [f for _, f in await r.xrange(keys.sessions()) if f["token_id"] == v.token]
+    assert reports[-1]["status"] == "failed"
+    assert "countdown.timezone" in reports[-1]["reason"]
+
+
+async def _state(r: aioredis.Redis, keys: Keys, token: str, state: str) -> dict[str, Any] | None:
+    snap = await snapshot(r, keys, token)
+    return snap if snap.get("state") == state else None
+
+
+async def _epoch(r: aioredis.Redis, keys: Keys, token: str, epoch: int) -> bool:
+    return (await r.hget(keys.session(token), "epoch")) == str(epoch)
+
+
+async def _matched(v: Venue, side: str) -> dict[str, Any] | None:
+    return next((o for o in await v.orders(side) if o["size_matched"] > 0), None)
