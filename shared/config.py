@@ -189,6 +189,8 @@ class GatewaySection(Section):
     ping_interval_sec: float = Field(10.0, gt=0)
     stale_after_sec: float = Field(60.0, gt=0)
     reconcile_interval_sec: float = Field(5.0, gt=0)
+    connect_stagger_sec: float = Field(0.25, ge=0)
+    reseed_min_interval_sec: float = Field(2.0, ge=0)
 
 
 class WorkersSection(Section):

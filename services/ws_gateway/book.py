@@ -166,6 +166,24 @@ class Books:
             if book is not None:
                 book.heard_ms = max(book.heard_ms, now_ms)
 
+    def reseed(self, snap: BookSnapshot, ts_recv: int) -> tuple[list[Tick], bool]:
+        """Apply a REST book. Returns (ticks, whether our book already matched it level for level).
+
+        A match just confirms the token (a quiet market); a mismatch replaces the book and clears
+        its drift mark.
+        """
+        book = self._books.get(snap.asset_id)
+        if book is None:
+            self.untracked += 1
+            return [], False
+        matched = (book.ready and book.bids == {lv.price: lv.size for lv in snap.bids if lv.size > 0}
+                   and book.asks == {lv.price: lv.size for lv in snap.asks if lv.size > 0})
+        if matched:
+            self.heard_from([snap.asset_id], ts_recv)
+            if not book.stale:
+                return [], True
+        return self.apply([snap], ts_recv), matched
+
     def mark_stale(self, token_ids: Iterable[str], ts_recv: int) -> list[Tick]:
         """Flag tokens as stale; one tick per token whose flag changed (ts_event = ts_recv)."""
         out = []
@@ -187,8 +205,6 @@ class Books:
                 self.untracked += 1
             else:
                 touched[tid] = max(ts, touched.get(tid, 0))
-                book.heard_ms = ts_recv
-                book.stale = False
             return book
 
         for ev in events:
@@ -218,6 +234,11 @@ class Books:
                 # Nothing new for the book; a check of it (the venue's top after its last change).
                 self.drift += 1
                 self.drifted.add(ev.asset_id)
+        for tid in touched:
+            book = self._books[tid]
+            if book.ready:  # a delta ignored for want of a snapshot says nothing about the book
+                book.heard_ms = ts_recv
+                book.stale = False
         return [t for tid, ts in touched.items() if (t := self._tick_if_changed(tid, ts, ts_recv))]
 
     def _check_drift(self, book: TokenBook, ch: PriceChange) -> None:
