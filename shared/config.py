@@ -249,6 +249,10 @@ class SimExchangeSection(Section):
     volatility: float = Field(0.01, ge=0)
     starting_cash: float = Field(10_000.0, ge=0)
     wallets: tuple[SimWallet, ...] = ()
+    ws_rate_per_sec: float = Field(0.0, ge=0)
+    ws_price_change_form: Literal["current", "legacy", "mixed"] = "current"
+    ws_batch: int = Field(1, ge=1)
+    ws_garbage_every: int = Field(0, ge=0)
 
 
 class Settings(Section):
