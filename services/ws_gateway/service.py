@@ -320,6 +320,7 @@ class WsGatewayService(RedisService):
             self.metrics.export(summary)
             try:
                 await beat(self.redis, self.keys, SERVICE, self.instance, interval, summary)
+                await self.redis.set(self.keys.gw_alive(), self.instance, px=int(interval * 3000))
             except (RedisError, OSError) as exc:
                 logger.warning("heartbeat failed: {}", exc)
             await asyncio.sleep(interval)
