@@ -57,9 +57,16 @@ class TokenBook:
     stale: bool = False
     heard_ms: int = 0  # our clock (ts_recv) of the last event for this token
 
+    # The best prices are cached: max/min over the levels on a snapshot and when the best level is
+    # removed, a comparison on every other change (the hot path: one price_change per frame).
+    _bb: float | None = None
+    _ba: float | None = None
+
     def apply_snapshot(self, ev: BookSnapshot) -> None:
         self.bids = {lvl.price: lvl.size for lvl in ev.bids if lvl.size > 0}
         self.asks = {lvl.price: lvl.size for lvl in ev.asks if lvl.size > 0}
+        self._bb = max(self.bids) if self.bids else None
+        self._ba = min(self.asks) if self.asks else None
         if ev.tick_size:
             self.tick_size = ev.tick_size
         if self.last is None and ev.last_trade_price is not None:
@@ -70,33 +77,41 @@ class TokenBook:
         """False when ignored (no snapshot yet)."""
         if not self.ready:
             return False
-        levels = self.bids if ch.side == "BUY" else self.asks
-        if ch.size <= 0:
-            levels.pop(ch.price, None)
+        price = ch.price
+        if ch.side == "BUY":
+            if ch.size <= 0:
+                if self.bids.pop(price, None) is not None and price == self._bb:
+                    self._bb = max(self.bids) if self.bids else None
+            else:
+                self.bids[price] = ch.size
+                if self._bb is None or price > self._bb:
+                    self._bb = price
+        elif ch.size <= 0:
+            if self.asks.pop(price, None) is not None and price == self._ba:
+                self._ba = min(self.asks) if self.asks else None
         else:
-            levels[ch.price] = ch.size
+            self.asks[price] = ch.size
+            if self._ba is None or price < self._ba:
+                self._ba = price
         return True
 
     def apply_tick_size(self, ev: TickSizeChange) -> None:
         self.bids.clear()
         self.asks.clear()
+        self._bb = self._ba = None
         self.tick_size = ev.new_tick_size
         self.ready = False
 
     def top(self) -> Top:
-        bid = max(self.bids) if self.bids else None
-        ask = min(self.asks) if self.asks else None
-        return Top(
-            bid=bid, bid_size=self.bids[bid] if bid is not None else 0.0,
-            ask=ask, ask_size=self.asks[ask] if ask is not None else 0.0,
-            last=self.last, tick_size=self.tick_size, stale=self.stale,
-        )
+        bid, ask = self._bb, self._ba
+        # tuple.__new__: a NamedTuple's own constructor costs ~3x as much, and this runs per frame
+        return tuple.__new__(Top, (bid, self.bids[bid] if bid is not None else 0.0,
+                                   ask, self.asks[ask] if ask is not None else 0.0,
+                                   self.last, self.tick_size, self.stale))
 
     def agrees(self, best_bid: float | None, best_ask: float | None) -> bool:
         """Whether the venue's top (None = not said) matches ours; only meaningful when ready."""
-        bid = max(self.bids) if self.bids else None
-        ask = min(self.asks) if self.asks else None
-        return _agrees(best_bid, bid, 0.0) and _agrees(best_ask, ask, 1.0)
+        return _agrees(best_bid, self._bb, 0.0) and _agrees(best_ask, self._ba, 1.0)
 
 
 class Books:

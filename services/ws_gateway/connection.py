@@ -58,7 +58,7 @@ class ConnectGate:
 class MarketConnection:
     def __init__(self, name: str, url: str, ping_interval: float, backoff: Backoff,
                  on_frame: FrameHandler, on_loss: LossHandler, is_ready: ReadyCheck,
-                 gate: ConnectGate | None = None) -> None:
+                 gate: ConnectGate | None = None, room: asyncio.Event | None = None) -> None:
         self.name = name
         self.url = url
         self.ping_interval = ping_interval
@@ -67,6 +67,7 @@ class MarketConnection:
         self.on_loss = on_loss
         self.is_ready = is_ready
         self.gate = gate or ConnectGate(0.0)
+        self.room = room  # cleared while the tick publisher is backlogged: stop reading until set
         self.stalls = 0  # replaced for hearing nothing, not even PONG
         self.forced = 0  # replaced on the service's word (alive but not delivering data)
         self.snapshot_grace = 3 * ping_interval
@@ -164,6 +165,7 @@ class MarketConnection:
     async def _read(self, ws: ClientConnection, attempt: int) -> int:
         """Deliver frames until the socket ends; returns the backoff attempt count to go on with."""
         self._last_heard = time.monotonic()
+        room = self.room
         pinger = asyncio.create_task(self._ping(ws))
         try:
             async for raw in ws:
@@ -175,6 +177,8 @@ class MarketConnection:
                     self.on_frame(text, now_ms())
                 except Exception:  # a handler bug must not take the socket (and its tokens) down
                     logger.exception("{}: frame handler failed", self.name)
+                if room is not None and not room.is_set():
+                    await room.wait()
         finally:
             pinger.cancel()
             await asyncio.gather(pinger, return_exceptions=True)

@@ -10,6 +10,12 @@ batch was on the wire, so at low rates a tick costs one round trip and at high r
 grow by themselves. Every tick is published (seq stays contiguous for subscribers); the hash gets
 only the newest tick of each token in a batch.
 
+Backpressure: the frame path is cheaper to run than to publish, and asyncio would let the sockets
+starve this task (a backlog of seconds, measured). :attr:`room` is cleared above ``HIGH_WATER``
+queued ticks and set again below ``LOW_WATER``; the sockets wait on it, so the venue's TCP stream
+slows down instead of our queue growing. While Redis is unreachable, room stays open (the books
+must stay current) and the oldest queued ticks are dropped past ``max_pending``.
+
 Ticks are lossy by design when Redis is down (a later change carries the whole top again); after a
 reconnect :attr:`reconnected` is set so the service rewrites every token's latest tick.
 """
@@ -34,6 +40,8 @@ from shared.ticks import Tick
 
 _OPTIONAL = ("bid", "ask", "last")  # absent from the hash when None: stale values are deleted
 BATCH_MAX = 2_000  # ticks per write: bounds one batch's latency and memory
+HIGH_WATER = 500  # queued ticks: above, the sockets stop reading until the queue is below LOW_WATER
+LOW_WATER = 100
 
 
 def _pack(*args: str) -> bytes:
@@ -51,6 +59,8 @@ class TickPublisher:
         self.on_published = on_published  # (batch of (tick, receive ns), ns when Redis acknowledged it)
         self._pending: deque[tuple[Tick, int]] = deque()
         self._wake = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._parser = hiredis.Reader()
@@ -69,6 +79,8 @@ class TickPublisher:
             for _ in range(over):
                 self._pending.popleft()
             self.dropped += over
+        if len(self._pending) > HIGH_WATER and self._writer is not None:
+            self.room.clear()
         self._wake.set()
 
     @property
@@ -90,6 +102,7 @@ class TickPublisher:
                 attempt += 1
                 self.errors += 1
                 self.reconnected = True
+                self.room.set()
                 delay = self.backoff.delay(min(attempt, 30))
                 logger.warning("tick publisher: {}: {}; reconnecting in {:.2f}s", type(exc).__name__, exc, delay)
                 await self._close()
@@ -131,6 +144,8 @@ class TickPublisher:
             raise ConnectionError("not connected")
         n = min(len(self._pending), BATCH_MAX)
         batch = [self._pending.popleft() for _ in range(n)]
+        if len(self._pending) < LOW_WATER:
+            self.room.set()
         newest: dict[str, Tick] = {}
         parts: list[bytes] = []
         tick_channel, book_key = self.keys.tick, self.keys.book

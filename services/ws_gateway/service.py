@@ -164,7 +164,8 @@ class WsGatewayService(RedisService):
         self._conn_serial += 1
         conn = MarketConnection(f"conn-{self._conn_serial}", self.settings.polymarket.ws_market_url,
                                 self.settings.gateway.ping_interval_sec, self._backoff,
-                                self.on_frame, self.books.invalidate, self.books.ready, self._gate)
+                                self.on_frame, self.books.invalidate, self.books.ready, self._gate,
+                                self.publisher.room)
         await conn.set_tokens(tokens)
         self.conns.append(conn)
         self._conn_tasks[conn] = asyncio.create_task(conn.run(), name=conn.name)

@@ -2,7 +2,7 @@
 
 A text frame is one JSON object or a JSON array of them (the subscribe dump is an array). Every
 number is a string and ``timestamp`` is epoch ms as a string. :func:`decode_frame` turns a frame
-into frozen, typed events:
+into typed events (read-only by convention; the per-frame ones are not frozen, for speed):
 
 * ``book``              -> :class:`BookSnapshot` (levels in wire order: best is LAST, never index 0)
 * ``price_change``      -> :class:`PriceChangeBatch`, from the current form (``price_changes``
@@ -37,7 +37,7 @@ class MarketFrameError(ValueError):
         self.events = events  # what did decode; the caller may still apply it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 2x, and this is built per frame
 class Level:
     price: float
     size: float
@@ -55,7 +55,7 @@ class BookSnapshot:
     last_trade_price: float | None = None  # REST books carry it; None when absent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 2x, and this is built per frame
 class PriceChange:
     asset_id: str
     price: float
@@ -65,7 +65,7 @@ class PriceChange:
     best_ask: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 2x, and this is built per frame
 class PriceChangeBatch:
     market: str
     timestamp: int

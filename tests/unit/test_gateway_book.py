@@ -231,3 +231,31 @@ def test_array_frame_with_a_book_and_its_deltas_gives_one_tick_per_token() -> No
     assert (tick.bid, tick.bid_size, tick.ask, tick.ask_size, tick.seq) == (0.48, 9.0, 0.51, 80.0, 1)
     assert tick.ts_event == 1757908892500  # the latest venue time among the token's events
     assert books.drift == 0
+
+
+def test_cached_best_prices_match_max_and_min_after_any_sequence_of_changes() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    prices = st.sampled_from([round(0.01 * i, 2) for i in range(1, 100)])
+    change = st.tuples(st.sampled_from(["BUY", "SELL"]), prices, st.sampled_from([0.0, 0.0, 1.0, 5.0, 20.0]))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(prices, st.floats(0, 50)), max_size=8), st.lists(change, max_size=40))
+    def check(levels: list[tuple[float, float]], changes: list[tuple[str, float, float]]) -> None:
+        books = Books()
+        books.track("t")
+        snap = {"event_type": "book", "asset_id": "t", "timestamp": "1",
+                "bids": [{"price": str(p), "size": str(s)} for p, s in levels], "asks": []}
+        books.apply(decode_frame(json.dumps(snap)), ts_recv=1)
+        for side, price, size in changes:
+            books.apply(decode_frame(json.dumps({"event_type": "price_change", "timestamp": "2", "price_changes": [
+                {"asset_id": "t", "price": str(price), "size": str(size), "side": side}]})), ts_recv=2)
+            book = books.book("t")
+            assert book is not None
+            top = book.top()
+            assert top.bid == (max(book.bids) if book.bids else None)
+            assert top.ask == (min(book.asks) if book.asks else None)
+            assert top.bid_size == (book.bids[top.bid] if top.bid is not None else 0.0)
+
+    check()
