@@ -190,6 +190,8 @@ class GatewaySection(Section):
     ping_interval_sec: float = Field(10.0, gt=0)
     stale_after_sec: float = Field(60.0, gt=0)
     reconcile_interval_sec: float = Field(5.0, gt=0)
+    connect_stagger_sec: float = Field(0.25, ge=0)
+    reseed_min_interval_sec: float = Field(2.0, ge=0)
 
 
 class WorkersSection(Section):
@@ -248,6 +250,10 @@ class SimExchangeSection(Section):
     volatility: float = Field(0.01, ge=0)
     starting_cash: float = Field(10_000.0, ge=0)
     wallets: tuple[SimWallet, ...] = ()
+    ws_rate_per_sec: float = Field(0.0, ge=0)
+    ws_price_change_form: Literal["current", "legacy", "mixed"] = "current"
+    ws_batch: int = Field(1, ge=1)
+    ws_garbage_every: int = Field(0, ge=0)
 
 
 class Settings(Section):

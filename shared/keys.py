@@ -78,6 +78,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "latest tick (same fields as the channel)"),
     KeySpec("gw:want:{requester}", "set", "orchestrator, arb_scanner", "ws_gateway",
             "token ids that requester needs streamed"),
+    KeySpec("gw:alive", "string", "ws_gateway", "maker_worker (shared.tickfeed), arb_scanner",
+            "gateway liveness for tick consumers: instance id; missing = no gateway is publishing",
+            "PX 3 x heartbeat interval"),
     KeySpec("token:{token_id}", "hash", "orchestrator (lifecycle, position from fills)",
             "maker_worker, api, cli",
             "state, owner, epoch, source, timestamps, params, position, avg cost, PnL, last event"),
@@ -177,6 +180,9 @@ class Keys:
 
     def gw_want(self, requester: str) -> str:
         return self._k(f"gw:want:{requester}")
+
+    def gw_alive(self) -> str:
+        return self._k("gw:alive")
 
     def gw_want_pattern(self) -> str:
         """SCAN pattern matching every requester's wanted set."""

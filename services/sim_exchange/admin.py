@@ -118,8 +118,28 @@ def router(state: SimState) -> APIRouter:
         if kind == "ws_drop":
             return {"kind": kind, "closed": await state.hub.drop_all()}
         if kind == "ws_stall":
-            state.hub.stall(float(body.get("seconds", 10)))
-            return {"kind": kind, "seconds": float(body.get("seconds", 10))}
+            pong = bool(body.get("pong", False))
+            state.hub.stall(float(body.get("seconds", 10)), pong=pong)
+            return {"kind": kind, "seconds": float(body.get("seconds", 10)), "pong": pong}
+        if kind == "ws_garbage":
+            count = int(body.get("count", 1))
+            return {"kind": kind, "count": count, "clients": state.hub.send_garbage(count)}
+        if kind == "ws_load":
+            try:
+                if "rate_per_sec" in body:
+                    state.load.rate = max(0.0, float(body["rate_per_sec"]))
+                if "form" in body:
+                    if body["form"] not in ("current", "legacy", "mixed"):
+                        raise ValueError("form must be current, legacy or mixed")
+                    state.hub.form = body["form"]
+                if "batch" in body:
+                    state.hub.batch = max(1, int(body["batch"]))
+                if "garbage_every" in body:
+                    state.hub.garbage_every = max(0, int(body["garbage_every"]))
+            except (TypeError, ValueError) as exc:
+                return _err(400, f"bad ws_load: {exc}")
+            return {"kind": kind, "rate_per_sec": state.load.rate, "form": state.hub.form,
+                    "batch": state.hub.batch, "garbage_every": state.hub.garbage_every}
         if kind == "http_429":
             f = Http429(int(body.get("count", 1)), float(body.get("retry_after", 1)), str(body.get("path_prefix", "")))
             state.faults.http_429.append(f)
@@ -136,8 +156,8 @@ def router(state: SimState) -> APIRouter:
             new = float(body.get("new_tick_size", 0.001))
             state.change_tick(token, new)
             return {"kind": kind, "token_id": token, "new_tick_size": new}
-        return _err(400, f"unknown fault kind {kind!r}: expected ws_drop, ws_stall, http_429, "
-                         "order_timeout_after_place or tick_size_change")
+        return _err(400, f"unknown fault kind {kind!r}: expected ws_drop, ws_stall, ws_garbage, ws_load, "
+                         "http_429, order_timeout_after_place or tick_size_change")
 
     @r.post("/reset")
     async def reset() -> Any:

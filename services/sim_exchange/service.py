@@ -45,6 +45,7 @@ class SimExchange:
         logger.info("sim_exchange on http://{}:{} ({} markets, {} scripted wallets, seed {})", self.cfg.host,
                     self.cfg.port, self.cfg.markets, len(self.wallets), self.cfg.seed)
         tasks = [asyncio.create_task(self.walk())] + [asyncio.create_task(w.run()) for w in self.wallets]
+        tasks.append(asyncio.create_task(self.state.load.run()))  # ws_rate_per_sec market-data load
         try:
             await self.server.serve()
         finally:

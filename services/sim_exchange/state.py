@@ -21,6 +21,7 @@ from services.sim_exchange.livedata import LiveHub
 from services.sim_exchange.market import MarketSim, fill_ladder, set_levels, snap
 from services.sim_exchange.matching import Fill, Matcher, Order, OrderRequest
 from services.sim_exchange.ws import Hub
+from services.sim_exchange.wsload import WsLoad
 from shared.config import SimExchangeSection
 
 Levels = tuple[dict[float, float], dict[float, float]]
@@ -33,7 +34,8 @@ class SimState:
         self.matcher = Matcher(self.sim, cfg.starting_cash)
         self.feed = TradeFeed(self.sim)
         self.auth = Authenticator(chain_id)
-        self.hub = Hub()
+        self.hub = Hub(cfg.ws_price_change_form, cfg.ws_batch, cfg.ws_garbage_every)
+        self.load = WsLoad(self, cfg.ws_rate_per_sec, cfg.seed)
         self.live = LiveHub()
         self.faults = Faults()
         self.paths: dict[str, asyncio.Task[None]] = {}
@@ -63,13 +65,15 @@ class SimState:
 
     # ---- publishing -----------------------------------------------------------------------------
     def publish(self, token_ids: list[str] | set[str]) -> None:
-        now = time.time()
+        ts = wire.ms(time.time())
+        events = []
         for t in dict.fromkeys(token_ids):
             new = self.matcher.displayed(t)
             entries = wire.price_change_entries(t, self.published.get(t, ({}, {})), new)
             self.published[t] = new
             if entries:
-                self.hub.emit(t, wire.price_change(self.sim.by_token[t].condition_id, entries, now))
+                events.extend(self.hub.price_changes(self.sim.by_token[t].condition_id, entries, ts))
+        self.hub.emit_many(events)
 
     def record_fills(self, fills: list[tuple[Order, Fill]]) -> None:
         """Our fills: into the Data-API feed (as our wallet's trades) and out as last_trade_price."""

@@ -1,19 +1,48 @@
-"""The market websocket hub: subscriptions, per-client send queues, drop and stall faults."""
+"""The market websocket hub: subscriptions, per-client send queues, and the ways a venue misbehaves.
+
+Shapes it can put on the wire (``sim_exchange.ws_*`` config, or ``POST /_sim/fault``):
+
+* ``price_change`` in the current form (``price_changes`` array) or the legacy one (one message per
+  asset with a ``changes`` array), or alternating (``mixed``): :meth:`Hub.price_changes`.
+* frames of one event, or JSON arrays of up to ``batch`` events.
+* garbage frames (:data:`GARBAGE`) between the good ones.
+* dropped connections, and stalls: nothing at all (not even ``PONG``), or data only (``PONG``
+  keeps coming: the socket looks alive but delivers nothing).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import WebSocket, WebSocketDisconnect
 from loguru import logger
 
-QUEUE_MAX = 10_000
+QUEUE_MAX = 100_000
+PriceChangeForm = Literal["current", "legacy", "mixed"]
+
+# What a misbehaving venue or proxy has been seen to send; each must be skipped by a client.
+GARBAGE: tuple[str, ...] = (
+    "not json at all",
+    '{"event_type": "book", "asset_id": "1", "bids": [',  # truncated
+    "42",
+    '{"no_event_type": true}',
+    '{"event_type": "price_change", "price_changes": [{"asset_id": "1", "price": "x", "size": "1", "side": "BUY"}]}',
+    '{"event_type": "book", "asset_id": "1", "bids": "oops", "asks": []}',
+    '[{"event_type": "last_trade_price", "asset_id": "1", "price": "NaN"}]',
+    '{"event_type": "tick_size_change", "asset_id": "1", "new_tick_size": "0"}',
+)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
 
 
 @dataclass(eq=False)
@@ -21,32 +50,96 @@ class Client:
     ws: WebSocket
     assets: set[str] = field(default_factory=set)
     queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_MAX))
+    dropped: int = 0
 
     def put(self, text: str) -> None:
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
-            logger.warning("market socket client too slow: dropping a frame")
+            self.dropped += 1
+            if self.dropped in (1, 10) or self.dropped % 10_000 == 0:
+                logger.warning("market socket client too slow: {} frame(s) dropped", self.dropped)
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, form: PriceChangeForm = "current", batch: int = 1, garbage_every: int = 0) -> None:
         self.clients: set[Client] = set()
         self.stall_until = 0.0
+        self.stall_pong = False  # during a stall, still answer PING (a data-only stall)
+        self.form: PriceChangeForm = form
+        self.batch = max(1, batch)
+        self.garbage_every = garbage_every  # one garbage frame after every N good ones; 0 = never
+        self.frames_sent = 0
+        self._legacy_turn = itertools.cycle((False, True))
+        self._garbage = itertools.cycle(GARBAGE)
 
     @property
     def stalled(self) -> bool:
         return time.monotonic() < self.stall_until
 
-    def emit(self, asset_id: str, frame: dict[str, Any]) -> None:
-        text: str | None = None
+    def subscribed(self) -> set[str]:
+        out: set[str] = set()
         for c in self.clients:
-            if asset_id in c.assets:
-                text = text or json.dumps(frame, separators=(",", ":"))
-                c.put(text)
+            out |= c.assets
+        return out
 
-    def stall(self, seconds: float) -> None:
+    # ---- sending ----------------------------------------------------------------------------------
+    def emit(self, asset_id: str, frame: dict[str, Any]) -> None:
+        self.emit_many([(asset_id, frame)])
+
+    def emit_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send each (asset, event) to the clients subscribed to the asset: one event per frame, or
+        arrays of up to ``batch`` events per client."""
+        if not events or not self.clients:
+            return
+        if self.batch == 1:
+            for asset_id, ev in events:
+                text: str | None = None
+                for c in self.clients:
+                    if asset_id in c.assets:
+                        text = text or _dumps(ev)
+                        self._put(c, text)
+            return
+        for c in self.clients:
+            mine = [ev for asset_id, ev in events if asset_id in c.assets]
+            for i in range(0, len(mine), self.batch):
+                self._put(c, _dumps(mine[i:i + self.batch]))
+
+    def _put(self, c: Client, text: str) -> None:
+        c.put(text)
+        self.frames_sent += 1
+        if self.garbage_every and self.frames_sent % self.garbage_every == 0:
+            c.put(next(self._garbage))
+
+    def send_garbage(self, count: int) -> int:
+        """``count`` garbage frames to every client now; returns the number of clients."""
+        for c in self.clients:
+            for _ in range(count):
+                c.put(next(self._garbage))
+        return len(self.clients)
+
+    def price_changes(self, market: str, entries: list[dict[str, str]], ts_ms: str) -> list[tuple[str, dict[str, Any]]]:
+        """Level changes as ``price_change`` events in the configured form, one event per asset (so
+        each goes only to that asset's subscribers)."""
+        grouped: dict[str, list[dict[str, str]]] = {}
+        for e in entries:
+            grouped.setdefault(e["asset_id"], []).append(e)
+        out: list[tuple[str, dict[str, Any]]] = []
+        for asset, es in grouped.items():
+            if not (self.form == "legacy" or (self.form == "mixed" and next(self._legacy_turn))):
+                out.append((asset, {"event_type": "price_change", "market": market, "timestamp": ts_ms,
+                                    "price_changes": es}))
+                continue
+            changes = [{"price": e["price"], "side": e["side"], "size": e["size"]} for e in es]
+            digest = hashlib.sha1(_dumps(changes).encode()).hexdigest()
+            out.append((asset, {"event_type": "price_change", "asset_id": asset, "market": market,
+                                "changes": changes, "timestamp": ts_ms, "hash": "0x" + digest[:16]}))
+        return out
+
+    # ---- faults ----------------------------------------------------------------------------------
+    def stall(self, seconds: float, pong: bool = False) -> None:
         self.stall_until = time.monotonic() + seconds
+        self.stall_pong = pong
 
     async def drop_all(self) -> int:
         clients = list(self.clients)
@@ -57,6 +150,7 @@ class Hub:
                 await c.ws.close(code=1012)
         return len(clients)
 
+    # ---- a connection ----------------------------------------------------------------------------
     async def serve(self, ws: WebSocket, snapshot: Callable[[list[str]], list[dict[str, Any]]]) -> None:
         """One market-channel connection until it closes."""
         await ws.accept()
@@ -83,7 +177,7 @@ class Hub:
         try:
             msg = json.loads(text)
         except ValueError:
-            client.put(json.dumps({"error": "invalid json"}))
+            client.put(_dumps({"error": "invalid json"}))
             return
         if not isinstance(msg, dict):
             return
@@ -98,14 +192,14 @@ class Hub:
             if new and msg.get("initial_dump", True) is not False:
                 books = snapshot(new)
                 if books:
-                    client.put(json.dumps(books, separators=(",", ":")))
+                    client.put(_dumps(books))
 
     async def _sender(self, client: Client) -> None:
         while True:
             text = await client.queue.get()
             if text is None:
                 return
-            if self.stalled:
+            if self.stalled and not (self.stall_pong and text == "PONG"):
                 continue  # a stalled venue sends nothing; what it would have sent is lost
             try:
                 await client.ws.send_text(text)

@@ -4,8 +4,14 @@ It owns the socket's life: connect, subscribe to its tokens (the venue answers w
 dump, which reseeds the books), text ``PING`` every ``ping_interval``, live
 subscribe/unsubscribe as its token set changes, and on any loss reconnect with backoff and
 jitter. A connection that hears nothing at all (not even ``PONG``) for two ping intervals is
-treated as stalled and reconnected. Frames go to ``on_frame(text, ts_recv_ms)``; the socket never
-interprets them, so a bad frame cannot kill it.
+treated as stalled and reconnected; one that answers ``PONG`` but stopped delivering data is found
+by the service (silent tokens checked against REST) and replaced with :meth:`reconnect`. Frames go
+to ``on_frame(text, ts_recv_ms)``, a plain call (no await per frame); the socket never interprets
+them, so a bad frame cannot kill it.
+
+Every connect, first or re-, passes a shared :class:`ConnectGate`, which spaces connection opens
+``gateway.connect_stagger_sec`` apart: opening ten sockets at once (or ten reconnecting after a
+venue blip) is what trips the venue's rate limit.
 
 A token whose book is still not seeded ``3 * ping_interval`` after we asked for it (the dump was
 lost, e.g. sent into a stall, or a tick size change voided the book) is unsubscribed and
@@ -17,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
@@ -27,15 +33,32 @@ from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.polymarket.market_ws import operation_message, subscribe_message
 
-FrameHandler = Callable[[str, int], Awaitable[None]]
+FrameHandler = Callable[[str, int], None]
 LossHandler = Callable[[set[str]], None]
 ReadyCheck = Callable[[str], bool]
 _NETWORK_ERRORS = (OSError, ConnectionClosed, InvalidHandshake, TimeoutError)
 
 
+class ConnectGate:
+    """Spaces connection opens at least ``stagger`` seconds apart, across every connection."""
+
+    def __init__(self, stagger: float) -> None:
+        self.stagger = stagger
+        self._lock = asyncio.Lock()
+        self._last = -1e9
+
+    async def wait(self) -> None:
+        async with self._lock:
+            delay = self._last + self.stagger - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._last = time.monotonic()
+
+
 class MarketConnection:
     def __init__(self, name: str, url: str, ping_interval: float, backoff: Backoff,
-                 on_frame: FrameHandler, on_loss: LossHandler, is_ready: ReadyCheck) -> None:
+                 on_frame: FrameHandler, on_loss: LossHandler, is_ready: ReadyCheck,
+                 gate: ConnectGate | None = None, room: asyncio.Event | None = None) -> None:
         self.name = name
         self.url = url
         self.ping_interval = ping_interval
@@ -43,6 +66,10 @@ class MarketConnection:
         self.on_frame = on_frame
         self.on_loss = on_loss
         self.is_ready = is_ready
+        self.gate = gate or ConnectGate(0.0)
+        self.room = room  # cleared while the tick publisher is backlogged: stop reading until set
+        self.stalls = 0  # replaced for hearing nothing, not even PONG
+        self.forced = 0  # replaced on the service's word (alive but not delivering data)
         self.snapshot_grace = 3 * ping_interval
         self.resyncs = 0
         self._asked: dict[str, float] = {}  # token -> when we last asked the venue for its book
@@ -76,6 +103,21 @@ class MarketConnection:
                 self._ask(add)
                 await ws.send(operation_message("subscribe", add))
 
+    async def reconnect(self, reason: str) -> None:
+        """Drop the socket; run() reconnects, resubscribes and the venue's dump reseeds the books."""
+        ws = self._ws
+        if ws is None:
+            return
+        self.forced += 1
+        logger.warning("{}: {}: reconnecting", self.name, reason)
+        with contextlib.suppress(*_NETWORK_ERRORS):
+            await ws.close()
+
+    @property
+    def silent_for(self) -> float:
+        """Seconds since the socket last delivered anything (PONG included)."""
+        return time.monotonic() - self._last_heard
+
     async def close(self) -> None:
         self._closing = True
         self._wake.set()
@@ -91,6 +133,9 @@ class MarketConnection:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            await self.gate.wait()
+            if self._closing:
+                break
             try:
                 async with connect(self.url, ping_interval=None, open_timeout=10, close_timeout=2,
                                    max_size=16 * 2**20) as ws:
@@ -120,6 +165,7 @@ class MarketConnection:
     async def _read(self, ws: ClientConnection, attempt: int) -> int:
         """Deliver frames until the socket ends; returns the backoff attempt count to go on with."""
         self._last_heard = time.monotonic()
+        room = self.room
         pinger = asyncio.create_task(self._ping(ws))
         try:
             async for raw in ws:
@@ -128,9 +174,11 @@ class MarketConnection:
                 self.frames += 1
                 text = raw if isinstance(raw, str) else raw.decode(errors="replace")
                 try:
-                    await self.on_frame(text, now_ms())
+                    self.on_frame(text, now_ms())
                 except Exception:  # a handler bug must not take the socket (and its tokens) down
                     logger.exception("{}: frame handler failed", self.name)
+                if room is not None and not room.is_set():
+                    await room.wait()
         finally:
             pinger.cancel()
             await asyncio.gather(pinger, return_exceptions=True)
@@ -142,6 +190,7 @@ class MarketConnection:
             if time.monotonic() - self._last_heard > 2 * self.ping_interval:
                 logger.warning("{}: silent for {:.0f}s: reconnecting", self.name,
                                time.monotonic() - self._last_heard)
+                self.stalls += 1
                 await ws.close()
                 return
             try:

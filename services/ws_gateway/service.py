@@ -5,13 +5,21 @@
 * Tokens are sharded over :class:`MarketConnection` s of at most
   ``gateway.max_tokens_per_connection`` tokens (see :mod:`shards`).
 * Each frame is decoded, applied to the books, and every changed top becomes a PUBLISH on
-  ``tick:{token}`` plus the same fields in ``book:{token}`` -- in one MULTI per frame.
+  ``tick:{token}`` plus the same fields in ``book:{token}`` (:mod:`publisher`: pipelined, batched
+  while the previous batch is on the wire).
+* A book that disagrees with the venue's ``best_bid``/``best_ask`` is reseeded from REST
+  ``/books`` (:mod:`reseed`).
+* A token silent for ``gateway.stale_after_sec`` is checked against REST: the same book means a
+  quiet market; a different one means its socket stopped delivering (alive but silent): the book
+  is reseeded and the socket replaced. A token REST cannot vouch for either is marked stale (a tick
+  with ``stale: true``) until its next event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -19,9 +27,13 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from services.ws_gateway.book import Books
-from services.ws_gateway.connection import MarketConnection
+from services.ws_gateway.connection import ConnectGate, MarketConnection
+from services.ws_gateway.metrics import GatewayMetrics
+from services.ws_gateway.publisher import TickPublisher
+from services.ws_gateway.reseed import BookFetcher
 from services.ws_gateway.shards import plan_shards
 from shared.backoff import Backoff
+from shared.clock import now_ms
 from shared.config import Settings
 from shared.polymarket.market_ws import MarketEvent, MarketFrameError, decode_frame
 from shared.redisio.health import beat
@@ -29,7 +41,8 @@ from shared.service import RedisService
 from shared.ticks import Tick
 
 SERVICE = "ws_gateway"
-_OPTIONAL_TICK_FIELDS = ("bid", "ask", "last")  # absent from the hash when None: delete stale ones
+BAD_FRAME_LOG_FIRST = 20  # then one log line per BAD_FRAME_LOG_EVERY bad frames (all are counted)
+BAD_FRAME_LOG_EVERY = 1000
 
 
 class WsGatewayService(RedisService):
@@ -43,19 +56,50 @@ class WsGatewayService(RedisService):
         self._backoff = Backoff.from_config(settings.retry_strategy)
         self._reconcile_lock = asyncio.Lock()
         self._reconcile_now = asyncio.Event()
-        self.frames = self.ticks = self.parse_errors = self.publish_errors = 0
+        self._reseed_now = asyncio.Event()
+        self._gate = ConnectGate(settings.gateway.connect_stagger_sec)
+        self.fetcher = BookFetcher(settings.polymarket.clob_url, min_interval=settings.gateway.reseed_min_interval_sec)
+        self.metrics = GatewayMetrics()
+        self._publisher: TickPublisher | None = None
+        self._latest: dict[str, Tick] = {}  # every token's newest tick: rewritten after a Redis reconnect
+        self.frames = self.parse_errors = 0
+        self.reseeds = self.silent_reconnects = self.stale_marked = 0
+
+    @property
+    def publisher(self) -> TickPublisher:
+        if self._publisher is None:
+            self._publisher = TickPublisher(self.redis, self.keys, on_published=self._on_published)
+        return self._publisher
+
+    @property
+    def ticks(self) -> int:
+        return self._publisher.published if self._publisher else 0
+
+    @property
+    def publish_errors(self) -> int:
+        return self._publisher.errors if self._publisher else 0
 
     async def run(self) -> None:
         await self.connect_redis()
-        tasks = [asyncio.create_task(c) for c in (self._notify_loop(), self._reconcile_loop(), self._heartbeat_loop())]
+        loops = (self.publisher.run(), self._notify_loop(), self._reconcile_loop(), self._heartbeat_loop(),
+                 self._reseed_loop(), self._stale_loop())
+        tasks = [asyncio.create_task(c) for c in loops]
         try:
             await self._stop.wait()
         finally:
+            await asyncio.gather(*(self._close_conn(c) for c in list(self.conns)), return_exceptions=True)
+            await self._drain_publisher()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.gather(*(self._close_conn(c) for c in list(self.conns)), return_exceptions=True)
+            await self.fetcher.aclose()
             await self.close_redis()
+
+    async def _drain_publisher(self, timeout: float = 2.0) -> None:
+        """Let queued ticks reach Redis before stopping (bounded: Redis may be the problem)."""
+        deadline = time.monotonic() + timeout
+        while self.publisher.backlog and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def step(self) -> None:
         """One reconcile of the wanted set (tests drive this; run() calls it on notify and on a timer)."""
@@ -98,12 +142,15 @@ class WsGatewayService(RedisService):
             for tid in tokens:
                 pipe.hget(self.keys.book(tid), "seq")
             seqs = await pipe.execute()
+        now = now_ms()
         for tid, seq in zip(tokens, seqs, strict=True):
-            self.books.track(tid, int(seq) if seq and str(seq).isdigit() else 0)
+            self.books.track(tid, int(seq) if seq and str(seq).isdigit() else 0, now_ms=now)
 
     async def _untrack(self, tokens: list[str]) -> None:
         for tid in tokens:
             self.books.forget(tid)
+            self._latest.pop(tid, None)
+        self.fetcher.forget(tokens)
         # No longer updated: say so to late readers of the hash instead of leaving it looking live
         # (only where a hash exists: seq > 0 means we or a previous run wrote one).
         written = [tid for tid in tokens if self.books.seq(tid) > 0]
@@ -117,7 +164,8 @@ class WsGatewayService(RedisService):
         self._conn_serial += 1
         conn = MarketConnection(f"conn-{self._conn_serial}", self.settings.polymarket.ws_market_url,
                                 self.settings.gateway.ping_interval_sec, self._backoff,
-                                self.on_frame, self.books.invalidate, self.books.ready)
+                                self.on_frame, self.books.invalidate, self.books.ready, self._gate,
+                                self.publisher.room)
         await conn.set_tokens(tokens)
         self.conns.append(conn)
         self._conn_tasks[conn] = asyncio.create_task(conn.run(), name=conn.name)
@@ -137,34 +185,101 @@ class WsGatewayService(RedisService):
 
     # --- frames -> ticks ------------------------------------------------------------------
 
-    async def on_frame(self, text: str, ts_recv: int) -> None:
+    def on_frame(self, text: str, ts_recv: int) -> None:
+        recv_ns = time.perf_counter_ns()
         self.frames += 1
         events: list[MarketEvent]
         try:
             events = decode_frame(text)
         except MarketFrameError as exc:
             self.parse_errors += 1
-            logger.warning("bad frame skipped ({}): {}", exc, text[:200])
+            if self.parse_errors <= BAD_FRAME_LOG_FIRST or self.parse_errors % BAD_FRAME_LOG_EVERY == 0:
+                logger.warning("bad frame #{} skipped ({}): sample {!r}", self.parse_errors, exc, text[:200])
             events = list(exc.events)
+        if not events:
+            return
         ticks = self.books.apply(events, ts_recv)
         if ticks:
-            await self.publish(ticks)
+            self.submit(ticks, recv_ns)
+            hop = self.metrics.hop_venue_ms
+            for t in ticks:
+                hop.append(ts_recv - t.ts_event)
+        if self.books.drifted:
+            self._reseed_now.set()
+
+    def submit(self, ticks: list[Tick], recv_ns: int = 0) -> None:
+        for t in ticks:
+            self._latest[t.token_id] = t
+        self.publisher.submit(ticks, recv_ns)
+
+    def _on_published(self, batch: list[tuple[Tick, int]], acked_ns: int) -> None:
+        hop = self.metrics.hop_gateway_ms
+        for _, recv_ns in batch[-64:]:  # a sample is enough; a big batch would cost a deque append each
+            if recv_ns:
+                hop.append((acked_ns - recv_ns) / 1e6)
 
     async def publish(self, ticks: list[Tick]) -> None:
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for tick in ticks:
-                    pipe.publish(self.keys.tick(tick.token_id), tick.to_json())
-                    fields = tick.to_hash()
-                    gone = [f for f in _OPTIONAL_TICK_FIELDS if f not in fields]
-                    if gone:
-                        pipe.hdel(self.keys.book(tick.token_id), *gone)
-                    pipe.hset(self.keys.book(tick.token_id), mapping=fields)  # type: ignore[arg-type]
-                await pipe.execute()
-            self.ticks += len(ticks)
-        except (RedisError, OSError) as exc:  # ticks are lossy by design; the next change re-sends
-            self.publish_errors += 1
-            logger.warning("publishing {} tick(s) failed: {}", len(ticks), exc)
+        """Queue ticks for Redis (kept for callers outside the frame path)."""
+        self.submit(ticks)
+
+    # --- REST: drift reseeds and silent tokens ---------------------------------------------
+
+    async def _reseed_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reseed_now.wait(), 1.0)
+            self._reseed_now.clear()
+            due = self.fetcher.due(self.books.drifted)
+            if not due:
+                continue
+            logger.info("book drift on {} token(s): reseeding from REST", len(due))
+            try:
+                books, _ = await self.fetcher.fetch(due)
+                ts = now_ms()
+                for snap in books.values():
+                    ticks, _matched = self.books.reseed(snap, ts)
+                    self.reseeds += 1
+                    self.submit(ticks)
+            except Exception:
+                logger.exception("drift reseed failed")
+
+    async def _stale_loop(self) -> None:
+        stale_ms = int(self.settings.gateway.stale_after_sec * 1000)
+        interval = min(max(self.settings.gateway.stale_after_sec / 4, 0.1), 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.check_silent(stale_ms)
+            except Exception:
+                logger.exception("stale check failed")
+
+    async def check_silent(self, stale_ms: int) -> None:
+        """Check tokens silent for ``stale_ms`` against REST; reseed, replace sockets, mark stale."""
+        silent = self.fetcher.due(self.books.silent(now_ms(), stale_ms))
+        if not silent:
+            return
+        books, failed = await self.fetcher.fetch(silent)
+        ts = now_ms()
+        missed: set[str] = set()
+        for snap in books.values():
+            was_ready = self.books.ready(snap.asset_id)
+            ticks, matched = self.books.reseed(snap, ts)
+            self.submit(ticks)
+            if not matched:
+                self.reseeds += 1
+                if was_ready:
+                    missed.add(snap.asset_id)  # a ready book that fell behind: the socket stopped delivering
+        for conn in self.conns:
+            lost = missed & conn.tokens
+            if lost and conn.connected:
+                self.silent_reconnects += 1
+                await conn.reconnect(f"{len(lost)} silent token(s) behind the REST book")
+        stale = self.books.mark_stale(failed, ts)
+        if stale:
+            self.stale_marked += len(stale)
+            logger.warning("{} token(s) stale: no data for {:.0f}s and REST /books failed", len(stale),
+                           stale_ms / 1000)
+            self.submit(stale)
 
     # --- background loops -----------------------------------------------------------------
 
@@ -199,19 +314,31 @@ class WsGatewayService(RedisService):
     async def _heartbeat_loop(self) -> None:
         interval = self.settings.monitoring.heartbeat_interval_sec
         while True:
+            if self.publisher.reconnected:  # Redis may have lost the hashes: write every latest tick again
+                self.publisher.reconnected = False
+                self.publisher.submit(list(self._latest.values()))
+            summary = self.summary()
+            self.metrics.export(summary)
             try:
-                await beat(self.redis, self.keys, SERVICE, self.instance, interval, self.summary())
+                await beat(self.redis, self.keys, SERVICE, self.instance, interval, summary)
+                await self.redis.set(self.keys.gw_alive(), self.instance, px=int(interval * 3000))
             except (RedisError, OSError) as exc:
                 logger.warning("heartbeat failed: {}", exc)
             await asyncio.sleep(interval)
 
     def summary(self) -> dict[str, Any]:
+        """The heartbeat body; each call also closes the window the ``*_per_sec`` rates cover."""
+        counts = {"frames": self.frames, "ticks": self.ticks}
         return {
             "connections": len(self.conns), "connected": sum(c.connected for c in self.conns),
-            "tokens": len(self.wanted), "frames": self.frames, "ticks": self.ticks,
+            "tokens": len(self.wanted), **counts, **self.metrics.rates(counts),
             "parse_errors": self.parse_errors, "publish_errors": self.publish_errors,
+            "publish_backlog": self.publisher.backlog, "publish_dropped": self.publisher.dropped,
             "reconnects": sum(max(0, c.connects - 1) for c in self.conns),
+            "stalls": sum(c.stalls for c in self.conns), "silent_reconnects": self.silent_reconnects,
             "resyncs": sum(c.resyncs for c in self.conns),
+            "stale_tokens": len(self.books.stale_tokens()), "stale_marked": self.stale_marked,
+            "reseeds": self.reseeds, "rest_failures": self.fetcher.failures,
             "ignored_deltas": self.books.ignored_deltas, "drift": self.books.drift,
-            "untracked_events": self.books.untracked,
+            "untracked_events": self.books.untracked, **self.metrics.latency(),
         }

@@ -2,7 +2,7 @@
 
 A text frame is one JSON object or a JSON array of them (the subscribe dump is an array). Every
 number is a string and ``timestamp`` is epoch ms as a string. :func:`decode_frame` turns a frame
-into frozen, typed events:
+into typed events (read-only by convention; the per-frame ones are not frozen, for speed):
 
 * ``book``              -> :class:`BookSnapshot` (levels in wire order: best is LAST, never index 0)
 * ``price_change``      -> :class:`PriceChangeBatch`, from the current form (``price_changes``
@@ -12,7 +12,8 @@ into frozen, typed events:
 * ``tick_size_change``  -> :class:`TickSizeChange`
 * ``best_bid_ask``      -> :class:`BestBidAsk`
 
-``PONG`` and unknown event types decode to nothing. Anything else that does not fit raises
+Prices must lie in [0, 1] and sizes must not be negative. ``PONG`` and unknown event types
+decode to nothing. Anything else that does not fit raises
 :class:`MarketFrameError` -- the one exception a caller catches, counts and skips; it carries the
 events of the frame that did decode, so one bad element does not drop a whole book dump.
 """
@@ -36,7 +37,7 @@ class MarketFrameError(ValueError):
         self.events = events  # what did decode; the caller may still apply it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 2x, and this is built per frame
 class Level:
     price: float
     size: float
@@ -51,9 +52,10 @@ class BookSnapshot:
     timestamp: int  # venue ms, 0 when absent
     hash: str = ""
     tick_size: float | None = None  # some captures carry it; None when absent
+    last_trade_price: float | None = None  # REST books carry it; None when absent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 2x, and this is built per frame
 class PriceChange:
     asset_id: str
     price: float
@@ -63,7 +65,7 @@ class PriceChange:
     best_ask: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 2x, and this is built per frame
 class PriceChangeBatch:
     market: str
     timestamp: int
@@ -136,10 +138,10 @@ def decode_event(obj: Any) -> MarketEvent | None:
     if not isinstance(obj, dict):
         raise MarketFrameError(f"event is not an object: {str(obj)[:80]!r}")
     kind = obj.get("event_type")
-    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+    if not isinstance(kind, str):
+        raise MarketFrameError("event without event_type" if kind is None else f"bad event_type {kind!r}")
+    decoder = _DECODERS.get(kind)
     if decoder is None:
-        if kind is None:
-            raise MarketFrameError("event without event_type")
         return None
     try:
         return decoder(obj)
@@ -161,6 +163,25 @@ def _opt_num(obj: dict[str, Any], key: str) -> float | None:
     return None if value is None or value == "" else _num(value)
 
 
+def _price(value: Any) -> float:
+    out = _num(value)
+    if not 0.0 <= out <= 1.0:
+        raise ValueError(f"price {value!r} is outside [0, 1]")
+    return out
+
+
+def _size(value: Any) -> float:
+    out = _num(value)
+    if out < 0:
+        raise ValueError(f"negative size {value!r}")
+    return out
+
+
+def _opt_price(obj: dict[str, Any], key: str) -> float | None:
+    value = obj.get(key)
+    return None if value is None or value == "" else _price(value)
+
+
 def _ts(obj: dict[str, Any]) -> int:
     value = obj.get("timestamp")
     return 0 if value is None or value == "" else int(_num(value))
@@ -172,7 +193,7 @@ def _text(obj: dict[str, Any], key: str, required: bool = True) -> str:
         if required:
             raise KeyError(key)
         return ""
-    if not isinstance(value, (str, int)):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"{key} is not a string: {value!r}")
     return str(value)
 
@@ -194,26 +215,40 @@ def _levels(raw: Any) -> tuple[Level, ...]:
     out = []
     for lvl in raw:
         if isinstance(lvl, dict):
-            out.append(Level(_num(lvl["price"]), _num(lvl["size"])))
+            out.append(Level(_price(lvl["price"]), _size(lvl["size"])))
         elif isinstance(lvl, (list, tuple)) and len(lvl) == 2:
-            out.append(Level(_num(lvl[0]), _num(lvl[1])))
+            out.append(Level(_price(lvl[0]), _size(lvl[1])))
         else:
             raise TypeError(f"bad level {lvl!r}")
     return tuple(out)
 
 
 def _book(obj: dict[str, Any]) -> BookSnapshot:
+    tick = _opt_num(obj, "tick_size")
+    if tick is not None and not 0 < tick < 1:
+        raise ValueError(f"bad tick_size {tick}")
     return BookSnapshot(
         asset_id=_text(obj, "asset_id"), market=_text(obj, "market", required=False),
         bids=_levels(obj.get("bids", obj.get("buys"))), asks=_levels(obj.get("asks", obj.get("sells"))),
-        timestamp=_ts(obj), hash=_text(obj, "hash", required=False), tick_size=_opt_num(obj, "tick_size"),
+        timestamp=_ts(obj), hash=_text(obj, "hash", required=False), tick_size=tick,
+        last_trade_price=_opt_price(obj, "last_trade_price"),
     )
+
+
+def decode_rest_book(obj: Any) -> BookSnapshot:
+    """A REST ``GET /book`` / ``POST /books`` entry (same fields as the ``book`` event, no event_type)."""
+    if not isinstance(obj, dict):
+        raise MarketFrameError(f"book is not an object: {str(obj)[:80]!r}")
+    try:
+        return _book(obj)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MarketFrameError(f"bad REST book: {type(exc).__name__}: {exc}") from exc
 
 
 def _change(obj: dict[str, Any], asset_id: str | None = None) -> PriceChange:
     return PriceChange(
-        asset_id=asset_id or _text(obj, "asset_id"), price=_num(obj["price"]), size=_num(obj["size"]),
-        side=_side(obj["side"]), best_bid=_opt_num(obj, "best_bid"), best_ask=_opt_num(obj, "best_ask"),
+        asset_id=asset_id or _text(obj, "asset_id"), price=_price(obj["price"]), size=_size(obj["size"]),
+        side=_side(obj["side"]), best_bid=_opt_price(obj, "best_bid"), best_ask=_opt_price(obj, "best_ask"),
     )
 
 
@@ -223,30 +258,37 @@ def _price_change(obj: dict[str, Any]) -> PriceChangeBatch:
         raw = obj["price_changes"]
         if not isinstance(raw, list):
             raise TypeError("price_changes is not a list")
-        changes = tuple(_change(c) for c in raw)
+        changes = tuple(_change(_obj(c)) for c in raw)
     elif "changes" in obj:  # legacy: one message per asset
         asset = _text(obj, "asset_id")
         raw = obj["changes"]
         if not isinstance(raw, list):
             raise TypeError("changes is not a list")
-        changes = tuple(_change(c, asset) for c in raw)
+        changes = tuple(_change(_obj(c), asset) for c in raw)
     else:  # oldest: a single level at the top
         changes = (_change(obj),)
     return PriceChangeBatch(market=market, timestamp=_ts(obj), changes=changes)
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"change is not an object: {str(value)[:40]!r}")
+    return value
+
+
 def _last_trade(obj: dict[str, Any]) -> LastTrade:
     side = obj.get("side")
+    size = obj.get("size")
     return LastTrade(
         asset_id=_text(obj, "asset_id"), market=_text(obj, "market", required=False),
-        price=_num(obj["price"]), size=_opt_num(obj, "size") or 0.0,
+        price=_price(obj["price"]), size=0.0 if size is None or size == "" else _size(size),
         side=_side(side) if side else None, timestamp=_ts(obj),
     )
 
 
 def _tick_size(obj: dict[str, Any]) -> TickSizeChange:
     new = _num(obj["new_tick_size"])
-    if new <= 0:
+    if not 0 < new < 1:
         raise ValueError(f"bad new_tick_size {new}")
     return TickSizeChange(
         asset_id=_text(obj, "asset_id"), market=_text(obj, "market", required=False),
@@ -257,7 +299,7 @@ def _tick_size(obj: dict[str, Any]) -> TickSizeChange:
 def _best_bid_ask(obj: dict[str, Any]) -> BestBidAsk:
     return BestBidAsk(
         asset_id=_text(obj, "asset_id"), market=_text(obj, "market", required=False),
-        best_bid=_opt_num(obj, "best_bid"), best_ask=_opt_num(obj, "best_ask"), timestamp=_ts(obj),
+        best_bid=_opt_price(obj, "best_bid"), best_ask=_opt_price(obj, "best_ask"), timestamp=_ts(obj),
     )
 
 

@@ -55,3 +55,95 @@ async def _latest_seq(feed: TickFeed, seq: int) -> bool:
 
 async def _bad_is(feed: TickFeed, n: int) -> bool:
     return feed.bad == n
+
+
+async def test_a_seq_gap_re_reads_the_book_hash(r: aioredis.Redis, keys: Keys) -> None:
+    feed = TickFeed(r, keys)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(feed.run(stop))
+    try:
+        await feed.add("tok")
+        await r.publish(keys.tick("tok"), tick(1, 0.40).to_json())
+        await eventually(lambda: _latest_seq(feed, 1), timeout=5, what="seq 1")
+        # ticks 2..4 never reach us (e.g. lost across a pub/sub reconnect); the hash has 5 and the
+        # channel then delivers 3 (a late duplicate-ish tick): the gap makes the feed read the hash.
+        await r.hset(keys.book("tok"), mapping=tick(5, 0.45).to_hash())
+        await r.publish(keys.tick("tok"), tick(3, 0.43).to_json())
+        await eventually(lambda: _latest_seq(feed, 5), timeout=5, what="hash tick after the gap")
+        assert (feed.gaps, feed.latest["tok"].bid) == (1, 0.45)
+        assert feed.rereads >= 1
+        # contiguous ticks are no gap
+        await r.publish(keys.tick("tok"), tick(6, 0.46).to_json())
+        await eventually(lambda: _latest_seq(feed, 6), timeout=5, what="seq 6")
+        assert feed.gaps == 1
+    finally:
+        stop.set()
+        await runner
+        await feed.close()
+
+
+async def test_staleness_follows_the_tick_flag_and_the_gateway_liveness_key(r: aioredis.Redis, keys: Keys) -> None:
+    import shared.tickfeed as tickfeed
+
+    feed = TickFeed(r, keys)
+    stop = asyncio.Event()
+    old_check = tickfeed.GATEWAY_CHECK_SEC
+    tickfeed.GATEWAY_CHECK_SEC = 0.05
+    runner = asyncio.create_task(feed.run(stop))
+    try:
+        await r.set(keys.gw_alive(), "g1", px=60_000)
+        await feed.add("tok")
+        assert feed.stale("tok")  # no tick yet
+        assert feed.age("tok") is None
+        await r.publish(keys.tick("tok"), tick(1, 0.40).to_json())
+        await eventually(lambda: _latest_seq(feed, 1), timeout=5, what="seq 1")
+        await eventually(lambda: _not(feed.stale("tok")), timeout=5, what="fresh")
+        age = feed.age("tok")
+        assert age is not None
+        assert 0 <= age < 5
+        flagged = Tick("tok", 2, 0.40, 0.42, 10, 10, None, 0.01, 1_002, 2_002, stale=True)
+        await r.publish(keys.tick("tok"), flagged.to_json())
+        await eventually(lambda: _is(feed.stale("tok")), timeout=5, what="flag from the gateway")
+        await r.publish(keys.tick("tok"), tick(3, 0.41).to_json())
+        await eventually(lambda: _not(feed.stale("tok")), timeout=5, what="flag cleared")
+        await r.delete(keys.gw_alive())  # the gateway died: nobody can flag anything any more
+        await eventually(lambda: _is(feed.stale("tok")), timeout=5, what="stale without a gateway")
+        assert feed.gateway_alive is False
+    finally:
+        tickfeed.GATEWAY_CHECK_SEC = old_check
+        stop.set()
+        await runner
+        await feed.close()
+
+
+async def test_a_lost_pubsub_connection_re_reads_every_owned_book(r: aioredis.Redis, keys: Keys) -> None:
+    feed = TickFeed(r, keys)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(feed.run(stop))
+    try:
+        await feed.add("tok")
+        await r.publish(keys.tick("tok"), tick(1, 0.40).to_json())
+        await eventually(lambda: _latest_seq(feed, 1), timeout=5, what="seq 1")
+        # Redis drops the feed's connection (as on a restart or a network blip); meanwhile the
+        # book moved and nothing will be published for it again (a quiet market)
+        await r.hset(keys.book("tok"), mapping=tick(2, 0.44).to_hash())
+        await r.client_kill_filter(_type="pubsub")
+        await eventually(lambda: _latest_seq(feed, 2), timeout=10, what="book re-read after the reconnect")
+        assert feed.reconnects >= 1
+        # and the channel works again after the reconnect
+        async def delivered() -> bool:
+            await r.publish(keys.tick("tok"), tick(3, 0.45).to_json())
+            return feed.latest["tok"].seq == 3
+        await eventually(delivered, timeout=10, what="ticks after the reconnect")
+    finally:
+        stop.set()
+        await runner
+        await feed.close()
+
+
+async def _is(value: bool) -> bool:
+    return value
+
+
+async def _not(value: bool) -> bool:
+    return not value

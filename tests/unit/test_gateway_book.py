@@ -161,3 +161,101 @@ def test_venue_best_prices_that_disagree_with_the_book_count_as_drift() -> None:
     books.apply(decode_frame(json.dumps({"event_type": "price_change", "timestamp": "2", "price_changes": [
         {"asset_id": "e", "price": "0.3", "size": "0", "side": "BUY", "best_bid": "0", "best_ask": "1"}]})), ts_recv=3)
     assert books.drift == 1
+
+
+def test_drift_lands_the_token_in_drifted_and_a_fresh_snapshot_clears_it() -> None:
+    books, _ = seeded()
+    wrong = json.dumps({"event_type": "price_change", "market": "m", "timestamp": "9", "price_changes": [
+        {"asset_id": YES, "price": "0.45", "size": "5", "side": "BUY", "best_bid": "0.46", "best_ask": "0.49"}]})
+    books.apply(decode_frame(wrong), ts_recv=1)
+    assert books.drifted == {YES}
+    books.apply(decode_frame(frame("ws_book.json")), ts_recv=2)
+    assert books.drifted == set()
+
+
+def test_best_bid_ask_event_checks_the_book_without_changing_it() -> None:
+    books, _ = seeded()
+    assert books.apply(decode_frame(frame("ws_best_bid_ask.json")), ts_recv=1) == []  # 0.47 / 0.49: agrees
+    assert (books.drift, books.drifted) == (0, set())
+    other = json.dumps({"event_type": "best_bid_ask", "asset_id": YES, "best_bid": "0.3", "best_ask": "0.49",
+                        "timestamp": "5"})
+    assert books.apply(decode_frame(other), ts_recv=2) == []
+    assert (books.drift, books.drifted) == (1, {YES})
+    book = books.book(YES)
+    assert book is not None
+    assert book.top().bid == 0.47  # the check never rewrites the book: the REST reseed does
+
+
+def test_snapshot_last_trade_price_seeds_last_only_until_a_trade_print() -> None:
+    books = Books()
+    books.track("t")
+    snap = {"event_type": "book", "asset_id": "t", "bids": [], "asks": [], "timestamp": "1",
+            "last_trade_price": "0.5"}
+    (tick,) = books.apply(decode_frame(json.dumps(snap)), ts_recv=1)
+    assert tick.last == 0.5
+    trade = {"event_type": "last_trade_price", "asset_id": "t", "price": "0.61", "size": "3", "side": "SELL",
+             "timestamp": "2"}
+    (tick,) = books.apply(decode_frame(json.dumps(trade)), ts_recv=2)
+    assert tick.last == 0.61
+    assert books.apply(decode_frame(json.dumps(snap)), ts_recv=3) == []  # an older snapshot's price: kept 0.61
+
+
+def test_silent_tokens_go_stale_with_a_tick_and_any_event_clears_it() -> None:
+    books = Books()
+    books.track(YES, now_ms=1_000)
+    books.track(NO, now_ms=1_000)
+    books.apply(decode_frame(frame("ws_book.json")), ts_recv=2_000)  # both heard at 2_000
+    assert books.silent(now_ms=61_000, after_ms=60_000) == []
+    books.apply(decode_frame(frame("ws_last_trade_price.json")), ts_recv=30_000)  # YES heard again
+    assert books.silent(now_ms=62_500, after_ms=60_000) == [NO]
+    books.heard_from([NO], now_ms=62_500)  # e.g. a REST check agreed: a quiet market, not a stale one
+    assert books.silent(now_ms=62_500, after_ms=60_000) == []
+    (stale,) = books.mark_stale([NO], ts_recv=200_000)
+    assert (stale.token_id, stale.stale, stale.seq, stale.bid, stale.ts_event) == (NO, True, 2, 0.51, 200_000)
+    assert books.mark_stale([NO], ts_recv=200_001) == []  # already stale: no second tick
+    assert books.stale_tokens() == [NO]
+    assert books.silent(now_ms=900_000, after_ms=60_000) == [YES]  # a stale token is not reported again
+    (fresh,) = books.apply(decode_frame(frame("ws_price_change.json")), ts_recv=200_100)[1:]
+    assert (fresh.token_id, fresh.stale, fresh.seq) == (NO, False, 3)
+    assert books.stale_tokens() == []
+
+
+def test_array_frame_with_a_book_and_its_deltas_gives_one_tick_per_token() -> None:
+    books = Books()
+    books.track(YES)
+    snap = json.loads(frame("ws_book.json"))[0]
+    delta = {"event_type": "price_change", "market": "m", "timestamp": "1757908892500", "price_changes": [
+        {"asset_id": YES, "price": "0.48", "size": "9", "side": "BUY", "best_bid": "0.48", "best_ask": "0.49"},
+        {"asset_id": YES, "price": "0.49", "size": "0", "side": "SELL", "best_bid": "0.48", "best_ask": "0.51"}]}
+    (tick,) = books.apply(decode_frame(json.dumps([snap, delta])), ts_recv=5)
+    assert (tick.bid, tick.bid_size, tick.ask, tick.ask_size, tick.seq) == (0.48, 9.0, 0.51, 80.0, 1)
+    assert tick.ts_event == 1757908892500  # the latest venue time among the token's events
+    assert books.drift == 0
+
+
+def test_cached_best_prices_match_max_and_min_after_any_sequence_of_changes() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    prices = st.sampled_from([round(0.01 * i, 2) for i in range(1, 100)])
+    change = st.tuples(st.sampled_from(["BUY", "SELL"]), prices, st.sampled_from([0.0, 0.0, 1.0, 5.0, 20.0]))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(prices, st.floats(0, 50)), max_size=8), st.lists(change, max_size=40))
+    def check(levels: list[tuple[float, float]], changes: list[tuple[str, float, float]]) -> None:
+        books = Books()
+        books.track("t")
+        snap = {"event_type": "book", "asset_id": "t", "timestamp": "1",
+                "bids": [{"price": str(p), "size": str(s)} for p, s in levels], "asks": []}
+        books.apply(decode_frame(json.dumps(snap)), ts_recv=1)
+        for side, price, size in changes:
+            books.apply(decode_frame(json.dumps({"event_type": "price_change", "timestamp": "2", "price_changes": [
+                {"asset_id": "t", "price": str(price), "size": str(size), "side": side}]})), ts_recv=2)
+            book = books.book("t")
+            assert book is not None
+            top = book.top()
+            assert top.bid == (max(book.bids) if book.bids else None)
+            assert top.ask == (min(book.asks) if book.asks else None)
+            assert top.bid_size == (book.bids[top.bid] if top.bid is not None else 0.0)
+
+    check()

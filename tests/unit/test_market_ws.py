@@ -16,6 +16,7 @@ from shared.polymarket.market_ws import (
     PriceChangeBatch,
     TickSizeChange,
     decode_frame,
+    decode_rest_book,
     operation_message,
     subscribe_message,
 )
@@ -120,3 +121,62 @@ def test_one_bad_element_keeps_the_good_ones_on_the_error() -> None:
 def test_outgoing_messages_follow_the_documented_shapes() -> None:
     assert json.loads(subscribe_message(["1", "2"])) == {"assets_ids": ["1", "2"], "type": "market"}
     assert json.loads(operation_message("unsubscribe", ["3"])) == {"operation": "unsubscribe", "assets_ids": ["3"]}
+
+
+@pytest.mark.parametrize("raw", [
+    json.dumps({"event_type": "book", "asset_id": "1", "bids": [{"price": "1.5", "size": "1"}], "asks": []}),
+    json.dumps({"event_type": "book", "asset_id": "1", "bids": [{"price": "0.5", "size": "-1"}], "asks": []}),
+    json.dumps({"event_type": "book", "asset_id": True, "bids": [], "asks": []}),
+    json.dumps({"event_type": "book", "asset_id": "1", "bids": [], "asks": [], "tick_size": "2"}),
+    json.dumps({"event_type": "price_change", "price_changes": ["0.5"]}),
+    json.dumps({"event_type": "price_change", "price_changes": {"asset_id": "1"}}),
+    json.dumps({"event_type": "price_change", "asset_id": "1", "changes": [["0.5", "1", "BUY"]]}),
+    json.dumps({"event_type": "price_change", "price_changes": [{"asset_id": "1", "price": "0.5", "size": "1",
+                                                                 "side": "BUY", "best_bid": "7"}]}),
+    json.dumps({"event_type": "tick_size_change", "asset_id": "1", "new_tick_size": "1"}),
+    json.dumps({"event_type": "last_trade_price", "asset_id": "1", "price": "-0.1", "size": "1"}),
+    json.dumps({"event_type": 5}),
+    b"\xff\xfe not utf-8",
+])
+def test_out_of_range_and_mistyped_values_are_frame_errors(raw: str | bytes) -> None:
+    with pytest.raises(MarketFrameError):
+        decode_frame(raw)
+
+
+def test_one_array_frame_may_mix_every_event_type_in_order() -> None:
+    book = json.loads(frame("ws_book.json"))[0]
+    items = [book, json.loads(frame("ws_price_change.json")), json.loads(frame("ws_price_change_legacy.json")),
+             json.loads(frame("ws_last_trade_price.json")), json.loads(frame("ws_tick_size_change.json")),
+             json.loads(frame("ws_best_bid_ask.json")), {"event_type": "new_market", "id": "9"}]
+    events = decode_frame(json.dumps(items))
+    assert [type(e) for e in events] == [BookSnapshot, PriceChangeBatch, PriceChangeBatch, LastTrade,
+                                         TickSizeChange, BestBidAsk]
+    assert decode_frame("[]") == []
+    assert decode_frame("  PONG\n") == []
+
+
+def test_rest_book_keeps_tick_size_and_last_trade_price() -> None:
+    rest = {"market": "0xabc", "asset_id": YES, "timestamp": "1757908892000", "hash": "h",
+            "bids": [{"price": "0.4", "size": "10"}, {"price": "0.45", "size": "3"}],
+            "asks": [{"price": "0.5", "size": "2"}, {"price": "0.47", "size": "8"}],
+            "min_order_size": "5", "tick_size": "0.01", "neg_risk": False, "last_trade_price": "0.46"}
+    book = decode_rest_book(rest)
+    assert (book.asset_id, book.tick_size, book.last_trade_price, book.timestamp) == (YES, 0.01, 0.46, 1757908892000)
+    assert book.bids[-1] == Level(0.45, 3.0)
+    assert book.asks[-1] == Level(0.47, 8.0)
+    with pytest.raises(MarketFrameError):
+        decode_rest_book({"bids": []})
+    with pytest.raises(MarketFrameError):
+        decode_rest_book(["not", "an", "object"])
+
+
+def test_levels_may_be_pairs_and_sides_are_case_insensitive() -> None:
+    raw = json.dumps({"event_type": "book", "asset_id": "1", "bids": [["0.4", "1"]], "asks": [],
+                      "timestamp": ""})
+    (ev,) = decode_frame(raw)
+    assert isinstance(ev, BookSnapshot)
+    assert (ev.bids, ev.timestamp) == ((Level(0.4, 1.0),), 0)
+    (pc,) = decode_frame(json.dumps({"event_type": "price_change", "price_changes": [
+        {"asset_id": "1", "price": "0.4", "size": "0", "side": "buy"}]}))
+    assert isinstance(pc, PriceChangeBatch)
+    assert pc.changes[0].side == "BUY"

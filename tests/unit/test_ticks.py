@@ -76,3 +76,19 @@ def test_unknown_fields_are_ignored() -> None:
 def test_ticks_are_immutable() -> None:
     with pytest.raises(AttributeError):
         FULL.bid = 0.5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("tick", SAMPLES)
+def test_fast_encoders_match_the_generic_ones(tick: Tick) -> None:
+    from dataclasses import asdict
+
+    assert json.loads(tick.to_json()) == json.loads(json.dumps(asdict(tick)))
+    args = tick.hash_args()
+    assert dict(zip(args[::2], args[1::2], strict=True)) == tick.to_hash()
+
+
+def test_non_finite_numbers_are_refused() -> None:
+    bad = Tick(token_id="x", seq=1, bid=float("nan"), ask=None, bid_size=0.0, ask_size=0.0, last=None,
+               tick_size=0.01, ts_event=1, ts_recv=1)
+    with pytest.raises(ValueError, match="not finite"):
+        bad.to_json()
