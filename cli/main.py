@@ -1,7 +1,8 @@
 """``polyfleet``: the operator's command line (reads Redis directly; writes go via pf:control).
 
-The walking skeleton ships ``status`` (with ``--watch``), ``workers`` and ``wipe``; the operations
-issue adds the rest (stop, blacklist, drain, halt, doctor, ...).
+Read commands: ``status`` (with ``--watch``), ``workers``, ``ignored``, ``blacklist ls``. Control
+commands (cli/control.py): ``stop``, ``halt``, ``resume``, ``drain``, ``unignore``, ``blacklist
+add/rm``, ``handled reset``. Also ``backtest`` and ``wipe``.
 """
 
 from __future__ import annotations
@@ -15,22 +16,14 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from cli.connection import client as _client
+from cli.control import register as register_control
 from shared.config import redis_url
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys, keys_from_env
 
 app = typer.Typer(help="Operate a polyfleet deployment.", no_args_is_help=True)
 console = Console()
 SHOWN_STATES = ("starting", "running", "exiting", "queued", "done", "rejected", "error")
-
-
-def _client() -> redis.Redis:
-    r = redis.Redis.from_url(redis_url(), decode_responses=True, socket_timeout=3)
-    try:
-        r.ping()
-    except redis.RedisError as exc:
-        console.print(f"[red]Redis at {redis_url()} is unreachable: {exc}[/red] (set PF_REDIS_URL)")
-        raise typer.Exit(2) from exc
-    return r
 
 
 def _ts(ms: str | None) -> str:
@@ -128,6 +121,8 @@ def backtest(ctx: typer.Context) -> None:
 
     raise typer.Exit(run_backtest(list(ctx.args)))
 
+
+register_control(app)
 
 if __name__ == "__main__":
     app()
