@@ -96,6 +96,10 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "collector cursor per target: last trade time and the trade keys seen at it"),
     KeySpec("meta:{token_id}", "hash", "signal_collector", "every service",
             "token metadata (A8)"),
+    KeySpec("seen:{account}", "zset", "signal_collector", "signal_collector",
+            "signal ids already emitted for a followed wallet (or `screen`), scored by trade second; "
+            "lets the live-data source and the poller emit each trade once",
+            "trimmed below cursor - copytrade.dedup_window_sec"),
     KeySpec("blacklist", "hash", "orchestrator (from control requests)", "orchestrator, api, cli",
             "key -> JSON {reason, expires_at}"),
     KeySpec("ignored", "zset", "orchestrator", "orchestrator, api, cli",
@@ -193,6 +197,10 @@ class Keys:
 
     def meta(self, token_id: str) -> str:
         return self._k(f"meta:{token_id}")
+
+    def seen(self, account: str) -> str:
+        """``account`` is a followed wallet (lower-cased here) or ``screen`` (the market screen)."""
+        return self._k(f"seen:{account.lower()}")
 
     def blacklist(self) -> str:
         return self._k("blacklist")
