@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -46,9 +46,8 @@ def token(markets: list[dict[str, Any]]) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _namespace(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _namespace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PF_NAMESPACE", "pf")
-    yield
 
 
 def config(tmp_path: Path, sim: SimExchangeProcess, copytrade: dict[str, Any], **more: Any) -> Path:
@@ -265,8 +264,8 @@ async def test_429_and_503_storms_are_ridden_out_for_many_targets(
                                                            "max_backoff_seconds": 3}), {})
     svc = SignalCollectorService(settings, "t", redis=r)
     await svc.step()  # cursors at now
-    post(sim, "/_sim/fault", {"kind": "http_429", "count": 40, "retry_after": 1, "path_prefix": "/data-api"})
-    post(sim, "/_sim/fault", {"kind": "http_429", "count": 10, "retry_after": 1, "path_prefix": "/data-api",
+    post(sim, "/_sim/fault", {"kind": "http_429", "count": 25, "retry_after": 1, "path_prefix": "/data-api"})
+    post(sim, "/_sim/fault", {"kind": "http_429", "count": 5, "retry_after": 1, "path_prefix": "/data-api",
                               "status": 503})
     post(sim, "/_sim/trades", [trade(w, token, 7) for w in wallets])
     started = time.monotonic()
@@ -275,7 +274,7 @@ async def test_429_and_503_storms_are_ridden_out_for_many_targets(
     assert time.monotonic() - started >= 1.0  # Retry-After held everyone back
     got = await signals(r, keys)
     assert sorted(s.account for s in got) == wallets
-    assert 1 <= svc.counters.http_errors <= 50
+    assert 1 <= svc.counters.http_errors <= 30
     assert svc.budget.paused_for() < 3.5
 
 
@@ -312,7 +311,8 @@ async def test_signals_carry_token_metadata_cached_once_in_redis(
         sibling = markets[0]["tokens"][1]["token_id"]
         assert {(s.tick_size, s.neg_risk, s.min_order_size, s.sibling_token) for s in got} == {
             (0.01, False, 5.0, sibling)}
-        assert got[0].end_date and got[0].end_date.endswith("Z")
+        assert got[0].end_date
+        assert got[0].end_date.endswith("Z")
         meta = await r.hgetall(keys.meta(token))
         assert (meta["outcome"], meta["sibling_token"], meta["question"]) == ("Yes", sibling, markets[0]["question"])
         assert await r.hgetall(keys.meta(sibling))  # the whole market was cached at once
