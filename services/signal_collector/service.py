@@ -51,6 +51,12 @@ SERVICE = "signal_collector"
 HTTP_TIMEOUT_SEC = 10.0
 
 
+def _poll_slots(max_requests: int) -> asyncio.Semaphore:
+    """Targets polled at once: twice the HTTP slots, so one target's Redis work overlaps another's
+    request, while a few hundred targets never exhaust the Redis connection pool."""
+    return asyncio.Semaphore(2 * max_requests)
+
+
 @dataclass
 class TargetState:
     cursor: Cursor | None = None  # loaded from Redis on first use
@@ -83,6 +89,7 @@ class SignalCollectorService(RedisService):
         self._states: dict[str, TargetState] = {}
         cfg = settings.copytrade
         self.budget = RequestBudget(cfg.max_concurrent_requests, cfg.max_requests_per_10s)
+        self._poll_slots = _poll_slots(cfg.max_concurrent_requests)
         self._backoff = Backoff.from_config(settings.retry_strategy)
         self.counters = Counters()
         self.latency = LatencyBook()
@@ -101,11 +108,15 @@ class SignalCollectorService(RedisService):
         self._apply_sources()
         try:
             while not self._stop.is_set():
+                # Polls START every poll_interval_sec (not interval after the last one ended), so a
+                # trade waits at most one interval plus one poll's own time, however many targets.
+                started = time.monotonic()
                 try:
                     await self.step()
                 except Exception:  # a bug in one poll must not end the service; it is logged loudly
                     logger.exception("poll failed")
-                await self.sleep_unless_stopped(self.settings.copytrade.poll_interval_sec)
+                wait = self.settings.copytrade.poll_interval_sec - (time.monotonic() - started)
+                await self.sleep_unless_stopped(max(0.01, wait))
         finally:
             if self.live is not None:
                 await self.live.close()
@@ -171,7 +182,8 @@ class SignalCollectorService(RedisService):
         if time.monotonic() < state.retry_at:
             return 0
         try:
-            emitted = await self._poll(target, state)
+            async with self._poll_slots:
+                emitted = await self._poll(target, state)
         except FetchError as exc:
             self.counters.http_errors += 1
             self._failed(target, state, exc)
@@ -305,6 +317,7 @@ class SignalCollectorService(RedisService):
         if (cfg.max_concurrent_requests, cfg.max_requests_per_10s) != (old_cfg.max_concurrent_requests,
                                                                          old_cfg.max_requests_per_10s):
             self.budget = RequestBudget(cfg.max_concurrent_requests, cfg.max_requests_per_10s)
+            self._poll_slots = _poll_slots(cfg.max_concurrent_requests)
         if self._tasks:  # running: sources follow the new settings
             if self.live is not None and self.live.url != new.polymarket.rtds_url:
                 await self.live.close()
