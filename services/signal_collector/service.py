@@ -34,9 +34,10 @@ from services.signal_collector.live import LiveSource
 from services.signal_collector.meta import MetaCache
 from services.signal_collector.metrics import LatencyBook
 from services.signal_collector.poller import FetchError, Throttled, fetch_trades
+from services.signal_collector.recent import RecentIds
 from services.signal_collector.reload import ConfigReloader
 from services.signal_collector.screener import ScreenError, ScreenSource
-from services.signal_collector.signals import to_signal, wanted
+from services.signal_collector.signals import signal_id, to_signal, wanted
 from services.signal_collector.targets import active
 from shared.backoff import Backoff, honour_retry_after
 from shared.clock import now_ms, now_s
@@ -99,6 +100,7 @@ class SignalCollectorService(RedisService):
         self.live: LiveSource | None = None
         self.screen: ScreenSource | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._recent = RecentIds()
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -222,7 +224,12 @@ class SignalCollectorService(RedisService):
         return cursor
 
     async def _signals(self, trades: list[Trade], target: Target, seen_ms: int, source: str) -> list[Signal]:
-        return [to_signal(t, target, seen_ms, source, await self.meta.get(t.token_id)) for t in trades]
+        """Signals for the trades this process has not emitted already (the Redis seen-set stays the
+        authority across restarts and instances; this only spares it the obvious repeats: the
+        ``orders_matched`` twin of a ``trades`` frame, the poller re-reading a live trade)."""
+        fresh = [t for t in trades if signal_id(target.account, t) not in self._recent]
+        self.counters.duplicates_dropped += len(trades) - len(fresh)
+        return [to_signal(t, target, seen_ms, source, await self.meta.get(t.token_id)) for t in fresh]
 
     async def _poll(self, target: Target, state: TargetState) -> int:
         cursor = await self._load_cursor(target, state)
@@ -253,6 +260,7 @@ class SignalCollectorService(RedisService):
     def _count(self, sigs: list[Signal], emitted: list[str], source: str, seen_ms: int) -> None:
         done = now_ms()
         ids = set(emitted)
+        self._recent.add_all(s.id for s in sigs)
         self.counters.signals += len(ids)
         if source == "poll":
             self.counters.signals_poll += len(ids)
@@ -283,6 +291,8 @@ class SignalCollectorService(RedisService):
                 self.counters.stale_live += len(trades) - len(fresh)
                 keep = [t for t in fresh if wanted(t, target)]
                 sigs = await self._signals(keep, target, recv_ms, "rtds")
+                if not sigs:
+                    continue
                 emitted = await self.writer.write(account, sigs)
             except (RedisError, OSError) as exc:  # the poller will pick these trades up
                 self.counters.redis_errors += 1

@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.signal_collector.budget import TokenBucket
 from services.signal_collector.metrics import LatencyHistogram
 from services.signal_collector.poller import MAX_OFFSET, Rejected, next_window
+from services.signal_collector.recent import RecentIds
 from services.signal_collector.screen import market_verdict, screen
 from services.signal_collector.signals import screen_signal, signal_id, to_signal
 from services.signal_collector.targets import diff_targets
@@ -270,3 +273,31 @@ def test_latency_histogram_quantiles_are_bucket_upper_bounds() -> None:
     assert h.quantile(1.0) == 700_000
     s = h.summary()
     assert (s["n"], s["max_ms"]) == (100, 700_000)
+
+
+# ------------------------------------------------------------------------------ fuzzed input
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+                    max_leaves=20)
+FIELDS = st.sampled_from(["proxyWallet", "side", "asset", "size", "price", "timestamp", "transactionHash",
+                          "clobTokenIds", "outcomes", "outcomePrices", "endDate", "volumeNum", "id"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(FIELDS, JSON | st.sampled_from(["BUY", "1", "0.5", "[\"1\",\"2\"]", 1785027308])),
+       st.sampled_from(["trades", "orders_matched", "x"]))
+def test_fuzzed_payloads_never_raise_past_the_parsers(payload: dict[str, object], kind: str) -> None:
+    trades, bad = parse_frame(json.dumps({"topic": "activity", "type": kind, "payload": payload}))
+    assert len(trades) + len(bad) <= 1
+    markets, mbad = parse_markets([payload])
+    assert len(markets) + len(mbad) == 1
+
+
+def test_recent_ids_forget_the_oldest_beyond_their_size() -> None:
+    recent = RecentIds(size=3)
+    recent.add_all(["a", "b", "a", "c"])
+    assert len(recent) == 3
+    recent.add_all(["d"])
+    assert "a" not in recent
+    assert all(x in recent for x in "bcd")
