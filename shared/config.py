@@ -78,6 +78,11 @@ class CopytradeSection(Section):
     initial_lookback_sec: int = Field(0, ge=0)
     rtds_enabled: bool = False
     page_size: int = Field(500, ge=1, le=10000)
+    max_concurrent_requests: int = Field(4, ge=1)
+    max_requests_per_10s: int = Field(150, ge=1)
+    dedup_window_sec: int = Field(3600, ge=60)
+    rtds_ping_interval_sec: float = Field(5.0, gt=0)
+    rtds_silence_sec: float = Field(30.0, gt=0)
     targets: tuple[Target, ...] = ()
 
 
@@ -86,10 +91,12 @@ class ScreenSection(Section):
     min_volume: float = 0.0
     min_liquidity: float = 0.0
     end_within_hours: float = 0.0
+    end_after_hours: float = Field(0.0, ge=0)
     min_price: float = 0.0
     max_price: float = 1.0
     keyword_blacklist: tuple[str, ...] = ()
     refresh_sec: float = 300.0
+    max_markets: int = Field(2000, ge=1)
 
 
 class SchedulerSection(Section):

@@ -99,6 +99,10 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "collector cursor per target: last trade time and the trade keys seen at it"),
     KeySpec("meta:{token_id}", "hash", "signal_collector", "every service",
             "token metadata (A8)"),
+    KeySpec("seen:{account}", "zset", "signal_collector", "signal_collector",
+            "signal ids already emitted for a followed wallet (or `screen`), scored by trade second; "
+            "lets the live-data source and the poller emit each trade once",
+            "trimmed below cursor - copytrade.dedup_window_sec"),
     KeySpec("blacklist", "hash", "orchestrator (from control requests)", "orchestrator, api, cli",
             "key -> JSON {reason, expires_at}"),
     KeySpec("ignored", "zset", "orchestrator", "orchestrator, api, cli",
@@ -120,8 +124,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "UTC day (YYYY-MM-DD) -> realised PnL from fills that day"),
     KeySpec("exits:queued", "zset", "orchestrator", "orchestrator, api, cli",
             "token -> time its exit was asked for, waiting for an exit slot (C5, C10)"),
-    KeySpec("seen:{kind}", "zset", "orchestrator", "orchestrator",
-            "message id -> first seen (ms) of signals/fills already applied", "pruned after 24 h"),
+    KeySpec("applied:{kind}", "zset", "orchestrator", "orchestrator",
+            "message id -> when applied (ms), kind signals or fills: a repeated id is applied once",
+            "pruned after 24 h"),
     KeySpec("orchestrator:leader", "string", "orchestrator", "orchestrator, api, cli",
             "instance id of the active orchestrator", "PX 3 x poll interval, renewed"),
     KeySpec("health:{service}:{instance}", "string", "every service", "`--check`, api, cli",
@@ -214,6 +219,10 @@ class Keys:
     def meta(self, token_id: str) -> str:
         return self._k(f"meta:{token_id}")
 
+    def seen(self, account: str) -> str:
+        """``account`` is a followed wallet (lower-cased here) or ``screen`` (the market screen)."""
+        return self._k(f"seen:{account.lower()}")
+
     def blacklist(self) -> str:
         return self._k("blacklist")
 
@@ -247,8 +256,8 @@ class Keys:
     def exits_queued(self) -> str:
         return self._k("exits:queued")
 
-    def seen(self, kind: str) -> str:
-        return self._k(f"seen:{kind}")
+    def applied(self, kind: str) -> str:
+        return self._k(f"applied:{kind}")
 
     def orchestrator_leader(self) -> str:
         return self._k("orchestrator:leader")

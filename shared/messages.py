@@ -71,12 +71,19 @@ class Signal(Message):
     account: str
     size: float
     price: float
-    source: str  # poll | rtds | screen | manual
+    source: str  # poll | rtds | screen | manual  (account is "" for screen)
     condition_id: str = ""
     slug: str = ""
     outcome: str = ""
     title: str = ""
     tx_hash: str = ""
+    # A8 token metadata, attached when known (None = not known when the signal was made; every
+    # service can also read pf:meta:{token_id}).
+    end_date: str | None = None
+    tick_size: float | None = None
+    neg_risk: bool | None = None
+    min_order_size: float | None = None
+    sibling_token: str | None = None
 
 
 class Command(Message):

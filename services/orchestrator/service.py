@@ -179,11 +179,11 @@ class OrchestratorService(RedisService):
             await self._decide_buys([entry])
             return
         pipe = self.redis.pipeline(transaction=True)
-        seen_kind = "signals" if isinstance(msg, Signal) else "fills" if isinstance(msg, Fill) else ""
-        if seen_kind and await self.redis.zscore(self.keys.seen(seen_kind), msg.id) is not None:
+        applied_kind = "signals" if isinstance(msg, Signal) else "fills" if isinstance(msg, Fill) else ""
+        if applied_kind and await self.redis.zscore(self.keys.applied(applied_kind), msg.id) is not None:
             # The same signal or fill twice (a producer retried its XADD): applied once already.
             self.duplicates += 1
-            logger.debug("{} {} already applied; acked", seen_kind, msg.id)
+            logger.debug("{} {} already applied; acked", applied_kind, msg.id)
         else:
             if isinstance(msg, Signal):
                 await self._on_sell(pipe, msg, entry.entry_id)
@@ -195,8 +195,8 @@ class OrchestratorService(RedisService):
                 await self._on_control(pipe, msg, entry.entry_id)
             else:
                 logger.warning("{} on {} is not for the orchestrator; skipped", msg.TYPE, entry.stream)
-            if seen_kind:
-                pipe.zadd(self.keys.seen(seen_kind), {msg.id: now_ms()})
+            if applied_kind:
+                pipe.zadd(self.keys.applied(applied_kind), {msg.id: now_ms()})
         pipe.xack(entry.stream, GROUP_ORCHESTRATOR, entry.entry_id)
         await pipe.execute()
         self.decisions += 1
@@ -215,7 +215,7 @@ class OrchestratorService(RedisService):
             rp.hgetall(k.blacklist())
             rp.hget(k.pnl_daily(), utc_day(now))
             for sig in sigs:
-                rp.zscore(k.seen("signals"), sig.id)
+                rp.zscore(k.applied("signals"), sig.id)
                 rp.hgetall(k.token(sig.token_id))
                 rp.sismember(k.handled(), sig.token_id)
                 rp.exists(k.cooldown(sig.token_id))
@@ -235,7 +235,7 @@ class OrchestratorService(RedisService):
             if seen is not None:
                 self.duplicates += 1  # the collector retried its XADD: decided once already
                 continue
-            pipe.zadd(k.seen("signals"), {sig.id: now})
+            pipe.zadd(k.applied("signals"), {sig.id: now})
             token = TokenView(sig.token_id, fields.get("state", ""), fields.get("owner", ""),
                               int(fields.get("epoch", "0") or 0))
             ignored = (why[sig.token_id] or "on the ignored list") if sig.token_id in why else None
@@ -536,7 +536,7 @@ class OrchestratorService(RedisService):
                 p.zrem(k.ignored(), *expired)
                 p.hdel(k.ignored_why(), *expired)
             for kind in ("signals", "fills"):
-                p.zremrangebyscore(k.seen(kind), "-inf", now - SEEN_RETENTION_MS)
+                p.zremrangebyscore(k.applied(kind), "-inf", now - SEEN_RETENTION_MS)
             await p.execute()
 
     async def schedule(self, views: list[WorkerView] | None = None) -> None:

@@ -1,15 +1,25 @@
-"""SignalCollectorService: poll every enabled target, emit new trades as signals (A1-A5).
+"""SignalCollectorService: every copy-trade source into one de-duplicated signals stream (A1-A8).
 
-Per poll of one target: read ``/trades`` since the cursor, keep the trades the cursor has not
-seen, XADD them oldest first to the signals stream, then store the cursor -- in one MULTI, signals
-before cursor, so a crash can only repeat a signal (same id: harmless), never lose one.
+* Poller (the backstop, always on): per poll of one target, read ``/trades`` since the cursor,
+  keep what the cursor has not seen, and hand signals + new cursor to :class:`SignalWriter`,
+  which XADDs them (oldest first) and stores the cursor in one script: a crash can only
+  re-offer a signal, which the seen-set then drops.
+* Live-data socket (``copytrade.rtds_enabled``): trades of followed wallets become signals the
+  moment their frame arrives; same id as the poller's, so whichever is first wins and the
+  other is dropped by the seen-set.
+* Market screen (``screen.enabled``): see :mod:`screener`.
+* Config reload every ``config_reload_sec``: targets added, disabled or removed take effect
+  without a restart; cursors live in Redis and are never reset by a reload; an invalid file keeps
+  the last good config and says so on the events stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,20 +27,35 @@ import redis.asyncio as aioredis
 from loguru import logger
 from redis.exceptions import RedisError
 
+from services.signal_collector.budget import RequestBudget
 from services.signal_collector.cursor import Cursor, first_cursor, select_new
+from services.signal_collector.emit import SignalWriter
+from services.signal_collector.live import LiveSource
+from services.signal_collector.meta import MetaCache
+from services.signal_collector.metrics import LatencyBook
 from services.signal_collector.poller import FetchError, Throttled, fetch_trades
-from services.signal_collector.signals import to_signal, wanted
+from services.signal_collector.recent import RecentIds
+from services.signal_collector.reload import ConfigReloader
+from services.signal_collector.screener import ScreenError, ScreenSource
+from services.signal_collector.signals import signal_id, to_signal, wanted
+from services.signal_collector.targets import active
 from shared.backoff import Backoff, honour_retry_after
 from shared.clock import now_ms, now_s
 from shared.config import Settings, Target
-from shared.keys import STREAM_MAXLEN
-from shared.polymarket.data_api import parse_trades
+from shared.messages import Signal
+from shared.polymarket.data_api import Trade, parse_trades
+from shared.polymarket.live_data import LiveTrade
 from shared.redisio.health import beat
 from shared.service import RedisService
 
 SERVICE = "signal_collector"
-MAX_CONCURRENT_POLLS = 4  # request budget: at most this many /trades calls in flight
 HTTP_TIMEOUT_SEC = 10.0
+
+
+def _poll_slots(max_requests: int) -> asyncio.Semaphore:
+    """Targets polled at once: twice the HTTP slots, so one target's Redis work overlaps another's
+    request, while a few hundred targets never exhaust the Redis connection pool."""
+    return asyncio.Semaphore(2 * max_requests)
 
 
 @dataclass
@@ -44,37 +69,85 @@ class TargetState:
 class Counters:
     polls: int = 0
     signals: int = 0
+    signals_poll: int = 0
+    signals_rtds: int = 0
+    duplicates_dropped: int = 0  # offered by one source after the other had emitted it
     below_min_size: int = 0
     malformed: int = 0
     foreign: int = 0  # rows of another wallet than the one asked for
+    stale_live: int = 0  # live frames older than the de-dup window (the poller owned that time)
     http_errors: int = 0
     redis_errors: int = 0
+    screen_errors: int = 0
     last_error: str = ""
 
 
 class SignalCollectorService(RedisService):
-    def __init__(self, settings: Settings, instance: str, redis: aioredis.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, instance: str, redis: aioredis.Redis | None = None,
+                 config_file: Path | str | None = None) -> None:
         super().__init__(settings, instance, redis)
         self._http: httpx.AsyncClient | None = None
         self._states: dict[str, TargetState] = {}
-        self._sem = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        cfg = settings.copytrade
+        self.budget = RequestBudget(cfg.max_concurrent_requests, cfg.max_requests_per_10s)
+        self._poll_slots = _poll_slots(cfg.max_concurrent_requests)
         self._backoff = Backoff.from_config(settings.retry_strategy)
         self.counters = Counters()
+        self.latency = LatencyBook()
+        self.reloader = ConfigReloader(config_file)
+        self._writer: SignalWriter | None = None
+        self._meta: MetaCache | None = None
+        self.live: LiveSource | None = None
+        self.screen: ScreenSource | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._recent = RecentIds()
 
+    # --- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:
         await self.connect_redis()
-        heart = asyncio.create_task(self._heartbeat_loop())
+        self._spawn("heartbeat", self._heartbeat_loop())
+        self._spawn("reload", self._reload_loop())
+        self._apply_sources()
         try:
             while not self._stop.is_set():
+                # Polls START every poll_interval_sec (not interval after the last one ended), so a
+                # trade waits at most one interval plus one poll's own time, however many targets.
+                started = time.monotonic()
                 try:
                     await self.step()
                 except Exception:  # a bug in one poll must not end the service; it is logged loudly
                     logger.exception("poll failed")
-                await self.sleep_unless_stopped(self.settings.copytrade.poll_interval_sec)
+                wait = self.settings.copytrade.poll_interval_sec - (time.monotonic() - started)
+                await self.sleep_unless_stopped(max(0.01, wait))
         finally:
-            heart.cancel()
-            await asyncio.gather(heart, return_exceptions=True)
+            if self.live is not None:
+                await self.live.close()
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             await self.aclose()
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks[name] = asyncio.create_task(coro, name=name)
+
+    def _apply_sources(self) -> None:
+        """Start or stop the live-data and screen sources to match the current settings."""
+        want_live = self.settings.copytrade.rtds_enabled
+        live_task = self._tasks.get("live")
+        if want_live and (live_task is None or live_task.done()):
+            self.live = LiveSource(self.settings.polymarket.rtds_url, lambda: self.settings.copytrade,
+                                   self._backoff, self.on_live_trades)
+            self._spawn("live", self.live.run())
+        elif not want_live and live_task is not None:
+            live_task.cancel()
+            del self._tasks["live"]
+            self.live = None
+        screen_task = self._tasks.get("screen")
+        if self.settings.screen.enabled and (screen_task is None or screen_task.done()):
+            self._spawn("screen", self._screen_loop())
+        elif not self.settings.screen.enabled and screen_task is not None:
+            screen_task.cancel()
+            del self._tasks["screen"]
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -82,32 +155,45 @@ class SignalCollectorService(RedisService):
             self._http = None
         await self.close_redis()
 
-    async def step(self) -> int:
-        """One poll of every enabled target that is not backing off; returns signals emitted."""
-        targets = [t for t in self.settings.copytrade.targets if t.enabled]
-        results = await asyncio.gather(*(self._poll_guarded(t) for t in targets))
-        return sum(results)
-
     def _http_client(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=HTTP_TIMEOUT_SEC)
         return self._http
 
+    @property
+    def writer(self) -> SignalWriter:
+        if self._writer is None:
+            self._writer = SignalWriter(self.redis, self.keys)
+        return self._writer
+
+    @property
+    def meta(self) -> MetaCache:
+        if self._meta is None:
+            self._meta = MetaCache(self.redis, self.keys, self._http_client(), self.settings.polymarket.gamma_url)
+        return self._meta
+
+    # --- polling ------------------------------------------------------------------------------
+    async def step(self) -> int:
+        """One poll of every enabled target that is not backing off; returns signals emitted."""
+        targets = list(active(self.settings.copytrade.targets).values())
+        results = await asyncio.gather(*(self._poll_guarded(t) for t in targets))
+        return sum(results)
+
     async def _poll_guarded(self, target: Target) -> int:
         state = self._states.setdefault(target.account.lower(), TargetState())
         if time.monotonic() < state.retry_at:
             return 0
-        async with self._sem:
-            try:
-                emitted = await self._poll(target, state, self._http_client())
-            except FetchError as exc:
-                self.counters.http_errors += 1
-                self._failed(target, state, exc)
-                return 0
-            except (RedisError, OSError) as exc:
-                self.counters.redis_errors += 1
-                self._failed(target, state, FetchError(f"Redis: {type(exc).__name__}: {exc}"))
-                return 0
+        try:
+            async with self._poll_slots:
+                emitted = await self._poll(target, state)
+        except FetchError as exc:
+            self.counters.http_errors += 1
+            self._failed(target, state, exc)
+            return 0
+        except (RedisError, OSError) as exc:
+            self.counters.redis_errors += 1
+            self._failed(target, state, FetchError(f"Redis: {type(exc).__name__}: {exc}"))
+            return 0
         state.failures = 0
         state.retry_at = 0.0
         return emitted
@@ -118,6 +204,8 @@ class SignalCollectorService(RedisService):
         delay = self._backoff.delay(min(state.failures, 30))
         if isinstance(exc, Throttled):
             delay = honour_retry_after(delay, exc.retry_after, self._backoff.max_backoff_seconds)
+            if exc.retry_after:  # the venue throttles our IP, not this wallet: hold everyone back
+                self.budget.pause(delay)
         state.retry_at = time.monotonic() + delay
         logger.warning("{}: {} (failure {}); next try in {:.1f}s", target.account, exc, state.failures, delay)
 
@@ -135,10 +223,20 @@ class SignalCollectorService(RedisService):
         state.cursor = cursor
         return cursor
 
-    async def _poll(self, target: Target, state: TargetState, http: httpx.AsyncClient) -> int:
+    async def _signals(self, trades: list[Trade], target: Target, seen_ms: int, source: str) -> list[Signal]:
+        """Signals for the trades this process has not emitted already (the Redis seen-set stays the
+        authority across restarts and instances; this only spares it the obvious repeats: the
+        ``orders_matched`` twin of a ``trades`` frame, the poller re-reading a live trade)."""
+        fresh = [t for t in trades if signal_id(target.account, t) not in self._recent]
+        self.counters.duplicates_dropped += len(trades) - len(fresh)
+        return [to_signal(t, target, seen_ms, source, await self.meta.get(t.token_id)) for t in fresh]
+
+    async def _poll(self, target: Target, state: TargetState) -> int:
         cursor = await self._load_cursor(target, state)
-        rows = await fetch_trades(http, self.settings.polymarket.data_api_url, target.account,
-                                  cursor.ts, self.settings.copytrade.page_size)
+        cfg = self.settings.copytrade
+        rows = await fetch_trades(self._http_client(), self.settings.polymarket.data_api_url, target.account,
+                                  cursor.ts, cfg.page_size, self.budget)
+        seen_ms = now_ms()
         self.counters.polls += 1
         trades, bad = parse_trades(rows)
         if bad:
@@ -152,21 +250,99 @@ class SignalCollectorService(RedisService):
             return 0
         keep = [t for t in new if wanted(t, target)]
         self.counters.below_min_size += len(new) - len(keep)
-        now = now_ms()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for trade in keep:
-                msg = to_signal(trade, target, now)
-                pipe.xadd(self.keys.signals(), msg.encode(),  # type: ignore[arg-type]
-                          maxlen=STREAM_MAXLEN["signals"], approximate=True)
-            pipe.hset(self.keys.cursor(target.account), mapping=after.to_hash(now))
-            await pipe.execute()
+        sigs = await self._signals(keep, target, seen_ms, "poll")
+        emitted = await self.writer.write(account, sigs, self.keys.cursor(account), after.to_hash(now_ms()),
+                                          trim_below=after.ts - cfg.dedup_window_sec)
         state.cursor = after
-        self.counters.signals += len(keep)
-        for trade in keep:
-            logger.info("signal {} {} {} x {} @ {} (tx {})", trade.side, account, trade.token_id, trade.size,
-                        trade.price, trade.tx_hash[:12])
-        return len(keep)
+        self._count(sigs, emitted, "poll", seen_ms)
+        return len(emitted)
 
+    def _count(self, sigs: list[Signal], emitted: list[str], source: str, seen_ms: int) -> None:
+        done = now_ms()
+        ids = set(emitted)
+        self._recent.add_all(s.id for s in sigs)
+        self.counters.signals += len(ids)
+        if source == "poll":
+            self.counters.signals_poll += len(ids)
+        else:
+            self.counters.signals_rtds += len(ids)
+        self.counters.duplicates_dropped += len(sigs) - len(ids)
+        for s in sigs:
+            if s.id in ids:
+                self.latency.observe(source, "detect", s.ts_init - s.ts_event)
+                self.latency.observe(source, "process", done - seen_ms)
+                logger.info("signal {} {} {} x {} @ {} via {} (tx {})", s.side, s.account, s.token_id, s.size,
+                            s.price, source, s.tx_hash[:12])
+
+    # --- live-data ----------------------------------------------------------------------------
+    async def on_live_trades(self, events: list[LiveTrade], recv_ms: int) -> None:
+        """Live trades of followed wallets -> signals now (unless the poller was first)."""
+        followed = active(self.settings.copytrade.targets)
+        by_account: dict[str, list[Trade]] = {}
+        for ev in events:
+            if ev.trade.account in followed:
+                by_account.setdefault(ev.trade.account, []).append(ev.trade)
+        for account, trades in by_account.items():
+            target = followed[account]
+            try:
+                cursor = await self._load_cursor(target, self._states.setdefault(account, TargetState()))
+                floor = cursor.ts - self.settings.copytrade.dedup_window_sec
+                fresh = [t for t in trades if t.timestamp >= floor]
+                self.counters.stale_live += len(trades) - len(fresh)
+                keep = [t for t in fresh if wanted(t, target)]
+                sigs = await self._signals(keep, target, recv_ms, "rtds")
+                if not sigs:
+                    continue
+                emitted = await self.writer.write(account, sigs)
+            except (RedisError, OSError) as exc:  # the poller will pick these trades up
+                self.counters.redis_errors += 1
+                self.counters.last_error = f"Redis: {type(exc).__name__}: {exc}"
+                logger.warning("live-data: could not emit {} trade(s) of {}: {}", len(trades), account, exc)
+                continue
+            self._count(sigs, emitted, "rtds", recv_ms)
+
+    # --- screen -------------------------------------------------------------------------------
+    async def _screen_loop(self) -> None:
+        self.screen = ScreenSource(self._http_client(), self.meta, self.writer, self.latency, lambda: self.settings)
+        while True:
+            try:
+                await self.screen.step()
+            except (ScreenError, RedisError, OSError) as exc:
+                self.counters.screen_errors += 1
+                self.counters.last_error = str(exc)
+                logger.warning("screen: refresh failed: {}", exc)
+            await asyncio.sleep(self.settings.screen.refresh_sec)
+
+    # --- config reload ------------------------------------------------------------------------
+    async def reload_config(self) -> bool:
+        """Re-read the config file; True when new settings took effect."""
+        new = await self.reloader.reload(self.settings, self.redis, self.keys, SERVICE)
+        if new is None:
+            return False
+        old_cfg = self.settings.copytrade
+        self.settings = new
+        for account in set(self._states) - set(active(new.copytrade.targets)):
+            self._states.pop(account)  # its cursor stays in Redis: re-enabling resumes there
+        cfg = new.copytrade
+        if (cfg.max_concurrent_requests, cfg.max_requests_per_10s) != (old_cfg.max_concurrent_requests,
+                                                                         old_cfg.max_requests_per_10s):
+            self.budget = RequestBudget(cfg.max_concurrent_requests, cfg.max_requests_per_10s)
+            self._poll_slots = _poll_slots(cfg.max_concurrent_requests)
+        if self._tasks:  # running: sources follow the new settings
+            if self.live is not None and self.live.url != new.polymarket.rtds_url:
+                await self.live.close()
+            self._apply_sources()
+        return True
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.config_reload_sec)
+            try:
+                await self.reload_config()
+            except Exception:  # the reload must never stop collecting
+                logger.exception("config reload failed")
+
+    # --- health -------------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
         interval = self.settings.monitoring.heartbeat_interval_sec
         while True:
@@ -177,12 +353,18 @@ class SignalCollectorService(RedisService):
             await asyncio.sleep(interval)
 
     def summary(self) -> dict[str, Any]:
-        c = self.counters
-        return {
-            "targets": sum(1 for t in self.settings.copytrade.targets if t.enabled),
-            "polls": c.polls, "signals": c.signals, "below_min_size": c.below_min_size,
-            "malformed": c.malformed, "foreign": c.foreign, "http_errors": c.http_errors,
-            "redis_errors": c.redis_errors,
+        out: dict[str, Any] = {
+            "targets": len(active(self.settings.copytrade.targets)),
+            **{k: v for k, v in vars(self.counters).items()},
             "backing_off": sum(1 for s in self._states.values() if s.retry_at > time.monotonic()),
-            "last_error": c.last_error,
+            "budget_waits": self.budget.waits, "paused_for_sec": round(self.budget.paused_for(), 1),
+            "config": self.reloader.status(), "latency": self.latency.summary(),
         }
+        if self._meta is not None:
+            out["meta"] = {"fetches": self._meta.fetches, "misses": self._meta.misses}
+        if self.live is not None:
+            out["rtds"] = {"connected": self.live.connected, **vars(self.live.counters)}
+        if self.screen is not None:
+            out["screen"] = {"refreshes": self.screen.refreshes, "signals": self.screen.signals,
+                             "bad_markets": self.screen.bad_markets, "rejected": dict(self.screen.rejected)}
+        return out

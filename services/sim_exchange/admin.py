@@ -141,7 +141,8 @@ def router(state: SimState) -> APIRouter:
             return {"kind": kind, "rate_per_sec": state.load.rate, "form": state.hub.form,
                     "batch": state.hub.batch, "garbage_every": state.hub.garbage_every}
         if kind == "http_429":
-            f = Http429(int(body.get("count", 1)), float(body.get("retry_after", 1)), str(body.get("path_prefix", "")))
+            f = Http429(int(body.get("count", 1)), float(body.get("retry_after", 1)), str(body.get("path_prefix", "")),
+                        int(body.get("status", 429)))
             state.faults.http_429.append(f)
             return {"kind": kind, "count": f.remaining, "retry_after": f.retry_after, "path_prefix": f.path_prefix}
         if kind == "order_timeout_after_place":
@@ -156,8 +157,17 @@ def router(state: SimState) -> APIRouter:
             new = float(body.get("new_tick_size", 0.001))
             state.change_tick(token, new)
             return {"kind": kind, "token_id": token, "new_tick_size": new}
+        if kind == "rtds_lapse":  # the live-data feed lapses silently (mode silent) or per type (mute)
+            mode = str(body.get("mode", "silent"))
+            try:
+                n = state.live.lapse(mode, float(body.get("seconds", 30)), body.get("types"))
+            except ValueError as exc:
+                return _err(400, str(exc))
+            return {"kind": kind, "mode": mode, "affected": n}
+        if kind == "rtds_drop":
+            return {"kind": kind, "closed": await state.live.drop_all()}
         return _err(400, f"unknown fault kind {kind!r}: expected ws_drop, ws_stall, ws_garbage, ws_load, "
-                         "http_429, order_timeout_after_place or tick_size_change")
+                         "http_429, order_timeout_after_place, tick_size_change, rtds_lapse or rtds_drop")
 
     @r.post("/reset")
     async def reset() -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 
-from services.sim_exchange import admin, livedata, private, wire
+from services.sim_exchange import admin, copytrade_admin, gamma, livedata, private, wire
 from services.sim_exchange.feed import FeedError
 from services.sim_exchange.market import TokenBook
 from services.sim_exchange.state import SimState
@@ -46,7 +46,8 @@ def create_app(state: SimState) -> FastAPI:
     async def rate_limit_fault(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         fault = state.faults.take_429(request.url.path)
         if fault is not None:
-            return error(429, "Too Many Requests", {"Retry-After": f"{fault.retry_after:g}"})
+            message = "Too Many Requests" if fault.status == 429 else "Service Unavailable"
+            return error(fault.status, message, {"Retry-After": f"{fault.retry_after:g}"})
         return await call_next(request)
 
     # ---- CLOB public ----------------------------------------------------------------------------
@@ -192,7 +193,8 @@ def create_app(state: SimState) -> FastAPI:
                 continue
             if ids and m.gamma_id not in ids:
                 continue
-            out.append(wire.gamma_market(m, tops))
+            out.append(state.gamma.apply(wire.gamma_market(m, tops)))
+        out = gamma.select(out, dict(q))
         offset, limit = int(q.get("offset") or 0), int(q.get("limit") or 500)
         return out[offset:offset + limit]
 
@@ -207,7 +209,7 @@ def create_app(state: SimState) -> FastAPI:
     async def gamma_market(gamma_id: str) -> Any:
         for m in state.sim.markets:
             if gamma_id in (m.gamma_id, m.slug):
-                return wire.gamma_market(m, state.tops())
+                return state.gamma.apply(wire.gamma_market(m, state.tops()))
         return error(404, "market not found")
 
     @app.get("/gamma/events")
@@ -243,4 +245,5 @@ def create_app(state: SimState) -> FastAPI:
 
     app.include_router(private.router(state))
     app.include_router(admin.router(state))
+    app.include_router(copytrade_admin.router(state))
     return app

@@ -12,6 +12,7 @@ class Http429:
     remaining: int
     retry_after: float
     path_prefix: str = ""
+    status: int = 429  # 425 / 500 / 503 exercise the same back-off path
 
 
 @dataclass

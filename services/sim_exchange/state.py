@@ -17,6 +17,7 @@ from services.sim_exchange import wire
 from services.sim_exchange.auth import Authenticator
 from services.sim_exchange.faults import Faults
 from services.sim_exchange.feed import TradeFeed
+from services.sim_exchange.gamma import GammaOverrides
 from services.sim_exchange.livedata import LiveHub
 from services.sim_exchange.market import MarketSim, fill_ladder, set_levels, snap
 from services.sim_exchange.matching import Fill, Matcher, Order, OrderRequest
@@ -37,6 +38,7 @@ class SimState:
         self.hub = Hub(cfg.ws_price_change_form, cfg.ws_batch, cfg.ws_garbage_every)
         self.load = WsLoad(self, cfg.ws_rate_per_sec, cfg.seed)
         self.live = LiveHub()
+        self.gamma = GammaOverrides()
         self.faults = Faults()
         self.paths: dict[str, asyncio.Task[None]] = {}
         self.published: dict[str, Levels] = {t: self.matcher.displayed(t) for t in self.sim.by_token}
@@ -182,5 +184,7 @@ class SimState:
         self.matcher.reset()
         self.feed.clear()
         self.faults.clear()
+        self.live.clear()
+        self.gamma.clear()
         self.hub.stall_until = 0.0
         self.publish(list(self.sim.by_token))

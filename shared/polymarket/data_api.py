@@ -123,6 +123,17 @@ def parse_trade(row: Any) -> Trade:
     )
 
 
+def row_timestamp(row: Any) -> int | None:
+    """The epoch second of a raw row, or None when it has none usable (paging needs only this)."""
+    if not isinstance(row, dict):
+        return None
+    try:
+        ts = _number(_pick(_normalised(row), _TIMESTAMP), "timestamp")
+    except BadTrade:
+        return None
+    return int(ts / 1000 if ts >= _MS_THRESHOLD else ts)
+
+
 def parse_trades(rows: list[Any]) -> tuple[list[Trade], list[str]]:
     """Every row that parses, and one reason per row that did not (the caller counts them)."""
     trades: list[Trade] = []

@@ -1,0 +1,187 @@
+"""Gamma ``/markets`` objects (reference §2.4) -> typed markets and per-token metadata (A7, A8).
+
+Traps handled here, once: ``outcomes``, ``outcomePrices`` and ``clobTokenIds`` are JSON *text*
+inside the JSON (a real list is accepted too); ``volume``/``liquidity`` are strings while
+``volumeNum``/``liquidityNum`` are numbers; ``endDate`` is ISO-8601 with a ``Z``. A market that
+does not fit raises :class:`BadMarket` (the caller counts and skips it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+class BadMarket(ValueError):
+    """A Gamma object that cannot be a tradable market."""
+
+
+@dataclass(frozen=True, slots=True)
+class GammaMarket:
+    id: str
+    question: str
+    slug: str
+    condition_id: str
+    end_date: datetime | None
+    outcomes: tuple[str, ...]
+    prices: tuple[float | None, ...]  # per outcome, None when not given
+    token_ids: tuple[str, ...]
+    volume: float
+    liquidity: float
+    active: bool
+    closed: bool
+    accepting_orders: bool
+    neg_risk: bool
+    tick_size: float | None
+    min_order_size: float | None
+    event_slug: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMeta:
+    """A8: what every service wants to know about a token, fetched once."""
+
+    token_id: str
+    condition_id: str
+    question: str
+    slug: str
+    outcome: str
+    end_date: str  # ISO-8601 ("" when unknown)
+    tick_size: float | None
+    neg_risk: bool
+    min_order_size: float | None
+    sibling_token: str
+
+    def to_hash(self) -> dict[str, str]:
+        return {
+            "token_id": self.token_id, "condition_id": self.condition_id, "question": self.question,
+            "slug": self.slug, "outcome": self.outcome, "end_date": self.end_date,
+            "tick_size": "" if self.tick_size is None else repr(self.tick_size),
+            "neg_risk": "true" if self.neg_risk else "false",
+            "min_order_size": "" if self.min_order_size is None else repr(self.min_order_size),
+            "sibling_token": self.sibling_token,
+        }
+
+    @classmethod
+    def from_hash(cls, h: dict[str, str]) -> TokenMeta | None:
+        if not h or not h.get("token_id"):
+            return None
+        try:
+            return cls(
+                token_id=h["token_id"], condition_id=h.get("condition_id", ""), question=h.get("question", ""),
+                slug=h.get("slug", ""), outcome=h.get("outcome", ""), end_date=h.get("end_date", ""),
+                tick_size=float(h["tick_size"]) if h.get("tick_size") else None,
+                neg_risk=h.get("neg_risk") == "true",
+                min_order_size=float(h["min_order_size"]) if h.get("min_order_size") else None,
+                sibling_token=h.get("sibling_token", ""),
+            )
+        except ValueError:
+            return None
+
+
+def _json_list(value: Any, what: str) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise BadMarket(f"{what} is not a JSON array: {value[:60]!r}") from exc
+    if not isinstance(value, list):
+        raise BadMarket(f"{what} is not an array")
+    return value
+
+
+def _num(value: Any) -> float | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _first_num(row: dict[str, Any], *names: str) -> float:
+    for name in names:
+        value = _num(row.get(name))
+        if value is not None:
+            return value
+    return 0.0
+
+
+def parse_date(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        out = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return out if out.tzinfo else out.replace(tzinfo=UTC)
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return default
+
+
+def parse_market(row: Any) -> GammaMarket:
+    if not isinstance(row, dict):
+        raise BadMarket(f"market is not an object: {str(row)[:60]!r}")
+    tokens = [str(t) for t in _json_list(row.get("clobTokenIds"), "clobTokenIds")]
+    outcomes = [str(o) for o in _json_list(row.get("outcomes"), "outcomes")]
+    prices = [_num(p) for p in _json_list(row.get("outcomePrices"), "outcomePrices")]
+    if not tokens:
+        raise BadMarket(f"market {row.get('id')!r} has no clobTokenIds")
+    if outcomes and len(outcomes) != len(tokens):
+        raise BadMarket(f"market {row.get('id')!r}: {len(outcomes)} outcomes for {len(tokens)} tokens")
+    events = row.get("events")
+    event_slug = ""
+    if isinstance(events, list) and events and isinstance(events[0], dict):
+        event_slug = str(events[0].get("slug") or "")
+    return GammaMarket(
+        id=str(row.get("id") or ""), question=str(row.get("question") or ""), slug=str(row.get("slug") or ""),
+        condition_id=str(row.get("conditionId") or ""), end_date=parse_date(row.get("endDate")),
+        outcomes=tuple(outcomes or [""] * len(tokens)),
+        prices=tuple(prices[i] if i < len(prices) else None for i in range(len(tokens))),
+        token_ids=tuple(tokens),
+        volume=_first_num(row, "volumeNum", "volume"), liquidity=_first_num(row, "liquidityNum", "liquidity"),
+        active=_flag(row.get("active"), True), closed=_flag(row.get("closed"), False),
+        accepting_orders=_flag(row.get("acceptingOrders"), True), neg_risk=_flag(row.get("negRisk"), False),
+        tick_size=_num(row.get("orderPriceMinTickSize")), min_order_size=_num(row.get("orderMinSize")),
+        event_slug=event_slug,
+    )
+
+
+def parse_markets(rows: Any) -> tuple[list[GammaMarket], list[str]]:
+    """Every market that parses, and one reason per object that did not."""
+    if not isinstance(rows, list):
+        return [], [f"body is not an array: {str(rows)[:60]!r}"]
+    out: list[GammaMarket] = []
+    bad: list[str] = []
+    for row in rows:
+        try:
+            out.append(parse_market(row))
+        except BadMarket as exc:
+            bad.append(str(exc))
+    return out, bad
+
+
+def token_meta(market: GammaMarket, token_id: str) -> TokenMeta:
+    """The metadata of one of ``market``'s tokens (the sibling is the other token of a binary market)."""
+    i = market.token_ids.index(token_id)
+    siblings = [t for t in market.token_ids if t != token_id]
+    return TokenMeta(
+        token_id=token_id, condition_id=market.condition_id, question=market.question, slug=market.slug,
+        outcome=market.outcomes[i],
+        end_date=market.end_date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if market.end_date else "",
+        tick_size=market.tick_size, neg_risk=market.neg_risk, min_order_size=market.min_order_size,
+        sibling_token=siblings[0] if len(siblings) == 1 else "",
+    )

@@ -1,0 +1,77 @@
+"""The collector as a real process, killed with SIGKILL again and again while a burst lands:
+no signal lost, none duplicated (A2, A3). The poller and the live-data socket both run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from shared.keys import Keys
+from shared.messages import Signal, decode
+from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, eventually, write_config
+
+WALLETS = [f"0x{i:040x}" for i in range(0xA1, 0xA6)]
+KILLS = int(os.environ.get("PF_COLLECTOR_KILLS", "4"))
+
+
+async def _signals(r: aioredis.Redis, keys: Keys) -> list[Signal]:
+    out = []
+    for _, fields in await r.xrange(keys.signals()):
+        msg = decode(fields)
+        assert isinstance(msg, Signal)
+        out.append(msg)
+    return out
+
+
+async def test_sigkill_mid_burst_loses_and_repeats_nothing(
+        r: aioredis.Redis, keys: Keys, redis_server: RedisServer, start_sim: Callable[..., SimExchangeProcess],
+        tmp_path: Path) -> None:
+    sim = start_sim()
+    token = httpx.get(f"{sim.url}/_sim/markets", timeout=5).json()[0]["tokens"][0]["token_id"]
+    cfg = write_config(tmp_path / "polyfleet.yaml", sim.port, {"copytrade": {
+        "poll_interval_sec": 0.1, "page_size": 9, "rtds_enabled": True,
+        "targets": [{"account": w} for w in WALLETS]}})
+    env = {"PF_CONFIG": str(cfg), "PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf", "PF_INSTANCE": "kill-test"}
+
+    def start() -> ServiceProcess:
+        return ServiceProcess("signal_collector", env, tmp_path).start()
+
+    proc = start()
+    try:
+        async def cursors() -> bool:
+            return all([await r.exists(keys.cursor(w)) for w in WALLETS])
+        await eventually(cursors, timeout=20, what="first poll of every target")
+        second = int(time.time()) + 1
+        posted = 0
+        for chunk in range(KILLS * 2):
+            # every chunk lands in one of two seconds: equal timestamps across the kills
+            body = {"wallets": WALLETS, "token": token, "count": 25, "timestamp": second + chunk % 2,
+                    "same_tx": chunk % 3 == 0}
+            posted += httpx.post(f"{sim.url}/_sim/burst", json=body, timeout=10).json()["trades"]
+            if chunk % 2 == 1:
+                time.sleep(0.05 * (chunk % 4))  # kill at varying points of the collector's work
+                proc.stop(signal.SIGKILL)
+                proc = start()
+        got = await eventually(lambda: _enough(r, keys, posted), timeout=60, what=f"{posted} signals")
+        time.sleep(1.0)  # time for a late repeat to show up, if there were one
+        got = await _signals(r, keys)
+        assert len(got) == posted == KILLS * 2 * 25 * len(WALLETS)
+        assert len({s.id for s in got}) == posted
+        assert {s.source for s in got} <= {"poll", "rtds"}
+    finally:
+        assert proc.stop() == 0, proc.log()[-3000:]
+
+
+async def _enough(r: aioredis.Redis, keys: Keys, n: int) -> list[Signal] | None:
+    got = await _signals(r, keys)
+    return got if len(got) >= n else None
+
+
+pytestmark = pytest.mark.timeout(120)
