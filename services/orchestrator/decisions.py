@@ -6,6 +6,7 @@ an audit event, so nothing is dropped silently (C11).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from dataclasses import dataclass
@@ -119,3 +120,17 @@ def _regex(pattern: str) -> re.Pattern[str]:
         return re.compile(pattern, re.IGNORECASE)
     except re.error:
         return re.compile(re.escape(pattern), re.IGNORECASE)  # a bad pattern matches itself literally
+
+
+def market_end_ms(end_date: str | None) -> int | None:
+    """The market's end (ISO-8601 from Gamma, e.g. ``2026-11-30T12:00:00Z``) as epoch ms, for the
+    session's countdown and deadline (D4); None when unknown or unreadable."""
+    if not end_date:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(end_date.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)

@@ -29,6 +29,7 @@ from services.orchestrator.decisions import (
     blacklist_reason,
     decide_buy,
     decide_sell,
+    market_end_ms,
     reservation_refused,
 )
 from services.orchestrator.leader import LeaderLease
@@ -249,6 +250,9 @@ class OrchestratorService(RedisService):
                 except ConfigError as exc:
                     self._reject(pipe, sig, bool(fields), f"bad strategy parameters: {exc}", entry.entry_id)
                     continue
+                end_ms = market_end_ms(sig.end_date)
+                if end_ms is not None:
+                    params["market_end_ts"] = end_ms  # the session's countdown / deadline (D4)
                 admitted.append((sig, entry.entry_id, fields, params, planned_notional(params)))
             elif verdict.action == "reject":
                 self._reject(pipe, sig, bool(fields), verdict.reason, entry.entry_id)

@@ -35,7 +35,7 @@ from services.signal_collector.meta import MetaCache
 from services.signal_collector.metrics import LatencyBook
 from services.signal_collector.poller import FetchError, Throttled, fetch_trades
 from services.signal_collector.recent import RecentIds
-from services.signal_collector.reload import ConfigReloader
+from services.signal_collector.reload import CollectorReloader
 from services.signal_collector.screener import ScreenError, ScreenSource
 from services.signal_collector.signals import signal_id, to_signal, wanted
 from services.signal_collector.targets import active
@@ -94,7 +94,7 @@ class SignalCollectorService(RedisService):
         self._backoff = Backoff.from_config(settings.retry_strategy)
         self.counters = Counters()
         self.latency = LatencyBook()
-        self.reloader = ConfigReloader(config_file)
+        self.reloader = CollectorReloader(settings, config_file)
         self._writer: SignalWriter | None = None
         self._meta: MetaCache | None = None
         self.live: LiveSource | None = None

@@ -575,3 +575,12 @@ async def test_config_reload_applies_a_good_edit_and_refuses_a_bad_one(r: aiored
     assert await r.hget(keys.token(TOKEN), "state") == "rejected"
     await steps(svc, 3)
     assert len(await events(r, keys, "config.invalid")) == 1  # reported once per edit, not per poll
+
+
+async def test_the_market_end_travels_with_start(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await add_message(r, keys.signals(), signal("BUY").model_copy(update={"end_date": "2026-11-30T12:00:00Z"}))
+    await steps(svc)
+    [(_, start)] = await r.xrange(keys.cmd("w1"))
+    assert json.loads(start["params"])["market_end_ts"] == 1_796_040_000_000

@@ -9,6 +9,7 @@ from services.orchestrator.decisions import (
     blacklist_reason,
     decide_buy,
     decide_sell,
+    market_end_ms,
     reservation_refused,
 )
 from services.orchestrator.positions import apply_fill
@@ -151,3 +152,11 @@ def test_fills_track_position_average_cost_and_realised_pnl() -> None:
     assert f["position"] == "0.000000"
     assert float(f["realized_pnl"]) == pytest.approx(20 * 0.2 - 0.1)
     assert delta == pytest.approx(-10.0)
+
+
+def test_market_end_from_gamma_iso_dates() -> None:
+    assert market_end_ms("2026-11-30T12:00:00Z") == 1_796_040_000_000
+    assert market_end_ms("2026-11-30T12:00:00") == 1_796_040_000_000  # naive = UTC
+    assert market_end_ms("2026-11-30T13:00:00+01:00") == 1_796_040_000_000
+    assert market_end_ms("") is None
+    assert market_end_ms("next tuesday") is None
