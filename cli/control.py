@@ -37,13 +37,13 @@ def send(action: str, target: str = "", reason: str = "", force: bool = False, e
     entry_id = str(r.xadd(k.control(), req.encode()))  # type: ignore[arg-type]
     what = f"{action} {target}".strip()
     if not wait:
-        console.print(f"requested: {what} (pf:control {entry_id})")
+        console.print(f"requested: {what} (control entry {entry_id})")
         return
     if applied(r, k, entry_id, timeout):
         console.print(f"[green]applied[/green]: {what}")
         return
     console.print(f"[yellow]requested but not applied within {timeout:.0f}s[/yellow]: {what} "
-                  f"(pf:control {entry_id}); is the orchestrator running? see `polyfleet status`")
+                  f"(control entry {entry_id}); is the orchestrator running? see `polyfleet status`")
     raise typer.Exit(EXIT_NOT_APPLIED)
 
 
