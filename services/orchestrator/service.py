@@ -37,7 +37,7 @@ from services.orchestrator.positions import apply_fill
 from services.orchestrator.risk import planned_notional
 from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.scheduling import exits_to_run, tokens_to_start
-from services.orchestrator.store import Pipe, TokenStore
+from services.orchestrator.store import IndexBatch, Pipe, TokenStore, last_event
 from shared.clock import now_ms
 from shared.config import ConfigError, Settings, merge_strategy_params
 from shared.config_reload import ConfigReloader
@@ -215,28 +215,23 @@ class OrchestratorService(RedisService):
             rp.get(k.halt())
             rp.hgetall(k.blacklist())
             rp.hget(k.pnl_daily(), utc_day(now))
-            for sig in sigs:
-                rp.zscore(k.applied("signals"), sig.id)
-                rp.hgetall(k.token(sig.token_id))
-                rp.sismember(k.handled(), sig.token_id)
-                rp.exists(k.cooldown(sig.token_id))
-                rp.zscore(k.ignored(), sig.token_id)
-            replies = await rp.execute()
-        halt, runtime_bl, daily = replies[0], _runtime_blacklist(replies[1]), float(replies[2] or 0.0)
-        per = 5  # replies per signal
-        ignored_ids = [sig.token_id for i, sig in enumerate(sigs)
-                       if replies[3 + per * i + 4] is not None and float(replies[3 + per * i + 4]) > now]
+            halt, raw_blacklist, raw_daily = await rp.execute()
+        runtime_bl, daily = _runtime_blacklist(raw_blacklist), float(raw_daily or 0.0)
+        inputs = await self.store.buy_inputs([s.token_id for s in sigs], [s.id for s in sigs])
+        ignored_ids = [sig.token_id for sig, inp in zip(sigs, inputs, strict=True)
+                       if inp.ignored_until is not None and inp.ignored_until > now]
         why = dict(zip(ignored_ids, await self.redis.hmget(k.ignored_why(), ignored_ids), strict=True)) \
             if ignored_ids else {}
         risk = self.settings.risk
         pipe = self.redis.pipeline(transaction=True)
         admitted: list[tuple[Signal, str, dict[str, str], dict[str, Any], float]] = []
-        for i, (entry, sig) in enumerate(zip(entries, sigs, strict=True)):
-            seen, fields, handled, cooling, _ = replies[3 + per * i: 3 + per * (i + 1)]
-            if seen is not None:
+        applied: dict[str, int] = {}
+        for entry, sig, inp in zip(entries, sigs, inputs, strict=True):
+            if inp.applied or sig.id in applied:
                 self.duplicates += 1  # the collector retried its XADD: decided once already
                 continue
-            pipe.zadd(k.applied("signals"), {sig.id: now})
+            applied[sig.id] = now
+            fields, handled, cooling = inp.fields, inp.handled, inp.cooling_down
             token = TokenView(sig.token_id, fields.get("state", ""), fields.get("owner", ""),
                               int(fields.get("epoch", "0") or 0))
             ignored = (why[sig.token_id] or "on the ignored list") if sig.token_id in why else None
@@ -261,20 +256,25 @@ class OrchestratorService(RedisService):
                                  **_detail(sig))
         reservations = await self.risk.reserve_many([(a[0].token_id, a[4]) for a in admitted],
                                                      risk.max_notional_per_token, risk.max_notional_total)
+        batch = IndexBatch()
         for (sig, cause, fields, params, amount), res in zip(admitted, reservations, strict=True):
             if not res.ok:
                 self._reject(pipe, sig, bool(fields), reservation_refused(res.refused_by, amount, res.committed, risk),
                              cause)
                 continue
             self.store.transition(pipe, sig.token_id, "queued", prev_state=fields.get("state", ""),
-                                  queue_score=sig.ts_event or now, source=sig.source,
+                                  queue_score=sig.ts_event or now, batch=batch,
+                                  last_event=last_event("token.queued", "admitted"), source=sig.source,
                                   account=sig.account, slug=sig.slug, condition_id=sig.condition_id,
                                   title=sig.title, outcome=sig.outcome, signal_id=sig.id,
                                   signal_ts=sig.ts_event or now, queued_at=now, epoch=fields.get("epoch", 0),
                                   reserved=f"{amount:.6f}", params=json.dumps(params, sort_keys=True),
                                   exit_pending="0", exit_reason="")
-            self.store.event(pipe, "token.queued", sig.token_id, "admitted", cause=cause,
+            self.store.event(pipe, "token.queued", sig.token_id, "admitted", cause=cause, touch_token=False,
                              reserved=amount, committed=res.committed, **_detail(sig))
+        batch.flush(pipe)
+        if applied:
+            pipe.zadd(k.applied("signals"), applied)
         pipe.xack(entries[0].stream, GROUP_ORCHESTRATOR, *(e.entry_id for e in entries))  # one stream: signals
         await pipe.execute()
         self.decisions += len(entries)
@@ -283,7 +283,8 @@ class OrchestratorService(RedisService):
 
     def _reject(self, pipe: Pipe, sig: Signal, known: bool, reason: str, cause: str) -> None:
         if not known:
-            self.store.transition(pipe, sig.token_id, "rejected", source=sig.source, slug=sig.slug, title=sig.title)
+            self.store.transition(pipe, sig.token_id, "rejected", prev_state="", source=sig.source, slug=sig.slug,
+                                  title=sig.title)
         self.store.event(pipe, "token.rejected", sig.token_id, reason, level="warning", cause=cause, **_detail(sig))
 
     async def _on_sell(self, pipe: Pipe, sig: Signal, cause: str) -> None:
@@ -597,6 +598,8 @@ class OrchestratorService(RedisService):
             return
         views = await self._views_of([t for t, _ in assignments])
         pipe = self.redis.pipeline(transaction=True)
+        batch = IndexBatch()
+        wanted: list[str] = []
         for token_id, worker in assignments:
             state, _, epoch, fields = views[token_id]
             if state != "queued":  # a stale queue entry (should not happen): drop it, start nothing
@@ -607,18 +610,23 @@ class OrchestratorService(RedisService):
             params = json.loads(fields["params"]) if fields.get("params") else \
                 merge_strategy_params(self.settings, token_id, fields.get("slug", ""))
             resume_exit = fields.get("exit_pending") == "1"
+            reason = f"assigned to {worker}"
             self.store.transition(pipe, token_id, "exiting" if resume_exit else "starting", prev_state="queued",
+                                  batch=batch, last_event=last_event("token.starting", reason),
                                   owner=worker, epoch=epoch, started_at=now_ms(),
                                   params=fields.get("params") or json.dumps(params, sort_keys=True),
                                   exit_pending="0", handback_requested_at=0)
-            self.store.want(pipe, token_id, True, REQUESTER_ORCHESTRATOR, notify=False)
+            wanted.append(token_id)
             self.store.command(pipe, worker, "START", token_id, epoch, params)
             if resume_exit:
                 self.store.command(pipe, worker, "EXIT", token_id, epoch,
                                    reason=fields.get("exit_reason") or "resumed exit")
-            self.store.event(pipe, "token.starting", token_id, f"assigned to {worker}", owner=worker, epoch=epoch,
+            self.store.event(pipe, "token.starting", token_id, reason, touch_token=False, owner=worker, epoch=epoch,
                              resumes_exit=resume_exit or None)
-        self.store.notify_gateway(pipe)
+        batch.flush(pipe)
+        if wanted:
+            pipe.sadd(self.keys.gw_want(REQUESTER_ORCHESTRATOR), *wanted)
+            self.store.notify_gateway(pipe)
         await pipe.execute()
         self._last_start_ms = now_ms()
 

@@ -8,6 +8,8 @@ the entry pending (redelivered, nothing applied), a crash after leaves it acked 
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -19,12 +21,114 @@ from shared.messages import AuditEvent, Command, stable_id
 
 Pipe = Any  # redis.asyncio.client.Pipeline (redis is untyped for mypy here)
 
+# What admitting a BUY needs to know about each token, read in ONE command for a whole run of
+# signals (a pipeline would cost one reply parse per key per signal, the orchestrator's main cost).
+# KEYS: applied-signals zset, handled set, ignored zset, then per token: its hash, its cooldown key.
+# ARGV: the signal ids, then the token ids, in the same order. Reply per token: applied score |
+# false, the hash as a flat list, handled 0/1, cooldown 0/1, ignored-until score | false.
+_BUY_INPUTS = """
+local out = {}
+local n = #ARGV / 2
+for i = 1, n do
+  local token_key, cooldown_key, token = KEYS[2 + 2 * i], KEYS[3 + 2 * i], ARGV[n + i]
+  out[i] = {
+    redis.call('ZSCORE', KEYS[1], ARGV[i]),
+    redis.call('HGETALL', token_key),
+    redis.call('SISMEMBER', KEYS[2], token),
+    redis.call('EXISTS', cooldown_key),
+    redis.call('ZSCORE', KEYS[3], token),
+  }
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class BuyInputs:
+    applied: bool  # this signal id was decided before
+    fields: dict[str, str]  # the token hash ({} = never seen)
+    handled: bool
+    cooling_down: bool
+    ignored_until: float | None
+
+
+class IndexBatch:
+    """Index moves of many tokens collected, then written as one command per key (``flush``)."""
+
+    def __init__(self) -> None:
+        self.sadd: dict[str, list[str]] = defaultdict(list)
+        self.srem: dict[str, list[str]] = defaultdict(list)
+        self.zadd: dict[str, dict[str, int]] = defaultdict(dict)
+        self.zrem: dict[str, list[str]] = defaultdict(list)
+
+    def flush(self, pipe: Pipe) -> None:
+        for key, members in self.srem.items():
+            pipe.srem(key, *members)
+        for key, members in self.zrem.items():
+            pipe.zrem(key, *members)
+        for key, members in self.sadd.items():
+            pipe.sadd(key, *members)
+        for key, scores in self.zadd.items():
+            pipe.zadd(key, scores)
+        self.__init__()  # type: ignore[misc]
+
+
+class _Immediate:
+    """IndexBatch's interface, writing straight onto the pipeline (one token at a time)."""
+
+    def __init__(self, pipe: Pipe) -> None:
+        self.pipe = pipe
+
+    def add(self, key: str, member: str) -> None:
+        self.pipe.sadd(key, member)
+
+    def rem(self, key: str, member: str) -> None:
+        self.pipe.srem(key, member)
+
+    def zadd(self, key: str, member: str, score: int) -> None:
+        self.pipe.zadd(key, {member: score})
+
+    def zrem(self, key: str, member: str) -> None:
+        self.pipe.zrem(key, member)
+
+
+class _Batched:
+    def __init__(self, batch: IndexBatch) -> None:
+        self.b = batch
+
+    def add(self, key: str, member: str) -> None:
+        self.b.sadd[key].append(member)
+
+    def rem(self, key: str, member: str) -> None:
+        self.b.srem[key].append(member)
+
+    def zadd(self, key: str, member: str, score: int) -> None:
+        self.b.zadd[key][member] = score
+
+    def zrem(self, key: str, member: str) -> None:
+        self.b.zrem[key].append(member)
+
 
 class TokenStore:
     def __init__(self, r: aioredis.Redis, keys: Keys, producer: str) -> None:
         self.r = r
         self.keys = keys
         self.producer = producer
+        self._buy_inputs = r.register_script(_BUY_INPUTS)
+
+    async def buy_inputs(self, token_ids: list[str], signal_ids: list[str]) -> list[BuyInputs]:
+        """Everything admission reads per token, for a run of distinct tokens, in one command."""
+        k = self.keys
+        keys = [k.applied("signals"), k.handled(), k.ignored()]
+        for token_id in token_ids:
+            keys += [k.token(token_id), k.cooldown(token_id)]
+        out = []
+        reply = await self._buy_inputs(keys=keys, args=[*signal_ids, *token_ids])
+        for applied, flat, handled, cooling, ignored in reply:
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            out.append(BuyInputs(applied is not None, fields, bool(handled), bool(cooling),
+                                 float(ignored) if ignored is not None else None))
+        return out
 
     async def view(self, token_id: str) -> tuple[TokenView, dict[str, str]]:
         h: dict[str, str] = await self.r.hgetall(self.keys.token(token_id))  # type: ignore[misc]
@@ -32,36 +136,40 @@ class TokenStore:
         return view, h
 
     def transition(self, pipe: Pipe, token_id: str, new: str, *, prev_state: str | None = None,
-                   prev_owner: str = "", queue_score: int | None = None, **fields: Any) -> None:
+                   prev_owner: str = "", queue_score: int | None = None, batch: IndexBatch | None = None,
+                   **fields: Any) -> None:
         """Move a token to ``new`` state and set fields, keeping every index in step.
 
         The state index sets (every other state's set drops it), the FIFO queue (a token is in it
         exactly while queued, scored by ``queue_score``, its signal time) and the per-worker token
         sets (when ``owner`` is among the fields, ``prev_owner``'s set drops it). A caller that
         read the token's state passes it as ``prev_state`` ("" = new token) to spare the removal
-        from every other state's set.
+        from every other state's set. With ``batch``, the index moves are collected there and
+        written by ``batch.flush(pipe)`` (one command per set for a whole run of tokens).
         """
         ts = now_ms()
         mapping = {"state": new, "updated_at": ts, f"{new}_at": ts, **fields}
         pipe.hset(self.keys.token(token_id), mapping={k: str(v) for k, v in mapping.items()})
+        ix: _Immediate | _Batched = _Batched(batch) if batch is not None else _Immediate(pipe)
         for state in TOKEN_STATES if prev_state is None else (prev_state,) if prev_state else ():
             if state != new:
-                pipe.srem(self.keys.tokens_in_state(state), token_id)
-        pipe.sadd(self.keys.tokens_in_state(new), token_id)
+                ix.rem(self.keys.tokens_in_state(state), token_id)
+        ix.add(self.keys.tokens_in_state(new), token_id)
         if new == "queued":
-            pipe.zadd(self.keys.queue(), {token_id: queue_score if queue_score is not None else ts})
+            ix.zadd(self.keys.queue(), token_id, queue_score if queue_score is not None else ts)
         elif prev_state is None or prev_state == "queued":
-            pipe.zrem(self.keys.queue(), token_id)
+            ix.zrem(self.keys.queue(), token_id)
         if "owner" in fields:
             owner = str(fields["owner"])
             if prev_owner and prev_owner != owner:
-                pipe.srem(self.keys.worker_tokens(prev_owner), token_id)
+                ix.rem(self.keys.worker_tokens(prev_owner), token_id)
             if owner:
-                pipe.sadd(self.keys.worker_tokens(owner), token_id)
+                ix.add(self.keys.worker_tokens(owner), token_id)
 
     def event(self, pipe: Pipe, kind: str, token_id: str = "", reason: str = "",
-              level: str = "info", cause: str = "", **detail: Any) -> None:
-        """An audit event; ``cause`` (the stream entry id) makes its id deterministic."""
+              level: str = "info", cause: str = "", touch_token: bool = True, **detail: Any) -> None:
+        """An audit event; ``cause`` (the stream entry id) makes its id deterministic. A token event
+        also sets the token's ``last_event`` (``touch_token=False``: the caller's transition does)."""
         ts = now_ms()
         msg = AuditEvent(
             id=stable_id(kind, token_id, cause or ts), ts_event=ts, ts_init=ts, producer=self.producer,
@@ -69,8 +177,8 @@ class TokenStore:
             detail={k: v for k, v in detail.items() if v is not None},
         )
         pipe.xadd(self.keys.events(), msg.encode(), maxlen=STREAM_MAXLEN["events"], approximate=True)  # type: ignore[arg-type]
-        if kind.startswith("token."):
-            pipe.hset(self.keys.token(token_id), "last_event", f"{kind}: {reason}" if reason else kind)
+        if touch_token and kind.startswith("token."):
+            pipe.hset(self.keys.token(token_id), "last_event", last_event(kind, reason))
 
     def command(self, pipe: Pipe, worker_id: str, action: str, token_id: str, epoch: int,
                 params: dict[str, Any] | None = None, reason: str = "") -> None:
@@ -104,3 +212,8 @@ class TokenStore:
     def unignore(self, pipe: Pipe, token_id: str) -> None:
         pipe.zrem(self.keys.ignored(), token_id)
         pipe.hdel(self.keys.ignored_why(), token_id)
+
+
+def last_event(kind: str, reason: str) -> str:
+    """The token hash's one-line summary of its latest event."""
+    return f"{kind}: {reason}" if reason else kind

@@ -32,15 +32,21 @@ class HiredisPackingConnection(aioredis.Connection):  # type: ignore[misc]
             args = (*first.encode().split(), *args[1:])
         elif isinstance(first, bytes) and b" " in first:
             args = (*first.split(), *args[1:])
-        args = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
         for a in args:
-            if a is None or isinstance(a, bool):  # redis-py refuses these; hiredis would pack them
-                raise DataError(f"Invalid input of type: {type(a).__name__!r}. Convert to a bytes, string, int "
-                                "or float first.")
+            if a is None or isinstance(a, bool | bytearray | memoryview):  # rare: the slow path
+                args = tuple(_packable(x) for x in args)
+                break
         try:
             return [hiredis.pack_command(args)]  # type: ignore[arg-type]
         except TypeError as exc:
             raise DataError(str(exc)) from exc
+
+
+def _packable(value: object) -> object:
+    if value is None or isinstance(value, bool):  # redis-py refuses these; hiredis would pack them
+        raise DataError(f"Invalid input of type: {type(value).__name__!r}. Convert to a bytes, string, int "
+                        "or float first.")
+    return bytes(value) if isinstance(value, bytearray | memoryview) else value
 
 
 def make_client(url: str) -> aioredis.Redis:
