@@ -59,7 +59,7 @@ class FeeSchedule:
     def per_share(self, price: float) -> float:
         if self.rate <= 0:
             return 0.0
-        return self.rate * (price * (1.0 - price)) ** self.exponent
+        return float(self.rate * (price * (1.0 - price)) ** self.exponent)
 
     def fee(self, size: float, price: float) -> float:
         """The fee of one fill, rounded to 5 decimals (anything under 0.000005 rounds to 0)."""
@@ -117,7 +117,7 @@ class Evaluation:
 
 def floor_size(size: float, decimals: int = SIZE_DECIMALS) -> float:
     scale = 10 ** decimals
-    return math.floor(size * scale + 1e-6) / scale
+    return float(math.floor(size * scale + 1e-6) / scale)
 
 
 def set_edge(prices: list[float] | tuple[float, ...], fees: tuple[FeeSchedule, ...], buys: bool) -> tuple[float, float]:
