@@ -207,7 +207,8 @@ class WorkersSection(Section):
     heartbeat_interval_sec: float = Field(2.0, gt=0)
 
 
-ARB_KINDS = ("buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all")
+ArbKind = Literal["buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all"]
+ARB_KINDS: tuple[ArbKind, ...] = ("buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all")
 
 
 class ArbitrageSection(Section):
@@ -219,7 +220,7 @@ class ArbitrageSection(Section):
     haircut: float = Field(0.2, ge=0, lt=1)
     near_miss_band: float = Field(0.005, ge=0)
     min_notional: float = Field(1.0, ge=0)
-    kinds: tuple[Literal["buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all"], ...] = ARB_KINDS
+    kinds: tuple[ArbKind, ...] = ARB_KINDS
     catalogue_refresh_sec: float = Field(300.0, gt=0)
     catalogue_max_events: int = Field(20_000, ge=1)
     min_liquidity: float = Field(0.0, ge=0)
