@@ -229,6 +229,7 @@ class ArbitrageSection(Section):
     material_edge_change: float = Field(0.002, ge=0)
     material_size_change: float = Field(0.2, ge=0)
     order_type: Literal["FOK", "FAK"] = "FOK"
+    unwind_slippage: float = Field(0.05, ge=0, lt=1)
     max_notional_per_market: float = Field(100.0, gt=0)
     max_notional_total: float = Field(500.0, gt=0)
     max_trades_per_minute: int = Field(6, ge=0)

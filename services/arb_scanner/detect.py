@@ -112,6 +112,7 @@ class Evaluation:
     edge: float = 0.0  # profit per set
     levels_used: int = 0
     reason: str = ""
+    depth_known: bool = True  # False: sized from the top level only (a tick), not the full book
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -190,7 +191,8 @@ def evaluate(kind: Kind, legs: tuple[Leg, ...], params: Params, depth_known: boo
     why = _below_minimum(legs, size, w.worst, params.min_notional)
     if why:
         return _replace(ev, verdict=Verdict.NEAR_MISS, size=0.0, reason=why)
-    return _replace(ev, verdict=Verdict.OPPORTUNITY, reason="" if depth_known else "size from top of book only")
+    return _replace(ev, verdict=Verdict.OPPORTUNITY, depth_known=depth_known,
+                    reason="" if depth_known else "size from top of book only")
 
 
 def _below_minimum(legs: tuple[Leg, ...], size: float, limits: tuple[float, ...], min_notional: float) -> str:
