@@ -52,7 +52,7 @@ def test_catalogue_from_events_binary_and_negrisk() -> None:
     assert f"0x{8:064x}" not in by_id  # closed market
     assert ArbSet.from_json(group.to_json()) == group
     # a token is in its own market's set and in its event's set (at its outcome's index)
-    assert sorted((x.id, i) for x, i in catalogue.index(sets)["31"]) == [("0xnr", 1), (f"0x{3:064x}", 0)]
+    assert sorted((x.id, i) for x, i in catalogue.index(sets)["31"]) == [(f"0x{3:064x}", 0), ("0xnr", 1)]
     only_binary, _ = catalogue.build(rows, {Kind.BUY_BOTH})
     assert all(s.kinds == (Kind.BUY_BOTH,) for s in only_binary)
     no_fee, _ = catalogue.build([{"id": "9", "markets": [market(9, feesEnabled=False)]}], ALL)
