@@ -207,10 +207,35 @@ class WorkersSection(Section):
     heartbeat_interval_sec: float = Field(2.0, gt=0)
 
 
+ArbKind = Literal["buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all"]
+ARB_KINDS: tuple[ArbKind, ...] = ("buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all")
+
+
 class ArbitrageSection(Section):
+    """E1-E4 (docs/arbitrage.md)."""
+
     enabled: bool = False
     min_edge: float = Field(0.01, ge=0)
     execute: bool = False
+    haircut: float = Field(0.2, ge=0, lt=1)
+    near_miss_band: float = Field(0.005, ge=0)
+    min_notional: float = Field(1.0, ge=0)
+    kinds: tuple[ArbKind, ...] = ARB_KINDS
+    catalogue_refresh_sec: float = Field(300.0, gt=0)
+    catalogue_max_events: int = Field(20_000, ge=1)
+    min_liquidity: float = Field(0.0, ge=0)
+    depth_min_interval_sec: float = Field(0.5, ge=0)
+    rescan_interval_sec: float = Field(2.0, gt=0)
+    material_edge_change: float = Field(0.002, ge=0)
+    material_size_change: float = Field(0.2, ge=0)
+    order_type: Literal["FOK", "FAK"] = "FOK"
+    unwind_slippage: float = Field(0.05, ge=0, lt=1)
+    max_notional_per_market: float = Field(100.0, gt=0)
+    max_notional_total: float = Field(500.0, gt=0)
+    max_trades_per_minute: int = Field(6, ge=0)
+    max_daily_loss: float = Field(50.0, gt=0)
+    min_seconds_to_end: float = Field(600.0, ge=0)
+    hold_to_resolution: bool = False
 
 
 class ApiSection(Section):
@@ -261,6 +286,13 @@ class SimExchangeSection(Section):
     ws_price_change_form: Literal["current", "legacy", "mixed"] = "current"
     ws_batch: int = Field(1, ge=1)
     ws_garbage_every: int = Field(0, ge=0)
+    # arbitrage fixtures (docs/sim-exchange.md "Neg-risk events, fees, drift, split/merge")
+    negrisk_events: int = Field(0, ge=0)
+    negrisk_outcomes: int = Field(3, ge=2, le=26)
+    fee_rate: float = Field(0.0, ge=0, le=1)
+    fee_exponent: float = Field(1.0, gt=0)
+    arb_drift: float = Field(0.0, ge=0)
+    arb_drift_max: float = Field(0.05, ge=0, le=0.5)
 
 
 class Settings(Section):

@@ -131,6 +131,15 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "instance id of the active orchestrator", "PX 3 x poll interval, renewed"),
     KeySpec("health:{service}:{instance}", "string", "every service", "`--check`, api, cli",
             "heartbeat summary (JSON)", "EX 3 x heartbeat interval"),
+    KeySpec("arb:catalogue", "hash", "arb_scanner", "arb_scanner, api",
+            "set id (condition id, or neg-risk market id) -> JSON: kinds, title, tokens, fee schedules, "
+            "min order size, tick, end date", "replaced on each arbitrage.catalogue_refresh_sec"),
+    KeySpec("arb:exposure", "hash", "arb_scanner", "arb_scanner, api",
+            "set id -> $ held in arbitrage positions (unmerged legs, sets held to resolution); field _total"),
+    KeySpec("arb:pnl:daily", "hash", "arb_scanner", "arb_scanner, api, cli",
+            "UTC day (YYYY-MM-DD) -> realised arbitrage PnL"),
+    KeySpec("arb:trades", "zset", "arb_scanner", "arb_scanner",
+            "execution id -> start time (ms): trades per minute", "trimmed to the last hour"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
             "global kill switch: absent, reduce_only or halt"),
 )
@@ -267,6 +276,22 @@ class Keys:
 
     def health_pattern(self, service: str = "*") -> str:
         return self._k(f"health:{service}:*")
+
+    def tick_pattern(self) -> str:
+        """PSUBSCRIBE pattern matching every token's tick channel."""
+        return self._k("tick:*")
+
+    def arb_catalogue(self) -> str:
+        return self._k("arb:catalogue")
+
+    def arb_exposure(self) -> str:
+        return self._k("arb:exposure")
+
+    def arb_pnl_daily(self) -> str:
+        return self._k("arb:pnl:daily")
+
+    def arb_trades(self) -> str:
+        return self._k("arb:trades")
 
     def halt(self) -> str:
         return self._k("halt")

@@ -178,9 +178,42 @@ class AuditEvent(Message):
     detail: dict[str, Any] = {}
 
 
+class Opportunity(Message):
+    """arb_scanner -> pf:opportunities (E3): one arbitrage set crossing (or nearly crossing) its threshold.
+
+    One episode per set and kind, from ``open`` to ``close``, shares ``opp_id``; ``update`` is
+    sent on a material change (edge, size or verdict). Per-set money fields are in $ per set
+    (one share of every leg); ``size`` is in sets. docs/arbitrage.md describes every field.
+    """
+
+    TYPE: ClassVar[str] = "opportunity"
+
+    opp_id: str
+    status: Literal["open", "update", "close"]
+    verdict: Literal["opportunity", "near_miss", "none"]
+    kind: Literal["buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all"]
+    market: str  # condition id (binary) or neg-risk market id (event)
+    title: str = ""
+    tokens: list[str] = []
+    prices: list[float] = []  # best ask (buying) or best bid (selling) per leg
+    limits: list[float] = []  # per-leg limit price of the orders that would take ``size``
+    top_sum: float = 0.0
+    fees: float = 0.0  # taker fees per set at the top prices
+    edge: float = 0.0  # per set at the top, after fees
+    min_edge: float = 0.0
+    size: float = 0.0  # executable sets after haircut, caps and venue minimums (0 = not executable)
+    depth: float = 0.0  # sets the book walk found before the haircut
+    depth_source: Literal["top", "book"] = "top"  # the tick's top level only, or the venue's full book
+    profit: float = 0.0  # $ after fees for ``size`` sets
+    score: float = 0.0
+    levels_used: int = 0
+    end_date: str = ""
+    reason: str = ""
+
+
 _REGISTRY: dict[tuple[str, int], type[Message]] = {
     (cls.TYPE, cls.VERSION): cls
-    for cls in (Signal, Command, ControlRequest, OrderEvent, Fill, SessionReport, AuditEvent)
+    for cls in (Signal, Command, ControlRequest, OrderEvent, Fill, SessionReport, AuditEvent, Opportunity)
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 
-from services.sim_exchange import admin, copytrade_admin, gamma, livedata, private, wire
+from services.sim_exchange import admin, arb_admin, copytrade_admin, gamma, livedata, private, wire
 from services.sim_exchange.feed import FeedError
 from services.sim_exchange.market import TokenBook
 from services.sim_exchange.state import SimState
@@ -146,13 +146,16 @@ def create_app(state: SimState) -> FastAPI:
     @app.get("/neg-risk/{token_id}")
     async def neg_risk(request: Request) -> Any:
         b = _book_or_404(state, request)
-        return b if isinstance(b, JSONResponse) else {"neg_risk": False}
+        return b if isinstance(b, JSONResponse) else {"neg_risk": b.neg_risk}
 
     @app.get("/fee-rate")
     @app.get("/fee-rate/{token_id}")
     async def fee_rate(request: Request) -> Any:
         b = _book_or_404(state, request)
-        return b if isinstance(b, JSONResponse) else {"base_fee": 0}
+        if isinstance(b, JSONResponse):
+            return b
+        # base_fee is the old bps field; the formula's rate is in feeSchedule / fd.r
+        return {"base_fee": int(round(state.sim.market_of[b.token_id].fee_rate * 10_000))}
 
     @app.get("/markets-by-token/{token_id}")
     async def market_by_token(token_id: str) -> Any:
@@ -214,10 +217,21 @@ def create_app(state: SimState) -> FastAPI:
 
     @app.get("/gamma/events")
     async def gamma_events(request: Request) -> Any:
-        slugs = set(_csv_list(request, "slug"))
+        q = request.query_params
+        if q.get("closed", "").lower() == "true" or q.get("active", "").lower() == "false":
+            return []
+        slugs, ids = set(_csv_list(request, "slug")), set(_csv_list(request, "id"))
         tops = state.tops()
-        return [wire.gamma_event(m, wire.gamma_market(m, tops)) for m in state.sim.markets
-                if not slugs or m.event_slug in slugs]
+        out = [wire.gamma_event(m, state.gamma.apply(wire.gamma_market(m, tops))) for m in state.sim.markets
+               if not m.neg_risk]
+        out += [wire.gamma_negrisk_event(e, [state.gamma.apply(wire.gamma_market(m, tops)) for m in e.markets])
+                for e in state.events]
+        out = [e for e in out if (not slugs or e["slug"] in slugs) and (not ids or e["id"] in ids)]
+        try:
+            offset, limit = int(q.get("offset") or 0), int(q.get("limit") or 500)
+        except ValueError:
+            return error(400, "limit and offset must be integers")
+        return out[offset:offset + limit]
 
     # ---- Data API -------------------------------------------------------------------------------
     @app.get("/data-api/trades")
@@ -246,4 +260,5 @@ def create_app(state: SimState) -> FastAPI:
     app.include_router(private.router(state))
     app.include_router(admin.router(state))
     app.include_router(copytrade_admin.router(state))
+    app.include_router(arb_admin.router(state))
     return app

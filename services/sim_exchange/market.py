@@ -53,6 +53,7 @@ class TokenBook:
     frozen: bool = False
     last_trade_price: float = 0.5
     last_trade_side: str = ""
+    neg_risk: bool = False
 
     def best_bid(self) -> float | None:
         live = [p for p, s in self.bids.items() if s > 0]
@@ -77,6 +78,11 @@ class SimMarket:
     fee_rate: float = 0.0
     fee_exponent: float = 1.0
     volume: float = 0.0
+    neg_risk: bool = False
+    neg_risk_market_id: str = ""
+    group_title: str = ""  # the outcome's name inside its neg-risk event
+    event_id: str = ""  # Gamma id of the parent event ("" = a one-market event, id derived)
+    offset: float = 0.0  # set-sum drift: NO's mid is 1 - YES's mid + offset (see negrisk.py)
 
     @property
     def tokens(self) -> tuple[TokenBook, TokenBook]:
@@ -93,6 +99,16 @@ def _hex(seed: int, label: str) -> str:
 def _token_id(seed: int, label: str) -> str:
     """A decimal uint256-looking string (77-78 digits), like real token ids."""
     return str(int(_hex(seed, label), 16) | (1 << 255))
+
+
+DRIFT_REVERSION = 0.9  # each step keeps 90% of the set-sum offset: drift wanders, then comes back
+
+
+def drift(offset: float, rng: random.Random, step: float, cap: float) -> float:
+    """One step of a set-sum offset (unchanged, with no random draw, when ``step`` is 0)."""
+    if step <= 0:
+        return offset
+    return min(max(offset * DRIFT_REVERSION + rng.gauss(0.0, step), -cap), cap)
 
 
 def make_markets(seed: int, count: int, now: datetime | None = None) -> list[SimMarket]:
@@ -165,11 +181,17 @@ def consume(levels: dict[float, float], price: float, size: float) -> None:
 class MarketSim:
     """All markets, indexed by token and condition id, plus the seeded walk."""
 
-    def __init__(self, seed: int, count: int, volatility: float) -> None:
+    def __init__(self, seed: int, count: int, volatility: float, fee_rate: float = 0.0, fee_exponent: float = 1.0,
+                 arb_drift: float = 0.0, arb_drift_max: float = 0.05, extra: list[SimMarket] | None = None) -> None:
         self.seed = seed
         self.volatility = volatility
+        self.arb_drift = arb_drift
+        self.arb_drift_max = arb_drift_max
         self.rng = random.Random(seed * 7919 + 1)
         self.markets = make_markets(seed, count)
+        for m in self.markets:
+            m.fee_rate, m.fee_exponent = fee_rate, fee_exponent
+        self.markets += extra or []  # neg-risk event markets: walked by their event (negrisk.py)
         self.by_token: dict[str, TokenBook] = {}
         self.market_of: dict[str, SimMarket] = {}
         self.by_condition: dict[str, SimMarket] = {}
@@ -199,7 +221,7 @@ class MarketSim:
         """One walk step for every market with an unfrozen token; returns the tokens whose book changed."""
         changed: list[str] = []
         for m in self.markets:
-            if m.yes.frozen and m.no.frozen:
+            if m.neg_risk or (m.yes.frozen and m.no.frozen):
                 continue
             noise = self.rng.gauss(0.0, self.volatility)
             if m.yes.frozen or m.no.frozen:
@@ -210,7 +232,8 @@ class MarketSim:
                 changed.append(moving.token_id)
                 continue
             new = min(max(m.yes.mid + noise, MID_MIN), MID_MAX)
-            for t, mid in ((m.yes, new), (m.no, 1 - new)):
+            m.offset = drift(m.offset, self.rng, self.arb_drift, self.arb_drift_max)
+            for t, mid in ((m.yes, new), (m.no, min(max(1 - new + m.offset, MID_MIN), MID_MAX))):
                 t.mid = px(mid)
                 fill_ladder(t, self.rng)
                 changed.append(t.token_id)

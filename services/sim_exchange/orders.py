@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from eth_account import Account
@@ -60,7 +61,8 @@ def order_hash_and_signer(order: dict[str, Any], neg_risk: bool = False) -> tupl
     return "0x" + digest.hex(), signer
 
 
-def parse_post(payload: Any, key: ApiKey, verify: bool = True) -> OrderRequest:
+def parse_post(payload: Any, key: ApiKey, verify: bool = True,
+               neg_risk_of: Callable[[str], bool] = lambda _token: False) -> OrderRequest:
     """One ``{order, owner, orderType, postOnly, ...}`` element -> OrderRequest (or OrderError)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("order"), dict):
         raise OrderError("Invalid order payload")
@@ -74,7 +76,8 @@ def parse_post(payload: Any, key: ApiKey, verify: bool = True) -> OrderRequest:
     order = {**order, "side": side}
     try:
         maker_amt, taker_amt = int(order["makerAmount"]), int(order["takerAmount"])
-        order_id, signer = order_hash_and_signer(order)
+        # neg-risk markets are signed for the Neg Risk exchange (another EIP-712 domain)
+        order_id, signer = order_hash_and_signer(order, neg_risk_of(str(order["tokenId"])))
         expiration = int(order.get("expiration") or 0)
     except (TypeError, ValueError) as exc:
         raise OrderError(f"Invalid order payload: {exc}") from exc

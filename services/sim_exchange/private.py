@@ -88,7 +88,7 @@ def router(state: SimState) -> APIRouter:
 
     def _place_one(key: ApiKey, payload: Any) -> tuple[dict[str, Any], int]:
         try:
-            req = parse_post(payload, key)
+            req = parse_post(payload, key, neg_risk_of=state.neg_risk)
             order, fills = state.place(req)
         except OrderError as exc:
             logger.info("order rejected: {}", exc)

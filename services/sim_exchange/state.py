@@ -15,12 +15,14 @@ from loguru import logger
 
 from services.sim_exchange import wire
 from services.sim_exchange.auth import Authenticator
+from services.sim_exchange.ctf import Ctf
 from services.sim_exchange.faults import Faults
 from services.sim_exchange.feed import TradeFeed
 from services.sim_exchange.gamma import GammaOverrides
 from services.sim_exchange.livedata import LiveHub
 from services.sim_exchange.market import MarketSim, fill_ladder, set_levels, snap
 from services.sim_exchange.matching import Fill, Matcher, Order, OrderRequest
+from services.sim_exchange.negrisk import SimEvent, make_events, step_event
 from services.sim_exchange.ws import Hub
 from services.sim_exchange.wsload import WsLoad
 from shared.config import SimExchangeSection
@@ -31,8 +33,12 @@ Levels = tuple[dict[float, float], dict[float, float]]
 class SimState:
     def __init__(self, cfg: SimExchangeSection, chain_id: int = 137) -> None:
         self.cfg = cfg
-        self.sim = MarketSim(cfg.seed, cfg.markets, cfg.volatility)
+        self.events: list[SimEvent] = make_events(cfg.seed, cfg.negrisk_events, cfg.negrisk_outcomes,
+                                                  500_000 + cfg.markets, cfg.fee_rate, cfg.fee_exponent)
+        self.sim = MarketSim(cfg.seed, cfg.markets, cfg.volatility, cfg.fee_rate, cfg.fee_exponent, cfg.arb_drift,
+                             cfg.arb_drift_max, extra=[m for e in self.events for m in e.markets])
         self.matcher = Matcher(self.sim, cfg.starting_cash)
+        self.ctf = Ctf(self.matcher)
         self.feed = TradeFeed(self.sim)
         self.auth = Authenticator(chain_id)
         self.hub = Hub(cfg.ws_price_change_form, cfg.ws_batch, cfg.ws_garbage_every)
@@ -122,6 +128,8 @@ class SimState:
     def tick(self) -> None:
         """One walk step: move mids, fill crossed resting orders, expire GTD orders, publish."""
         changed = self.sim.step()
+        for event in self.events:
+            changed += step_event(event, self.sim.rng, self.sim.volatility, self.sim.arb_drift, self.sim.arb_drift_max)
         expired = self.matcher.expire()
         self.after_book_change(changed + [o.token_id for o in expired])
 
@@ -180,8 +188,17 @@ class SimState:
                                                          row["timestamp"], row["transactionHash"]))
         return stored
 
+    def neg_risk(self, token_id: str) -> bool:
+        book = self.sim.by_token.get(token_id)
+        return book is not None and book.neg_risk
+
+    def event(self, key: str) -> SimEvent | None:
+        """A neg-risk event by Gamma id, slug or neg-risk market id."""
+        return next((e for e in self.events if key in (e.gamma_id, e.slug, e.neg_risk_market_id)), None)
+
     def reset(self) -> None:
         self.matcher.reset()
+        self.ctf.ops.clear()
         self.feed.clear()
         self.faults.clear()
         self.live.clear()

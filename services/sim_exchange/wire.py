@@ -38,7 +38,7 @@ def book_json(book: TokenBook, bids: dict[float, float], asks: dict[float, float
         "asks": levels_json(asks, "asks"),
         "min_order_size": num(book.min_size),
         "tick_size": num(book.tick),
-        "neg_risk": False,
+        "neg_risk": book.neg_risk,
         "last_trade_price": num(book.last_trade_price),
     }
     serialized = json.dumps(out, separators=(",", ":"), ensure_ascii=False)
@@ -118,7 +118,8 @@ def gamma_market(m: SimMarket, bids_asks: dict[str, tuple[float | None, float | 
         "restricted": False,
         "acceptingOrders": True,
         "enableOrderBook": True,
-        "negRisk": False,
+        "negRisk": m.neg_risk,
+        **({"negRiskMarketID": m.neg_risk_market_id, "groupItemTitle": m.group_title} if m.neg_risk else {}),
         "orderPriceMinTickSize": m.yes.tick,
         "orderMinSize": m.yes.min_size,
         "volume": num(m.volume),
@@ -133,7 +134,7 @@ def gamma_market(m: SimMarket, bids_asks: dict[str, tuple[float | None, float | 
         "feeSchedule": {"exponent": m.fee_exponent, "rate": m.fee_rate, "takerOnly": True, "rebateRate": 0},
         "makerBaseFee": 0,
         "takerBaseFee": 0,
-        "events": [{"id": str(int(m.gamma_id) + 100_000), "slug": m.event_slug, "title": m.question}],
+        "events": [{"id": m.event_id or str(int(m.gamma_id) + 100_000), "slug": m.event_slug, "title": m.question}],
     }
 
 
@@ -144,13 +145,23 @@ def gamma_event(m: SimMarket, market_json: dict[str, Any]) -> dict[str, Any]:
             "markets": [{k: v for k, v in market_json.items() if k != "events"}]}
 
 
+def gamma_negrisk_event(e: Any, markets_json: list[dict[str, Any]]) -> dict[str, Any]:
+    """A neg-risk event (``negrisk.SimEvent``) with every outcome's market nested."""
+    return {"id": e.gamma_id, "slug": e.slug, "title": e.title, "active": True, "closed": False, "archived": False,
+            "negRisk": True, "enableNegRisk": True, "negRiskAugmented": False, "negRiskMarketID": e.neg_risk_market_id,
+            "endDate": e.end_date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "volume": round(sum(float(m["volumeNum"]) for m in markets_json), 2),
+            "liquidity": round(sum(float(m["liquidityNum"]) for m in markets_json), 4),
+            "markets": [{k: v for k, v in mj.items() if k != "events"} for mj in markets_json]}
+
+
 def clob_market(m: SimMarket) -> dict[str, Any]:
     return {
         "condition_id": m.condition_id, "question_id": m.question_id, "question": m.question,
         "market_slug": m.slug, "description": f"Simulated market: {m.question}",
         "tokens": [{"token_id": t.token_id, "outcome": t.outcome, "price": t.mid, "winner": False} for t in m.tokens],
-        "minimum_order_size": m.yes.min_size, "minimum_tick_size": m.yes.tick, "neg_risk": False,
-        "neg_risk_market_id": "", "neg_risk_request_id": "", "accepting_orders": True, "active": True,
+        "minimum_order_size": m.yes.min_size, "minimum_tick_size": m.yes.tick, "neg_risk": m.neg_risk,
+        "neg_risk_market_id": m.neg_risk_market_id, "neg_risk_request_id": "", "accepting_orders": True, "active": True,
         "closed": False, "archived": False, "enable_order_book": True,
         "end_date_iso": m.end_date.strftime("%Y-%m-%dT%H:%M:%SZ"), "maker_base_fee": 0, "taker_base_fee": 0,
         "seconds_delay": 0, "fpmm": "", "icon": "", "image": "", "tags": [],
@@ -161,7 +172,7 @@ def clob_market(m: SimMarket) -> dict[str, Any]:
 def clob_market_compact(m: SimMarket) -> dict[str, Any]:
     return {"c": m.condition_id, "t": [{"t": t.token_id, "o": t.outcome} for t in m.tokens], "mts": m.yes.tick,
             "fd": {"r": m.fee_rate, "e": m.fee_exponent, "to": True}, "mbf": 0, "tbf": 0, "r": None,
-            "ao": True, "mos": m.yes.min_size, "sd": 0}
+            "ao": True, "mos": m.yes.min_size, "sd": 0, **({"nr": True} if m.neg_risk else {})}
 
 
 def open_order(o: Order) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,11 @@ class GammaMarket:
     tick_size: float | None
     min_order_size: float | None
     event_slug: str = ""
+    # feeSchedule (reference 2.4, 8.1): taker fee = size x fee_rate x (p(1-p))^fee_exponent
+    fee_rate: float = 0.0
+    fee_exponent: float = 1.0
+    neg_risk_market_id: str = ""
+    group_title: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +161,52 @@ def parse_market(row: Any) -> GammaMarket:
         active=_flag(row.get("active"), True), closed=_flag(row.get("closed"), False),
         accepting_orders=_flag(row.get("acceptingOrders"), True), neg_risk=_flag(row.get("negRisk"), False),
         tick_size=_num(row.get("orderPriceMinTickSize")), min_order_size=_num(row.get("orderMinSize")),
-        event_slug=event_slug,
+        event_slug=event_slug, **_fees(row),
+        neg_risk_market_id=str(row.get("negRiskMarketID") or ""), group_title=str(row.get("groupItemTitle") or ""),
     )
+
+
+def _fees(row: dict[str, Any]) -> dict[str, float]:
+    """``feeSchedule`` {rate, exponent} when given; ``feesEnabled: false`` means no fee at all."""
+    sched = row.get("feeSchedule") or row.get("fee_schedule")
+    if row.get("feesEnabled") is False or not isinstance(sched, dict):
+        return {"fee_rate": 0.0, "fee_exponent": 1.0}
+    rate, exponent = _num(sched.get("rate")), _num(sched.get("exponent"))
+    return {"fee_rate": max(rate or 0.0, 0.0), "fee_exponent": exponent if exponent and exponent > 0 else 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class GammaEvent:
+    """A Gamma ``/events`` object with its nested markets (E1)."""
+
+    id: str
+    slug: str
+    title: str
+    neg_risk: bool  # the outcomes are mutually exclusive: exactly one market resolves YES
+    neg_risk_augmented: bool  # outcomes may still be added ("Other"): the YES set is not complete
+    neg_risk_market_id: str
+    end_date: datetime | None
+    markets: tuple[GammaMarket, ...]
+    bad: tuple[str, ...] = ()  # nested markets that did not parse, one reason each
+
+
+def parse_event(row: Any) -> GammaEvent:
+    if not isinstance(row, dict):
+        raise BadMarket(f"event is not an object: {str(row)[:60]!r}")
+    markets, bad = parse_markets(row.get("markets") or [])
+    slug = str(row.get("slug") or "")
+    markets = [m if m.event_slug else _with_event_slug(m, slug) for m in markets]
+    return GammaEvent(
+        id=str(row.get("id") or ""), slug=slug, title=str(row.get("title") or ""),
+        neg_risk=_flag(row.get("negRisk"), False) or _flag(row.get("enableNegRisk"), False),
+        neg_risk_augmented=_flag(row.get("negRiskAugmented"), False),
+        neg_risk_market_id=str(row.get("negRiskMarketID") or ""), end_date=parse_date(row.get("endDate")),
+        markets=tuple(markets), bad=tuple(bad),
+    )
+
+
+def _with_event_slug(m: GammaMarket, slug: str) -> GammaMarket:
+    return replace(m, event_slug=slug)
 
 
 def parse_markets(rows: Any) -> tuple[list[GammaMarket], list[str]]:

@@ -30,6 +30,7 @@ KEY_MODULE = "shared.keys"
 PURE_MODULE_NAMES = frozenset({
     "book.py", "strategy.py", "assignment.py", "admission.py", "risk.py", "decisions.py", "trades.py",
     "scheduling.py", "positions.py", "volatility.py", "deadline.py", "paper.py",
+    "detect.py", "catalogue.py", "tracker.py", "negrisk.py",
 })
 # Modules a pure decision module must not import (the module itself or anything below it).
 NETWORK_MODULES = (

@@ -1,0 +1,171 @@
+"""Executing one arbitrage (E4): both legs at once, unwind what is left alone, merge or split.
+
+Buying sets (``buy_both``, ``negrisk_buy_all``): every leg is a BUY at its limit price, sent
+concurrently as FOK (or FAK). The sets completely bought (the smallest fill) are merged for $1
+each (binary) or held to resolution (neg-risk); what one leg bought beyond that is sold back at
+once (FAK, down to ``unwind_slippage`` under the limit): a lone leg is a directional bet, not an
+arbitrage.
+
+Selling sets (``split_sell``, ``negrisk_sell_all``): the sets are made first (split $1 into
+YES + NO; for an event, split outcome 0 and convert its NO into the YES of every other outcome),
+then every leg is a SELL. Unsold complete sets are merged back (binary); leftovers are sold FAK.
+
+The report carries every cash flow, so the caller books PnL and the $ still held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from loguru import logger
+
+from services.arb_scanner.catalogue import ArbSet
+from services.arb_scanner.ctf import Ctf, CtfFailed
+from services.arb_scanner.detect import EPS, Evaluation, Kind, floor_size
+from shared.polymarket.taker import TakeResult, TakerOrders
+
+
+@dataclass
+class LegFill:
+    token_id: str
+    side: str
+    filled: float
+    avg_price: float
+    fee: float
+    error: str = ""
+
+
+@dataclass
+class ExecReport:
+    kind: Kind
+    set_id: str
+    size: float  # sets asked for
+    status: str = "done"  # done | partial | failed | refused
+    legs: list[LegFill] = field(default_factory=list)
+    unwinds: list[LegFill] = field(default_factory=list)
+    merged: float = 0.0
+    split: float = 0.0
+    held_sets: float = 0.0  # complete sets kept (neg-risk buy-all: paid at resolution)
+    cash_out: float = 0.0  # $ paid: buys, fees, splits
+    cash_in: float = 0.0  # $ received: sells, merges
+    held_cost: float = 0.0  # $ of positions still held (sets to resolution, stuck leftovers)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def pnl(self) -> float:
+        """Realised: cash in − cash out + what is still held, at cost (counted when it pays)."""
+        return round(self.cash_in - self.cash_out + self.held_cost, 6)
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind), "set": self.set_id, "size": self.size, "status": self.status,
+            "merged": self.merged, "split": self.split, "held_sets": self.held_sets,
+            "cash_out": round(self.cash_out, 6), "cash_in": round(self.cash_in, 6),
+            "held_cost": round(self.held_cost, 6), "pnl": self.pnl, "errors": self.errors,
+            "legs": [vars(x) for x in self.legs], "unwinds": [vars(x) for x in self.unwinds],
+        }
+
+
+class Executor:
+    def __init__(self, orders: TakerOrders, ctf: Ctf, order_type: Literal["FOK", "FAK"],
+                 unwind_slippage: float) -> None:
+        self.orders = orders
+        self.ctf = ctf
+        self.order_type = order_type
+        self.unwind_slippage = unwind_slippage
+
+    async def run(self, s: ArbSet, ev: Evaluation) -> ExecReport:
+        rep = ExecReport(ev.kind, s.id, ev.size)
+        if ev.kind.buys:
+            await self._buy_sets(s, ev, rep)
+        else:
+            await self._sell_sets(s, ev, rep)
+        if rep.errors and rep.status == "done":
+            rep.status = "partial"
+        return rep
+
+    async def _legs(self, s: ArbSet, ev: Evaluation, side: Literal["BUY", "SELL"], size: float) -> list[LegFill]:
+        results: list[TakeResult] = await asyncio.gather(*[
+            self.orders.take(t, side, limit, size, s.tick_size, s.neg_risk, self.order_type)
+            for t, limit in zip(s.tokens, ev.limits, strict=True)])
+        out = []
+        for i, (t, res) in enumerate(zip(s.tokens, results, strict=True)):
+            fee = s.fees[i].fee(res.filled, res.avg_price) if res.filled > 0 else 0.0
+            out.append(LegFill(t, side, res.filled, res.avg_price, fee, res.error))
+            if res.ambiguous:
+                raise CtfFailed(f"order on {t[:12]} has an unknown outcome ({res.error}): stopping")
+        return out
+
+    async def _buy_sets(self, s: ArbSet, ev: Evaluation, rep: ExecReport) -> None:
+        rep.legs = await self._legs(s, ev, "BUY", ev.size)
+        rep.cash_out += sum(x.filled * x.avg_price + x.fee for x in rep.legs)
+        complete = floor_size(min(x.filled for x in rep.legs))
+        if complete <= EPS:
+            rep.status = "failed" if not any(x.filled > 0 for x in rep.legs) else "partial"
+        if complete > EPS:
+            if ev.kind is Kind.BUY_BOTH:
+                try:
+                    await self.ctf.merge(s.condition_ids[0], complete)
+                    rep.merged = complete
+                    rep.cash_in += complete
+                except CtfFailed as exc:
+                    rep.errors.append(str(exc))
+                    rep.held_sets = complete
+                    rep.held_cost += sum(complete * x.avg_price for x in rep.legs)
+            else:
+                rep.held_sets = complete
+                rep.held_cost += sum(complete * x.avg_price for x in rep.legs)
+        for i, leg in enumerate(rep.legs):
+            extra = floor_size(leg.filled - complete)
+            if leg.error:
+                rep.errors.append(f"leg {i} ({leg.token_id[:12]}): {leg.error}")
+            if extra > EPS:
+                await self._unwind(s, i, extra, max(leg.avg_price, ev.limits[i]), rep)
+
+    async def _sell_sets(self, s: ArbSet, ev: Evaluation, rep: ExecReport) -> None:
+        try:
+            await self.ctf.split(s.condition_ids[0], ev.size)
+            if ev.kind is Kind.NEGRISK_SELL_ALL:
+                await self.ctf.convert(s.neg_risk_market_id, [0], ev.size)
+        except CtfFailed as exc:
+            rep.status = "failed"
+            rep.errors.append(str(exc))
+            return
+        rep.split = ev.size
+        rep.cash_out += ev.size
+        rep.legs = await self._legs(s, ev, "SELL", ev.size)
+        rep.cash_in += sum(x.filled * x.avg_price - x.fee for x in rep.legs)
+        unsold = [floor_size(ev.size - x.filled) for x in rep.legs]
+        back = min(unsold) if ev.kind is Kind.SPLIT_SELL else 0.0
+        if back > EPS:
+            try:
+                await self.ctf.merge(s.condition_ids[0], back)
+                rep.merged = back
+                rep.cash_in += back
+            except CtfFailed as exc:
+                rep.errors.append(str(exc))
+                back = 0.0
+        if any(u > EPS for u in unsold):
+            rep.status = "partial"
+        for i, leg in enumerate(rep.legs):
+            if leg.error:
+                rep.errors.append(f"leg {i} ({leg.token_id[:12]}): {leg.error}")
+            left = floor_size(unsold[i] - back)
+            if left > EPS:
+                await self._unwind(s, i, left, ev.limits[i], rep)
+
+    async def _unwind(self, s: ArbSet, leg: int, size: float, ref_price: float, rep: ExecReport) -> None:
+        """Sell ``size`` of one leg now (FAK), accepting down to ``unwind_slippage`` under ``ref_price``."""
+        token = s.tokens[leg]
+        floor = max(s.tick_size, round(round((ref_price - self.unwind_slippage) / s.tick_size) * s.tick_size, 6))
+        res = await self.orders.take(token, "SELL", floor, size, s.tick_size, s.neg_risk, "FAK")
+        fee = s.fees[leg].fee(res.filled, res.avg_price) if res.filled > 0 else 0.0
+        rep.unwinds.append(LegFill(token, "SELL", res.filled, res.avg_price, fee, res.error))
+        rep.cash_in += res.filled * res.avg_price - fee
+        stuck = floor_size(size - res.filled)
+        if stuck > EPS:
+            rep.held_cost += stuck * ref_price
+            rep.errors.append(f"unwind of {token[:12]}: {stuck:g} left ({res.error or 'partial fill'})")
+            logger.warning("arbitrage unwind left {} of {} ({})", stuck, token[:12], res.error)
