@@ -59,7 +59,12 @@ async def test_sigkill_mid_burst_loses_and_repeats_nothing(
                 time.sleep(0.05 * (chunk % 4))  # kill at varying points of the collector's work
                 proc.stop(signal.SIGKILL)
                 proc = start()
-        got = await eventually(lambda: _enough(r, keys, posted), timeout=60, what=f"{posted} signals")
+        try:
+            got = await eventually(lambda: _enough(r, keys, posted), timeout=60, what=f"{posted} signals")
+        except AssertionError as exc:
+            have = await _signals(r, keys)
+            raise AssertionError(f"{exc}: {len(have)} of {posted} ({len({s.id for s in have})} distinct)\n"
+                                 f"{proc.log()[-4000:]}") from exc
         time.sleep(1.0)  # time for a late repeat to show up, if there were one
         got = await _signals(r, keys)
         assert len(got) == posted == KILLS * 2 * 25 * len(WALLETS)
