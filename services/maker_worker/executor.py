@@ -144,23 +144,32 @@ class ClobExecutor:
             return OrderResult(False, status="rejected", error=f"market info unavailable: {exc}")
         info = self.info[token_id]
 
-        def call() -> Any:
-            order = self.client.create_order(
+        def sign() -> Any:
+            return self.client.create_order(
                 OrderArgs(token_id=token_id, price=price, size=size, side=side),
                 PartialCreateOrderOptions(tick_size=tick_str(tick_size), neg_risk=info.neg_risk),  # type: ignore[arg-type]
             )
-            return self.client.post_order(order, order_type)
 
         try:
-            resp = await asyncio.to_thread(call)
+            signed = await asyncio.to_thread(sign)
+        except PolyException as exc:  # refused before sending (bad price, tick): nothing reached the venue
+            return OrderResult(False, status="rejected", error=str(exc.msg))
+        return await self.post_signed(signed, order_type, side)
+
+    async def post_signed(self, signed: Any, order_type: str, side: Side) -> OrderResult:
+        """POST one signed order. "Duplicated" means the venue already holds this very order (a
+        retried POST): it counts as placed. No answer / 5xx is ambiguous: the caller must ask the
+        venue before doing anything else."""
+        try:
+            resp = await asyncio.to_thread(self.client.post_order, signed, order_type)
         except PolyApiException as exc:
             status = exc.status_code
             msg = _error_text(exc.error_msg)
-            if "Duplicated" in msg:  # the venue already has this exact order: it was placed
+            if "Duplicated" in msg:
                 return OrderResult(True, status="live", error=msg)
             ambiguous = status is None or status >= 500
             return OrderResult(False, status="unknown" if ambiguous else "rejected", error=msg, ambiguous=ambiguous)
-        except PolyException as exc:  # raised before sending (bad price, tick): nothing reached the venue
+        except PolyException as exc:
             return OrderResult(False, status="rejected", error=str(exc.msg))
         if not isinstance(resp, dict) or not resp.get("success", False):
             err = _error_text(resp.get("errorMsg") if isinstance(resp, dict) else resp)
