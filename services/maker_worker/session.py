@@ -181,6 +181,7 @@ class TokenSession:
         if source != self.source:
             self.source = source
             self.source_changes += 1
+            self.snapshot_ms = 0  # record the switch in pf:session at once
             if source == "rest":
                 self.books.want(self.token_id)
             else:
