@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-import json
 from typing import Any
 
 import httpx
