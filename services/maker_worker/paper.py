@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.maker_worker.executor import OrderResult, Side
+from services.maker_worker.executor import OrderResult, OrderStatus, Side
 from shared.ticks import Tick
 
 EPS = 1e-9
@@ -185,6 +185,24 @@ class PaperExecutor:
         avg = sum(f.size * f.price for f in fills) / shares if shares > 0 else 0.0
         return OrderResult(True, order_id=order.id, status="matched" if fills else "live",
                            filled_size=shares, avg_price=avg)
+
+    async def prepare(self, token_id: str, tick_size: float | None = None) -> None:
+        """Nothing to fetch: the paper venue takes the tick size with each order."""
+
+    async def order_status(self, order_id: str) -> OrderStatus | None:
+        order = self.venue.orders.get(order_id)
+        if order is None:
+            return None
+        self._refresh(order.token_id)
+        return OrderStatus(order.id, order.status, order.filled, order.price)
+
+    async def cancel_order(self, order_id: str) -> None:
+        order = self.venue.orders.get(order_id)
+        if order is not None and order.status == "LIVE":
+            order.status = "CANCELED"
+
+    async def cash(self) -> float:
+        return self.venue.free_cash()
 
     async def open_orders(self, token_id: str) -> list[dict[str, Any]]:
         self._refresh(token_id)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from typing import Any
 
+import httpx
 import redis.asyncio as aioredis
 from loguru import logger
 
 from services.maker_worker.executor import ClobExecutor, Executor
 from services.maker_worker.paper import PaperExecutor, PaperVenue
+from services.maker_worker.restbook import RestBooks
 from services.maker_worker.session import TokenSession
 from shared.clock import now_ms
 from shared.config import Settings, load_secrets
@@ -40,6 +43,9 @@ class MakerWorkerService(RedisService):
     async def _setup(self) -> None:
         await self.connect_redis()
         self.feed = TickFeed(self.redis, self.keys)
+        # B6: one REST poller for the whole process, used only by sessions whose ticks are stale.
+        self.http = httpx.AsyncClient(base_url=self.settings.polymarket.clob_url, timeout=5.0)
+        self.books = RestBooks(self._fetch_book, self.settings.orderbook)
         if self.executor is None:
             if self.settings.mode == "paper":  # fills against the gateway's ticks; no keys, no orders sent
                 self.executor = PaperExecutor(PaperVenue(), self.feed.latest.get)
@@ -49,6 +55,11 @@ class MakerWorkerService(RedisService):
         self.consumer = StreamConsumer(self.redis, [self.keys.cmd(self.worker_id)], GROUP_WORKER, self.worker_id)
         await self.consumer.ensure_groups()
         await self._register()
+
+    async def _fetch_book(self, token_id: str) -> Any:
+        resp = await self.http.get("/book", params={"token_id": token_id})
+        resp.raise_for_status()
+        return resp.json()
 
     async def _register(self) -> None:
         k, w = self.keys, self.settings.workers
@@ -62,7 +73,8 @@ class MakerWorkerService(RedisService):
 
     async def run(self) -> None:
         await self._setup()
-        background = [asyncio.create_task(self._lease_loop()), asyncio.create_task(self.feed.run(self._stop))]
+        background = [asyncio.create_task(self._lease_loop()), asyncio.create_task(self.feed.run(self._stop)),
+                      asyncio.create_task(self.books.run(self._stop, now_ms))]
         try:
             while not self._stop.is_set():
                 await self.step()
@@ -72,6 +84,7 @@ class MakerWorkerService(RedisService):
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self.feed.close()
+            await self.http.aclose()
 
     async def step(self, block_ms: int = 300) -> None:
         """Read and apply this worker's pending commands; reap finished sessions."""
@@ -93,7 +106,7 @@ class MakerWorkerService(RedisService):
                 current[0].stop_requested.set()  # an older epoch of ours: the new one takes over
             assert self.executor is not None
             session = TokenSession(self.redis, self.keys, self.feed, self.executor, self.worker_id,
-                                   cmd.token_id, cmd.epoch, cmd.params)
+                                   cmd.token_id, cmd.epoch, cmd.params, self.books)
             self.sessions[cmd.token_id] = (session, asyncio.create_task(session.run(), name=f"session-{cmd.token_id}"))
             logger.info("START {} epoch {}", cmd.token_id, cmd.epoch)
         elif current and current[0].epoch == cmd.epoch:
@@ -116,7 +129,7 @@ class MakerWorkerService(RedisService):
                 load = sum(1 for _, t in self.sessions.values() if not t.done())
                 await self.redis.hset(k.worker(self.worker_id), mapping={"load": load, "last_beat": now_ms()})
                 await beat(self.redis, k, "maker_worker", self.worker_id, w.heartbeat_interval_sec,
-                           {"sessions": load, "ticks": self.feed.received})
+                           {"sessions": load, "ticks": self.feed.received, **self.books.summary()})
             except (ConnectionError, OSError) as exc:
                 logger.warning("lease renewal failed: {}", exc)
             await asyncio.sleep(w.heartbeat_interval_sec)

@@ -16,6 +16,7 @@ outcomes, and executes what it asks for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -23,7 +24,9 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from services.maker_worker.deadline import epoch_ms
-from services.maker_worker.executor import Executor, OrderResult
+from services.maker_worker.execution import Bounds, OrderWork, Placement, is_balance_error
+from services.maker_worker.executor import Executor, OrderResult, OrderStatus
+from services.maker_worker.restbook import RestBooks
 from services.maker_worker.strategy import OrderIntent
 from services.maker_worker.volatility import VolatilityStrategy
 from shared.clock import now_ms
@@ -44,8 +47,9 @@ class Fenced(Exception):
 
 class TokenSession:
     def __init__(self, r: aioredis.Redis, keys: Keys, feed: TickFeed, executor: Executor, worker_id: str,
-                 token_id: str, epoch: int, params: dict[str, Any]) -> None:
+                 token_id: str, epoch: int, params: dict[str, Any], books: RestBooks | None = None) -> None:
         self.r, self.keys, self.feed, self.ex = r, keys, feed, executor
+        self.books = books  # the worker's shared REST poller (B6); None: ticks only
         self.worker_id, self.token_id, self.epoch = worker_id, token_id, epoch
         self.setup_error = ""
         try:
@@ -64,7 +68,11 @@ class TokenSession:
         self.exit_requested = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.hand_back = False
-        self.last_tick: Tick | None = None
+        self.last_tick: Tick | None = None  # the latest tick fed to the strategy, from either source
+        self.last_feed_tick: Tick | None = None
+        self.last_rest_tick: Tick | None = None
+        self.source = "ticks"  # ticks | rest (B6)
+        self.source_changes = 0
         self.snapshot_ms = 0
 
     def _new_strategy(self) -> VolatilityStrategy:
@@ -107,6 +115,8 @@ class TokenSession:
             logger.exception("session {} failed", self.token_id)
             await self._report("failed", reason=f"{type(exc).__name__}: {exc}")
         finally:
+            if self.books is not None:
+                self.books.unwant(self.token_id)
             await self.feed.remove(self.token_id)
 
     async def _resume(self) -> None:
@@ -136,9 +146,20 @@ class TokenSession:
 
     async def _trade_until_exit(self) -> None:
         """Ticks (or, without them, a timer every ``poll_interval_seconds``) into the strategy; its
-        intents out to the venue. Ends on EXIT/STOP, or when a deadline liquidation has finished."""
+        intents out to the venue. Ends on EXIT/STOP, or when a deadline liquidation has finished.
+
+        When the feed is stale (B6) the token is polled over REST by the worker's shared
+        :class:`RestBooks` and those books drive the strategy until ticks are trusted again."""
         while not (self.exit_requested.is_set() or self.stop_requested.is_set()):
-            tick = await self.feed.next_tick(self.token_id, self.last_tick, timeout=self.execution.poll_interval_seconds)
+            self._choose_source()
+            tick = await self.feed.next_tick(self.token_id, self.last_feed_tick,
+                                             timeout=self.execution.poll_interval_seconds)
+            if tick is not None:
+                self.last_feed_tick = tick
+            elif self.source == "rest" and self.books is not None:
+                rest = self.books.latest(self.token_id)
+                tick = rest if rest is not None and rest is not self.last_rest_tick else None
+                self.last_rest_tick = rest
             now = now_ms()
             if tick is None:
                 intent = self.strategy.on_timer(now)
@@ -153,87 +174,245 @@ class TokenSession:
                 logger.info("{}: {} liquidation done", self.token_id, self.strategy.exit_reason)
                 self.exit_requested.set()
 
+    def _choose_source(self) -> None:
+        if self.books is None:
+            return
+        source = "rest" if self.feed.stale(self.token_id) else "ticks"
+        if source != self.source:
+            self.source = source
+            self.source_changes += 1
+            self.snapshot_ms = 0  # record the switch in pf:session at once
+            if source == "rest":
+                self.books.want(self.token_id)
+            else:
+                self.books.unwant(self.token_id)
+
+    # --- execution (D6; the decisions are execution.OrderWork's) -----------------------------
+
     async def _execute(self, intent: OrderIntent) -> None:
-        """Send the strategy's order and tell it the outcome: fills, a reject, or the venue's position."""
-        tick_size = self.last_tick.tick_size if self.last_tick else self.strategy.tick_size
+        """Work the strategy's order at the venue, then tell the strategy how it ended: its fills
+        (already booked one by one) or a reject. A BUY under the kill switch is not sent."""
+        if intent.side == "BUY":
+            halt = await self._check_owner()
+            if halt:
+                self.strategy.on_reject("BUY", f"kill switch {halt}: no new BUY", now_ms())
+                await self._snapshot()
+                return
+        work = OrderWork(intent, self.execution, self._bounds(intent), now_ms(), self.strategy.exit_attempts)
         try:
-            result = await self._send(intent, tick_size)
+            await self._work(work)
         except BaseException:
-            self.strategy.on_reject(intent.side, "not sent", now_ms())  # nothing reached the venue
+            if work.filled > 0:
+                self.strategy.on_fill(intent.side, 0, 0, now_ms(), final=True)
+            else:
+                self.strategy.on_reject(intent.side, "not sent", now_ms())
             raise
-        if result.filled_size > 0:
-            pass  # _record_fill already told the strategy
-        elif result.ok:  # accepted without a fill we know of ("Duplicated", resting): ask the venue
-            self.strategy.reconcile(await self._venue_position(), now_ms())
+        if work.filled > 0:
+            self.strategy.on_fill(intent.side, 0, 0, now_ms(), final=True)
+            logger.info("{}: {} done: {:.2f} @ {:.4f}{}", self.token_id, intent.side, work.filled, work.avg_price,
+                        f" ({work.gave_up})" if work.gave_up else "")
         else:
-            self.strategy.on_reject(intent.side, result.error or result.status, now_ms())
+            self.strategy.on_reject(intent.side, work.gave_up or work.last_error or "not filled", now_ms())
+            logger.info("{}: {} not filled: {}", self.token_id, intent.side, work.gave_up or work.last_error)
         await self._snapshot()
+
+    def _bounds(self, intent: OrderIntent) -> Bounds:
+        """The BUY cap is the strategy's own price guard; a profit SELL never goes below the profit
+        target (conservative) or the entry (aggressive); a liquidation's floor is exit_floor_price."""
+        if intent.side == "BUY":
+            return Bounds(cap=min(self.params.max_price, self.params.buy_price_threshold))
+        if intent.exit:
+            return Bounds(floor=self.execution.exit_floor_price)
+        entry = self.strategy.avg_cost
+        floor = entry if self.execution.sell_mode == "aggressive" else entry * (1 + self.params.profit_pct)
+        return Bounds(floor=min(floor, intent.price))
+
+    def _top(self) -> tuple[float, float | None, float | None]:
+        tick = self.last_tick
+        if self.source == "ticks":
+            tick = self.feed.latest.get(self.token_id) or tick
+        elif self.books is not None:
+            tick = self.books.latest(self.token_id) or tick
+        if tick is None:
+            return self.strategy.tick_size, None, None
+        return tick.tick_size or self.strategy.tick_size, tick.bid, tick.ask
+
+    async def _work(self, work: OrderWork) -> None:
+        first = True
+        while not work.done:
+            if self.stop_requested.is_set():
+                work.gave_up = "stopped"
+                return
+            if work.side == "BUY" and self.exit_requested.is_set():
+                work.gave_up = "exit requested"
+                return
+            if not first:
+                await self._pause(self.execution.order_interval_seconds)
+            first = False
+            tick_size, bid, ask = self._top()
+            held = await self.ex.position(self.token_id) if work.side == "SELL" else None
+            placement = work.next(now_ms(), tick_size, bid, ask, held)
+            if placement is None:
+                return
+            filled, avg, error = await self._place(placement, tick_size, work.intent.reason)
+            affordable = None
+            if error and is_balance_error(error):
+                affordable = (await self.ex.cash()) / placement.price if work.side == "BUY" else \
+                    await self.ex.position(self.token_id)
+                logger.warning("{}: {} {:.2f} @ {:.4f} refused ({}); affordable {:.2f}: shrinking", self.token_id,
+                               work.side, placement.size, placement.price, error, affordable)
+            work.on_outcome(placement, filled, avg, error, affordable)
+
+    async def _place(self, p: Placement, tick_size: float, reason: str) -> tuple[float, float, str]:
+        """One placement: send (fenced, intent first), wait for a resting order's fills, cancel the
+        rest, and reconcile with the venue's position when nothing filled. -> (filled, avg, error)."""
+        before = self.position
+        result, intent_id = await self._send(p, tick_size, reason)
+        filled, cost = result.filled_size, result.filled_size * (result.avg_price or p.price)
+        if result.ok and result.order_id and p.order_type == "GTC" and filled < p.size - 1e-9:
+            filled, cost = await self._await_fills(p, result.order_id, intent_id, filled, cost)
+        if filled <= 0 and (result.ok or result.ambiguous):
+            # Accepted yet no fill we know of ("Duplicated", killed, cancelled empty): the venue's
+            # position says whether something traded after all (D6: reconcile on no fill).
+            filled = await self._reconcile_fill(p, before, intent_id, result.order_id)
+            cost = filled * p.price
+        error = "" if result.ok else (result.error or result.status)
+        return filled, (cost / filled if filled > 0 else 0.0), error
+
+    async def _await_fills(self, p: Placement, order_id: str, intent_id: str, known: float,
+                           cost: float) -> tuple[float, float]:
+        """Poll a resting order every ``poll_interval_seconds`` for ``wait_seconds``; book each new
+        fill; then cancel what is left and book what filled before the cancel landed."""
+        x = self.execution
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + x.wait_seconds
+        status = None
+        while loop.time() < deadline and not self.stop_requested.is_set():
+            await self._pause(min(x.poll_interval_seconds, max(0.0, deadline - loop.time())))
+            status = await self.ex.order_status(order_id)
+            if status is not None:
+                known, cost = await self._book_new_fills(p, status, intent_id, known, cost)
+            if status is None or not status.live:
+                break
+        if status is None or status.live:
+            try:
+                await self.ex.cancel_order(order_id)
+            except Exception as exc:  # the next status read says what happened
+                logger.warning("{}: cancel of {} failed: {}", self.token_id, order_id[:12], exc)
+            status = await self.ex.order_status(order_id)
+            if status is not None:
+                known, cost = await self._book_new_fills(p, status, intent_id, known, cost)
+            await self._emit_order(intent_id, order_id, p, "cancelled", "rest cancelled after wait_seconds")
+        return known, cost
+
+    async def _book_new_fills(self, p: Placement, status: OrderStatus, intent_id: str, known: float,
+                              cost: float) -> tuple[float, float]:
+        new = round(status.size_matched - known, 6)
+        if new <= 1e-9:
+            return known, cost
+        await self._record_fill(p.side, new, status.price or p.price, intent_id, status.order_id,
+                                round(status.size_matched, 6))
+        return known + new, cost + new * (status.price or p.price)
+
+    async def _reconcile_fill(self, p: Placement, before: float, intent_id: str, order_id: str) -> float:
+        held = await self.ex.position(self.token_id)
+        delta = round(held - before if p.side == "BUY" else before - held, 6)
+        if delta < 0.01:
+            return 0.0
+        size = min(delta, p.size)
+        logger.warning("{}: venue shows {:.2f} held, expected {:.2f}: booking {:.2f} as filled by {}",
+                       self.token_id, held, before, size, intent_id)
+        await self._record_fill(p.side, size, p.price, intent_id, order_id or intent_id, size)
+        return size
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once on STOP (a drain must not wait out an order cycle)."""
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_requested.wait(), seconds)
 
     async def _venue_position(self) -> float:
         return await self.ex.position(self.token_id)
 
     async def _liquidate(self) -> None:
+        """EXIT: sell what the venue says is held, from the current bid down by price_tolerance_step
+        per attempt (exit_sell_mode aggressive), never below exit_floor_price; several rounds."""
         self.strategy.request_exit("exit")
-        attempts = self.execution.retry_attempts + 1
-        for attempt in range(attempts):
+        for _ in range(self.execution.retry_attempts + 1):
             self.strategy.reconcile(await self._venue_position(), now_ms())  # sell what is really held
-            if self.position < self.strategy.dust:
+            if self.position < self.strategy.dust or self.stop_requested.is_set():
                 return
-            tick = self.feed.latest.get(self.token_id) or self.last_tick
-            intent = self.strategy.exit_intent(tick.bid if tick else None, tick.tick_size if tick else None, attempt)
+            _, bid, _ = self._top()
+            intent = self.strategy.begin_exit(bid, now_ms())
             if intent is None:
                 return
-            await self._send(intent, tick.tick_size if tick else self.strategy.tick_size)
-            if attempt + 1 < attempts:
-                await self.feed.next_tick(self.token_id, tick, timeout=self.execution.order_interval_seconds + 0.5)
+            await self._execute(intent)
+            await self._pause(self.execution.order_interval_seconds)
         self.strategy.reconcile(await self._venue_position(), now_ms())
 
     # --- orders ----------------------------------------------------------------------------
 
-    async def _check_owner(self) -> None:
-        owner, epoch = await self.r.hmget(self.keys.token(self.token_id), ["owner", "epoch"])
+    async def _check_owner(self) -> str:
+        """Fencing: raise :class:`Fenced` unless this worker owns the token at this epoch. Returns the
+        kill switch (``pf:halt``: "", ``reduce_only`` or ``halt``) read in the same round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(self.keys.token(self.token_id), ["owner", "epoch"])
+        pipe.get(self.keys.halt())
+        (owner, epoch), halt = await pipe.execute()
         if owner != self.worker_id or int(epoch or 0) != self.epoch:
             raise Fenced()
+        return str(halt or "")
 
-    async def _send(self, intent: OrderIntent, tick_size: float) -> OrderResult:
-        await self._check_owner()
+    async def _send(self, p: Placement, tick_size: float, reason: str) -> tuple[OrderResult, str]:
+        halt = await self._check_owner()
+        if halt == "halt" or (halt and p.side == "BUY"):
+            return OrderResult(False, status="rejected", error=f"kill switch {halt}"), ""
         self.intent_seq += 1
-        intent_id = stable_id(self.token_id, self.epoch, self.intent_seq, intent.side)
-        record = {"side": intent.side, "price": intent.price, "size": intent.size, "status": "sending", "ts": now_ms()}
+        intent_id = stable_id(self.token_id, self.epoch, self.intent_seq, p.side)
+        record = {"side": p.side, "price": p.price, "size": p.size, "type": p.order_type, "status": "sending",
+                  "ts": now_ms()}
         await self.r.hset(self.keys.session(self.token_id),
                           mapping={f"intent:{intent_id}": json.dumps(record), "intent_seq": self.intent_seq})
+        await self.ex.prepare(self.token_id, tick_size)
         before = self.position
-        result = await self.ex.place(self.token_id, intent.side, intent.price, intent.size, tick_size)  # type: ignore[arg-type]
+        result = await self.ex.place(self.token_id, p.side, p.price, p.size, tick_size, p.order_type)  # type: ignore[arg-type]
         if result.ambiguous:
             # We do not know whether it reached the venue: ask it, never send again blindly.
-            open_ids = [o.get("id") for o in await self.ex.open_orders(self.token_id)]
+            opened = [o for o in await self.ex.open_orders(self.token_id) if str(o.get("side", "")).upper() == p.side]
             held = await self.ex.position(self.token_id)
-            filled = abs(held - before)
+            filled = round(max(0.0, held - before if p.side == "BUY" else before - held), 6)
             logger.warning("{}: ambiguous {} ({}); venue shows {} open, position {:.2f}",
-                           self.token_id, intent.side, result.error, len(open_ids), held)
-            result = OrderResult(bool(open_ids) or filled > 0, order_id=str(open_ids[0]) if open_ids else "",
-                                 status="reconciled", filled_size=filled, avg_price=intent.price,
+                           self.token_id, p.side, result.error, len(opened), held)
+            result = OrderResult(bool(opened) or filled > 0, order_id=str(opened[0].get("id", "")) if opened else "",
+                                 status="reconciled", filled_size=min(filled, p.size), avg_price=p.price,
                                  error=result.error, ambiguous=True)
         status = "matched" if result.filled_size > 0 else ("placed" if result.ok else "rejected")
         record.update(status=status, order_id=result.order_id, error=result.error)
         await self.r.hset(self.keys.session(self.token_id), f"intent:{intent_id}", json.dumps(record))
-        await self._emit(self.keys.orders(), OrderEvent(
-            id=intent_id, ts_event=now_ms(), ts_init=now_ms(), producer=self.worker_id, token_id=self.token_id,
-            epoch=self.epoch, worker=self.worker_id, intent_id=intent_id, order_id=result.order_id,
-            side=intent.side, price=intent.price, size=intent.size, status=status, reason=result.error or intent.reason,  # type: ignore[arg-type]
-        ), "orders")
+        await self._emit_order(intent_id, result.order_id, p, status, result.error or reason)
         if result.filled_size > 0:
-            await self._record_fill(intent.side, result, intent_id)
-        return result
+            await self._record_fill(p.side, result.filled_size, result.avg_price or p.price, intent_id,
+                                    result.order_id, result.filled_size)
+        return result, intent_id
 
-    async def _record_fill(self, side: str, result: OrderResult, intent_id: str) -> None:
-        size, price = result.filled_size, result.avg_price or 0.0
-        self.strategy.on_fill(side, size, price, now_ms(), final=True)
+    async def _emit_order(self, intent_id: str, order_id: str, p: Placement, status: str, reason: str) -> None:
+        await self._emit(self.keys.orders(), OrderEvent(
+            id=stable_id(intent_id, status), ts_event=now_ms(), ts_init=now_ms(), producer=self.worker_id,
+            token_id=self.token_id, epoch=self.epoch, worker=self.worker_id, intent_id=intent_id, order_id=order_id,
+            side=p.side, price=p.price, size=p.size, status=status, reason=reason,  # type: ignore[arg-type]
+        ), "orders")
+
+    async def _record_fill(self, side: str, size: float, price: float, intent_id: str, order_id: str,
+                           cumulative: float) -> None:
+        """Book one fill (the strategy's position and PnL, the snapshot, ``pf:fills``). The id comes
+        from the order and its cumulative matched size, so a re-read never books a fill twice."""
+        self.strategy.on_fill(side, size, price, now_ms(), final=False)
         await self._snapshot()
         await self._emit(self.keys.fills(), Fill(
-            id=stable_id("fill", intent_id, result.order_id), ts_event=now_ms(), ts_init=now_ms(),
+            id=stable_id("fill", intent_id, order_id, f"{cumulative:.6f}"), ts_event=now_ms(), ts_init=now_ms(),
             producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,
-            order_id=result.order_id, side=side, price=price, size=size,  # type: ignore[arg-type]
+            order_id=order_id, side=side, price=price, size=size,  # type: ignore[arg-type]
         ), "fills")
         logger.info("{}: {} {:.2f} @ {:.4f} filled; position {:.2f}", self.token_id, side, size, price, self.position)
 
@@ -252,6 +431,7 @@ class TokenSession:
             "epoch": self.epoch, "worker": self.worker_id, "position": f"{self.position:.6f}",
             "avg_cost": f"{self.avg_cost:.6f}", "realized_pnl": f"{self.realized:.6f}",
             "unrealized_pnl": f"{status['unrealized_pnl']:.6f}", "state": status["state"],
+            "source": self.source,
             "strategy": json.dumps(status, separators=(",", ":")), "updated_at": self.snapshot_ms,
         })
 

@@ -174,6 +174,17 @@ class VolatilityStrategy:
         price = exit_price(bid, ts, n, self.x)
         return OrderIntent("SELL", price, size, f"{self.exit_reason or 'exit'}: attempt {n + 1} at bid {bid}", exit=True)
 
+    def begin_exit(self, bid: float | None, now_ms: int) -> OrderIntent | None:
+        """The next liquidation sell, entering SELLING (the session's EXIT path); None while an
+        order is out or nothing is held."""
+        self.request_exit(self.exit_reason or "exit")
+        self._advance(now_ms)
+        if self.awaiting:
+            return None
+        if bid is not None:
+            self.last_bid = bid
+        return self._emit(self.exit_intent(bid), now_ms)
+
     # --- internals --------------------------------------------------------------------------
 
     def _advance(self, now_ms: int) -> None:

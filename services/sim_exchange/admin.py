@@ -97,6 +97,20 @@ def router(state: SimState) -> APIRouter:
         return {a.address: {"cash": a.cash, "positions": dict(a.positions)}
                 for a in state.matcher.accounts.values() if not only or a.address == only}
 
+    @r.put("/accounts/{address}")
+    async def put_account(address: str, request: Request) -> Any:
+        """Set an account's cash and/or positions (balance-reject and reconcile tests)."""
+        body = await request.json()
+        acct = state.matcher.account(address)
+        try:
+            if "cash" in body:
+                acct.cash = float(body["cash"])
+            for token, size in (body.get("positions") or {}).items():
+                acct.positions[str(token)] = float(size)
+        except (TypeError, ValueError, AttributeError) as exc:
+            return _err(400, f"bad account: {exc}")
+        return {"address": acct.address, "cash": acct.cash, "positions": dict(acct.positions)}
+
     @r.get("/markets")
     async def markets() -> Any:
         out = []

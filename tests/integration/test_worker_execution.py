@@ -1,0 +1,189 @@
+"""The execution layer against sim_exchange (real process, real py-clob-client-v2, real Redis):
+balance shrink-and-retry, a timeout after placement, "Duplicated", the kill switch, a tick size
+change, incremental drops, and the REST fallback when ticks go stale (B6)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from py_clob_client_v2 import OrderArgs, OrderType, PartialCreateOrderOptions
+
+from services.maker_worker.restbook import RestBooks
+from services.maker_worker.session import TokenSession
+from shared.config import OrderbookSection
+from shared.keys import Keys
+from shared.tickfeed import TickFeed
+from tests.integration import test_worker_session as base
+from tests.integration.test_worker_session import WORKER, Venue, _state, own, snapshot, stop_session
+from tests.support import eventually
+
+sim_venue = base.venue  # the worker-session fixture, registered here as "sim_venue"
+
+
+def session(r: aioredis.Redis, keys: Keys, feed: TickFeed, v: Venue, epoch: int, books: RestBooks | None = None,
+            ms: dict[str, Any] | None = None, execution: dict[str, Any] | None = None) -> TokenSession:
+    params = {"maker_strategy": {"drop_pct": 0.04, "profit_pct": 0.05, "order_size": 10, "reject_cooldown_sec": 0.5,
+                                 **(ms or {})},
+              "execution": {"poll_interval_seconds": 0.2, "wait_seconds": 1, "order_interval_seconds": 0.1,
+                            **(execution or {})}}
+    return TokenSession(r, keys, feed, v.executor, WORKER, v.token, epoch, params, books)
+
+
+async def start(r: aioredis.Redis, keys: Keys, s: TokenSession) -> asyncio.Task[None]:
+    await own(r, keys, s.token_id, s.epoch)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: _state(r, keys, s.token_id, "FLAT"), timeout=10, what="session up")
+    return task
+
+
+async def order_events(r: aioredis.Redis, keys: Keys, token: str) -> list[dict[str, str]]:
+    return [f for _, f in await r.xrange(keys.orders()) if f["token_id"] == token]
+
+
+async def test_balance_reject_shrinks_to_the_cash_and_retries(sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis,
+                                                              keys: Keys) -> None:
+    v, feed = sim_venue
+    address = v.executor.client.get_address()
+    resp = await v.http.put(f"/_sim/accounts/{address}", json={"cash": 3.0})
+    assert resp.status_code == 200, resp.text
+    s = session(r, keys, feed, v, 1)
+    task = await start(r, keys, s)
+    await v.path([0.48, 0.47])  # ask 0.48 <= 0.51 x 0.96: BUY 10 @ 0.48 = $4.80 > $3 cash
+    snap = await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=15, what="LONG after the shrink")
+    buys = await v.orders("BUY")
+    assert [(o["size"], o["size_matched"]) for o in buys] == [(6.12, 6.12)]  # 3 / 0.48 x 0.98
+    assert snap["position"] == pytest.approx(6.12)
+    statuses = [o["status"] for o in await order_events(r, keys, v.token)]
+    assert statuses[:2] == ["rejected", "matched"]
+    events = await order_events(r, keys, v.token)
+    assert "not enough balance" in events[0]["reason"]
+    await stop_session(s, task)
+
+
+async def test_a_timeout_after_placement_is_reconciled_not_sent_again(
+        sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    v, feed = sim_venue
+    # The order is stored and matched, then its HTTP answer stalls past the client's 5 s timeout.
+    resp = await v.http.post("/_sim/fault", json={"kind": "order_timeout_after_place", "count": 1, "delay_sec": 7})
+    assert resp.status_code == 200
+    s = session(r, keys, feed, v, 1)
+    task = await start(r, keys, s)
+    await v.path([0.48, 0.47])
+    snap = await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=20, what="LONG after the timeout")
+    assert snap["position"] == pytest.approx(10)
+    await asyncio.sleep(2.5)  # the stalled answer arrives; nothing else must be sent
+    buys = await v.orders("BUY")
+    assert len(buys) == 1
+    assert buys[0]["size_matched"] == 10
+    fills = [f for _, f in await r.xrange(keys.fills()) if f["token_id"] == v.token]
+    assert [(f["side"], float(f["size"])) for f in fills] == [("BUY", 10.0)]
+    events = await order_events(r, keys, v.token)
+    assert len({e["intent_id"] for e in events}) == 1
+    await stop_session(s, task)
+
+
+async def test_duplicated_counts_as_placed(sim_venue: tuple[Venue, TickFeed]) -> None:
+    v, _ = sim_venue
+    client = v.executor.client
+    await v.executor.prepare(v.token)
+    signed = await asyncio.to_thread(client.create_order, OrderArgs(token_id=v.token, price=0.40, size=5, side="BUY"),
+                                     PartialCreateOrderOptions(tick_size="0.01"))
+    first = await v.executor.post_signed(signed, OrderType.GTC, "BUY")
+    again = await v.executor.post_signed(signed, OrderType.GTC, "BUY")  # a retried POST of the same order
+    assert first.ok
+    assert first.status == "live"
+    assert again.ok  # "Duplicated": the venue has it, so it was placed
+    assert "Duplicated" in again.error
+    assert len(await v.orders("BUY")) == 1
+
+
+async def test_reduce_only_kill_switch_blocks_buys_until_lifted(sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis,
+                                                                keys: Keys) -> None:
+    v, feed = sim_venue
+    await r.set(keys.halt(), "reduce_only")
+    s = session(r, keys, feed, v, 1)
+    task = await start(r, keys, s)
+    await v.path([0.48, 0.47])
+    snap = await snapshot(r, keys, v.token)
+    assert "kill switch reduce_only" in snap["last_reject"]["reason"]
+    assert await v.orders() == []
+    await r.delete(keys.halt())
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=10, what="BUY once the switch is lifted")
+    assert len(await v.orders("BUY")) == 1
+    await stop_session(s, task)
+
+
+async def test_a_tick_size_change_takes_effect_on_the_next_order(sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis,
+                                                                 keys: Keys) -> None:
+    v, feed = sim_venue
+    s = session(r, keys, feed, v, 1)
+    task = await start(r, keys, s)
+    resp = await v.http.post("/_sim/fault", json={"kind": "tick_size_change", "token_id": v.token,
+                                                  "new_tick_size": 0.001})
+    assert resp.status_code == 200
+    await v.path([0.49, 0.475])  # ask 0.476: only valid on the new grid
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=10, what="LONG on the 0.001 grid")
+    buys = await v.orders("BUY")
+    assert [(o["price"], o["size_matched"]) for o in buys] == [(0.476, 10)]
+    await stop_session(s, task)
+
+
+async def test_incremental_drop_raises_the_next_threshold(sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis,
+                                                          keys: Keys) -> None:
+    v, feed = sim_venue
+    s = session(r, keys, feed, v, 1, ms={"enable_incremental_drop_pct": True, "incremental_drop_pct_step": 0.04,
+                                         "incremental_drop_pct_cap": 0.2})
+    task = await start(r, keys, s)
+    await v.path([0.48, 0.47])  # d = 0.04: BUY @ 0.48
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=10, what="first BUY")
+    await v.path([0.50, 0.52])  # bid 0.51 >= 0.504: SELL; window high now 0.53
+    snap = await eventually(lambda: _state(r, keys, v.token, "FLAT"), timeout=10, what="first SELL")
+    assert snap["effective_drop_pct"] == pytest.approx(0.08)
+    await v.path([0.49])  # ask 0.50 <= 0.53 x 0.96 would buy at d = 0.04, not at 0.08 (0.4876)
+    assert len(await v.orders("BUY")) == 1
+    await v.path([0.47])  # ask 0.48 <= 0.4876: BUY
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=10, what="second BUY")
+    assert [o["price"] for o in await v.orders("BUY")] == [0.48, 0.48]
+    await stop_session(s, task)
+
+
+async def test_stale_ticks_fall_back_to_throttled_rest_polling_and_back(
+        sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    """The fixture's tick publisher stands in for the gateway here; the gateway-process version of
+    this test is tests/e2e/test_worker_failover.py."""
+    v, feed = sim_venue
+    fetched: list[str] = []
+
+    async def fetch(token: str) -> Any:
+        fetched.append(token)
+        return (await v.http.get("/book", params={"token_id": token})).json()
+
+    books = RestBooks(fetch, OrderbookSection(refresh_sec=0.3, max_fetch_per_loop=1, cache_max_items=10))
+    stop = asyncio.Event()
+    poller = asyncio.create_task(books.run(stop, lambda: 0))
+    await r.set(keys.gw_alive(), "test-gateway", px=60_000)  # what a live gateway keeps refreshed
+    await eventually(lambda: _is(feed.gateway_alive), timeout=5, what="feed sees the gateway")
+    s = session(r, keys, feed, v, 1, books=books)
+    task = await start(r, keys, s)
+    assert s.source == "ticks"
+    await r.delete(keys.gw_alive())  # the gateway is gone (its liveness key expired)
+    await eventually(lambda: _is(s.source == "rest"), timeout=5, what="REST fallback")
+    await v.path([0.48, 0.47], interval_ms=400)
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=10, what="BUY on REST books")
+    loops = books.loops
+    assert len(fetched) <= loops  # max_fetch_per_loop = 1
+    await r.set(keys.gw_alive(), "test-gateway", px=60_000)
+    await eventually(lambda: _is(s.source == "ticks"), timeout=5, what="back to ticks")
+    n = len(fetched)
+    await asyncio.sleep(1.0)
+    assert len(fetched) == n  # nothing wanted: no polling
+    stop.set()
+    await poller
+    await stop_session(s, task)
+
+
+async def _is(value: bool) -> bool:
+    return value
