@@ -118,7 +118,8 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
     assert browser.find_element(By.CSS_SELECTOR, '#workers tr[data-worker="worker-dash"]').text.startswith(WORKER)
     assert "token.running" in browser.find_element(By.ID, "events").text
     stats = browser.find_element(By.ID, "stats").text
-    assert "WORKERS ALIVE" in stats.upper() and "1/1" in stats
+    assert "WORKERS ALIVE" in stats.upper()
+    assert "1/1" in stats
     await eventually(lambda: _has(browser, "#pnl-chart polyline"), timeout=15, what="PnL chart line")
     await eventually(lambda: _has(browser, "#ticks-chart polyline"), timeout=15, what="ticks/s chart line")
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
