@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hmac
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.exceptions import RedisError
 
@@ -31,6 +33,10 @@ TokenId = Annotated[str, PathParam(pattern=ID_PATTERN, description="token id (de
 WorkerId = Annotated[str, PathParam(pattern=ID_PATTERN, description="worker id")]
 Count = Annotated[int, Query(ge=1, le=1000, description="at most this many entries, newest first")]
 Before = Annotated[str, Query(pattern=r"^(\d+-\d+)?$", description="page back: entries older than this id")]
+REQUESTS = Counter("polyfleet_api_requests", "API requests by route template and status",
+                   ("method", "route", "status"))
+LATENCY = Histogram("polyfleet_api_request_seconds", "API request latency by route template", ("route",),
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 WS_SUBPROTOCOL = "polyfleet"
 
@@ -129,6 +135,15 @@ def create_app(settings: Settings, r: aioredis.Redis, keys: Keys, secrets: Secre
     async def do(action: str, target: str, body: Body, **kw: Any) -> JSONResponse:
         res = await control.send(r, keys, action, target, body.reason, wait_sec=wait_sec if body.wait else 0, **kw)
         return JSONResponse(res.as_json(), status_code=200 if res.applied else 202)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(route).observe(time.perf_counter() - started)
+        return response
 
     @app.exception_handler(RedisError)
     async def _redis_down(_: Request, exc: RedisError) -> JSONResponse:

@@ -11,10 +11,12 @@ from typing import Any
 import redis.asyncio as aioredis
 import uvicorn
 from loguru import logger
+from prometheus_client import REGISTRY
 from redis.exceptions import RedisError
 
 from services.api.app import create_app
-from shared.config import ConfigError, Settings, load_secrets
+from services.api.fleet_metrics import FleetCollector
+from shared.config import ConfigError, Settings, load_secrets, redis_url
 from shared.redisio.health import beat
 from shared.service import RedisService
 
@@ -46,6 +48,8 @@ class ApiService(RedisService):
 
     async def run(self) -> None:
         r = await self.connect_redis()
+        if self.settings.monitoring.metrics_enabled:
+            REGISTRY.register(FleetCollector(redis_url(), self.keys))
         app = create_app(self.settings, r, self.keys, self.secrets)
         self._app = app
         cfg = uvicorn.Config(app, host=self.settings.api.host, port=self.settings.api.port, log_config=None,
