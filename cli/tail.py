@@ -89,8 +89,8 @@ DURATION = typer.Option(0.0, help="with --follow: stop after this many seconds (
 
 
 def register(app: typer.Typer) -> None:
-    signals = typer.Typer(help="BUY/SELL signals (pf:signals).", no_args_is_help=True)
-    events = typer.Typer(help="Audit events: every decision with its reason (pf:events).", no_args_is_help=True)
+    signals = typer.Typer(help="BUY/SELL signals (the signals stream).", no_args_is_help=True)
+    events = typer.Typer(help="Audit events: every decision with its reason (the events stream).", no_args_is_help=True)
     app.add_typer(signals, name="signals")
     app.add_typer(events, name="events")
 
