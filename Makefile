@@ -7,9 +7,10 @@ SHELL := /bin/bash
 UV ?= uv
 PYTHON ?= python3
 N ?= 2
-COMPOSE ?= docker compose
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+LIVE_FILES = -f docker-compose.yml -f docker-compose.live.yml
 
-.PHONY: help install lint fmt type test test-fast check bench demo redis up down logs scale-workers compose-check clean
+.PHONY: help install lint fmt type test test-fast check bench demo redis up up-live down logs ps scale-workers compose-check dashboard clean
 
 help: ## List the targets with a one-line description
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [N=workers]\n\n"} \
@@ -46,26 +47,32 @@ demo: ## Run the sim-mode demo (scripts/demo.sh)
 redis: ## Start a local redis-server on 6379 unless one answers (scripts/ensure-redis.sh)
 	bash scripts/ensure-redis.sh
 
-up: ## docker compose up -d: redis, sim_exchange and every service
-	$(COMPOSE) up -d --build
+up: ## Sim mode in containers: redis, sim_exchange (profile sim), every service, API on 127.0.0.1:8800
+	$(COMPOSE) --profile sim up -d --build
 
-down: ## docker compose down (keeps the redis volume)
-	$(COMPOSE) down
+up-live: ## Live mode in containers (docker-compose.live.yml; needs PF_LIVE_CONFIRMED and the live secrets)
+	$(COMPOSE) $(LIVE_FILES) up -d --build
+
+down: ## Stop every container, sim_exchange included (keeps the redis and logs volumes)
+	$(COMPOSE) --profile sim down
 
 logs: ## Follow the compose services' logs
-	$(COMPOSE) logs -f --tail=200
+	$(COMPOSE) --profile sim logs -f --tail=200
+
+ps: ## Containers with their health
+	$(COMPOSE) --profile sim ps
 
 scale-workers: ## Run N maker workers under compose (make scale-workers N=4; default 2)
-	$(COMPOSE) up -d --scale maker_worker=$(N)
+	$(COMPOSE) --profile sim up -d --no-recreate --scale maker_worker=$(N)
 
-compose-check: ## Validate docker-compose.yml (docker compose config, else the structural test)
-	@if $(COMPOSE) version >/dev/null 2>&1; then \
-		$(COMPOSE) config -q && echo "docker-compose.yml: valid (docker compose config)"; \
-	else \
-		echo "docker compose unavailable: running the structural check instead"; \
-		$(UV) run pytest -q tests/unit/test_compose.py; \
-	fi
+compose-check: ## Validate the compose files with the compose CLI (no engine needed) + the structural tests
+	$(COMPOSE) config -q && echo "docker-compose.yml: valid ($(COMPOSE) config)"
+	$(UV) run pytest -q tests/unit/test_compose.py
+
+dashboard: ## Print the dashboard URL (with PF_API_TOKEN in the fragment, which never reaches a server)
+	@test -n "$$PF_API_TOKEN" || { echo "PF_API_TOKEN is not set"; exit 1; }
+	@echo "http://127.0.0.1:8800/#token=$$PF_API_TOKEN"
 
 clean: ## Remove caches and test artifacts (keeps .venv and var/)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf .pytest_cache .mypy_cache .ruff_cache test-artifacts var/test-artifacts
 	find . -path ./.venv -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf

@@ -1,12 +1,14 @@
 """``polyfleet``: the operator's command line (reads Redis directly; writes go via pf:control).
 
-Read commands: ``status`` (with ``--watch``), ``workers``, ``ignored``, ``blacklist ls``. Control
-commands (cli/control.py): ``stop``, ``halt``, ``resume``, ``drain``, ``unignore``, ``blacklist
-add/rm``, ``handled reset``. Also ``backtest`` and ``wipe``.
+Read commands: ``status`` (with ``--watch``), ``workers``, ``ignored``, ``blacklist ls``,
+``signals tail``, ``events tail`` (cli/tail.py). Control commands (cli/control.py): ``stop``,
+``halt``, ``resume``, ``drain``, ``unignore``, ``blacklist add/rm``, ``handled reset``. Operations
+(cli/ops.py): ``config check FILE``, ``doctor``. Also ``backtest`` and ``wipe``.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -18,6 +20,9 @@ from rich.table import Table
 
 from cli.connection import client as _client
 from cli.control import register as register_control
+from cli.ops import register as register_ops
+from cli.tail import register as register_tail
+from shared.clock import now_ms
 from shared.config import redis_url
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys, keys_from_env
 
@@ -36,37 +41,78 @@ def _short(token: str) -> str:
     return token if len(token) <= 14 else f"{token[:6]}…{token[-6:]}"
 
 
+def _age(ms: str | int | None, now: int) -> str:
+    if not ms:
+        return ""
+    sec = max(0, (now - int(ms)) // 1000)
+    return f"{sec}s ago" if sec < 120 else f"{sec // 60}m ago"
+
+
 def render_status(r: redis.Redis, k: Keys, limit: int = 20) -> Group:
+    """Two pipelined round trips (plus a SCAN of heartbeats) however many tokens and workers."""
+    now = now_ms()
+    pipe = r.pipeline(transaction=False)
+    for state in SHOWN_STATES:
+        pipe.smembers(k.tokens_in_state(state))
+    pipe.smembers(k.workers())
+    for stream in (k.signals(), k.orders(), k.fills(), k.events()):
+        pipe.xlen(stream)
+    pipe.scard(k.gw_want(REQUESTER_ORCHESTRATOR))
+    pipe.get(k.halt())
+    pipe.get(k.orchestrator_leader())
+    pipe.xrevrange(k.events(), count=6)
+    first = pipe.execute()
+    n = len(SHOWN_STATES)
+    by_state, worker_ids = first[:n], sorted(first[n])
+    n_signals, n_orders, n_fills, n_events, streamed, halt, leader, latest = first[n + 1:]
+    shown = [(state, t) for state, members in zip(SHOWN_STATES, by_state, strict=True) for t in sorted(members)][:limit]
+
+    pipe = r.pipeline(transaction=False)
+    for _, token_id in shown:
+        pipe.hgetall(k.token(token_id))
+    for wid in worker_ids:
+        pipe.hgetall(k.worker(wid))
+        pipe.pttl(k.worker_lease(wid))
+    second = pipe.execute()
+    token_rows, worker_rows = second[:len(shown)], second[len(shown):]
+    worker_info = {wid: (worker_rows[2 * i], worker_rows[2 * i + 1]) for i, wid in enumerate(worker_ids)}
+
     tokens = Table(title="tokens", expand=True)
-    for col in ("token", "market", "state", "worker", "epoch", "started", "position", "avg cost",
+    for col in ("token", "market", "state", "worker", "epoch", "started", "last beat", "position", "avg cost",
                 "PnL", "last event"):
         tokens.add_column(col, overflow="fold")
-    rows = 0
-    for state in SHOWN_STATES:
-        for token_id in sorted(r.smembers(k.tokens_in_state(state))):
-            if rows >= limit:
-                break
-            h = r.hgetall(k.token(token_id))
-            market = f"{h.get('slug', '')} {h.get('outcome', '')}".strip()
-            tokens.add_row(_short(token_id), market[:32], state, h.get("owner", ""), h.get("epoch", ""),
-                           _ts(h.get("started_at")), h.get("position", ""), h.get("avg_cost", ""),
-                           h.get("realized_pnl", ""), (h.get("last_event") or "")[:48])
-            rows += 1
+    for (state, token_id), h in zip(shown, token_rows, strict=True):
+        market = f"{h.get('slug', '')} {h.get('outcome', '')}".strip()
+        owner = h.get("owner", "")
+        beat = _age(worker_info.get(owner, ({}, 0))[0].get("last_beat"), now) if owner else ""
+        tokens.add_row(_short(token_id), market[:32], state, owner, h.get("epoch", ""), _ts(h.get("started_at")),
+                       beat, h.get("position", ""), h.get("avg_cost", ""), h.get("realized_pnl", ""),
+                       (h.get("last_event") or "")[:48])
     workers = Table(title="workers", expand=True)
-    for col in ("worker", "alive", "load", "capacity", "last beat"):
+    for col in ("worker", "alive", "load", "capacity", "draining", "last beat"):
         workers.add_column(col)
-    for wid in sorted(r.smembers(k.workers())):
-        h = r.hgetall(k.worker(wid))
-        workers.add_row(wid, "yes" if r.exists(k.worker_lease(wid)) else "[red]no[/red]", h.get("load", ""),
-                        h.get("capacity", ""), _ts(h.get("last_beat")))
-    counts = (f"signals {r.xlen(k.signals())} · orders {r.xlen(k.orders())} · fills {r.xlen(k.fills())} · "
-              f"events {r.xlen(k.events())} · streamed {r.scard(k.gw_want(REQUESTER_ORCHESTRATOR))} tokens · halt "
-              f"{r.get(k.halt()) or 'off'}")
+    for wid in worker_ids:
+        h, lease = worker_info[wid]
+        workers.add_row(wid, "yes" if lease and lease > 0 else "[red]no[/red]", h.get("load", ""),
+                        h.get("capacity", ""), "yes" if h.get("draining") == "1" else "", _age(h.get("last_beat"), now))
+    services = Table(title="services (heartbeats)", expand=True)
+    for col in ("service", "instances", "last beat"):
+        services.add_column(col)
+    beats: dict[str, list[int]] = {}
+    health_keys = list(r.scan_iter(match=k.health_pattern(), count=1000))
+    for raw in r.mget(health_keys) if health_keys else []:
+        if raw:
+            body = json.loads(raw)
+            beats.setdefault(str(body.get("service")), []).append(int(body.get("ts", 0)))
+    for name, stamps in sorted(beats.items()):
+        services.add_row(name, str(len(stamps)), _age(max(stamps), now))
+    counts = (f"signals {n_signals} · orders {n_orders} · fills {n_fills} · events {n_events} · streamed {streamed} "
+              f"tokens · halt {halt or 'off'} · leader {leader or '[red]none[/red]'}")
     events = Table(title="latest events", expand=True, show_header=False)
-    for _, fields in reversed(r.xrevrange(k.events(), count=6)):
+    for _, fields in reversed(latest):
         events.add_row(_ts(fields.get("ts_init")), fields.get("kind", ""), _short(fields.get("token_id", "")),
                        fields.get("reason", "")[:70])
-    return Group(counts, workers, tokens, events)
+    return Group(counts, services, workers, tokens, events)
 
 
 @app.command()
@@ -96,7 +142,7 @@ def status(watch: bool = typer.Option(False, "--watch", "-w", help="refresh unti
 def workers() -> None:
     """Registered workers, their lease and load."""
     r, k = _client(), keys_from_env()
-    console.print(render_status(r, k, 0).renderables[1])
+    console.print(render_status(r, k, 0).renderables[2])
 
 
 @app.command()
@@ -123,6 +169,8 @@ def backtest(ctx: typer.Context) -> None:
 
 
 register_control(app)
+register_tail(app)
+register_ops(app)
 
 if __name__ == "__main__":
     app()

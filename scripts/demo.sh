@@ -12,6 +12,8 @@ bash scripts/ensure-redis.sh
 
 export PF_CONFIG="${PF_CONFIG:-config/polyfleet.example.yaml}"
 export PF_NAMESPACE="${PF_NAMESPACE:-pfdemo}"   # its own namespace: never mixes with real state
+# The API (dashboard) needs a bearer token; a fresh random one per demo unless you set one.
+export PF_API_TOKEN="${PF_API_TOKEN:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')}"
 mkdir -p var/demo
 uv run --frozen python -m cli wipe --yes >/dev/null   # every demo starts fresh
 
@@ -26,6 +28,8 @@ polyfleet demo (sim mode, namespace $PF_NAMESPACE, config $PF_CONFIG)
   streams:       redis-cli XRANGE $PF_NAMESPACE:signals - + COUNT 5
                  redis-cli XRANGE $PF_NAMESPACE:fills - + COUNT 5
   sim exchange:  curl -s http://127.0.0.1:8700/_sim/orders | head -c 600
+  dashboard:     http://127.0.0.1:8800/#token=$PF_API_TOKEN
+  API:           curl -s -H "Authorization: Bearer $PF_API_TOKEN" http://127.0.0.1:8800/api/tokens
 Scripted wallets trade every ~20-30 s; the first token usually starts trading within 30 s.
 MSG
 uv run --frozen python -m cli status --watch --interval 2 ${DEMO_SECONDS:+--duration "$DEMO_SECONDS"}

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from shared.keys import (  # noqa: E402 - after the sys.path tweak, so the script runs from anywhere
     DEFAULT_NAMESPACE,
+    GROUP_ALERTER,
     GROUP_API,
     GROUP_ORCHESTRATOR,
     KEY_SPECS,
@@ -78,7 +79,7 @@ def _groups(group: str) -> str:
 
 def group_table() -> str:
     rows = ["| group | streams |", "|---|---|"]
-    rows += [f"| `{g}` | {_groups(g)} |" for g in (GROUP_ORCHESTRATOR, GROUP_API) if _groups(g) != "—"]
+    rows += [f"| `{g}` | {_groups(g)} |" for g in (GROUP_ORCHESTRATOR, GROUP_API, GROUP_ALERTER) if _groups(g) != "—"]
     return "\n".join(rows)
 
 

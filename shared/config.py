@@ -241,6 +241,9 @@ class ArbitrageSection(Section):
 class ApiSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(8800, ge=1, le=65535)
+    control_wait_sec: float = Field(5.0, ge=0, le=60)  # how long a control call waits for the orchestrator
+    ws_poll_ms: int = Field(500, ge=10, le=10_000)  # websocket: XREAD block time per round
+    max_ws_clients: int = Field(50, ge=1)
 
 
 class RetryStrategySection(Section):
@@ -254,7 +257,23 @@ class RetryStrategySection(Section):
 class MonitoringSection(Section):
     heartbeat_interval_sec: float = Field(5.0, gt=0)
     metrics_enabled: bool = False
-    metrics_port_base: int = Field(9100, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_port_base: int = Field(9100, ge=1, le=65000)
+
+
+class AlertsSection(Section):
+    """F9: the alerter service. The webhook URL is a secret (PF_ALERT_WEBHOOK_URL): a Telegram
+    URL carries the bot token."""
+
+    enabled: bool = False
+    format: Literal["generic", "telegram"] = "generic"
+    telegram_chat_id: str = ""
+    dedup_sec: float = Field(300.0, ge=0)  # the same alert again within this long is dropped
+    max_per_minute: int = Field(10, ge=1)  # all alerts together, beyond which they are dropped (and counted)
+    rejections_per_minute: int = Field(20, ge=1)  # token.rejected events per minute that raise an alert
+    gateway_stall_sec: float = Field(30.0, gt=0)  # wanted tokens but no gateway heartbeat for this long
+    check_interval_sec: float = Field(5.0, gt=0)
+    send_timeout_sec: float = Field(5.0, gt=0)
 
 
 class LoggingSection(Section):
@@ -316,6 +335,7 @@ class Settings(Section):
     retry_strategy: RetryStrategySection = RetryStrategySection()
     monitoring: MonitoringSection = MonitoringSection()
     logging: LoggingSection = LoggingSection()
+    alerts: AlertsSection = AlertsSection()
     sim_exchange: SimExchangeSection = SimExchangeSection()
     config_reload_sec: float = Field(600.0, gt=0)
 
@@ -445,6 +465,7 @@ class Secrets(BaseModel):
     clob_api_secret: str = ""
     clob_api_passphrase: str = ""
     api_token: str = ""
+    alert_webhook_url: str = ""
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         present = [name for name, value in self if value]
@@ -473,6 +494,7 @@ def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
         clob_api_secret=_secret(env, "PF_CLOB_API_SECRET"),
         clob_api_passphrase=_secret(env, "PF_CLOB_API_PASSPHRASE"),
         api_token=_secret(env, "PF_API_TOKEN"),
+        alert_webhook_url=_secret(env, "PF_ALERT_WEBHOOK_URL"),
     )
 
 

@@ -16,6 +16,7 @@ DEFAULT_NAMESPACE = "pf"
 # Consumer groups. A group name is not a key, but it is part of the contract, so it lives here.
 GROUP_ORCHESTRATOR = "orchestrator"
 GROUP_API = "api"
+GROUP_ALERTER = "alerter"  # services/alerter on pf:events
 GROUP_WORKER = "worker"  # each worker's own group on its pf:cmd:{worker_id} stream
 
 # Requester names for the gateway's wanted sets.
@@ -62,7 +63,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "order placed / cancelled / rejected", "MAXLEN ~1,000,000"),
     KeySpec("fills", "stream", "maker_worker", "orchestrator (group orchestrator), api",
             "fills with price, size, fee", "MAXLEN ~1,000,000"),
-    KeySpec("events", "stream", "every service", "api, cli",
+    KeySpec("events", "stream", "every service", "api, cli, alerter (group alerter)",
             "audit: decisions with reasons, state changes, errors", "MAXLEN ~1,000,000"),
     KeySpec("sessions", "stream", "maker_worker", "orchestrator (group orchestrator)",
             "session reports: started, closed (token released), failed", "MAXLEN ~100,000"),

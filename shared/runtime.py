@@ -5,6 +5,9 @@ SIGTERM / SIGINT ask the service to stop (``stop()``); ``run()`` then has ``drai
 return before it is cancelled. ``--check`` turns the service's heartbeat into an exit code for
 container healthchecks.
 
+When ``monitoring.metrics_enabled``, every service serves Prometheus ``/metrics``
+(shared/metrics.py) from here, so no service opens its own port.
+
 Exit codes: 0 clean stop, 1 crashed, 2 bad configuration, 3 drain timed out.
 """
 
@@ -22,6 +25,7 @@ from loguru import logger
 
 from shared.config import ConfigError, Settings, load_settings
 from shared.logging import setup_logging
+from shared.metrics import start_metrics
 
 EXIT_OK, EXIT_CRASH, EXIT_CONFIG, EXIT_DRAIN_TIMEOUT = 0, 1, 2, 3
 
@@ -95,7 +99,12 @@ def service_main(name: str, factory: Callable[[Settings, str], Service], drain_s
         return EXIT_CONFIG
     setup_logging(name, instance, settings.logging)
     logger.info("starting {} (mode {}, instance {})", name, settings.mode, instance)
-    service = factory(settings, instance)
+    try:
+        service = factory(settings, instance)
+    except ConfigError as exc:
+        logger.error("{}", exc)
+        return EXIT_CONFIG
+    start_metrics(name, instance, settings)
     code = asyncio.run(run_until_stopped(service, drain_sec))
     logger.info("{} stopped (exit {})", name, code)
     return code

@@ -1,8 +1,13 @@
-"""docker-compose.yml, checked structurally (this machine has no Docker engine to run
-``docker compose config``): every service, one image, health-gated start, nothing exposed."""
+"""docker-compose.yml (and docker-compose.live.yml): validated by the compose CLI itself
+(``docker compose config`` or docker-compose 1.29's, no engine needed; .ci/run installs
+docker-compose) and checked structurally: every service, one image, health-gated start, nothing
+exposed beyond loopback, live secrets required."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +16,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-APP_SERVICES = ("sim_exchange", "signal_collector", "ws_gateway", "orchestrator", "maker_worker")
+APP_SERVICES = ("sim_exchange", "signal_collector", "ws_gateway", "orchestrator", "maker_worker", "api", "alerter")
+LIVE = ROOT / "docker-compose.live.yml"
+LIVE_SECRETS = ("PF_LIVE_CONFIRMED", "PF_PRIVATE_KEY", "PF_CLOB_API_KEY", "PF_CLOB_API_SECRET", "PF_CLOB_API_PASSPHRASE",
+                "PF_API_TOKEN")
 SIM_URLS = {
     "PF__POLYMARKET__DATA_API_URL": "http://sim_exchange:8700/data-api",
     "PF__POLYMARKET__GAMMA_URL": "http://sim_exchange:8700/gamma",
@@ -94,9 +102,59 @@ def test_sim_exchange_listens_on_every_interface_inside_its_container(compose: d
     assert compose["services"]["sim_exchange"]["environment"]["PF__SIM_EXCHANGE__HOST"] == "0.0.0.0"
 
 
-def test_only_sim_exchange_publishes_a_port_and_only_on_loopback(compose: dict[str, Any]) -> None:
+def test_only_sim_exchange_and_the_api_publish_a_port_and_only_on_loopback(compose: dict[str, Any]) -> None:
     published = {name: svc["ports"] for name, svc in compose["services"].items() if svc.get("ports")}
-    assert published == {"sim_exchange": ["127.0.0.1:8700:8700"]}
+    assert published == {"sim_exchange": ["127.0.0.1:8700:8700"], "api": ["127.0.0.1:${PF_API_PORT:-8800}:8800"]}
+    assert compose["services"]["api"]["environment"]["PF__API__HOST"] == "0.0.0.0"  # inside its container
+
+
+def test_sim_exchange_runs_under_the_sim_profile_and_nothing_waits_for_it(compose: dict[str, Any]) -> None:
+    assert compose["services"]["sim_exchange"]["profiles"] == ["sim"]
+    for name in APP_SERVICES:
+        assert "sim_exchange" not in compose["services"][name]["depends_on"], name
+    for name, svc in compose["services"].items():
+        if name != "sim_exchange":
+            assert "profiles" not in svc, name
+
+
+def _compose_cli() -> list[str]:
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise AssertionError("no compose CLI to validate with: apt-get install docker-compose (.ci/run does)")
+
+
+def _config(files: list[Path], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    args = [*_compose_cli(), *(a for f in files for a in ("-f", str(f))), "config", "-q"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PF_")}
+    return subprocess.run(args, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_the_compose_cli_accepts_the_file_as_shipped() -> None:
+    res = _config([COMPOSE], {})
+    assert res.returncode == 0, res.stderr
+
+
+def test_live_mode_refuses_to_start_without_each_secret() -> None:
+    full = dict.fromkeys(LIVE_SECRETS, "x")
+    assert _config([COMPOSE, LIVE], full).returncode == 0
+    for name in LIVE_SECRETS:
+        res = _config([COMPOSE, LIVE], {k: v for k, v in full.items() if k != name})
+        assert res.returncode != 0, name
+        assert name in res.stderr, (name, res.stderr)
+
+
+def test_live_mode_points_every_service_at_polymarket() -> None:
+    live = yaml.safe_load(LIVE.read_text())
+    assert set(live["services"]) == set(APP_SERVICES) - {"sim_exchange"}
+    for svc in live["services"].values():
+        env = svc["environment"]
+        assert env["PF__MODE"] == "live"
+        assert _default(env["PF__POLYMARKET__CLOB_URL"]) == "https://clob.polymarket.com"
+        for name in LIVE_SECRETS:
+            target = "PF__LIVE_CONFIRMED" if name == "PF_LIVE_CONFIRMED" else name
+            assert env[target].startswith("${" + name + ":?"), target
 
 
 def test_maker_worker_can_scale(compose: dict[str, Any]) -> None:

@@ -1,0 +1,82 @@
+"""PnL arithmetic for the API (pure): marks, unrealised PnL, and a realised-PnL series from fills.
+
+The per-fill rules are the orchestrator's (services/orchestrator/positions.py, which the API may
+not import): a BUY re-averages the cost, a SELL realises against the average cost, fees always
+reduce realised PnL. The series is rebuilt from the fills the API reads, so it survives restarts
+and needs no writer of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def as_float(raw: object, default: float = 0.0) -> float:
+    try:
+        return float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def mark_price(book: dict[str, str]) -> float | None:
+    """Mid of the best bid and ask; one side if the other is missing; None without a book."""
+    bid, ask = as_float(book.get("bid"), -1.0), as_float(book.get("ask"), -1.0)
+    if bid > 0 and ask > 0:
+        return (bid + ask) / 2
+    if bid > 0:
+        return bid
+    if ask > 0:
+        return ask
+    return None
+
+
+def unrealized(position: float, avg_cost: float, mark: float | None) -> float:
+    if mark is None or abs(position) < 1e-12:
+        return 0.0
+    return position * (mark - avg_cost)
+
+
+@dataclass
+class _Pos:
+    position: float = 0.0
+    avg: float = 0.0
+
+
+@dataclass
+class PnlSeries:
+    """Cumulative realised PnL after each fill, oldest first: ``points`` = [(ts_ms, pnl)]."""
+
+    points: list[tuple[int, float]] = field(default_factory=list)
+    realized: float = 0.0
+    _book: dict[str, _Pos] = field(default_factory=dict)
+
+    def add(self, ts_ms: int, token_id: str, side: str, price: float, size: float, fee: float) -> None:
+        p = self._book.setdefault(token_id, _Pos())
+        if side == "BUY":
+            new_pos = p.position + size
+            p.avg = (p.position * p.avg + size * price) / new_pos if new_pos > 0 else 0.0
+            p.position = new_pos
+        else:
+            sold = min(size, max(p.position, 0.0))
+            self.realized += sold * (price - p.avg)
+            p.position -= size
+            if abs(p.position) <= 1e-9:
+                p.position, p.avg = 0.0, 0.0
+        self.realized -= fee
+        self.points.append((ts_ms, round(self.realized, 6)))
+
+
+def series_from_fills(fills: list[dict[str, str]], max_points: int = 500) -> list[tuple[int, float]]:
+    """Realised PnL over time from fill entries (oldest first), thinned to at most ``max_points``
+    (always keeping the last point)."""
+    s = PnlSeries()
+    for f in fills:
+        s.add(int(as_float(f.get("ts_init") or f.get("ts_event"))), f.get("token_id", ""), f.get("side", ""),
+              as_float(f.get("price")), as_float(f.get("size")), as_float(f.get("fee")))
+    pts = s.points
+    if len(pts) <= max_points:
+        return pts
+    step = len(pts) / max_points
+    thinned = [pts[int(i * step)] for i in range(max_points - 1)]
+    thinned.append(pts[-1])
+    return thinned

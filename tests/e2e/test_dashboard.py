@@ -1,0 +1,154 @@
+"""The dashboard in a real headless Chromium (Debian's chromium + chromedriver, driven by selenium)
+against the whole sim system as processes: the page shows live data, and a Stop click reaches the
+orchestrator. A screenshot is saved under var/test-artifacts/ (CI keeps it)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from shared.keys import Keys
+from shared.redisio.health import healthy_instances
+from tests.support import ROOT, RedisServer, ServiceProcess, SimExchangeProcess, eventually, free_port
+
+pytestmark = pytest.mark.e2e
+
+WALLET = "0xfeed000000000000000000000000000000000002"
+WORKER = "worker-dash"
+API_TOKEN = "dash-token-5f1e2d3c"
+SERVICES = ("signal_collector", "ws_gateway", "orchestrator", "maker_worker", "api")
+ARTIFACTS = ROOT / "var" / "test-artifacts"
+
+
+def chrome() -> WebDriver:
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not browser or not driver:
+        raise RuntimeError("the dashboard test needs Debian's chromium and chromedriver: "
+                           "apt-get install -y chromium chromium-driver (.ci/run installs them)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1600", "--no-first-run", "--disable-extensions"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+
+
+@pytest.fixture
+def system(start_sim: Callable[..., SimExchangeProcess], redis_server: RedisServer,
+           tmp_path: Path) -> Iterator[tuple[SimExchangeProcess, dict[str, ServiceProcess], int]]:
+    api_port = free_port()
+    sim = start_sim({
+        "sim_exchange": {"markets": 2, "volatility": 0.0},
+        "copytrade": {"targets": [{"account": WALLET, "min_size": 1}], "poll_interval_sec": 0.3},
+        "maker_strategy": {"order_size": 10, "drop_pct": 0},
+        "cooldown": {"cooldown_sec_per_token": 0},
+        "scheduler": {"poll_interval_seconds": 0.2},
+        "api": {"port": api_port, "control_wait_sec": 5},
+    })
+    env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf",
+           "PF_API_TOKEN": API_TOKEN}
+    procs = {name: ServiceProcess(name, {**env, "PF_INSTANCE": WORKER if name == "maker_worker" else name}, tmp_path)
+             for name in SERVICES}
+    for proc in procs.values():
+        proc.start()
+    yield sim, procs, api_port
+    for proc in procs.values():
+        proc.stop()
+
+
+async def test_dashboard_shows_live_data_and_its_stop_button_reaches_the_orchestrator(
+        system: tuple[SimExchangeProcess, dict[str, ServiceProcess], int], r: aioredis.Redis, keys: Keys) -> None:
+    sim, procs, api_port = system
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser = chrome()
+    try:
+        await _flow(sim, r, keys, api_port, browser)
+    except (AssertionError, WebDriverException) as exc:
+        browser.save_screenshot(str(ARTIFACTS / "dashboard-failure.png"))
+        logs = "\n".join(f"===== {p.name}\n{p.log()[-3000:]}" for p in procs.values())
+        raise AssertionError(f"{exc}\n{logs}") from exc
+    finally:
+        browser.quit()
+    for name, proc in procs.items():
+        assert proc.alive(), f"{name} died:\n{proc.log()[-3000:]}"
+
+
+async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port: int, browser: WebDriver) -> None:
+    for name in SERVICES:
+        await eventually(lambda n=name: healthy_instances(r, keys, n), timeout=30, what=f"{name} heartbeat")
+    async with httpx.AsyncClient(base_url=sim.url, timeout=5) as http:
+        markets = (await http.get("/_sim/markets")).json()
+        rows = markets["markets"] if isinstance(markets, dict) else markets
+        tok = (rows[0].get("tokens") or rows[0].get("token_ids") or rows[0].get("clobTokenIds"))[0]
+        token = str(tok["token_id"] if isinstance(tok, dict) else tok)
+        book = {"bids": [{"price": "0.48", "size": "500"}], "asks": [{"price": "0.50", "size": "500"}]}
+        assert (await http.put(f"/_sim/book/{token}", json=book)).status_code == 200
+        resp = await http.post("/_sim/trades", json={"proxyWallet": WALLET, "side": "BUY", "asset": token,
+                                                     "size": 25, "price": 0.5})
+        assert resp.status_code == 200, resp.text
+
+    # The page, with the token in the fragment (it never reaches a server log).
+    browser.get(f"http://127.0.0.1:{api_port}/#token={API_TOKEN}")
+    row = f'#tokens tr[data-token="{token}"]'
+
+    async def running_row() -> bool:
+        found = browser.find_elements(By.CSS_SELECTOR, row)
+        return bool(found) and found[0].get_attribute("data-state") == "running"
+
+    await eventually(running_row, timeout=40, what="token row in state running on the page")
+    assert browser.find_element(By.ID, "conn").text == "live"  # the websocket is connected
+    assert "#token" not in browser.current_url  # the token was taken out of the address bar
+
+    async def bought() -> bool:
+        cells = browser.find_elements(By.CSS_SELECTOR, f"{row} td")
+        return len(cells) > 4 and cells[4].text == "10.00"
+
+    await eventually(bought, timeout=20, what="position 10 shown")
+    assert browser.find_element(By.CSS_SELECTOR, '#workers tr[data-worker="worker-dash"]').text.startswith(WORKER)
+    assert "token.running" in browser.find_element(By.ID, "events").text
+    stats = browser.find_element(By.ID, "stats").text
+    assert "WORKERS ALIVE" in stats.upper()
+    assert "1/1" in stats
+    await eventually(lambda: _has(browser, "#pnl-chart polyline"), timeout=15, what="PnL chart line")
+    await eventually(lambda: _has(browser, "#ticks-chart polyline"), timeout=15, what="ticks/s chart line")
+    browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+
+    # Stop: the first click arms the button, the second sends the request.
+    button = browser.find_element(By.CSS_SELECTOR, f'[data-testid="stop-{token}"]')
+    button.click()
+    assert "Confirm" in button.text
+    button.click()
+
+    async def stop_applied() -> dict[str, str] | None:
+        return next((f for _, f in await r.xrange(keys.events())
+                     if f["kind"] == "control.stop_token" and f["token_id"] == token), None)
+
+    event = await eventually(stop_applied, timeout=15, what="control.stop_token event from the orchestrator")
+    assert event["reason"] == "stopped from the dashboard"
+    assert '"requested_by":"api"' in event["detail"]
+    [(_, req)] = [(i, f) for i, f in await r.xrange(keys.control()) if f["target"] == token]
+    assert (req["action"], req["producer"]) == ("stop_token", "api")
+
+    async def leaves_running() -> bool:
+        state = await r.hget(keys.token(token), "state")
+        shown = browser.find_elements(By.CSS_SELECTOR, row)
+        return state in ("exiting", "done") and bool(shown) and shown[0].get_attribute("data-state") in ("exiting", "done")
+
+    await eventually(leaves_running, timeout=30, what="token exiting/done in Redis and on the page")
+    time.sleep(0.5)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-after-stop.png"))
+
+
+async def _has(browser: WebDriver, css: str) -> bool:
+    return bool(browser.find_elements(By.CSS_SELECTOR, css))

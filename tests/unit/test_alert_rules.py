@@ -1,0 +1,97 @@
+"""services/alerter/rules.py: what raises an alert, de-duplication, rate limit, payload shapes."""
+
+from __future__ import annotations
+
+from services.alerter.rules import (
+    Alert,
+    GatewayWatch,
+    RejectionRate,
+    Throttle,
+    WorkerWatch,
+    from_event,
+    payload,
+)
+
+
+def test_halt_daily_loss_and_error_events_raise_alerts() -> None:
+    halt = from_event({"kind": "control.halt", "reason": "drill", "detail": {"target": "halt", "requested_by": "cli"}}, 1)
+    assert halt is not None
+    assert (halt.kind, halt.subject, halt.severity) == ("halt", "halt", "critical")
+    assert "by cli: drill" in halt.text
+    reduce = from_event({"kind": "control.halt", "detail": {"target": "reduce_only"}}, 1)
+    assert reduce is not None
+    assert reduce.severity == "warning"
+    loss = from_event({"kind": "risk.daily_loss_limit", "level": "error", "reason": "-201 <= -200"}, 1)
+    assert loss is not None
+    assert loss.kind == "daily_loss"
+    short = from_event({"kind": "risk.short_position", "level": "error", "token_id": "42", "reason": "pos -3"}, 1)
+    assert short is not None
+    assert (short.kind, short.subject) == ("error_event", "risk.short_position:42")
+
+
+def test_ordinary_events_and_single_rejections_raise_nothing() -> None:
+    assert from_event({"kind": "token.running", "level": "info"}, 1) is None
+    assert from_event({"kind": "token.rejected", "level": "warning", "reason": "blacklisted"}, 1) is None
+    assert from_event({"kind": "control.resume"}, 1) is None
+
+
+def test_rejections_alert_only_at_the_rate_threshold_within_a_minute() -> None:
+    rate = RejectionRate(threshold=3)
+    ev = {"kind": "token.rejected", "reason": "over risk.max_notional_total"}
+    assert rate.observe(ev, 0) is None
+    assert rate.observe(ev, 10_000) is None
+    assert rate.observe(ev, 65_000) is None  # the first fell out of the window
+    alert = rate.observe(ev, 66_000)
+    assert alert is not None
+    assert alert.kind == "risk_rejections"
+    assert "3 signals rejected" in alert.text
+    assert rate.observe({"kind": "token.queued"}, 72_000) is None
+
+
+def test_worker_death_is_reported_on_the_transition_or_while_holding_tokens() -> None:
+    watch = WorkerWatch()
+    assert watch.observe({"w1": (True, 2), "w2": (False, 0)}, 1) == []  # w2 was never seen alive, holds nothing
+    [dead] = watch.observe({"w1": (False, 2), "w2": (False, 0)}, 2)
+    assert (dead.kind, dead.subject) == ("worker_dead", "w1")
+    assert "2 token(s)" in dead.text
+    assert watch.observe({"w1": (False, 0)}, 3) == []  # tokens moved, it was not alive last time
+
+
+def test_gateway_stall_after_the_configured_silence_only_when_tokens_are_wanted() -> None:
+    gw = GatewayWatch(stall_ms=30_000)
+    assert gw.observe(wanted=0, alive=False, ts_ms=0) is None
+    assert gw.observe(wanted=3, alive=False, ts_ms=1_000) is None
+    assert gw.observe(wanted=3, alive=False, ts_ms=20_000) is None
+    stall = gw.observe(wanted=3, alive=False, ts_ms=31_000)
+    assert stall is not None
+    assert "30s" in stall.text
+    assert gw.observe(wanted=3, alive=True, ts_ms=32_000) is None
+    assert gw.missing_since is None
+
+
+def _alert(kind: str, subject: str, ts: int) -> Alert:
+    return Alert(kind, subject, "critical", "x", ts)
+
+
+def test_throttle_dedups_per_key_and_limits_the_rate() -> None:
+    t = Throttle(dedup_ms=60_000, max_per_minute=3)
+    assert t.allow(_alert("halt", "halt", 0))
+    assert not t.allow(_alert("halt", "halt", 30_000))  # same key within dedup
+    assert t.allow(_alert("worker_dead", "w1", 30_000))
+    assert t.allow(_alert("worker_dead", "w2", 30_000))
+    assert not t.allow(_alert("worker_dead", "w3", 40_000))  # 3 per minute reached
+    assert t.take_suppressed() == 2
+    assert t.allow(_alert("worker_dead", "w3", 61_000))  # the first send left the window
+    assert t.allow(_alert("halt", "halt", 120_000))  # dedup expired
+
+
+def test_payloads_generic_and_telegram() -> None:
+    a = Alert("halt", "halt", "critical", "Kill switch set to halt by cli", 123)
+    generic = payload(a, "generic", "pf", suppressed=2)
+    assert generic == {"source": "polyfleet", "namespace": "pf", "kind": "halt", "subject": "halt",
+                       "severity": "critical", "ts": 123, "suppressed": 2,
+                       "text": "Kill switch set to halt by cli (2 similar alert(s) suppressed since the last one)"}
+    tg = payload(a, "telegram", "pf", chat_id="-100123")
+    assert set(tg) == {"chat_id", "text", "disable_web_page_preview"}
+    assert tg["chat_id"] == "-100123"
+    assert "polyfleet [pf] halt: Kill switch" in tg["text"]
