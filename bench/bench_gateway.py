@@ -287,7 +287,8 @@ async def latency(redis: RedisServer, tokens: int, rate: float, seconds: float, 
         span = (h1["ts"] - h0["ts"]) / 1000
         return {"frames_per_sec": (h1["frames"] - h0["frames"]) / span, "ticks_per_sec": (h1["ticks"] - h0["ticks"]) / span,
                 "samples": len(samples), "gaps": data["gaps"], **percentiles(samples),
-                "hop_gateway_p99_ms": h1.get("hop_gateway_p99_ms"), "hop_venue_p99_ms": h1.get("hop_venue_p99_ms")}
+                "hop_gateway_p99_ms": h1.get("hop_gateway_p99_ms"), "hop_venue_p99_ms": h1.get("hop_venue_p99_ms"),
+                "gc": {g: h1.get(g) for g in ("gc0", "gc1", "gc2")}}
     finally:
         if worker is not None:
             stop(worker)
@@ -322,6 +323,8 @@ async def main(args: argparse.Namespace) -> None:
               f"{lat['frames_per_sec']:,.0f} frames/s, {lat['ticks_per_sec']:,.0f} ticks/s; seq gaps at the worker {lat['gaps']}")
         print(f"  where the time goes (gateway heartbeat, last 4096 ticks): sim timestamp -> gateway receive p99 "
               f"{lat['hop_venue_p99_ms']} ms; gateway receive -> Redis ack p99 {lat['hop_gateway_p99_ms']} ms")
+        print(f"  gateway garbage-collector pauses over the run (PF_GC_TUNE={os.environ.get('PF_GC_TUNE', '1')}): "
+              f"{lat['gc']}")
     finally:
         redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)

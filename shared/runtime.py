@@ -23,6 +23,7 @@ from typing import Protocol
 
 from loguru import logger
 
+from shared import gctune
 from shared.config import ConfigError, Settings, load_settings
 from shared.logging import setup_logging
 from shared.metrics import start_metrics
@@ -105,6 +106,7 @@ def service_main(name: str, factory: Callable[[Settings, str], Service], drain_s
         logger.error("{}", exc)
         return EXIT_CONFIG
     start_metrics(name, instance, settings)
+    gctune.tune(enabled=os.environ.get("PF_GC_TUNE", "1") != "0")
     code = asyncio.run(run_until_stopped(service, drain_sec))
     logger.info("{} stopped (exit {})", name, code)
     return code

@@ -32,6 +32,7 @@ from services.ws_gateway.metrics import GatewayMetrics
 from services.ws_gateway.publisher import TickPublisher
 from services.ws_gateway.reseed import BookFetcher
 from services.ws_gateway.shards import plan_shards
+from shared import gctune
 from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.config import Settings
@@ -340,5 +341,5 @@ class WsGatewayService(RedisService):
             "stale_tokens": len(self.books.stale_tokens()), "stale_marked": self.stale_marked,
             "reseeds": self.reseeds, "rest_failures": self.fetcher.failures,
             "ignored_deltas": self.books.ignored_deltas, "drift": self.books.drift,
-            "untracked_events": self.books.untracked, **self.metrics.latency(),
+            "untracked_events": self.books.untracked, **self.metrics.latency(), **gctune.pauses(),
         }
