@@ -155,11 +155,14 @@ async def test_same_trade_from_live_data_and_poller_is_one_signal(
         await eventually(poller_passed, what="poller past the trade")
         await asyncio.sleep(0.5)
         got = await signals(r, keys)
-        assert [(s.source, s.size, s.account) for s in got] == [("rtds", 20.0, W1)]
-        # trades + orders_matched frames and the poller's read of the same fill: all dropped as repeats
-        assert svc.counters.duplicates_dropped >= 2
+        # One signal, whichever source saw the trade first (the live frame, unless a loaded machine
+        # delays it past the 0.3 s poll); the other source's copies are dropped as repeats.
+        assert [(s.size, s.account) for s in got] == [(20.0, W1)]
+        assert got[0].source in ("rtds", "poll")
+        assert svc.counters.duplicates_dropped >= 2  # trades + orders_matched frames, or the poll
         assert got[0].tx_hash == stored[0]["transactionHash"].lower()
-        assert svc.latency.summary()["rtds.process"]["n"] == 1
+        if got[0].source == "rtds":
+            assert svc.latency.summary()["rtds.process"]["n"] == 1
 
         # the live feed lapses for this trade's types: the poller, still on, catches it
         post(sim, "/_sim/fault", {"kind": "rtds_lapse", "mode": "mute", "seconds": 5})
