@@ -41,9 +41,11 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,13 @@ def proc_stat(pid: int) -> tuple[float, int, int, int]:
             if name in ("VmRSS", "VmHWM", "Threads"):
                 status[name] = int(value.split()[0])
     return cpu, status.get("VmRSS", 0), status.get("VmHWM", 0), status.get("Threads", 0)
+
+
+def error_summary(log: str) -> str:
+    """How many tracebacks a service log holds, and its most common exception lines."""
+    finals = Counter(line.strip()[:160] for line in log.splitlines() if re.match(r"[\w.]+(Error|Exception)\b", line))
+    n = log.count("Traceback (most recent call last)")
+    return f"{n} tracebacks" + (f"; most common: {dict(finals.most_common(3))}" if finals else "")
 
 
 def fmt(p: dict[str, float], unit: str = "ms") -> str:
@@ -198,11 +207,12 @@ async def sessions_phase(redis: RedisServer, args: argparse.Namespace, tmp: Path
     try:
         assert worker.proc is not None
         pid = worker.proc.pid
+        await wait_for(f"{name} lease", lambda: r.exists(KEYS.worker_lease(name)), 30)
         _, rss_idle, _, _ = proc_stat(pid)
         took = await start_sessions(r, worker, name, tokens, NO_ORDER_PARAMS, timeout=120)
         _, rss_sessions, _, _ = proc_stat(pid)
         print(f"[sessions] {args.tokens} sessions started in {took:.1f} s in one worker process (pid {pid}); "
-              f"RSS before START {rss_idle / 1024:.1f} MB, with the sessions idle {rss_sessions / 1024:.1f} MB")
+              f"RSS registered and idle {rss_idle / 1024:.1f} MB, with the sessions up {rss_sessions / 1024:.1f} MB")
         rng = random.Random(7)
         rss_max = 0
         stop = asyncio.Event()
@@ -238,6 +248,12 @@ async def sessions_phase(redis: RedisServer, args: argparse.Namespace, tmp: Path
         print(f"[sessions] worker CPU {(cpu1 - cpu0) / (t1 - t0) * 100:.1f} % of one core; RSS max {rss_max / 1024:.1f} MB "
               f"during the run, {rss_end / 1024:.1f} MB at the end, peak (VmHWM) {hwm / 1024:.1f} MB; {threads} threads; "
               f"sessions in the heartbeat {h1['sessions']}")
+        print(f"[sessions] sessions alive at the end (heartbeat): {h1['sessions']} of {args.tokens}")
+        ended = [f for _, f in await r.xrange(KEYS.sessions()) if f.get("status") != "started"]
+        if ended:
+            print(f"[sessions] sessions that reported an end during the run: {len(ended)}: "
+                  f"{sorted({(f['status'], f.get('reason', '')[:120]) for f in ended})}")
+        print(f"[sessions] worker log: {error_summary(worker.log())}")
         orders = await r.xlen(KEYS.orders())
         print(f"[sessions] orders sent during the run: {orders} (the parameters never order: tick path only)")
     finally:
