@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from services.maker_worker.executor import ClobExecutor, Executor
+from services.maker_worker.latency import LatencyHistogram
 from services.maker_worker.paper import PaperExecutor, PaperVenue
 from services.maker_worker.restbook import RestBooks
 from services.maker_worker.session import TokenSession
@@ -39,6 +40,7 @@ class MakerWorkerService(RedisService):
         self.worker_id = instance
         self.executor = executor
         self.sessions: dict[str, tuple[TokenSession, asyncio.Task[None]]] = {}
+        self.decisions = LatencyHistogram()  # tick ts_recv -> strategy evaluated, every session (heartbeat)
 
     async def _setup(self) -> None:
         await self.connect_redis()
@@ -106,7 +108,7 @@ class MakerWorkerService(RedisService):
                 current[0].stop_requested.set()  # an older epoch of ours: the new one takes over
             assert self.executor is not None
             session = TokenSession(self.redis, self.keys, self.feed, self.executor, self.worker_id,
-                                   cmd.token_id, cmd.epoch, cmd.params, self.books)
+                                   cmd.token_id, cmd.epoch, cmd.params, self.books, self.decisions)
             self.sessions[cmd.token_id] = (session, asyncio.create_task(session.run(), name=f"session-{cmd.token_id}"))
             logger.info("START {} epoch {}", cmd.token_id, cmd.epoch)
         elif current and current[0].epoch == cmd.epoch:
@@ -129,7 +131,8 @@ class MakerWorkerService(RedisService):
                 load = sum(1 for _, t in self.sessions.values() if not t.done())
                 await self.redis.hset(k.worker(self.worker_id), mapping={"load": load, "last_beat": now_ms()})
                 await beat(self.redis, k, "maker_worker", self.worker_id, w.heartbeat_interval_sec,
-                           {"sessions": load, "ticks": self.feed.received, **self.books.summary()})
+                           {"sessions": load, "ticks": self.feed.received, **self.books.summary(),
+                            **self.decisions.summary("decide")})
             except (ConnectionError, OSError) as exc:
                 logger.warning("lease renewal failed: {}", exc)
             await asyncio.sleep(w.heartbeat_interval_sec)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -26,6 +27,7 @@ from loguru import logger
 from services.maker_worker.deadline import epoch_ms
 from services.maker_worker.execution import Bounds, OrderWork, Placement, is_balance_error
 from services.maker_worker.executor import Executor, OrderResult, OrderStatus
+from services.maker_worker.latency import LatencyHistogram
 from services.maker_worker.restbook import RestBooks
 from services.maker_worker.strategy import OrderIntent
 from services.maker_worker.volatility import VolatilityStrategy
@@ -47,8 +49,10 @@ class Fenced(Exception):
 
 class TokenSession:
     def __init__(self, r: aioredis.Redis, keys: Keys, feed: TickFeed, executor: Executor, worker_id: str,
-                 token_id: str, epoch: int, params: dict[str, Any], books: RestBooks | None = None) -> None:
+                 token_id: str, epoch: int, params: dict[str, Any], books: RestBooks | None = None,
+                 decisions: LatencyHistogram | None = None) -> None:
         self.r, self.keys, self.feed, self.ex = r, keys, feed, executor
+        self.decisions = decisions  # the worker's tick-to-decision histogram (heartbeat); None: not measured
         self.books = books  # the worker's shared REST poller (B6); None: ticks only
         self.worker_id, self.token_id, self.epoch = worker_id, token_id, epoch
         self.setup_error = ""
@@ -154,6 +158,8 @@ class TokenSession:
             self._choose_source()
             tick = await self.feed.next_tick(self.token_id, self.last_feed_tick,
                                              timeout=self.execution.poll_interval_seconds)
+            # The first feed tick is the pf:book hash read at subscribe: its ts_recv is its age, not a latency.
+            measured = tick is not None and self.last_feed_tick is not None
             if tick is not None:
                 self.last_feed_tick = tick
             elif self.source == "rest" and self.books is not None:
@@ -166,6 +172,8 @@ class TokenSession:
             else:
                 self.last_tick = tick
                 intent = self.strategy.on_tick(tick, now)
+                if measured and self.decisions is not None:
+                    self.decisions.add(time.time() * 1000 - tick.ts_recv)
             if intent is not None:
                 await self._execute(intent)
             elif now - self.snapshot_ms >= SNAPSHOT_EVERY_MS:
