@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 from loguru import logger
+from redis.exceptions import RedisError
 
 from services.maker_worker.executor import ClobExecutor, Executor
 from services.maker_worker.latency import LatencyHistogram
@@ -40,6 +41,7 @@ class MakerWorkerService(RedisService):
         self.worker_id = instance
         self.executor = executor
         self.sessions: dict[str, tuple[TokenSession, asyncio.Task[None]]] = {}
+        self._unreported: dict[str, tuple[TokenSession, str]] = {}  # failed sessions not yet reported
         self.decisions = LatencyHistogram()  # tick ts_recv -> strategy evaluated, every session (heartbeat)
 
     async def _setup(self) -> None:
@@ -95,9 +97,19 @@ class MakerWorkerService(RedisService):
             if isinstance(msg, Command):
                 self._apply(msg)
             await self.consumer.ack(entry.stream, entry.entry_id)
-        for token_id, (_, task) in list(self.sessions.items()):
+        for token_id, (session, task) in list(self.sessions.items()):
             if task.done():
                 del self.sessions[token_id]
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None:  # the session could not even report its end: do it for it
+                    logger.error("session {} ended with an unreported {}: {}", token_id, type(exc).__name__, exc)
+                    self._unreported[token_id] = (session, f"{type(exc).__name__}: {exc}")
+        for token_id, (session, reason) in list(self._unreported.items()):
+            try:
+                await session.report_failure(reason)
+                del self._unreported[token_id]
+            except (ConnectionError, OSError, RedisError) as exc:  # Redis still away: next step
+                logger.warning("could not report the failure of {} yet: {}", token_id, exc)
 
     def _apply(self, cmd: Command) -> None:
         current = self.sessions.get(cmd.token_id)

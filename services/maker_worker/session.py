@@ -443,6 +443,11 @@ class TokenSession:
             "strategy": json.dumps(status, separators=(",", ":")), "updated_at": self.snapshot_ms,
         })
 
+    async def report_failure(self, reason: str) -> None:
+        """Tell the orchestrator this session failed (the worker calls it when the session's own
+        report could not be sent, e.g. Redis was unreachable at that moment)."""
+        await self._report("failed", reason=reason)
+
     async def _report(self, status: str, reason: str = "") -> None:
         await self._emit(self.keys.sessions(), SessionReport(
             id=stable_id("session", self.token_id, self.epoch, status), ts_event=now_ms(), ts_init=now_ms(),

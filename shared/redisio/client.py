@@ -49,17 +49,29 @@ def _packable(value: object) -> object:
     return bytes(value) if isinstance(value, bytearray | memoryview) else value
 
 
-def make_client(url: str) -> aioredis.Redis:
-    """A client whose every command retries briefly on connection errors."""
-    return aioredis.Redis.from_url(
+MAX_CONNECTIONS = 200  # per process; more callers than this wait (up to POOL_WAIT_SEC), never fail
+POOL_WAIT_SEC = 20.0
+
+
+def make_client(url: str, max_connections: int = MAX_CONNECTIONS) -> aioredis.Redis:
+    """A client whose every command retries briefly on connection errors.
+
+    The pool blocks: with hundreds of sessions in one worker, more commands can be in flight than
+    there are connections, and redis-py's default pool raises ``MaxConnectionsError`` at that
+    point (a session died of it, silently, in the worker benchmark). Waiting for a free
+    connection is the right behaviour for every service here."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         connection_class=HiredisPackingConnection,
+        max_connections=max_connections,
+        timeout=POOL_WAIT_SEC,
         decode_responses=True,
         health_check_interval=15,
         socket_keepalive=True,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 async def connect(url: str, backoff: Backoff | None = None, forever: bool = False) -> aioredis.Redis:

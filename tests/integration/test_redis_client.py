@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.exceptions import DataError
 
@@ -26,4 +28,15 @@ async def test_values_round_trip_and_bad_inputs_are_refused(redis_server: RedisS
             assert await p.execute() == [1, 1.5]
     finally:
         await r.delete("pfclient:h", "pfclient:n")
+        await r.aclose()
+
+
+async def test_more_callers_than_connections_wait_instead_of_failing(redis_server: RedisServer) -> None:
+    """Hundreds of sessions share one worker's pool: the 3rd..20th concurrent command waits for a
+    connection (redis-py's default pool would raise MaxConnectionsError)."""
+    r = make_client(redis_server.url, max_connections=2)
+    try:
+        results = await asyncio.gather(*(r.blpop([f"pfclient:empty{i}"], timeout=0.2) for i in range(20)))
+        assert results == [None] * 20
+    finally:
         await r.aclose()
