@@ -70,7 +70,8 @@ class Soak:
     def __init__(self, spec: SoakSpec, work_dir: Path) -> None:
         self.spec = spec
         self.dir = work_dir
-        self.rng = random.Random(spec.seed)
+        self.rng = random.Random(spec.seed)  # chaos only: its schedule does not depend on trading
+        self.trade_rng = random.Random(spec.seed + 2)
         self.wallets = [wallet(i) for i in range(spec.wallets)]
         self.redis = RedisServer(appendonly=True)
         self.sim_port = free_port()
@@ -168,7 +169,7 @@ class Soak:
         raise RuntimeError(f"system not up in 60 s (leases {leases}, cursors {sum(cursors)}/{len(cursors)})")
 
     async def _post_trade(self, w: str, token: str, side: str, size: float) -> None:
-        price = round(self.rng.uniform(0.2, 0.8), 2)
+        price = round(self.trade_rng.uniform(0.2, 0.8), 2)
         try:
             resp = await self.http.post("/_sim/trades", json={"proxyWallet": w, "side": side, "asset": token,
                                                               "size": size, "price": price})
@@ -234,34 +235,41 @@ class Soak:
         await asyncio.to_thread(self.redis.start)
         self.down.discard("redis")
 
+    def _deck(self) -> list[str]:
+        """One of every chaos action (workers twice), shuffled: dealt in order and reshuffled when
+        empty, so even a short run kills every service kind and restarts redis."""
+        workers = [i for i in self.services() if i.startswith("w")]
+        deck = ["kill:collector", "kill:gateway", "kill:orch", *(f"kill:{w}" for w in self.rng.sample(workers, 2)),
+                "redis", "ws_drop", "ws_stall", "http_429", "http_503", "order_timeout", "tick_size", "rtds_drop"]
+        self.rng.shuffle(deck)
+        return deck
+
     async def _chaos(self) -> None:
         rng = self.rng
-        instances = list(self.services())
+        deck: list[str] = []
         while True:
             await asyncio.sleep(rng.uniform(*self.spec.chaos_gap))
-            roll = rng.random()
-            if roll < 0.45:
-                await self._kill(rng.choice(instances))
-            elif roll < 0.52:
+            deck = deck or self._deck()
+            kind = deck.pop(0)
+            if kind.startswith("kill:"):
+                await self._kill(kind.removeprefix("kill:"))
+            elif kind == "redis":
                 await self._redis_restart()
+            elif kind == "ws_drop":
+                await self._fault({"kind": "ws_drop"})
+            elif kind == "ws_stall":
+                await self._fault({"kind": "ws_stall", "seconds": rng.randint(3, 8), "pong": rng.random() < 0.5})
+            elif kind in ("http_429", "http_503"):
+                await self._fault({"kind": "http_429", "count": rng.randint(5, 20), "retry_after": 1,
+                                   "status": 429 if kind == "http_429" else 503,
+                                   "path_prefix": rng.choice(["", "/order", "/data-api", "/book"])})
+            elif kind == "order_timeout":
+                await self._fault({"kind": "order_timeout_after_place", "count": 1, "delay_sec": 7})
+            elif kind == "tick_size":
+                await self._fault({"kind": "tick_size_change", "token_id": rng.choice(self.tokens),
+                                   "new_tick_size": rng.choice([0.001, 0.01])})
             else:
-                kind = rng.choice(["ws_drop", "ws_stall", "http_429", "http_503", "order_timeout", "tick_size",
-                                   "rtds_drop"])
-                if kind == "ws_drop":
-                    await self._fault({"kind": "ws_drop"})
-                elif kind == "ws_stall":
-                    await self._fault({"kind": "ws_stall", "seconds": rng.randint(3, 8), "pong": rng.random() < 0.5})
-                elif kind in ("http_429", "http_503"):
-                    await self._fault({"kind": "http_429", "count": rng.randint(5, 20), "retry_after": 1,
-                                       "status": 429 if kind == "http_429" else 503,
-                                       "path_prefix": rng.choice(["", "/order", "/data-api", "/book"])})
-                elif kind == "order_timeout":
-                    await self._fault({"kind": "order_timeout_after_place", "count": 1, "delay_sec": 7})
-                elif kind == "tick_size":
-                    await self._fault({"kind": "tick_size_change", "token_id": rng.choice(self.tokens),
-                                       "new_tick_size": rng.choice([0.001, 0.01])})
-                else:
-                    await self._fault({"kind": "rtds_drop"})
+                await self._fault({"kind": "rtds_drop"})
 
     async def _supervise(self) -> None:
         """Restart what exited by itself, as compose's restart policy would; count each."""

@@ -23,7 +23,9 @@ async def test_short_soak_loses_duplicates_and_double_owns_nothing(tmp_path: Pat
     print(res.line)
     s = res.summary
     assert s["signals"]["sim_trades"] > 50, res.line  # the soak really traded
-    assert sum(s["kills"].values()) >= 3, f"too little chaos: {res.line}"
+    # the chaos deck (harness._deck) deals every kind within ~13 actions: all of them happened
+    assert set(s["kills"]) == {"signal_collector", "ws_gateway", "orchestrator", "maker_worker"}, res.line
+    assert s["redis_restarts"] >= 1, res.line
     assert not res.failures, "\n".join([res.line, *res.failures, f"chaos: {res.chaos}",
                                         f"unexpected exits: {s['unexpected_exits']}", _tails(res.log_dir)])
 
