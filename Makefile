@@ -41,6 +41,17 @@ check: lint type test ## lint + type + test: what CI runs
 bench: ## Run every benchmark in bench/ (figures go to docs/benchmarks.md by hand, with the machine line)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python -m bench.$$(basename $$b .py) || exit 1; done
 
+SOAK_SECONDS ?= 3600
+SOAK_SEED ?= 9
+.PHONY: soak soak-short
+
+soak: ## Whole-system soak under chaos, long (SOAK_SECONDS=3600, SOAK_SEED=9); summary in var/soak/summary.json
+	$(UV) run python -m tests.soak.harness --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) \
+		--log-dir var/soak/logs --out var/soak/summary.json
+
+soak-short: ## The CI soak (~100 s of chaos + settle; `make test` runs it too)
+	$(UV) run pytest -q -s -m soak tests/soak
+
 demo: ## Run the sim-mode demo (scripts/demo.sh)
 	bash scripts/demo.sh
 

@@ -62,10 +62,20 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not start on port {self.port}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def halt(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the process but keep ``dir`` (the append-only file): ``start()`` again resumes from it.
+        SIGTERM lets redis flush the AOF on shutdown; SIGKILL loses what was not fsynced yet."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+
+    def restart(self, sig: int = signal.SIGTERM) -> RedisServer:
+        """The same server again: same port, same dir, so with ``appendonly`` the data survives."""
+        self.halt(sig)
+        return self.start()
 
 
 async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05,

@@ -1,0 +1,464 @@
+"""Whole-system soak (issue 9, H1-H4): every service a real process, a seeded chaos driver, and the
+invariant checkers of :mod:`tests.soak.invariants` run on what the system left behind.
+
+    uv run python -m tests.soak.harness --seconds 600 --seed 9 --out var/soak.json
+
+Processes: redis-server (append-only), sim_exchange, signal_collector (poller + live-data socket),
+ws_gateway, orchestrator, ``workers`` maker_workers. Followed wallets trade through ``/_sim/trades``
+(and now and then ``/_sim/burst``) on a seeded schedule; the chaos driver, on its own seeded
+schedule, kills (-9) and restarts one service at a time, restarts redis-server (SIGTERM, same port
+and dir: the AOF is kept), and arms sim faults (socket drops and stalls, 429/503 storms, order
+timeouts after placement, tick size changes, live-data drops). A supervisor restarts any process
+that exited by itself (what compose's restart policy does) and counts it. Then the soak settles:
+chaos and trading stop, every wallet sells what it holds, and the checkers read the sim and Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+
+from shared.keys import Keys
+from tests.soak import invariants as inv
+from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, write_config
+
+NS = "pf"
+ACTIVE = ("starting", "running", "exiting")
+
+
+@dataclass
+class SoakSpec:
+    seconds: float = 100.0
+    seed: int = 9
+    workers: int = 4
+    wallets: int = 12
+    markets: int = 40  # two tokens each
+    trades_per_sec: float = 1.5
+    chaos_gap: tuple[float, float] = (4.0, 9.0)  # seconds between chaos actions (uniform)
+    lease_ms: int = 2000
+    settle_sec: float = 90.0
+
+
+@dataclass
+class SoakResult:
+    summary: dict[str, Any]
+    failures: list[str]
+    line: str
+    log_dir: Path
+    chaos: list[dict[str, Any]] = field(default_factory=list)
+
+
+def wallet(i: int) -> str:
+    return "0x" + f"50a{i:03d}".ljust(40, "0")
+
+
+class Soak:
+    def __init__(self, spec: SoakSpec, work_dir: Path) -> None:
+        self.spec = spec
+        self.dir = work_dir
+        self.rng = random.Random(spec.seed)  # chaos only: its schedule does not depend on trading
+        self.trade_rng = random.Random(spec.seed + 2)
+        self.wallets = [wallet(i) for i in range(spec.wallets)]
+        self.redis = RedisServer(appendonly=True)
+        self.sim_port = free_port()
+        self.procs: dict[str, ServiceProcess] = {}
+        self.env: dict[str, str] = {}
+        self.down: set[str] = set()  # taken down on purpose; the supervisor leaves these alone
+        self.chaos: list[dict[str, Any]] = []
+        self.crashes: list[dict[str, Any]] = []
+        self.injected: list[dict[str, Any]] = []
+        self.inject_errors: Counter[str] = Counter()
+        self.holdings: dict[tuple[str, str], float] = {}
+        self.tokens: list[str] = []
+        self.t0 = time.monotonic()
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def config(self) -> dict[str, object]:
+        s = self.spec
+        return {
+            "sim_exchange": {"markets": s.markets, "volatility": 0.004, "tick_interval_ms": 500, "seed": s.seed},
+            "copytrade": {"targets": [{"account": w, "min_size": 0} for w in self.wallets],
+                          "poll_interval_sec": 0.5, "rtds_enabled": True},
+            "workers": {"lease_ms": s.lease_ms, "heartbeat_interval_sec": 0.3, "capacity": 60},
+            "scheduler": {"poll_interval_seconds": 0.2, "max_concurrent_jobs": 60},
+            "cooldown": {"cooldown_sec_per_token": 0},
+            "risk": {"max_notional_total": 1_000_000.0, "max_notional_per_token": 100.0},
+            "maker_strategy": {"order_size": 10, "drop_pct": 0.01, "profit_pct": 0.02},
+            "execution": {"poll_interval_seconds": 0.3, "wait_seconds": 4},
+            "logging": {"level": "INFO"},
+        }
+
+    def services(self) -> dict[str, str]:
+        """instance id -> service module."""
+        out = {"collector": "signal_collector", "gateway": "ws_gateway", "orch": "orchestrator"}
+        out.update({f"w{i + 1}": "maker_worker" for i in range(self.spec.workers)})
+        return out
+
+    def start_service(self, instance: str) -> None:
+        name = self.services()[instance]
+        self.procs[instance] = ServiceProcess(name, {**self.env, "PF_INSTANCE": instance}, self.dir).start()
+
+    def start(self) -> None:
+        self.redis.start()
+        cfg = write_config(self.dir / "polyfleet.yaml", self.sim_port, self.config())
+        self.sim = SimExchangeProcess(cfg, self.sim_port, self.dir).start()
+        self.env = {"PF_CONFIG": str(cfg), "PF_REDIS_URL": self.redis.url, "PF_NAMESPACE": NS}
+        for instance in self.services():
+            self.start_service(instance)
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            p.stop()
+        self.sim.stop()
+        self.redis.stop()
+
+    def elapsed(self) -> float:
+        return round(time.monotonic() - self.t0, 3)
+
+    # --- the run -----------------------------------------------------------------------------
+
+    async def run(self) -> SoakResult:
+        self.http = httpx.AsyncClient(base_url=self.sim.url, timeout=10)
+        self.r = aioredis.Redis.from_url(self.redis.url, decode_responses=True)
+        self.keys = Keys(NS)
+        try:
+            await self._ready()
+            self.t0 = time.monotonic()
+            tasks = [asyncio.create_task(c) for c in (self._inject(), self._chaos(), self._supervise())]
+            await asyncio.sleep(self.spec.seconds)
+            for t in tasks[:2]:
+                t.cancel()
+            for t in tasks[:2]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            self._restore()
+            await self._settle()
+            tasks[2].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tasks[2]
+            return await self._check()
+        finally:
+            await self.http.aclose()
+            await self.r.aclose()
+
+    async def _ready(self) -> None:
+        markets = (await self.http.get("/_sim/markets")).json()
+        self.tokens = [t["token_id"] for m in markets for t in m["tokens"]]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            leases = [await self.r.exists(self.keys.worker_lease(f"w{i + 1}")) for i in range(self.spec.workers)]
+            cursors = [await self.r.exists(self.keys.cursor(w)) for w in self.wallets]
+            if all(leases) and all(cursors):
+                return
+            await asyncio.sleep(0.3)
+        raise RuntimeError(f"system not up in 60 s (leases {leases}, cursors {sum(cursors)}/{len(cursors)})")
+
+    async def _post_trade(self, w: str, token: str, side: str, size: float) -> None:
+        price = round(self.trade_rng.uniform(0.2, 0.8), 2)
+        try:
+            resp = await self.http.post("/_sim/trades", json={"proxyWallet": w, "side": side, "asset": token,
+                                                              "size": size, "price": price})
+            resp.raise_for_status()
+            self.injected.extend(resp.json())
+            held = self.holdings.get((w, token), 0.0) + (size if side == "BUY" else -size)
+            self.holdings[(w, token)] = held
+        except httpx.HTTPError as exc:
+            self.inject_errors[type(exc).__name__] += 1
+
+    async def _inject(self) -> None:
+        rng = random.Random(self.spec.seed + 1)
+        while True:
+            await asyncio.sleep(rng.expovariate(self.spec.trades_per_sec))
+            w = rng.choice(self.wallets)
+            held = [t for (ww, t), n in self.holdings.items() if ww == w and n > 0]
+            if rng.random() < 0.03:  # a burst: several wallets, one second, one transaction each
+                ws = rng.sample(self.wallets, 3)
+                with contextlib.suppress(httpx.HTTPError):
+                    await self.http.post("/_sim/burst", json={"wallets": ws, "count": 4, "token": rng.choice(self.tokens),
+                                                              "side": "BUY", "same_tx": True})
+                    self.chaos.append({"t": self.elapsed(), "ts_ms": int(time.time() * 1000), "action": "burst",
+                                       "target": ",".join(ws)})
+            elif held and rng.random() < 0.45:
+                t = rng.choice(held)
+                await self._post_trade(w, t, "SELL", self.holdings[(w, t)])
+            else:
+                await self._post_trade(w, rng.choice(self.tokens), "BUY", float(rng.randint(5, 60)))
+
+    # --- chaos -------------------------------------------------------------------------------
+
+    def _record(self, action: str, target: str = "", **detail: Any) -> dict[str, Any]:
+        row = {"t": self.elapsed(), "ts_ms": int(time.time() * 1000), "action": action, "target": target, **detail}
+        self.chaos.append(row)
+        return row
+
+    async def _fault(self, body: dict[str, Any]) -> None:
+        try:
+            resp = await self.http.post("/_sim/fault", json=body)
+            ok = resp.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        self._record("fault:" + body["kind"], body.get("token_id", ""), body=body, ok=ok)
+
+    async def _kill(self, instance: str) -> None:
+        row = self._record("kill9", instance, kind=self.services()[instance])
+        if instance.startswith("w"):
+            with contextlib.suppress(Exception):
+                row["tokens"] = sorted(await self.r.smembers(self.keys.worker_tokens(instance)))
+        self.down.add(instance)
+        await asyncio.to_thread(self.procs[instance].kill)
+        delay = self.rng.uniform(0.5, self.spec.lease_ms / 1000 + 3)
+        row["down_sec"] = round(delay, 2)
+        await asyncio.sleep(delay)
+        self.start_service(instance)
+        self.down.discard(instance)
+
+    async def _redis_restart(self) -> None:
+        self._record("redis_restart", "redis-server")
+        self.down.add("redis")
+        await asyncio.to_thread(self.redis.halt, signal.SIGTERM)
+        await asyncio.sleep(self.rng.uniform(0.5, 3.0))
+        await asyncio.to_thread(self.redis.start)
+        self.down.discard("redis")
+
+    def _deck(self) -> list[str]:
+        """One of every chaos action (workers twice), shuffled: dealt in order and reshuffled when
+        empty, so even a short run kills every service kind and restarts redis."""
+        workers = [i for i in self.services() if i.startswith("w")]
+        deck = ["kill:collector", "kill:gateway", "kill:orch", *(f"kill:{w}" for w in self.rng.sample(workers, 2)),
+                "redis", "ws_drop", "ws_stall", "http_429", "http_503", "order_timeout", "tick_size", "rtds_drop"]
+        self.rng.shuffle(deck)
+        return deck
+
+    async def _chaos(self) -> None:
+        rng = self.rng
+        deck: list[str] = []
+        while True:
+            await asyncio.sleep(rng.uniform(*self.spec.chaos_gap))
+            deck = deck or self._deck()
+            kind = deck.pop(0)
+            if kind.startswith("kill:"):
+                await self._kill(kind.removeprefix("kill:"))
+            elif kind == "redis":
+                await self._redis_restart()
+            elif kind == "ws_drop":
+                await self._fault({"kind": "ws_drop"})
+            elif kind == "ws_stall":
+                await self._fault({"kind": "ws_stall", "seconds": rng.randint(3, 8), "pong": rng.random() < 0.5})
+            elif kind in ("http_429", "http_503"):
+                await self._fault({"kind": "http_429", "count": rng.randint(5, 20), "retry_after": 1,
+                                   "status": 429 if kind == "http_429" else 503,
+                                   "path_prefix": rng.choice(["", "/order", "/data-api", "/book"])})
+            elif kind == "order_timeout":
+                await self._fault({"kind": "order_timeout_after_place", "count": 1, "delay_sec": 7})
+            elif kind == "tick_size":
+                await self._fault({"kind": "tick_size_change", "token_id": rng.choice(self.tokens),
+                                   "new_tick_size": rng.choice([0.001, 0.01])})
+            else:
+                await self._fault({"kind": "rtds_drop"})
+
+    async def _supervise(self) -> None:
+        """Restart what exited by itself, as compose's restart policy would; count each."""
+        while True:
+            await asyncio.sleep(1.0)
+            for instance, p in list(self.procs.items()):
+                if instance not in self.down and not p.alive():
+                    tail = p.log()[-1500:]
+                    self.crashes.append({"t": self.elapsed(), "instance": instance, "rc": p.proc.returncode
+                                         if p.proc else None, "log_tail": tail})
+                    p.stop()
+                    self.start_service(instance)
+
+    def _restore(self) -> None:
+        """Chaos is over: anything it took down is started again (a cancelled kill may have left one)."""
+        if self.redis.proc is None or self.redis.proc.poll() is not None:
+            self.redis.start()
+        for instance in self.services():
+            if not self.procs[instance].alive():
+                self.procs[instance].stop()
+                self.start_service(instance)
+        self.down.clear()
+
+    # --- settle and check --------------------------------------------------------------------
+
+    async def _settle(self) -> None:
+        """Wallets sell what they hold; then wait until signals are decided and nothing moves."""
+        for (w, t), n in list(self.holdings.items()):
+            if n > 0:
+                await self._post_trade(w, t, "SELL", n)
+        deadline = time.monotonic() + self.spec.settle_sec
+        last: tuple[int, ...] = ()
+        quiet_since = time.monotonic()
+        expected = len(self.injected)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            try:
+                lens = (await self.r.xlen(self.keys.signals()), await self.r.xlen(self.keys.orders()),
+                        await self.r.xlen(self.keys.fills()), await self.r.xlen(self.keys.events()))
+                groups = await self.r.xinfo_groups(self.keys.signals())
+                moving = sum([await self.r.scard(self.keys.tokens_in_state(s)) for s in ("starting", "exiting")])
+            except Exception:
+                continue
+            pending = sum(int(g.get("pending", 0)) + int(g.get("lag", 0) or 0) for g in groups)
+            if lens != last:
+                last, quiet_since = lens, time.monotonic()
+            if lens[0] >= expected and pending == 0 and moving == 0 and time.monotonic() - quiet_since >= 5:
+                return
+
+    async def _stream(self, key: str) -> list[tuple[str, dict[str, str]]]:
+        out: list[tuple[str, dict[str, str]]] = []
+        start = "-"
+        while True:
+            rows = await self.r.xrange(key, min=start, count=10_000)
+            out.extend(rows[1:] if out and rows and rows[0][0] == out[-1][0] else rows)
+            if len(rows) < 10_000:
+                return out
+            start = rows[-1][0]
+
+    async def _sim_trades(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for w in self.wallets:
+            rows.extend((await self.http.get("/data-api/trades", params={"user": w, "limit": 10_000})).json())
+        return rows
+
+    async def _positions(self, sim_orders: list[dict[str, Any]]) -> dict[str, Any]:
+        """Compare until equal (a resting order may still fill while we read) or 20 s pass."""
+        address = next((o["maker_address"] for o in sim_orders), "")
+        result: dict[str, Any] = {}
+        for _ in range(20):
+            accounts = (await self.http.get("/_sim/positions")).json() if address else {}
+            acct = accounts.get(address) or accounts.get(address.lower()) or {"positions": {}}
+            sim_pos = {t: float(v) for t, v in acct["positions"].items()}
+            pipe = self.r.pipeline(transaction=False)
+            for t in self.tokens:
+                pipe.hget(self.keys.token(t), "position")
+                pipe.hget(self.keys.session(t), "position")
+            raw = await pipe.execute()
+            tok = {t: float(raw[2 * i] or 0) for i, t in enumerate(self.tokens)}
+            ses = {t: float(raw[2 * i + 1] or 0) for i, t in enumerate(self.tokens)}
+            result = inv.check_positions(sim_pos, tok, ses)
+            if result["mismatch_token"] == 0 and result["mismatch_session"] == 0:
+                break
+            await asyncio.sleep(1.0)
+        return result
+
+    async def _check(self) -> SoakResult:
+        signals = await self._stream(self.keys.signals())
+        events = [(i, {**f, "detail": json.loads(f.get("detail") or "{}")})
+                  for i, f in await self._stream(self.keys.events())]
+        orders = await self._stream(self.keys.orders())
+        sim_orders = (await self.http.get("/_sim/orders")).json()
+        pipe = self.r.pipeline(transaction=False)
+        for t in self.tokens:
+            pipe.hgetall(self.keys.token(t))
+        tokens = dict(zip(self.tokens, await pipe.execute(), strict=True))
+        live = {w for w in await self.r.smembers(self.keys.workers()) if await self.r.exists(self.keys.worker_lease(w))}
+        kills = [c for c in self.chaos if c["action"] == "kill9"]
+        summary: dict[str, Any] = {
+            "spec": {**self.spec.__dict__, "chaos_gap": list(self.spec.chaos_gap)},
+            "kills": dict(Counter(c["kind"] for c in kills)),
+            "redis_restarts": sum(1 for c in self.chaos if c["action"] == "redis_restart"),
+            "faults": dict(Counter(c["action"] for c in self.chaos if c["action"].startswith("fault:"))),
+            "bursts": sum(1 for c in self.chaos if c["action"] == "burst"),
+            "unexpected_exits": [{k: v for k, v in c.items() if k != "log_tail"} for c in self.crashes],
+            "inject_errors": dict(self.inject_errors),
+            "signals": inv.check_signals(await self._sim_trades(), signals),
+            "decisions": inv.check_decisions(signals, events),
+            "ownership": inv.check_ownership(events, orders, sim_orders),
+            "intents": inv.check_intents(orders, sim_orders),
+            "orphans": inv.check_orphans(sim_orders, tokens, live),
+            "positions": await self._positions(sim_orders),
+            "reassignment": inv.reassignment_times([k for k in kills if k.get("tokens")], events),
+            "tokens_active_at_end": sum(1 for t in tokens.values() if t.get("state") in ACTIVE),
+            "tokens_traded": len({o["token_id"] for o in sim_orders}),
+        }
+        failures = verdict(summary, self.spec.lease_ms)
+        return SoakResult(summary, failures, human_line(summary), self.dir, self.chaos)
+
+
+def verdict(s: dict[str, Any], lease_ms: int) -> list[str]:
+    """The invariants, each a sentence when it does not hold."""
+    out = []
+    sig, dec, own = s["signals"], s["decisions"], s["ownership"]
+    if sig["lost"] or sig["duplicated"] or sig["sim_trades"] == 0:
+        out.append(f"signals: {sig['sim_trades']} sim trades, lost {sig['lost']}, duplicated {sig['duplicated']}")
+    if dec["undecided"] or dec["decided_more_than_once"]:
+        out.append(f"decisions: undecided {dec['undecided']}, more than once {dec['decided_more_than_once']}")
+    if own["double_ownership"]:
+        out.append(f"double ownership: {own['double_ownership']} ({own['examples']})")
+    if s["intents"]["sent_twice"]:
+        out.append(f"orders sent twice for one intent: {s['intents']['sent_twice']}")
+    if s["orphans"]["orphan_orders"]:
+        out.append(f"orphan orders at the sim: {s['orphans']['orphan_orders']} ({s['orphans']['examples']})")
+    pos = s["positions"]
+    if pos["mismatch_token"] or pos["mismatch_session"]:
+        out.append(f"positions differ: pf:token {pos['mismatch_token']}, pf:session {pos['mismatch_session']} "
+                   f"({pos['examples']})")
+    mx = s["reassignment"]["max_ms"]
+    if mx is not None and mx > lease_ms + 2000:
+        out.append(f"reassignment max {mx} ms > lease {lease_ms} + 2000 ms")
+    return out
+
+
+def human_line(s: dict[str, Any]) -> str:
+    sig, ra = s["signals"], s["reassignment"]
+    kills = " ".join(f"{k}={v}" for k, v in sorted(s["kills"].items())) or "none"
+    return (f"soak {s['spec']['seconds']:.0f}s seed {s['spec']['seed']}: kills {kills}; redis restarts "
+            f"{s['redis_restarts']}; faults {sum(s['faults'].values())}; unexpected exits {len(s['unexpected_exits'])}; "
+            f"trades {sig['sim_trades']} signals {sig['signals']} lost {sig['lost']} duplicated {sig['duplicated']}; "
+            f"undecided {s['decisions']['undecided']}; double ownership {s['ownership']['double_ownership']}; "
+            f"sent twice {s['intents']['sent_twice']}; orphan orders {s['orphans']['orphan_orders']}; "
+            f"position mismatches {s['positions']['mismatch_token']}/{s['positions']['mismatch_session']}; "
+            f"reassignment p50 {ra['p50_ms']} ms max {ra['max_ms']} ms over {ra['moved']} tokens")
+
+
+async def run_soak(spec: SoakSpec, work_dir: Path) -> SoakResult:
+    soak = Soak(spec, work_dir)
+    soak.start()
+    try:
+        return await soak.run()
+    finally:
+        soak.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--seed", type=int, default=9)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--wallets", type=int, default=12)
+    ap.add_argument("--markets", type=int, default=40)
+    ap.add_argument("--out", type=Path, default=None, help="write the JSON summary (with the chaos log) here")
+    ap.add_argument("--log-dir", type=Path, default=None, help="service logs (default: a temp dir, kept)")
+    a = ap.parse_args(argv)
+    log_dir = a.log_dir or Path(tempfile.mkdtemp(prefix="pf-soak-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    spec = SoakSpec(seconds=a.seconds, seed=a.seed, workers=a.workers, wallets=a.wallets, markets=a.markets)
+    res = asyncio.run(run_soak(spec, log_dir))
+    doc = {**res.summary, "failures": res.failures, "chaos": res.chaos, "log_dir": str(log_dir)}
+    text = json.dumps(doc, indent=2, default=str)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text)
+    print(json.dumps({k: v for k, v in doc.items() if k != "chaos"}, indent=2, default=str))
+    print(res.line)
+    print("FAILED: " + "; ".join(res.failures) if res.failures else "all invariants held")
+    return 1 if res.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The soak's invariant checkers: pure functions over what the soak collected at the end.
+
+Each takes plain rows (sim_exchange admin/Data API answers, decoded stream entries) and returns a
+dict of figures plus up to a few examples of each violation, so a failure names its evidence.
+
+Definitions (docs/reliability.md, "Whole system soak"):
+
+* **trade key** of a followed wallet's trade: (wallet, transaction hash, token, side, size, price),
+  the collector's own idempotency key. lost = sim trades with no signal; duplicated = extra
+  signals for one key (and extra entries for one signal id).
+* **decision** of a signal: the orchestrator's audit event whose id is
+  ``stable_id(kind, token, <pf:signals entry id>)`` for a decision kind (it derives event ids from
+  the causing entry). Exactly one per distinct signal id.
+* **epoch e of token T is superseded** at the ts of the first ``token.starting`` /
+  ``token.reassigned`` event of T with an epoch > e. **Double ownership** = an order that the venue
+  received (sim ``created_at``) from (worker, epoch e) of T after e was superseded, or an order
+  from a worker that is not the owner the events name for that epoch, or one epoch assigned to two
+  workers.
+* **sent twice**: one intent id (``pf:orders``) with more than one distinct venue order id.
+* **orphan**: a LIVE order at the sim whose token is not in starting/running/exiting with an owner.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from shared.messages import stable_id
+
+DECISION_KINDS = ("token.queued", "token.rejected", "signal.ignored", "token.dequeued", "token.exiting",
+                  "token.exit_queued")
+ASSIGN_KINDS = ("token.starting", "token.reassigned")
+ACTIVE_STATES = ("starting", "running", "exiting")
+EXAMPLES = 5
+
+
+def _num(x: Any) -> str:
+    return f"{float(x):.6f}"
+
+
+def trade_key(wallet: str, tx: str, token: str, side: str, size: Any, price: Any) -> tuple[str, ...]:
+    return (wallet.lower(), tx.lower(), token, side.upper(), _num(size), _num(price))
+
+
+def check_signals(sim_trades: Iterable[dict[str, Any]], signals: Iterable[tuple[str, dict[str, str]]]) -> dict[str, Any]:
+    """Every followed wallet trade at the sim -> exactly one signal (by trade key and by signal id)."""
+    expected = Counter(trade_key(t["proxyWallet"], t["transactionHash"], t["asset"], t["side"], t["size"], t["price"])
+                       for t in sim_trades)
+    got: Counter[tuple[str, ...]] = Counter()
+    ids: Counter[str] = Counter()
+    for _, f in signals:
+        if f.get("source") == "screen":
+            continue
+        got[trade_key(f["account"], f.get("tx_hash", ""), f["token_id"], f["side"], f["size"], f["price"])] += 1
+        ids[f["id"]] += 1
+    lost = [k for k in expected if got[k] < expected[k]]
+    dup_keys = [k for k in got if got[k] > expected.get(k, 0) and k in expected]
+    unexpected = [k for k in got if k not in expected]
+    return {
+        "sim_trades": sum(expected.values()), "signals": sum(got.values()),
+        "lost": sum(max(0, expected[k] - got[k]) for k in expected),
+        "duplicated": sum(got[k] - expected[k] for k in dup_keys) + sum(n - 1 for n in ids.values() if n > 1),
+        "unexpected": sum(got[k] for k in unexpected),
+        "examples": {"lost": lost[:EXAMPLES], "duplicated": dup_keys[:EXAMPLES], "unexpected": unexpected[:EXAMPLES]},
+    }
+
+
+def check_decisions(signals: Iterable[tuple[str, dict[str, str]]], events: Iterable[tuple[str, dict[str, str]]]
+                    ) -> dict[str, Any]:
+    """Exactly one decision event per distinct signal id."""
+    event_ids = Counter(f.get("id", "") for _, f in events)
+    per_signal: dict[str, int] = defaultdict(int)
+    for entry_id, f in signals:
+        per_signal[f["id"]] += sum(event_ids[stable_id(kind, f["token_id"], entry_id)] for kind in DECISION_KINDS)
+    undecided = [s for s, n in per_signal.items() if n == 0]
+    multiple = [s for s, n in per_signal.items() if n > 1]
+    return {"signals": len(per_signal), "decided": sum(1 for n in per_signal.values() if n == 1),
+            "undecided": len(undecided), "decided_more_than_once": len(multiple),
+            "examples": {"undecided": undecided[:EXAMPLES], "multiple": multiple[:EXAMPLES]}}
+
+
+def assignments(events: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, list[tuple[int, str, int]]]:
+    """token -> [(epoch, owner, ts ms)] from the assignment events, in stream order."""
+    out: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
+    for _, f in events:
+        if f.get("kind") in ASSIGN_KINDS:
+            d = f["detail"]
+            out[f["token_id"]].append((int(d["epoch"]), str(d["owner"]), int(f["ts_event"])))
+    return out
+
+
+def check_ownership(events: Iterable[tuple[str, dict[str, Any]]], orders: Iterable[tuple[str, dict[str, str]]],
+                    sim_orders: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """No order from a (worker, epoch) the events do not name, or received after its epoch was superseded."""
+    assigned = assignments(events)
+    created = {o["id"]: float(o["created_at"]) * 1000 for o in sim_orders}
+    owner_of: dict[tuple[str, int], set[str]] = defaultdict(set)
+    superseded_at: dict[tuple[str, int], int] = {}
+    for token, rows in assigned.items():
+        for epoch, owner, _ in rows:
+            owner_of[(token, epoch)].add(owner)
+        for epoch, _, _ in rows:
+            later = [ts for e, _, ts in rows if e > epoch]
+            if later:
+                superseded_at[(token, epoch)] = min(later)
+    two_owners = [k for k, v in owner_of.items() if len(v) > 1]
+    wrong_owner, after_supersede, seen = [], [], set()
+    for _, f in orders:
+        if not f.get("order_id") or f.get("status") not in ("placed", "matched"):
+            continue
+        token, epoch, worker = f["token_id"], int(f["epoch"]), f["worker"]
+        key = (token, epoch, f["order_id"])
+        if key in seen:
+            continue
+        seen.add(key)
+        if worker not in owner_of.get((token, epoch), {worker}):
+            wrong_owner.append({"token": token, "epoch": epoch, "worker": worker, "order": f["order_id"]})
+        cut = superseded_at.get((token, epoch))
+        at = created.get(f["order_id"])
+        if cut is not None and at is not None and at > cut:
+            after_supersede.append({"token": token, "epoch": epoch, "worker": worker, "order": f["order_id"],
+                                    "late_ms": round(at - cut)})
+    return {"tokens_assigned": len(assigned), "assignments": sum(len(v) for v in assigned.values()),
+            "epochs_with_two_owners": len(two_owners), "orders_from_non_owner": len(wrong_owner),
+            "orders_after_supersede": len(after_supersede),
+            "double_ownership": len(two_owners) + len(wrong_owner) + len(after_supersede),
+            "examples": {"two_owners": [list(k) for k in two_owners[:EXAMPLES]], "non_owner": wrong_owner[:EXAMPLES],
+                         "after_supersede": after_supersede[:EXAMPLES]}}
+
+
+def check_intents(orders: Iterable[tuple[str, dict[str, str]]], sim_orders: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """One venue order per intent; sim orders no pf:orders entry accounts for are counted (not a violation:
+    a worker killed between the venue's answer and its XADD leaves one; its successor reconciles)."""
+    per_intent: dict[str, set[str]] = defaultdict(set)
+    for _, f in orders:
+        if f.get("order_id"):
+            per_intent[f["intent_id"]].add(f["order_id"])
+    twice = {i: sorted(o) for i, o in per_intent.items() if len(o) > 1}
+    known = {o for ids in per_intent.values() for o in ids}
+    sim = list(sim_orders)
+    unrecorded = [o["id"] for o in sim if o["id"] not in known]
+    return {"intents": len(per_intent), "sim_orders": len(sim), "sent_twice": len(twice),
+            "sim_orders_without_intent": len(unrecorded),
+            "examples": {"sent_twice": list(twice.items())[:EXAMPLES], "without_intent": unrecorded[:EXAMPLES]}}
+
+
+def check_orphans(sim_orders: Iterable[dict[str, Any]], tokens: dict[str, dict[str, str]],
+                  live_workers: set[str]) -> dict[str, Any]:
+    """LIVE orders at the sim for a token that no live worker owns at the end."""
+    orphans = []
+    sim_orders = list(sim_orders)
+    for o in sim_orders:
+        if o["status"] != "LIVE":
+            continue
+        t = tokens.get(o["token_id"], {})
+        if t.get("state") not in ACTIVE_STATES or t.get("owner", "") not in live_workers:
+            orphans.append({"order": o["id"], "token": o["token_id"], "state": t.get("state", ""),
+                            "owner": t.get("owner", "")})
+    return {"live_orders": sum(1 for o in sim_orders if o["status"] == "LIVE"),
+            "orphan_orders": len(orphans), "examples": orphans[:EXAMPLES]}
+
+
+def check_positions(sim_positions: dict[str, float], token_positions: dict[str, float],
+                    session_positions: dict[str, float], tol: float = 1e-6) -> dict[str, Any]:
+    """The venue's position per token equals pf:token's (fills) and pf:session's (the owner's)."""
+    names = set(sim_positions) | set(token_positions) | set(session_positions)
+    vs_token = [{"token": t, "sim": sim_positions.get(t, 0.0), "redis": token_positions.get(t, 0.0)}
+                for t in sorted(names) if abs(sim_positions.get(t, 0.0) - token_positions.get(t, 0.0)) > tol]
+    vs_session = [{"token": t, "sim": sim_positions.get(t, 0.0), "session": session_positions.get(t, 0.0)}
+                  for t in sorted(names) if abs(sim_positions.get(t, 0.0) - session_positions.get(t, 0.0)) > tol]
+    return {"tokens": len(names), "held_at_sim": sum(1 for v in sim_positions.values() if abs(v) > tol),
+            "mismatch_token": len(vs_token), "mismatch_session": len(vs_session),
+            "examples": {"token": vs_token[:EXAMPLES], "session": vs_session[:EXAMPLES]}}
+
+
+def reassignment_times(kills: Iterable[dict[str, Any]], events: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """For each worker kill (``target`` = worker, ``ts_ms``, ``tokens``): each token the worker owned then -> ms until an assignment to another worker.
+    A token the restarted worker (same id) kept, or that was never moved, is counted apart."""
+    assigned = assignments(events)
+    times: list[int] = []
+    kept = 0
+    for kill in kills:
+        for token in kill["tokens"]:
+            moved = [ts for _, owner, ts in assigned.get(token, []) if owner != kill["target"] and ts >= kill["ts_ms"]]
+            if moved:
+                times.append(min(moved) - int(kill["ts_ms"]))
+            else:
+                kept += 1
+    times.sort()
+    return {"moved": len(times), "not_moved": kept,
+            "p50_ms": times[len(times) // 2] if times else None, "max_ms": times[-1] if times else None}

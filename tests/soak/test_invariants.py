@@ -1,0 +1,96 @@
+"""The soak's checkers find what they are meant to find (hand-made rows; no servers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.messages import stable_id
+from tests.soak import invariants as inv
+
+W = "0x" + "a" * 40
+
+
+def trade(tx: str, side: str = "BUY", size: float = 10, asset: str = "t1") -> dict[str, Any]:
+    return {"proxyWallet": W, "transactionHash": tx, "asset": asset, "side": side, "size": size, "price": 0.5}
+
+
+def signal(entry: str, tx: str, side: str = "BUY", size: str = "10.0", sid: str = "") -> tuple[str, dict[str, str]]:
+    return entry, {"id": sid or stable_id(tx, side, size), "account": W.upper().replace("X", "x"), "tx_hash": tx,
+                   "token_id": "t1", "side": side, "size": size, "price": "0.50", "source": "poll"}
+
+
+def test_lost_duplicated_and_unexpected_signals_are_counted() -> None:
+    sims = [trade("0x1"), trade("0x2"), trade("0x3", size=7)]
+    sigs = [signal("1-0", "0x1"), signal("2-0", "0x1", sid="other"), signal("3-0", "0x3", size="7"),
+            signal("4-0", "0x9")]
+    got = inv.check_signals(sims, sigs)
+    assert (got["lost"], got["duplicated"], got["unexpected"]) == (1, 1, 1)
+    assert got["examples"]["lost"][0][1] == "0x2"
+    clean = inv.check_signals(sims[:1], sigs[:1])
+    assert (clean["lost"], clean["duplicated"]) == (0, 0)
+
+
+def test_a_signal_entry_repeated_under_one_id_counts_as_duplicated() -> None:
+    got = inv.check_signals([trade("0x1")], [signal("1-0", "0x1", sid="s"), signal("2-0", "0x1", sid="s")])
+    assert got["duplicated"] >= 1
+
+
+def test_each_signal_needs_exactly_one_decision_event() -> None:
+    sigs = [signal("1-0", "0x1", sid="a"), signal("2-0", "0x2", sid="b"), signal("3-0", "0x3", sid="c")]
+    events = [("9-0", {"id": stable_id("token.queued", "t1", "1-0")}),
+              ("9-1", {"id": stable_id("token.rejected", "t1", "3-0")}),
+              ("9-2", {"id": stable_id("signal.ignored", "t1", "3-0")})]
+    got = inv.check_decisions(sigs, events)
+    assert (got["decided"], got["undecided"], got["decided_more_than_once"]) == (1, 1, 1)
+
+
+def ev(kind: str, token: str, owner: str, epoch: int, ts: int) -> tuple[str, dict[str, Any]]:
+    return f"{ts}-0", {"kind": kind, "token_id": token, "ts_event": str(ts), "detail": {"owner": owner, "epoch": epoch}}
+
+
+def order(token: str, worker: str, epoch: int, oid: str, intent: str = "") -> tuple[str, dict[str, str]]:
+    return "1-0", {"token_id": token, "worker": worker, "epoch": str(epoch), "order_id": oid, "status": "placed",
+                   "intent_id": intent or oid}
+
+
+def test_an_order_from_a_superseded_epoch_is_double_ownership() -> None:
+    events = [ev("token.starting", "t", "w1", 1, 1_000), ev("token.reassigned", "t", "w2", 2, 5_000)]
+    sim = [{"id": "o1", "created_at": 2.0}, {"id": "o2", "created_at": 6.0}, {"id": "o3", "created_at": 7.0}]
+    ok = inv.check_ownership(events, [order("t", "w1", 1, "o1"), order("t", "w2", 2, "o3")], sim)
+    assert ok["double_ownership"] == 0
+    late = inv.check_ownership(events, [order("t", "w1", 1, "o2")], sim)
+    assert late["orders_after_supersede"] == 1
+    assert late["examples"]["after_supersede"][0]["late_ms"] == 1000
+    stranger = inv.check_ownership(events, [order("t", "w3", 2, "o3")], sim)
+    assert stranger["orders_from_non_owner"] == 1
+    split = inv.check_ownership([*events, ev("token.starting", "t", "w3", 2, 5_001)], [], sim)
+    assert split["epochs_with_two_owners"] == 1
+
+
+def test_one_intent_with_two_venue_orders_is_sent_twice() -> None:
+    orders = [order("t", "w1", 1, "o1", "i1"), order("t", "w1", 1, "o1", "i1"), order("t", "w1", 1, "o2", "i2"),
+              order("t", "w1", 1, "o3", "i2")]
+    got = inv.check_intents(orders, [{"id": "o1"}, {"id": "o2"}, {"id": "o3"}, {"id": "o4"}])
+    assert (got["sent_twice"], got["sim_orders_without_intent"]) == (1, 1)
+
+
+def test_live_orders_of_unowned_tokens_are_orphans() -> None:
+    sim = [{"id": "a", "token_id": "t1", "status": "LIVE"}, {"id": "b", "token_id": "t2", "status": "LIVE"},
+           {"id": "c", "token_id": "t3", "status": "LIVE"}, {"id": "d", "token_id": "t4", "status": "CANCELED"}]
+    tokens = {"t1": {"state": "running", "owner": "w1"}, "t2": {"state": "done", "owner": "w1"},
+              "t3": {"state": "running", "owner": "w9"}}
+    got = inv.check_orphans(sim, tokens, {"w1"})
+    assert got["orphan_orders"] == 2
+    assert {o["token"] for o in got["examples"]} == {"t2", "t3"}
+
+
+def test_positions_are_compared_per_token_against_both_records() -> None:
+    got = inv.check_positions({"t1": 10.0, "t2": 0.0}, {"t1": 10.0, "t2": 4.0}, {"t1": 6.0})
+    assert (got["mismatch_token"], got["mismatch_session"]) == (1, 1)
+
+
+def test_reassignment_time_is_from_the_kill_to_the_first_move_away() -> None:
+    events = [ev("token.starting", "t1", "w1", 1, 100), ev("token.reassigned", "t1", "w2", 2, 2_600),
+              ev("token.starting", "t2", "w1", 1, 100)]
+    got = inv.reassignment_times([{"target": "w1", "ts_ms": 600, "tokens": ["t1", "t2"]}], events)
+    assert (got["moved"], got["not_moved"], got["max_ms"]) == (1, 1, 2000)
