@@ -75,6 +75,15 @@ class Executor(Protocol):
     async def adopt_position(self, token_id: str, size: float) -> None: ...
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A venue error worth retrying after a pause: throttling (429), the venue's own trouble (5xx,
+    425) or no answer at all (transport error, timeout). Anything else is an answer to act on."""
+    if isinstance(exc, PolyApiException):
+        code = exc.status_code
+        return code is None or code in (425, 429) or code >= 500
+    return isinstance(exc, OSError | TimeoutError | ConnectionError | PolyException)
+
+
 def tick_str(tick_size: float) -> str:
     """The SDK's TickSize literal for a float tick ("0.01", "0.001", ...)."""
     return f"{tick_size:.6f}".rstrip("0").rstrip(".")

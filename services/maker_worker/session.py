@@ -26,11 +26,12 @@ from loguru import logger
 
 from services.maker_worker.deadline import epoch_ms
 from services.maker_worker.execution import Bounds, OrderWork, Placement, is_balance_error
-from services.maker_worker.executor import Executor, OrderResult, OrderStatus
+from services.maker_worker.executor import Executor, OrderResult, OrderStatus, is_transient
 from services.maker_worker.latency import LatencyHistogram
 from services.maker_worker.restbook import RestBooks
 from services.maker_worker.strategy import OrderIntent
 from services.maker_worker.volatility import VolatilityStrategy
+from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.config import ConfigError, ExecutionSection, MakerStrategySection, RunParamsSection
 from shared.keys import STREAM_MAXLEN, Keys
@@ -38,6 +39,10 @@ from shared.messages import Fill, Message, OrderEvent, SessionReport, stable_id
 from shared.redisio import add_message
 from shared.tickfeed import TickFeed
 from shared.ticks import Tick
+
+VENUE_READ_ATTEMPTS = 6  # position reads: about 20 s of retries before a session gives up
+VENUE_READ_BACKOFF = Backoff(max_attempts=VENUE_READ_ATTEMPTS, initial_backoff_seconds=0.5, backoff_multiplier=2.0,
+                             max_backoff_seconds=8.0, jitter_fraction=0.2)
 
 DUST = 0.01  # shares below this cannot be sold (two-decimal sizes)
 SNAPSHOT_EVERY_MS = 5_000  # the drop window changes on every tick; persist it at most this often
@@ -139,7 +144,7 @@ class TokenSession:
         await self.feed.add(self.token_id)
         await self._cancel_orders()
         if self.ex.venue_is_truth:
-            held = await self.ex.position(self.token_id)
+            held = await self._venue_position()
         else:  # a paper account does not survive the worker: the snapshot is the record
             held = self.strategy.position
             await self.ex.adopt_position(self.token_id, held)
@@ -258,7 +263,7 @@ class TokenSession:
                 await self._pause(self.execution.order_interval_seconds)
             first = False
             tick_size, bid, ask = self._top()
-            held = await self.ex.position(self.token_id) if work.side == "SELL" else None
+            held = await self._venue_position() if work.side == "SELL" else None
             placement = work.next(now_ms(), tick_size, bid, ask, held)
             if placement is None:
                 return
@@ -266,7 +271,7 @@ class TokenSession:
             affordable = None
             if error and is_balance_error(error):
                 affordable = (await self.ex.cash()) / placement.price if work.side == "BUY" else \
-                    await self.ex.position(self.token_id)
+                    await self._venue_position()
                 logger.warning("{}: {} {:.2f} @ {:.4f} refused ({}); affordable {:.2f}: shrinking", self.token_id,
                                work.side, placement.size, placement.price, error, affordable)
             work.on_outcome(placement, filled, avg, error, affordable)
@@ -323,7 +328,7 @@ class TokenSession:
         return known + new, cost + new * (status.price or p.price)
 
     async def _reconcile_fill(self, p: Placement, before: float, intent_id: str, order_id: str) -> float:
-        held = await self.ex.position(self.token_id)
+        held = await self._venue_position()
         delta = round(held - before if p.side == "BUY" else before - held, 6)
         if delta < 0.01:
             return 0.0
@@ -341,7 +346,18 @@ class TokenSession:
             await asyncio.wait_for(self.stop_requested.wait(), seconds)
 
     async def _venue_position(self) -> float:
-        return await self.ex.position(self.token_id)
+        """The position the venue holds. A throttled or failing venue (429, 5xx, no answer) is
+        asked again after a growing pause, so a liquidation is not abandoned over one 429."""
+        for attempt in range(1, VENUE_READ_ATTEMPTS + 1):
+            try:
+                return await self.ex.position(self.token_id)
+            except Exception as exc:
+                if not is_transient(exc) or attempt == VENUE_READ_ATTEMPTS or self.stop_requested.is_set():
+                    raise
+                delay = VENUE_READ_BACKOFF.delay(attempt)
+                logger.warning("{}: position read failed ({}); retry {} in {:.1f}s", self.token_id, exc, attempt, delay)
+                await self._pause(delay)
+        raise AssertionError("unreachable")
 
     async def _liquidate(self) -> None:
         """EXIT: sell what the venue says is held, from the current bid down by price_tolerance_step
@@ -388,7 +404,7 @@ class TokenSession:
         if result.ambiguous:
             # We do not know whether it reached the venue: ask it, never send again blindly.
             opened = [o for o in await self.ex.open_orders(self.token_id) if str(o.get("side", "")).upper() == p.side]
-            held = await self.ex.position(self.token_id)
+            held = await self._venue_position()
             filled = round(max(0.0, held - before if p.side == "BUY" else before - held), 6)
             logger.warning("{}: ambiguous {} ({}); venue shows {} open, position {:.2f}",
                            self.token_id, p.side, result.error, len(opened), held)

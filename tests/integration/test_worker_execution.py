@@ -187,3 +187,23 @@ async def test_stale_ticks_fall_back_to_throttled_rest_polling_and_back(
 
 async def _is(value: bool) -> bool:
     return value
+
+
+async def test_a_throttled_venue_does_not_abandon_a_liquidation(sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis,
+                                                                keys: Keys) -> None:
+    """The soak found sessions that gave up an EXIT over one 429 on the position read: the read is
+    retried after a pause, and the exit completes."""
+    v, feed = sim_venue
+    s = session(r, keys, feed, v, 1)
+    task = await start(r, keys, s)
+    await v.path([0.48, 0.47])
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=15, what="LONG")
+    resp = await v.http.post("/_sim/fault", json={"kind": "http_429", "count": 3, "retry_after": 0.2,
+                                                  "path_prefix": "/balance-allowance"})
+    assert resp.status_code == 200, resp.text
+    s.exit_requested.set()
+    await asyncio.wait_for(task, timeout=40)
+    sells = [o for o in await v.orders("SELL") if o["size_matched"] > 0]
+    assert sum(o["size_matched"] for o in sells) == pytest.approx(10)
+    reports = [f["status"] for _, f in await r.xrange(keys.sessions()) if f["token_id"] == v.token]
+    assert reports[-1] == "closed"

@@ -253,3 +253,22 @@ async def test_rest_poller_stays_inside_the_orderbook_budget() -> None:
     assert books.latest("bad") is None
     books.unwant("t00")
     assert "t00" not in books.due()
+
+
+def test_transient_venue_errors_are_told_apart_from_answers() -> None:
+    import httpx
+    from py_clob_client_v2.exceptions import PolyApiException
+
+    from services.maker_worker.executor import is_transient
+
+    def api(code: int) -> PolyApiException:
+        return PolyApiException(httpx.Response(code, json={"error": "x"}))
+
+    assert is_transient(api(429))
+    assert is_transient(api(503))
+    assert is_transient(api(425))
+    assert is_transient(PolyApiException(error_msg="Request exception!"))  # no answer
+    assert is_transient(TimeoutError())
+    assert not is_transient(api(400))
+    assert not is_transient(api(404))
+    assert not is_transient(ValueError("bad"))
