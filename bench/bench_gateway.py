@@ -128,9 +128,13 @@ def feeder_main(port: int, tokens: int) -> None:
 
 
 def worker_main(redis_url: str, out_path: str, seconds: float) -> None:
-    """Sessions on a TickFeed for every wanted token; each records now - ts_event per tick it sees."""
+    """Sessions on a TickFeed for every wanted token; each records now - ts_event per tick it sees.
+    Tuned like a maker_worker process (shared.runtime applies shared.gctune to every service)."""
+    from shared import gctune
     from shared.keys import Keys
     from shared.tickfeed import TickFeed
+
+    gctune.tune(enabled=os.environ.get("PF_GC_TUNE", "1") != "0")
 
     async def main() -> None:
         r = aioredis.Redis.from_url(redis_url, decode_responses=True)
