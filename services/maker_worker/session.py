@@ -112,9 +112,13 @@ class TokenSession:
             if self.stop_requested.is_set():
                 await self._cancel_orders()
                 if self.hand_back:
+                    await self._snapshot()  # the next owner resumes from exactly this
                     await self._report("handed_back", reason="worker stopping")
                 return
             await self._liquidate()
+            # The final reconcile with the venue may have moved the position without a fill of
+            # ours: the snapshot must say what the report says, or a later resume starts wrong.
+            await self._snapshot()
             reason = self.strategy.exit_reason or "exit"
             await self._report("closed", reason=f"{reason}: liquidated" if self.position < DUST else f"{reason}: exit incomplete")
         except Fenced:
