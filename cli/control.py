@@ -17,8 +17,8 @@ from rich.table import Table
 
 from cli.connection import client
 from shared.clock import now_ms
-from shared.keys import GROUP_ORCHESTRATOR, Keys, keys_from_env
-from shared.messages import ControlRequest, stable_id
+from shared.control import control_request, delivered
+from shared.keys import GROUP_ORCHESTRATOR, STREAM_MAXLEN, Keys, keys_from_env
 
 console = Console()
 EXIT_NOT_APPLIED = 3
@@ -31,10 +31,9 @@ REASON = typer.Option("", "--reason", "-r", help="why (recorded in the audit eve
 def send(action: str, target: str = "", reason: str = "", force: bool = False, expires_at: int = 0,
          wait: bool = True, timeout: float = 10.0) -> None:
     r, k = client(), keys_from_env()
-    req = ControlRequest(id=stable_id("cli", action, target, now_ms()), ts_event=now_ms(), ts_init=now_ms(),
-                         producer="cli", action=action, target=target, reason=reason, force=force,  # type: ignore[arg-type]
-                         expires_at=expires_at)
-    entry_id = str(r.xadd(k.control(), req.encode()))  # type: ignore[arg-type]
+    req = control_request(action, target, reason, force, expires_at, requester="cli")
+    entry_id = str(r.xadd(k.control(), req.encode(), maxlen=STREAM_MAXLEN["control"],  # type: ignore[arg-type]
+                          approximate=True))
     what = f"{action} {target}".strip()
     if not wait:
         console.print(f"requested: {what} (control entry {entry_id})")
@@ -53,22 +52,15 @@ def applied(r: redis.Redis, k: Keys, entry_id: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            groups = {g["name"]: g for g in r.xinfo_groups(k.control())}
+            groups = r.xinfo_groups(k.control())
         except redis.ResponseError:
-            groups = {}
-        group = groups.get(GROUP_ORCHESTRATOR)
-        if group and _id_ge(group["last-delivered-id"], entry_id):
+            groups = []
+        if delivered(groups, entry_id):
             pending = r.xpending_range(k.control(), GROUP_ORCHESTRATOR, min=entry_id, max=entry_id, count=1)
             if not pending:
                 return True
         time.sleep(0.1)
     return False
-
-
-def _id_ge(a: str, b: str) -> bool:
-    ams, aseq = (int(x) for x in a.split("-"))
-    bms, bseq = (int(x) for x in b.split("-"))
-    return (ams, aseq) >= (bms, bseq)
 
 
 def register(app: typer.Typer) -> None:

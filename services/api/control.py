@@ -10,9 +10,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shared.clock import now_ms
+from shared.control import control_request, delivered
 from shared.keys import GROUP_ORCHESTRATOR, STREAM_MAXLEN, Keys
-from shared.messages import ControlRequest, stable_id
 
 
 @dataclass(frozen=True)
@@ -28,10 +27,7 @@ class ControlResult:
 
 async def send(r: aioredis.Redis, k: Keys, action: str, target: str = "", reason: str = "", force: bool = False,
                expires_at: int = 0, requester: str = "api", wait_sec: float = 5.0) -> ControlResult:
-    ts = now_ms()
-    req = ControlRequest(id=stable_id(requester, action, target, ts, time.monotonic_ns()), ts_event=ts, ts_init=ts,
-                         producer=requester, action=action, target=target, reason=reason,  # type: ignore[arg-type]
-                         force=force, expires_at=expires_at)
+    req = control_request(action, target, reason, force, expires_at, requester)
     entry_id = str(await r.xadd(k.control(), req.encode(), maxlen=STREAM_MAXLEN["control"],  # type: ignore[arg-type]
                                 approximate=True))
     ok = await wait_applied(r, k, entry_id, wait_sec) if wait_sec > 0 else False
@@ -50,16 +46,10 @@ async def wait_applied(r: aioredis.Redis, k: Keys, entry_id: str, timeout: float
 
 async def is_applied(r: aioredis.Redis, k: Keys, entry_id: str) -> bool:
     try:
-        groups = {g["name"]: g for g in await r.xinfo_groups(k.control())}
+        groups = await r.xinfo_groups(k.control())
     except ResponseError:
         return False
-    group = groups.get(GROUP_ORCHESTRATOR)
-    if not group or _id_tuple(group["last-delivered-id"]) < _id_tuple(entry_id):
+    if not delivered(groups, entry_id):
         return False
     pending = await r.xpending_range(k.control(), GROUP_ORCHESTRATOR, min=entry_id, max=entry_id, count=1)
     return not pending
-
-
-def _id_tuple(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)

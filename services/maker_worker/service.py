@@ -25,10 +25,10 @@ from services.maker_worker.restbook import RestBooks
 from services.maker_worker.session import TokenSession
 from shared.clock import now_ms
 from shared.config import Settings, load_secrets
-from shared.keys import GROUP_WORKER
-from shared.messages import Command
+from shared.keys import GROUP_WORKER, STREAM_MAXLEN
+from shared.messages import Command, SessionReport, stable_id
 from shared.polymarket.clob import make_clob_client
-from shared.redisio import StreamConsumer
+from shared.redisio import StreamConsumer, add_message
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.tickfeed import TickFeed
@@ -74,6 +74,23 @@ class MakerWorkerService(RedisService):
         await self.redis.sadd(k.workers(), self.worker_id)
         await self.redis.set(k.worker_lease(self.worker_id), "1", px=w.lease_ms)
         logger.info("worker {} registered (capacity {}, lease {} ms)", self.worker_id, w.capacity, w.lease_ms)
+        await self._hand_back_inherited()
+
+    async def _hand_back_inherited(self) -> None:
+        """A process restarted under the same worker id within its lease inherits tokens it does not
+        run (their sessions died with the old process) and renews the lease, so the orchestrator
+        would never move them. Hand each back at its current epoch: the orchestrator reassigns it."""
+        k = self.keys
+        for token_id in sorted(await self.redis.smembers(k.worker_tokens(self.worker_id))):
+            owner, epoch = await self.redis.hmget(k.token(token_id), ["owner", "epoch"])
+            if owner != self.worker_id:
+                continue
+            ts = now_ms()
+            await add_message(self.redis, k.sessions(), SessionReport(
+                id=stable_id("session", token_id, epoch, "handed_back", "restart"), ts_event=ts, ts_init=ts,
+                producer=self.worker_id, token_id=token_id, epoch=int(epoch or 0), worker=self.worker_id,
+                status="handed_back", reason="worker process restarted"), STREAM_MAXLEN["sessions"])
+            logger.warning("{} was ours at epoch {} before this process started: handed back", token_id, epoch)
 
     async def run(self) -> None:
         await self._setup()

@@ -289,10 +289,9 @@ class OrchestratorService(RedisService):
 
     async def _on_sell(self, pipe: Pipe, sig: Signal, cause: str) -> None:
         token, _ = await self.store.view(sig.token_id)
-        state, owner, epoch = token.state, token.owner, token.epoch
-        verdict = decide_sell(TokenView(sig.token_id, state, owner, epoch))
+        verdict = decide_sell(token)
         if verdict.action == "exit":
-            await self._request_exit(pipe, sig.token_id, state, owner, epoch, verdict.reason, cause)
+            await self._request_exit(pipe, sig.token_id, token.owner, token.epoch, verdict.reason, cause)
         elif verdict.action == "dequeue":
             self.store.transition(pipe, sig.token_id, "done")
             await self.risk.release(pipe, sig.token_id)
@@ -300,7 +299,7 @@ class OrchestratorService(RedisService):
         else:
             self.store.event(pipe, "signal.ignored", sig.token_id, verdict.reason, cause=cause, side="SELL")
 
-    async def _request_exit(self, pipe: Pipe, token_id: str, state: str, owner: str, epoch: int, reason: str,
+    async def _request_exit(self, pipe: Pipe, token_id: str, owner: str, epoch: int, reason: str,
                             cause: str) -> None:
         """Exit now if an exit slot is free (C5), else queue the exit; the session keeps running meanwhile."""
         k = self.keys
@@ -437,7 +436,7 @@ class OrchestratorService(RedisService):
             self.store.event(pipe, "token.stopped", req.target, f"{reason} (forced: orders cancelled, position kept)",
                              level="warning", cause=cause, owner=token.owner, epoch=token.epoch)
         elif token.state in ("starting", "running"):
-            await self._request_exit(pipe, req.target, token.state, token.owner, token.epoch, reason, cause)
+            await self._request_exit(pipe, req.target, token.owner, token.epoch, reason, cause)
         elif token.state == "queued":
             self.store.transition(pipe, req.target, "done")
             await self.risk.release(pipe, req.target)

@@ -53,7 +53,7 @@ class BuyInputs:
 
 
 class IndexBatch:
-    """Index moves of many tokens collected, then written as one command per key (``flush``)."""
+    """Index moves of one or many tokens, written as one command per key by ``flush``."""
 
     def __init__(self) -> None:
         self.sadd: dict[str, list[str]] = defaultdict(list)
@@ -70,43 +70,8 @@ class IndexBatch:
             pipe.sadd(key, *members)
         for key, scores in self.zadd.items():
             pipe.zadd(key, scores)
-        self.__init__()  # type: ignore[misc]
-
-
-class _Immediate:
-    """IndexBatch's interface, writing straight onto the pipeline (one token at a time)."""
-
-    def __init__(self, pipe: Pipe) -> None:
-        self.pipe = pipe
-
-    def add(self, key: str, member: str) -> None:
-        self.pipe.sadd(key, member)
-
-    def rem(self, key: str, member: str) -> None:
-        self.pipe.srem(key, member)
-
-    def zadd(self, key: str, member: str, score: int) -> None:
-        self.pipe.zadd(key, {member: score})
-
-    def zrem(self, key: str, member: str) -> None:
-        self.pipe.zrem(key, member)
-
-
-class _Batched:
-    def __init__(self, batch: IndexBatch) -> None:
-        self.b = batch
-
-    def add(self, key: str, member: str) -> None:
-        self.b.sadd[key].append(member)
-
-    def rem(self, key: str, member: str) -> None:
-        self.b.srem[key].append(member)
-
-    def zadd(self, key: str, member: str, score: int) -> None:
-        self.b.zadd[key][member] = score
-
-    def zrem(self, key: str, member: str) -> None:
-        self.b.zrem[key].append(member)
+        for index in (self.sadd, self.srem, self.zadd, self.zrem):
+            index.clear()
 
 
 class TokenStore:
@@ -150,21 +115,23 @@ class TokenStore:
         ts = now_ms()
         mapping = {"state": new, "updated_at": ts, f"{new}_at": ts, **fields}
         pipe.hset(self.keys.token(token_id), mapping={k: str(v) for k, v in mapping.items()})
-        ix: _Immediate | _Batched = _Batched(batch) if batch is not None else _Immediate(pipe)
+        ix = batch if batch is not None else IndexBatch()
         for state in TOKEN_STATES if prev_state is None else (prev_state,) if prev_state else ():
             if state != new:
-                ix.rem(self.keys.tokens_in_state(state), token_id)
-        ix.add(self.keys.tokens_in_state(new), token_id)
+                ix.srem[self.keys.tokens_in_state(state)].append(token_id)
+        ix.sadd[self.keys.tokens_in_state(new)].append(token_id)
         if new == "queued":
-            ix.zadd(self.keys.queue(), token_id, queue_score if queue_score is not None else ts)
+            ix.zadd[self.keys.queue()][token_id] = queue_score if queue_score is not None else ts
         elif prev_state is None or prev_state == "queued":
-            ix.zrem(self.keys.queue(), token_id)
+            ix.zrem[self.keys.queue()].append(token_id)
         if "owner" in fields:
             owner = str(fields["owner"])
             if prev_owner and prev_owner != owner:
-                ix.rem(self.keys.worker_tokens(prev_owner), token_id)
+                ix.srem[self.keys.worker_tokens(prev_owner)].append(token_id)
             if owner:
-                ix.add(self.keys.worker_tokens(owner), token_id)
+                ix.sadd[self.keys.worker_tokens(owner)].append(token_id)
+        if batch is None:
+            ix.flush(pipe)
 
     def event(self, pipe: Pipe, kind: str, token_id: str = "", reason: str = "",
               level: str = "info", cause: str = "", touch_token: bool = True, **detail: Any) -> None:

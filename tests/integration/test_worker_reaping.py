@@ -37,3 +37,16 @@ async def test_an_unreported_session_death_is_reported_by_the_worker(r: aioredis
     assert "tok" not in svc.sessions
     await svc.step(block_ms=10)  # reported once, not again
     assert len([m for _, f in await r.xrange(keys.sessions()) if (m := decode(f)).status == "failed"]) == 1  # type: ignore[attr-defined]
+
+
+async def test_a_restarted_process_hands_back_the_tokens_it_inherited(r: aioredis.Redis, keys: Keys) -> None:
+    """Back under the same id within its lease, a worker owns tokens whose sessions died with the
+    old process; it hands them back so the orchestrator moves them (found by the soak)."""
+    await r.hset(keys.token("tok"), mapping={"owner": "w1", "epoch": "4", "state": "running"})
+    await r.sadd(keys.worker_tokens("w1"), "tok", "gone")
+    await r.hset(keys.token("gone"), mapping={"owner": "w2", "epoch": "1", "state": "running"})  # not ours now
+    settings = Settings.model_validate({"mode": "paper"})
+    svc = MakerWorkerService(settings, "w1", r, executor=PaperExecutor(PaperVenue(), lambda _t: None))
+    await svc._setup()
+    reports = [decode(f) for _, f in await r.xrange(keys.sessions())]
+    assert [(m.token_id, m.epoch, m.status) for m in reports] == [("tok", 4, "handed_back")]  # type: ignore[attr-defined]
