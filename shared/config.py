@@ -81,9 +81,20 @@ class CopytradeSection(Section):
     max_concurrent_requests: int = Field(4, ge=1)
     max_requests_per_10s: int = Field(150, ge=1)
     dedup_window_sec: int = Field(3600, ge=60)
+    # The Data API indexes trades 1-4 s late and not always in order: a trade of second T can show
+    # up after one of T+1 was read. Each poll re-reads this many seconds below its cursor; the
+    # seen-set (kept dedup_window_sec) drops what was already emitted.
+    poll_overlap_sec: int = Field(30, ge=0)
     rtds_ping_interval_sec: float = Field(5.0, gt=0)
     rtds_silence_sec: float = Field(30.0, gt=0)
     targets: tuple[Target, ...] = ()
+
+    @model_validator(mode="after")
+    def _overlap_inside_dedup(self) -> CopytradeSection:
+        if self.poll_overlap_sec >= self.dedup_window_sec:
+            raise ValueError(f"poll_overlap_sec ({self.poll_overlap_sec}) must be below dedup_window_sec "
+                             f"({self.dedup_window_sec}): re-read trades older than the seen-set would repeat")
+        return self
 
 
 class ScreenSection(Section):

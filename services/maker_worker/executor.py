@@ -30,6 +30,9 @@ from py_clob_client_v2 import (
 )
 from py_clob_client_v2.exceptions import PolyApiException, PolyException
 from py_clob_client_v2.http_helpers import get as http_get
+from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
+
+from shared.polymarket.order_hash import order_hash
 
 Side = Literal["BUY", "SELL"]
 UNITS = 1_000_000  # amounts and balances are 6-decimal integers on the wire
@@ -163,21 +166,24 @@ class ClobExecutor:
             signed = await asyncio.to_thread(sign)
         except PolyException as exc:  # refused before sending (bad price, tick): nothing reached the venue
             return OrderResult(False, status="rejected", error=str(exc.msg))
-        return await self.post_signed(signed, order_type, side)
+        return await self.post_signed(signed, order_type, side, info.neg_risk)
 
-    async def post_signed(self, signed: Any, order_type: str, side: Side) -> OrderResult:
+    async def post_signed(self, signed: Any, order_type: str, side: Side, neg_risk: bool = False) -> OrderResult:
         """POST one signed order. "Duplicated" means the venue already holds this very order (a
         retried POST): it counts as placed. No answer / 5xx is ambiguous: the caller must ask the
-        venue before doing anything else."""
+        venue before doing anything else; the result then carries the order id (the order's EIP-712
+        hash, computed here) so the venue can be asked about this very order."""
+        expected_id = order_hash(order_to_json_v2(signed, "", order_type)["order"], neg_risk)
         try:
             resp = await asyncio.to_thread(self.client.post_order, signed, order_type)
         except PolyApiException as exc:
             status = exc.status_code
             msg = _error_text(exc.error_msg)
             if "Duplicated" in msg:
-                return OrderResult(True, status="live", error=msg)
+                return OrderResult(True, order_id=expected_id, status="live", error=msg)
             ambiguous = status is None or status >= 500
-            return OrderResult(False, status="unknown" if ambiguous else "rejected", error=msg, ambiguous=ambiguous)
+            return OrderResult(False, order_id=expected_id if ambiguous else "",
+                               status="unknown" if ambiguous else "rejected", error=msg, ambiguous=ambiguous)
         except PolyException as exc:
             return OrderResult(False, status="rejected", error=str(exc.msg))
         if not isinstance(resp, dict) or not resp.get("success", False):

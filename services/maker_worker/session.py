@@ -407,14 +407,7 @@ class TokenSession:
         result = await self.ex.place(self.token_id, p.side, p.price, p.size, tick_size, p.order_type)  # type: ignore[arg-type]
         if result.ambiguous:
             # We do not know whether it reached the venue: ask it, never send again blindly.
-            opened = [o for o in await self.ex.open_orders(self.token_id) if str(o.get("side", "")).upper() == p.side]
-            held = await self._venue_position()
-            filled = round(max(0.0, held - before if p.side == "BUY" else before - held), 6)
-            logger.warning("{}: ambiguous {} ({}); venue shows {} open, position {:.2f}",
-                           self.token_id, p.side, result.error, len(opened), held)
-            result = OrderResult(bool(opened) or filled > 0, order_id=str(opened[0].get("id", "")) if opened else "",
-                                 status="reconciled", filled_size=min(filled, p.size), avg_price=p.price,
-                                 error=result.error, ambiguous=True)
+            result = await self._resolve_ambiguous(p, result, before)
         status = "matched" if result.filled_size > 0 else ("placed" if result.ok else "rejected")
         record.update(status=status, order_id=result.order_id, error=result.error)
         await self.r.hset(self.keys.session(self.token_id), f"intent:{intent_id}", json.dumps(record))
@@ -423,6 +416,32 @@ class TokenSession:
             await self._record_fill(p.side, result.filled_size, result.avg_price or p.price, intent_id,
                                     result.order_id, result.filled_size)
         return result, intent_id
+
+    async def _resolve_ambiguous(self, p: Placement, result: OrderResult, before: float) -> OrderResult:
+        """What became of a placement whose answer was lost. The order id is known before the answer
+        (the order's hash), so the venue is asked about this very order first: found means it
+        arrived, with what matched. Not found (or the lookup failed) falls back to the open orders
+        and the position change, which cannot name a filled order's id."""
+        if result.order_id:
+            try:
+                found = await self.ex.order_status(result.order_id)
+            except Exception as exc:  # the fallback below still tells placed from not placed
+                logger.warning("{}: lookup of ambiguous order {} failed: {}", self.token_id, result.order_id[:12], exc)
+                found = None
+            if found is not None:
+                logger.warning("{}: ambiguous {} ({}); the venue has it: {} matched {:.2f}", self.token_id, p.side,
+                               result.error, found.status, found.size_matched)
+                return OrderResult(True, order_id=result.order_id, status="reconciled",
+                                   filled_size=min(found.size_matched, p.size), avg_price=found.price or p.price,
+                                   error=result.error, ambiguous=True)
+        opened = [o for o in await self.ex.open_orders(self.token_id) if str(o.get("side", "")).upper() == p.side]
+        held = await self._venue_position()
+        filled = round(max(0.0, held - before if p.side == "BUY" else before - held), 6)
+        logger.warning("{}: ambiguous {} ({}); venue shows {} open, position {:.2f}",
+                       self.token_id, p.side, result.error, len(opened), held)
+        return OrderResult(bool(opened) or filled > 0, order_id=str(opened[0].get("id", "")) if opened else "",
+                           status="reconciled", filled_size=min(filled, p.size), avg_price=p.price,
+                           error=result.error, ambiguous=True)
 
     async def _emit_order(self, intent_id: str, order_id: str, p: Placement, status: str, reason: str) -> None:
         await self._emit(self.keys.orders(), OrderEvent(

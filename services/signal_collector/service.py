@@ -235,7 +235,7 @@ class SignalCollectorService(RedisService):
         cursor = await self._load_cursor(target, state)
         cfg = self.settings.copytrade
         rows = await fetch_trades(self._http_client(), self.settings.polymarket.data_api_url, target.account,
-                                  cursor.ts, cfg.page_size, self.budget)
+                                  cursor.read_from(cfg.poll_overlap_sec), cfg.page_size, self.budget)
         seen_ms = now_ms()
         self.counters.polls += 1
         trades, bad = parse_trades(rows)
@@ -245,11 +245,16 @@ class SignalCollectorService(RedisService):
         account = target.account.lower()
         mine = [t for t in trades if not t.account or t.account == account]
         self.counters.foreign += len(trades) - len(mine)
-        new, after = select_new(cursor, mine)
-        if after == cursor:
+        new, after = select_new(cursor, mine, cfg.poll_overlap_sec)
+        # the overlap re-reads trades this process already emitted: drop those quietly (they are
+        # not duplicates anyone sent), and let the seen-set judge the rest
+        new = [t for t in new if t.timestamp >= cursor.ts or signal_id(account, t) not in self._recent]
+        if not new and after == cursor:
             return 0
         keep = [t for t in new if wanted(t, target)]
-        self.counters.below_min_size += len(new) - len(keep)
+        skipped = [t for t in new if not wanted(t, target)]
+        self.counters.below_min_size += len(skipped)
+        self._recent.add_all(signal_id(account, t) for t in skipped)  # the overlap does not count them twice
         sigs = await self._signals(keep, target, seen_ms, "poll")
         emitted = await self.writer.write(account, sigs, self.keys.cursor(account), after.to_hash(now_ms()),
                                           trim_below=after.ts - cfg.dedup_window_sec)

@@ -6,59 +6,22 @@ from collections.abc import Callable
 from typing import Any
 
 from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils.crypto import keccak
 
 from services.sim_exchange.auth import ApiKey
 from services.sim_exchange.matching import OrderError, OrderRequest
+from shared.polymarket.order_hash import encoded_order, order_hash
 
-EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
-NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
-ORDER_STRUCT = [
-    {"name": "salt", "type": "uint256"}, {"name": "maker", "type": "address"},
-    {"name": "signer", "type": "address"}, {"name": "tokenId", "type": "uint256"},
-    {"name": "makerAmount", "type": "uint256"}, {"name": "takerAmount", "type": "uint256"},
-    {"name": "side", "type": "uint8"}, {"name": "signatureType", "type": "uint8"},
-    {"name": "timestamp", "type": "uint256"}, {"name": "metadata", "type": "bytes32"},
-    {"name": "builder", "type": "bytes32"},
-]
-DOMAIN_STRUCT = [
-    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
-]
 _REQUIRED = ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signatureType",
              "timestamp", "signature")
 
 
-def _b32(value: str) -> bytes:
-    return bytes.fromhex(str(value).removeprefix("0x").zfill(64))
-
-
-def typed_order(order: dict[str, Any], neg_risk: bool = False, chain_id: int = 137) -> dict[str, Any]:
-    return {
-        "primaryType": "Order",
-        "types": {"EIP712Domain": DOMAIN_STRUCT, "Order": ORDER_STRUCT},
-        "domain": {"name": "Polymarket CTF Exchange", "version": "2", "chainId": chain_id,
-                   "verifyingContract": NEG_RISK_EXCHANGE_V2 if neg_risk else EXCHANGE_V2},
-        "message": {
-            "salt": int(order["salt"]), "maker": order["maker"], "signer": order["signer"],
-            "tokenId": int(order["tokenId"]), "makerAmount": int(order["makerAmount"]),
-            "takerAmount": int(order["takerAmount"]), "side": 0 if order["side"] == "BUY" else 1,
-            "signatureType": int(order["signatureType"]), "timestamp": int(order["timestamp"]),
-            "metadata": _b32(order.get("metadata") or "0x0"), "builder": _b32(order.get("builder") or "0x0"),
-        },
-    }
-
-
 def order_hash_and_signer(order: dict[str, Any], neg_risk: bool = False) -> tuple[str, str | None]:
     """(EIP-712 order hash, recovered signer lowercase or None when it cannot be recovered)."""
-    encoded = encode_typed_data(full_message=typed_order(order, neg_risk))
-    digest = keccak(b"\x19" + encoded.version + encoded.header + encoded.body)
     try:
-        signer = str(Account.recover_message(encoded, signature=order["signature"])).lower()
+        signer = str(Account.recover_message(encoded_order(order, neg_risk), signature=order["signature"])).lower()
     except Exception:  # malformed or non-ECDSA (POLY_1271) signature
         signer = None
-    return "0x" + digest.hex(), signer
+    return order_hash(order, neg_risk), signer
 
 
 def parse_post(payload: Any, key: ApiKey, verify: bool = True,

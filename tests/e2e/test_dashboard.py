@@ -8,15 +8,17 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 
 from shared.keys import Keys
 from shared.redisio.health import healthy_instances
@@ -29,6 +31,7 @@ WORKER = "worker-dash"
 API_TOKEN = "dash-token-5f1e2d3c"
 SERVICES = ("signal_collector", "ws_gateway", "orchestrator", "maker_worker", "api")
 ARTIFACTS = ROOT / "var" / "test-artifacts"
+T = TypeVar("T")
 
 
 def chrome() -> WebDriver:
@@ -103,19 +106,19 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
     row = f'#tokens tr[data-token="{token}"]'
 
     async def running_row() -> bool:
-        found = browser.find_elements(By.CSS_SELECTOR, row)
-        return bool(found) and found[0].get_attribute("data-state") == "running"
+        return _read(browser, row, lambda e: e.get_attribute("data-state")) == "running"
 
     await eventually(running_row, timeout=40, what="token row in state running on the page")
     assert browser.find_element(By.ID, "conn").text == "live"  # the websocket is connected
     assert "#token" not in browser.current_url  # the token was taken out of the address bar
 
     async def bought() -> bool:
-        cells = browser.find_elements(By.CSS_SELECTOR, f"{row} td")
-        return len(cells) > 4 and cells[4].text == "10.00"
+        return _read(browser, f"{row} td:nth-child(5)", lambda e: e.text) == "10.00"
 
     await eventually(bought, timeout=20, what="position 10 shown")
-    assert browser.find_element(By.CSS_SELECTOR, '#workers tr[data-worker="worker-dash"]').text.startswith(WORKER)
+    worker_row = await eventually(
+        lambda: _aread(browser, '#workers tr[data-worker="worker-dash"]', lambda e: e.text), timeout=5, what="worker row")
+    assert worker_row.startswith(WORKER)
     assert "token.running" in browser.find_element(By.ID, "events").text
     stats = browser.find_element(By.ID, "stats").text
     assert "WORKERS ALIVE" in stats.upper()
@@ -124,11 +127,12 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
     await eventually(lambda: _has(browser, "#ticks-chart polyline"), timeout=15, what="ticks/s chart line")
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
-    # Stop: the first click arms the button, the second sends the request.
-    button = browser.find_element(By.CSS_SELECTOR, f'[data-testid="stop-{token}"]')
-    button.click()
-    assert "Confirm" in button.text
-    button.click()
+    # Stop: the first click arms the button, the second sends the request. The table is rebuilt on
+    # every update, so each step finds the button afresh; the armed state survives a rebuild.
+    stop = f'[data-testid="stop-{token}"]'
+    await eventually(lambda: _aclick(browser, stop), timeout=5, what="first click on Stop")
+    await eventually(lambda: _aread(browser, stop, lambda e: "Confirm" in e.text), timeout=2, what="Stop armed")
+    await eventually(lambda: _aclick(browser, stop), timeout=2, what="confirming click on Stop")
 
     async def stop_applied() -> dict[str, str] | None:
         return next((f for _, f in await r.xrange(keys.events())
@@ -142,8 +146,8 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
 
     async def leaves_running() -> bool:
         state = await r.hget(keys.token(token), "state")
-        shown = browser.find_elements(By.CSS_SELECTOR, row)
-        return state in ("exiting", "done") and bool(shown) and shown[0].get_attribute("data-state") in ("exiting", "done")
+        shown = _read(browser, row, lambda e: e.get_attribute("data-state"))
+        return state in ("exiting", "done") and shown in ("exiting", "done")
 
     await eventually(leaves_running, timeout=30, what="token exiting/done in Redis and on the page")
     time.sleep(0.5)
@@ -152,3 +156,26 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
 
 async def _has(browser: WebDriver, css: str) -> bool:
     return bool(browser.find_elements(By.CSS_SELECTOR, css))
+
+
+def _read(browser: WebDriver, css: str, get: Callable[[WebElement], T]) -> T | None:
+    """``get`` of the first element matching ``css``, or None when there is none or the page rebuilt it
+    between the find and the read (the dashboard replaces its table rows on every update)."""
+    try:
+        found = browser.find_elements(By.CSS_SELECTOR, css)
+        return get(found[0]) if found else None
+    except StaleElementReferenceException:
+        return None
+
+
+async def _aread(browser: WebDriver, css: str, get: Callable[[WebElement], T]) -> T | None:
+    return _read(browser, css, get)
+
+
+async def _aclick(browser: WebDriver, css: str) -> bool:
+    """Click the element once; False (try again) when it is missing or was rebuilt before the click
+    reached it: selenium refuses a stale element before clicking, so a retry never double-clicks."""
+    def click(e: WebElement) -> bool:
+        e.click()
+        return True
+    return _read(browser, css, click) or False

@@ -82,6 +82,10 @@ async def test_a_timeout_after_placement_is_reconciled_not_sent_again(
     assert [(f["side"], float(f["size"])) for f in fills] == [("BUY", 10.0)]
     events = await order_events(r, keys, v.token)
     assert len({e["intent_id"] for e in events}) == 1
+    # the order filled at once, so no open order could name it: the id comes from the order's own
+    # hash, looked up at the venue, and the order and fill records carry the venue's id
+    assert {e["order_id"] for e in events} == {buys[0]["id"]}
+    assert fills[0]["order_id"] == buys[0]["id"]
     await stop_session(s, task)
 
 
@@ -97,6 +101,7 @@ async def test_duplicated_counts_as_placed(sim_venue: tuple[Venue, TickFeed]) ->
     assert first.status == "live"
     assert again.ok  # "Duplicated": the venue has it, so it was placed
     assert "Duplicated" in again.error
+    assert again.order_id == first.order_id  # the id is the order's hash, known without the venue's answer
     assert len(await v.orders("BUY")) == 1
 
 

@@ -88,12 +88,33 @@ def test_trade_key_separates_fills_of_one_transaction() -> None:
 
 
 def test_first_run_starts_now_unless_a_lookback_is_configured() -> None:
-    assert first_cursor(1_000.9, 0) == Cursor(1_000)
-    assert first_cursor(1_000.0, 300) == Cursor(700)
+    assert first_cursor(1_000.9, 0) == Cursor(1_000, floor=1_000)
+    assert first_cursor(1_000.0, 300) == Cursor(700, floor=700)
     history = [trade(999), trade(990, "0xbb")]
-    assert select_new(first_cursor(1_000, 0), history) == ([], Cursor(1_000))
+    assert select_new(first_cursor(1_000, 0), history) == ([], Cursor(1_000, floor=1_000))
+    # the late-trade overlap never reaches below where following began
+    assert first_cursor(1_000, 0).read_from(30) == 1_000
+    assert select_new(first_cursor(1_000, 0), history, overlap_sec=30) == ([], Cursor(1_000, floor=1_000))
     new, _ = select_new(first_cursor(1_000, 300), history)
     assert [t.timestamp for t in new] == [990, 999]  # oldest first
+
+
+def test_a_trade_indexed_late_below_the_cursor_is_offered_again_within_the_overlap() -> None:
+    # the Data API indexes trades 1-4 s late, not always in order: 0xlate (second 99) shows up
+    # after 0xb (second 100) was taken
+    a, b, late = trade(98, "0xa"), trade(100, "0xb"), trade(99, "0xlate")
+    new, cur = select_new(Cursor(90, floor=90), [b, a], overlap_sec=5)
+    assert [t.tx_hash for t in new] == ["0xa", "0xb"]
+    assert cur == Cursor(100, frozenset({b.key_id}), floor=90)
+    assert cur.read_from(5) == 95  # the poll asks from second 95 ...
+    new, cur2 = select_new(cur, [b, late, a], overlap_sec=5)
+    # ... so 0xlate comes back; 0xa too (the seen-set in Redis drops it), 0xb is known at the cursor
+    assert [t.tx_hash for t in new] == ["0xa", "0xlate"]
+    assert cur2 == cur  # older trades never move the cursor
+    # without the overlap the late trade would be lost for good
+    assert select_new(cur, [b, late, a]) == ([], cur)
+    # and nothing below the overlap is offered
+    assert select_new(cur, [trade(94, "0xold")], overlap_sec=5) == ([], cur)
 
 
 def test_trades_sharing_the_cursor_second_are_neither_lost_nor_repeated() -> None:
@@ -141,10 +162,28 @@ def test_any_split_into_polls_yields_each_trade_exactly_once(rows: list[tuple[in
     assert sorted(t.key_id for t in seen) == sorted({t.key_id for t in stream})
 
 
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 4), st.sampled_from("ab")), max_size=30),
+       st.lists(st.integers(0, 40), min_size=1, max_size=6))
+def test_late_indexed_trades_within_the_overlap_are_emitted_exactly_once(
+        rows: list[tuple[int, int, str]], polls: list[int]) -> None:
+    # A trade of second ts becomes visible at ts + lag (lag <= 4 <= overlap); polls happen at any
+    # times. The seen-set stands for the collector's Redis one.
+    stream = [(ts + lag, trade(ts, f"0x{ts}{fill}{lag}")) for ts, lag, fill in rows]
+    seen: set[str] = set()
+    cursor = Cursor(0)
+    for now in [*sorted(polls), 10_000]:
+        visible = [t for shown, t in stream if shown <= now and t.timestamp >= cursor.read_from(5)]
+        new, cursor = select_new(cursor, sorted(visible, key=lambda t: -t.timestamp), overlap_sec=5)
+        seen |= {t.key_id for t in new}
+    assert seen == {t.key_id for _, t in stream}
+
+
 def test_cursor_round_trips_through_its_hash() -> None:
-    cur = Cursor(123, frozenset({"k1", "k2"}))
+    cur = Cursor(123, frozenset({"k1", "k2"}), floor=100)
     h = cur.to_hash(updated_ms=5)
     assert Cursor.from_hash(h) == cur
+    # a cursor stored before ``floor`` existed: no overlap below its own second
+    assert Cursor.from_hash({"ts": "123", "keys": "[]"}) == Cursor(123, floor=123)
     assert Cursor.from_hash({}) is None
     assert Cursor.from_hash({"ts": "x"}) is None
 

@@ -186,6 +186,7 @@ def test_unknown_key_error_names_the_dotted_key(tmp_path: Path) -> None:
     ("execution: {sell_mode: yolo}\n", "execution.sell_mode"),
     ("copytrade: {targets: [{account: not-an-address}]}\n", "copytrade.targets.0"),
     ("maker_strategy: {countdown: {minutes_before_end: soon}}\n", "maker_strategy.countdown.minutes_before_end"),
+    ("copytrade: {poll_overlap_sec: 600, dedup_window_sec: 600}\n", "copytrade"),
 ])
 def test_bad_value_error_names_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(key)):

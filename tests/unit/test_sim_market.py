@@ -20,8 +20,9 @@ from services.sim_exchange import wire
 from services.sim_exchange.auth import Authenticator, AuthError, derive_key, hmac_signature
 from services.sim_exchange.market import MarketSim, TokenBook, fill_ladder, make_markets, on_tick, set_levels
 from services.sim_exchange.matching import OrderError
-from services.sim_exchange.orders import EXCHANGE_V2, order_hash_and_signer, parse_post
+from services.sim_exchange.orders import order_hash_and_signer, parse_post
 from shared.config import SIM_PRIVATE_KEY
+from shared.polymarket.order_hash import EXCHANGE_V2
 
 
 def test_markets_are_deterministic_and_shaped_like_real_ids() -> None:

@@ -48,17 +48,24 @@ function notice(text) {
   if (text) setTimeout(() => { if (n.textContent === text) n.hidden = true; }, 6000);
 }
 
-// A button that asks for a second click within 3 s before it acts.
+// A button that asks for a second click within 3 s before it acts. The tables are rebuilt on every
+// update, so the armed state lives here, by test id, not in the button: a rebuild between the two
+// clicks must not silently disarm the button the operator is about to confirm.
+const armedUntil = new Map();
+const ARM_MS = 3000;
+
 function confirmButton(label, testid, action) {
   const b = el("button", { "data-testid": testid }, label);
-  let armed = null;
+  const isArmed = () => (armedUntil.get(testid) || 0) > Date.now();
+  const showArmed = () => {
+    b.textContent = "Confirm " + label.toLowerCase(); b.classList.add("confirm");
+    setTimeout(() => { if (!isArmed() && !b.disabled) { b.textContent = label; b.classList.remove("confirm"); } },
+      Math.max(0, (armedUntil.get(testid) || 0) - Date.now()) + 20);
+  };
+  if (isArmed()) showArmed();
   b.addEventListener("click", async () => {
-    if (!armed) {
-      b.textContent = "Confirm " + label.toLowerCase(); b.classList.add("confirm");
-      armed = setTimeout(() => { armed = null; b.textContent = label; b.classList.remove("confirm"); }, 3000);
-      return;
-    }
-    clearTimeout(armed); armed = null; b.disabled = true; b.textContent = "…";
+    if (!isArmed()) { armedUntil.set(testid, Date.now() + ARM_MS); showArmed(); return; }
+    armedUntil.delete(testid); b.disabled = true; b.textContent = "…";
     try { await action(); b.textContent = "sent"; } catch (e) { notice(e.message); b.textContent = label; b.disabled = false; }
     b.classList.remove("confirm");
   });
