@@ -6,15 +6,22 @@
 * ``logging.json``: one JSON object per line (loguru's ``serialize``), same fields.
 * Secrets never reach a sink: every message passes :func:`redact` first, which masks the values
   of the secrets this process holds (``PF_PRIVATE_KEY``, CLOB credentials, ``PF_API_TOKEN``, the
-  alert webhook URL), bearer tokens, passwords in URLs and Telegram bot tokens.
+  alert webhook URL), bearer tokens, passwords in URLs and Telegram bot tokens. An exception
+  attached to a record (``logger.exception``, ``opt(exception=...)``) is formatted here and
+  redacted with the message: its text (a URL with a password, a client's error body) would
+  otherwise reach the sink unmasked.
+* Standard-library logging (uvicorn, httpx, websockets, ...) is routed into loguru at WARNING and
+  above, so those records get the same format and the same redaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +74,34 @@ def prune_old_logs(directory: Path, service: str, retention_days: int) -> list[P
     return removed
 
 
+class _ToLoguru(logging.Handler):
+    """A standard-library record re-emitted through loguru (and so through the redaction)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(exception=record.exc_info or None).log(level, "{}: {}", record.name, record.getMessage())
+
+
 def setup_logging(service: str, instance: str, cfg: LoggingSection | None = None) -> None:
     """Route loguru to stderr (and a daily file under ``logging.dir``) with service + instance."""
     cfg = cfg or LoggingSection()
     secrets = secret_values()
 
     def patch(record: Any) -> None:
-        record["message"] = redact(record["message"], secrets)
+        message = record["message"]
+        exc = record["exception"]
+        if exc is not None and exc.type is not None:
+            # the traceback becomes part of the message, so it is redacted with it
+            message += "\n" + "".join(traceback.format_exception(exc.type, exc.value, exc.traceback)).rstrip()
+            record["exception"] = None
+        record["message"] = redact(message, secrets)
 
     logger.remove()
     logger.configure(extra={"service": service, "instance": instance}, patcher=patch)
+    logging.basicConfig(handlers=[_ToLoguru()], level=logging.WARNING, force=True)
     logger.add(sys.stderr, level=cfg.level, format=_FORMAT, serialize=cfg.json_output,
                colorize=None if not cfg.json_output else False, backtrace=False, diagnose=False)
     if cfg.dir:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -55,6 +56,37 @@ def test_daily_file_per_service_in_json_with_secrets_masked(tmp_path: Path, monk
     assert record["message"] == f"signing with {MASK} for {MASK}"
     assert KEY not in line
     assert API not in line
+
+
+def test_an_exception_text_is_masked_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PF_PRIVATE_KEY", KEY)
+    setup_logging("api", "a1", LoggingSection(dir=str(tmp_path), level="INFO"))
+    try:
+        raise ConnectionError(f"could not reach redis://:hunter22@h:6379 with key {KEY}")
+    except ConnectionError:
+        logger.exception("connect failed")
+    logger.remove()
+    [path] = list(tmp_path.glob("api.*.log"))
+    text = path.read_text()
+    assert "connect failed" in text
+    assert "ConnectionError: could not reach redis://:***@h:6379 with key ***" in text  # the traceback is kept
+    assert "Traceback (most recent call last)" in text
+    assert KEY not in text
+    assert "hunter22" not in text
+
+
+def test_standard_logging_records_are_routed_and_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PF_API_TOKEN", API)
+    setup_logging("api", "a2", LoggingSection(dir=str(tmp_path), level="INFO"))
+    logging.getLogger("uvicorn.error").error("request with %s failed", API)
+    logging.getLogger("httpx").info("HTTP Request: GET /x")  # below WARNING: not routed
+    logger.remove()
+    logging.basicConfig(force=True)
+    [path] = list(tmp_path.glob("api.*.log"))
+    text = path.read_text()
+    assert f"uvicorn.error: request with {MASK} failed" in text
+    assert API not in text
+    assert "HTTP Request" not in text
 
 
 def test_old_daily_files_are_deleted_after_retention(tmp_path: Path) -> None:
