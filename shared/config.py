@@ -283,6 +283,7 @@ class AlertsSection(Section):
     max_per_minute: int = Field(10, ge=1)  # all alerts together, beyond which they are dropped (and counted)
     rejections_per_minute: int = Field(20, ge=1)  # token.rejected events per minute that raise an alert
     gateway_stall_sec: float = Field(30.0, gt=0)  # wanted tokens but no gateway heartbeat for this long
+    gateway_silent_sec: float = Field(300.0, gt=0)  # gateway alive, tokens wanted, yet no market frame for this long
     check_interval_sec: float = Field(5.0, gt=0)
     send_timeout_sec: float = Field(5.0, gt=0)
 

@@ -9,6 +9,7 @@ Alerts (``kind``, severity):
 | ``risk_rejections`` | ``rejections_per_minute`` or more ``token.rejected`` events within 60 s | warning |
 | ``worker_dead`` | a registered worker's lease disappeared while it held tokens or was alive before | critical |
 | ``gateway_stall`` | tokens are wanted but no gateway has published liveness for ``gateway_stall_sec`` | critical |
+| ``gateway_silent`` | a gateway is alive and tokens are wanted, but no market frame arrived for ``gateway_silent_sec`` | warning |
 | ``error_event`` | any other event at level ``error`` (short position, config invalid, token error) | warning |
 
 Every alert has a ``key`` (kind + subject); :class:`Throttle` sends the same key at most once
@@ -117,6 +118,28 @@ class GatewayWatch:
             return None
         return Alert("gateway_stall", "gateway", "critical",
                      f"No market data: {wanted} token(s) wanted but no ws_gateway alive for {silent // 1000}s", ts_ms)
+
+
+@dataclass
+class FeedWatch:
+    """Alerts when the gateway is alive (its heartbeat is fresh) yet passes on no market frame while
+    tokens are wanted: a subscription that lapsed behind a socket that still answers pings. The
+    gateway reconnects on silence itself; this says when that has not helped for ``silent_ms``."""
+
+    silent_ms: int
+    quiet_since: int | None = None
+
+    def observe(self, wanted: int, alive: bool, frames_per_sec: float, ts_ms: int) -> Alert | None:
+        if not alive or wanted == 0 or frames_per_sec > 0:
+            self.quiet_since = None  # a dead gateway is gateway_stall's business
+            return None
+        if self.quiet_since is None:
+            self.quiet_since = ts_ms
+        quiet = ts_ms - self.quiet_since
+        if quiet < self.silent_ms:
+            return None
+        return Alert("gateway_silent", "gateway", "warning",
+                     f"Gateway alive but no market frame for {quiet // 1000}s with {wanted} token(s) wanted", ts_ms)
 
 
 @dataclass

@@ -13,13 +13,22 @@ from loguru import logger
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from services.alerter.rules import Alert, GatewayWatch, RejectionRate, Throttle, WorkerWatch, from_event, payload
+from services.alerter.rules import (
+    Alert,
+    FeedWatch,
+    GatewayWatch,
+    RejectionRate,
+    Throttle,
+    WorkerWatch,
+    from_event,
+    payload,
+)
 from shared.clock import now_ms
 from shared.config import ConfigError, Settings, load_secrets
 from shared.keys import GROUP_ALERTER, REQUESTER_ORCHESTRATOR
 from shared.messages import AuditEvent
 from shared.redisio import StreamConsumer
-from shared.redisio.health import beat
+from shared.redisio.health import beat, healthy_instances
 from shared.service import RedisService
 
 SERVICE = "alerter"
@@ -42,6 +51,7 @@ class AlerterService(RedisService):
         self.rejections = RejectionRate(cfg.rejections_per_minute)
         self.workers = WorkerWatch()
         self.gateway = GatewayWatch(int(cfg.gateway_stall_sec * 1000))
+        self.feed = FeedWatch(int(cfg.gateway_silent_sec * 1000))
         self._http = http
         self._last_check = 0.0
         self.counts = {"sent": 0, "suppressed": 0, "failed": 0, "events": 0}
@@ -111,8 +121,12 @@ class AlerterService(RedisService):
         workers = {wid: (rows[2 * i] == 1, int(rows[2 * i + 1])) for i, wid in enumerate(ids)}
         ts = now_ms()
         out = self.workers.observe(workers, ts)
-        stall = self.gateway.observe(int(rows[-2]), rows[-1] == 1, ts)
-        return out + ([stall] if stall else [])
+        wanted, alive = int(rows[-2]), rows[-1] == 1
+        gateways = await healthy_instances(self.redis, k, "ws_gateway")
+        frames = sum(float(b.get("frames_per_sec") or 0) for b in gateways)
+        feed = self.feed.observe(wanted, alive and bool(gateways), frames, ts)
+        stall = self.gateway.observe(wanted, alive, ts)
+        return out + [a for a in (stall, feed) if a is not None]
 
     async def emit(self, alert: Alert) -> None:
         if not self.throttle.allow(alert):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.alerter.rules import (
     Alert,
+    FeedWatch,
     GatewayWatch,
     RejectionRate,
     Throttle,
@@ -67,6 +68,23 @@ def test_gateway_stall_after_the_configured_silence_only_when_tokens_are_wanted(
     assert "30s" in stall.text
     assert gw.observe(wanted=3, alive=True, ts_ms=32_000) is None
     assert gw.missing_since is None
+
+
+def test_gateway_silent_when_alive_but_passing_no_frames_while_tokens_are_wanted() -> None:
+    feed = FeedWatch(silent_ms=300_000)
+    assert feed.observe(wanted=3, alive=True, frames_per_sec=0.0, ts_ms=0) is None  # the quiet starts
+    assert feed.observe(wanted=3, alive=True, frames_per_sec=0.0, ts_ms=299_000) is None
+    silent = feed.observe(wanted=3, alive=True, frames_per_sec=0.0, ts_ms=301_000)
+    assert silent is not None
+    assert (silent.kind, silent.severity) == ("gateway_silent", "warning")
+    assert "301s" in silent.text
+    assert feed.observe(wanted=3, alive=True, frames_per_sec=2.5, ts_ms=302_000) is None  # frames again: reset
+    assert feed.observe(wanted=3, alive=True, frames_per_sec=0.0, ts_ms=303_000) is None
+    # nothing wanted, or no gateway at all (gateway_stall covers that): no silence alert
+    assert FeedWatch(1).observe(wanted=0, alive=True, frames_per_sec=0.0, ts_ms=10**9) is None
+    dead = FeedWatch(1)
+    assert dead.observe(wanted=3, alive=False, frames_per_sec=0.0, ts_ms=0) is None
+    assert dead.observe(wanted=3, alive=False, frames_per_sec=0.0, ts_ms=10**9) is None
 
 
 def _alert(kind: str, subject: str, ts: int) -> Alert:
