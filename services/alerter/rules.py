@@ -7,7 +7,7 @@ Alerts (``kind``, severity):
 | ``halt`` | a ``control.halt`` event (kill switch set by an operator) | critical (warning for reduce_only) |
 | ``daily_loss`` | ``risk.daily_loss_limit`` (the orchestrator set reduce_only) | critical |
 | ``risk_rejections`` | ``rejections_per_minute`` or more ``token.rejected`` events within 60 s | warning |
-| ``worker_dead`` | a registered worker's lease disappeared while it held tokens or was alive before | critical |
+| ``worker_dead`` | a ``worker.dead`` event, or a registered worker's lease disappeared while it held tokens or was alive before | critical |
 | ``gateway_stall`` | tokens are wanted but no gateway has published liveness for ``gateway_stall_sec`` | critical |
 | ``gateway_silent`` | a gateway is alive and tokens are wanted, but no market frame arrived for ``gateway_silent_sec`` | warning |
 | ``error_event`` | any other event at level ``error`` (short position, config invalid, token error) | warning |
@@ -53,6 +53,9 @@ def from_event(fields: dict[str, Any], ts_ms: int) -> Alert | None:
         return Alert("daily_loss", "today", "critical", f"Daily loss limit reached: {reason}", ts_ms)
     if kind == "token.rejected":
         return None
+    if kind == "worker.dead":  # the orchestrator saw it first; same key as WorkerWatch's, so sent once
+        worker = str(detail.get("worker") or "?")
+        return Alert("worker_dead", worker, "critical", reason or f"Worker {worker} lost its lease", ts_ms)
     if str(fields.get("level", "")) == "error":
         subject = f"{kind}:{token}" if token else kind
         return Alert("error_event", subject, "warning", f"{kind} {token}: {reason}".replace("  ", " ").strip(), ts_ms)

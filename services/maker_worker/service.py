@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 from redis.exceptions import RedisError
 
+from services.maker_worker import metrics
 from services.maker_worker.executor import ClobExecutor, Executor
 from services.maker_worker.latency import LatencyHistogram
 from services.maker_worker.paper import PaperExecutor, PaperVenue
@@ -158,6 +159,7 @@ class MakerWorkerService(RedisService):
             try:
                 await self.redis.set(k.worker_lease(self.worker_id), "1", px=w.lease_ms)
                 load = sum(1 for _, t in self.sessions.values() if not t.done())
+                metrics.SESSIONS.set(load)
                 await self.redis.hset(k.worker(self.worker_id), mapping={"load": load, "last_beat": now_ms()})
                 await beat(self.redis, k, "maker_worker", self.worker_id, w.heartbeat_interval_sec,
                            {"sessions": load, "ticks": self.feed.received, **self.books.summary(),

@@ -24,6 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from loguru import logger
 
+from services.maker_worker import metrics
 from services.maker_worker.deadline import epoch_ms
 from services.maker_worker.execution import Bounds, OrderWork, Placement, is_balance_error
 from services.maker_worker.executor import Executor, OrderResult, OrderStatus, is_transient
@@ -444,6 +445,7 @@ class TokenSession:
                            error=result.error, ambiguous=True)
 
     async def _emit_order(self, intent_id: str, order_id: str, p: Placement, status: str, reason: str) -> None:
+        metrics.ORDERS.labels(p.side, status).inc()
         await self._emit(self.keys.orders(), OrderEvent(
             id=stable_id(intent_id, status), ts_event=now_ms(), ts_init=now_ms(), producer=self.worker_id,
             token_id=self.token_id, epoch=self.epoch, worker=self.worker_id, intent_id=intent_id, order_id=order_id,
@@ -455,6 +457,8 @@ class TokenSession:
         """Book one fill (the strategy's position and PnL, the snapshot, ``pf:fills``). The id comes
         from the order and its cumulative matched size, so a re-read never books a fill twice."""
         self.strategy.on_fill(side, size, price, now_ms(), final=False)
+        metrics.FILLS.labels(side).inc()
+        metrics.FILLED_SHARES.labels(side).inc(size)
         await self._snapshot()
         await self._emit(self.keys.fills(), Fill(
             id=stable_id("fill", intent_id, order_id, f"{cumulative:.6f}"), ts_event=now_ms(), ts_init=now_ms(),
@@ -488,6 +492,8 @@ class TokenSession:
         await self._report("failed", reason=reason)
 
     async def _report(self, status: str, reason: str = "") -> None:
+        if status in ("closed", "failed", "handed_back"):
+            metrics.SESSION_ENDS.labels(status).inc()
         await self._emit(self.keys.sessions(), SessionReport(
             id=stable_id("session", self.token_id, self.epoch, status), ts_event=now_ms(), ts_init=now_ms(),
             producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,

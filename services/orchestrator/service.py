@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from loguru import logger
 
+from services.orchestrator import metrics
 from services.orchestrator.assignment import WorkerView, pick_worker
 from services.orchestrator.decisions import (
     BuyContext,
@@ -67,6 +68,7 @@ class OrchestratorService(RedisService):
         self._last_beat = 0.0
         self.decisions = 0
         self.duplicates = 0
+        self._dead_reported: set[str] = set()  # workers whose death was announced (worker.dead), until alive again
         self._ready = False
         self._schedule_due = False
 
@@ -114,6 +116,7 @@ class OrchestratorService(RedisService):
         loop_now = asyncio.get_running_loop().time()
         await self._maybe_reload(loop_now)
         leading, became = await self.lease.renew()
+        metrics.LEADER.set(1 if leading else 0)
         if became:
             logger.info("orchestrator {} is the leader", self.instance)
         if not leading:
@@ -184,6 +187,7 @@ class OrchestratorService(RedisService):
         if applied_kind and await self.redis.zscore(self.keys.applied(applied_kind), msg.id) is not None:
             # The same signal or fill twice (a producer retried its XADD): applied once already.
             self.duplicates += 1
+            metrics.DUPLICATES.inc()
             logger.debug("{} {} already applied; acked", applied_kind, msg.id)
         else:
             if isinstance(msg, Signal):
@@ -201,6 +205,7 @@ class OrchestratorService(RedisService):
         pipe.xack(entry.stream, GROUP_ORCHESTRATOR, entry.entry_id)
         await pipe.execute()
         self.decisions += 1
+        metrics.DECISIONS.inc()
         if not isinstance(msg, Fill):
             self._schedule_due = True
 
@@ -229,6 +234,7 @@ class OrchestratorService(RedisService):
         for entry, sig, inp in zip(entries, sigs, inputs, strict=True):
             if inp.applied or sig.id in applied:
                 self.duplicates += 1  # the collector retried its XADD: decided once already
+                metrics.DUPLICATES.inc()
                 continue
             applied[sig.id] = now
             fields, handled, cooling = inp.fields, inp.handled, inp.cooling_down
@@ -278,6 +284,7 @@ class OrchestratorService(RedisService):
         pipe.xack(entries[0].stream, GROUP_ORCHESTRATOR, *(e.entry_id for e in entries))  # one stream: signals
         await pipe.execute()
         self.decisions += len(entries)
+        metrics.DECISIONS.inc(len(entries))
         if admitted:
             self._schedule_due = True
 
@@ -514,10 +521,20 @@ class OrchestratorService(RedisService):
         """Every poll interval: move the tokens of dead workers (and of drained workers that did
         not hand back in time), expire ignored entries, then schedule."""
         views = await self.workers()
+        dead_holding = set()
         for w in views:
             if w.alive and not w.draining:
                 continue
-            for token_id, (state, _, _, fields) in (await self.tokens_of(w.worker_id)).items():
+            held = await self.tokens_of(w.worker_id)
+            if not w.alive and held:
+                dead_holding.add(w.worker_id)
+                if w.worker_id not in self._dead_reported:  # once per death, not once per poll
+                    pipe = self.redis.pipeline(transaction=True)
+                    self.store.event(pipe, "worker.dead", "", f"worker {w.worker_id} lost its lease holding "
+                                     f"{len(held)} token(s); moving them", level="error", worker=w.worker_id,
+                                     tokens=len(held))
+                    await pipe.execute()
+            for token_id, (state, _, _, fields) in held.items():
                 if not w.alive:
                     reason = f"worker {w.worker_id} lease expired"
                 elif _overdue(fields, self.settings.workers.lease_ms):
@@ -528,6 +545,8 @@ class OrchestratorService(RedisService):
                 taker = await self._reassign(pipe, token_id, state, w.worker_id, reason, "", views, fields)
                 await pipe.execute()
                 views = _with_one_more(views, taker)
+        self._dead_reported = (self._dead_reported | dead_holding) & {w.worker_id for w in views if not w.alive}
+        metrics.DEAD_WORKERS.set(len(dead_holding))
         await self._expire()
         await self.schedule(views)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from services.orchestrator import metrics
 from services.orchestrator.decisions import TokenView
 from shared.clock import now_ms
 from shared.keys import STREAM_MAXLEN, TOKEN_STATES, Keys
@@ -144,6 +145,7 @@ class TokenStore:
             detail={k: v for k, v in detail.items() if v is not None},
         )
         pipe.xadd(self.keys.events(), msg.encode(), maxlen=STREAM_MAXLEN["events"], approximate=True)  # type: ignore[arg-type]
+        metrics.EVENTS.labels(kind, level).inc()  # counted when queued: a failed MULTI is rare and ends the process
         if touch_token and kind.startswith("token."):
             pipe.hset(self.keys.token(token_id), "last_event", last_event(kind, reason))
 

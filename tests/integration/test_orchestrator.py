@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.service import OrchestratorService
@@ -133,6 +134,14 @@ async def test_dead_worker_tokens_move_to_a_live_worker_under_a_new_epoch(r: aio
     token = await r.hgetall(keys.token(TOKEN))
     assert (token["owner"], token["epoch"]) == ("w2", "2")
     assert await commands(r, keys, "w2") == [("START", TOKEN, 2)]
+    # the death is announced once (an error event the alerter turns into worker_dead), not per poll
+    await steps(svc, 3)
+    [dead] = await events(r, keys, "worker.dead")
+    assert dead["level"] == "error"
+    assert json.loads(dead["detail"]) == {"worker": "w1", "tokens": 1}
+    assert REGISTRY.get_sample_value("polyfleet_orchestrator_events_total",
+                                     {"kind": "worker.dead", "level": "error"}) >= 1  # type: ignore[operator]
+    assert REGISTRY.get_sample_value("polyfleet_orchestrator_dead_workers") == 0  # its token has moved
     # A late report from the fenced owner is recorded as stale and changes nothing.
     await add_message(r, keys.sessions(), report("closed", "w1", 1))
     await steps(svc)

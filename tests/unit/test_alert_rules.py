@@ -70,6 +70,16 @@ def test_gateway_stall_after_the_configured_silence_only_when_tokens_are_wanted(
     assert gw.missing_since is None
 
 
+def test_the_orchestrators_worker_dead_event_is_the_same_alert_as_the_lease_watch() -> None:
+    event = {"kind": "worker.dead", "level": "error", "reason": "worker w1 lost its lease holding 2 token(s)",
+             "detail": {"worker": "w1", "tokens": 2}}
+    alert = from_event(event, 5)
+    assert alert is not None
+    assert (alert.kind, alert.subject, alert.severity) == ("worker_dead", "w1", "critical")
+    [watched] = WorkerWatch(alive_before={"w1"}).observe({"w1": (False, 2)}, 6)
+    assert watched.key == alert.key  # the throttle sends one of the two
+
+
 def test_gateway_silent_when_alive_but_passing_no_frames_while_tokens_are_wanted() -> None:
     feed = FeedWatch(silent_ms=300_000)
     assert feed.observe(wanted=3, alive=True, frames_per_sec=0.0, ts_ms=0) is None  # the quiet starts

@@ -1,0 +1,14 @@
+"""The maker worker's own Prometheus metrics (served by shared.metrics on its /metrics port;
+``PF_METRICS_PORT`` gives each worker on one host its own port)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+ORDERS = Counter("polyfleet_worker_orders", "Order records written to the orders stream, by side and status",
+                 ("side", "status"))
+FILLS = Counter("polyfleet_worker_fills", "Fills booked, by side", ("side",))
+FILLED_SHARES = Counter("polyfleet_worker_filled_shares", "Shares filled, by side", ("side",))
+SESSIONS = Gauge("polyfleet_worker_sessions", "Token sessions running in this process")
+SESSION_ENDS = Counter("polyfleet_worker_session_ends", "Sessions ended, by report (closed, failed, handed_back)",
+                       ("report",))

@@ -1,0 +1,16 @@
+"""The orchestrator's own Prometheus metrics (served by shared.metrics on its /metrics port).
+
+Counted where the audit event is written, so every decision, start, reassignment and error the
+event stream records is also a counter an operator can rate and alert on without reading Redis.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+EVENTS = Counter("polyfleet_orchestrator_events", "Audit events written by the orchestrator, by kind and level",
+                 ("kind", "level"))
+DECISIONS = Counter("polyfleet_orchestrator_decisions", "Signals and control requests decided (applied once)")
+DUPLICATES = Counter("polyfleet_orchestrator_duplicates", "Entries seen again and not applied twice")
+LEADER = Gauge("polyfleet_orchestrator_is_leader", "1 while this process holds the leader lease")
+DEAD_WORKERS = Gauge("polyfleet_orchestrator_dead_workers", "Registered workers without a lease that still hold tokens")
