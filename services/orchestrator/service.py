@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from services.orchestrator import metrics
-from services.orchestrator.assignment import WorkerView, pick_worker
+from services.orchestrator.assignment import WorkerView, pick_taker, pick_worker
 from services.orchestrator.decisions import (
     BuyContext,
     TokenView,
@@ -345,7 +345,8 @@ class OrchestratorService(RedisService):
         elif rep.status == "closed":
             await self._closed(pipe, rep, fields.get("exit_reason", ""), cause)
         elif rep.status == "handed_back":
-            await self._reassign(pipe, rep.token_id, token.state, rep.worker, f"handed back: {rep.reason}", cause)
+            await self._reassign(pipe, rep.token_id, token.state, rep.worker, f"handed back: {rep.reason}", cause,
+                                 may_keep=True)
         elif rep.status == "failed":
             self.store.transition(pipe, rep.token_id, "error", owner="", prev_owner=rep.worker)
             await self.risk.release(pipe, rep.token_id)
@@ -649,12 +650,14 @@ class OrchestratorService(RedisService):
         self._last_start_ms = now_ms()
 
     async def _reassign(self, pipe: Pipe, token_id: str, state: str, old_owner: str, reason: str, cause: str,
-                        views: list[WorkerView] | None = None, fields: dict[str, str] | None = None) -> str | None:
-        """Move an active token to another live worker under a new epoch (the old one is fenced).
-        Returns the worker that takes it, or None when no live worker can."""
+                        views: list[WorkerView] | None = None, fields: dict[str, str] | None = None,
+                        may_keep: bool = False) -> str | None:
+        """Move an active token to another live worker under a new epoch (the old one is fenced);
+        ``may_keep``: a hand-back may go to its own (live, not draining) sender when no other worker
+        can take it. Returns the worker that takes it, or None when no live worker can."""
         if views is None:
             views = await self.workers()
-        worker = pick_worker(views, exclude=frozenset({old_owner}))
+        worker = pick_taker(views, old_owner, may_keep)
         if worker is None:
             self.store.event(pipe, "token.orphaned", token_id, f"{reason}; no live worker to take it",
                              level="warning", cause=cause)

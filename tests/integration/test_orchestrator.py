@@ -474,6 +474,21 @@ async def test_drain_hands_tokens_to_another_worker(r: aioredis.Redis, keys: Key
     assert await r.hget(keys.token("new"), "owner") == "w2"
 
 
+async def test_a_lone_restarted_worker_gets_its_handed_back_token_again_under_a_new_epoch(
+    r: aioredis.Redis, keys: Keys,
+) -> None:
+    # one worker, restarted under its id inside its lease: it hands back what it inherited, and no
+    # other worker exists, so the token goes back to it (fenced by the new epoch), not orphaned
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await add_message(r, keys.sessions(), report("handed_back", "w1", epoch))
+    await steps(svc)
+    assert (await r.hget(keys.token(TOKEN), "owner"), await r.hget(keys.token(TOKEN), "epoch")) == ("w1", str(epoch + 1))
+    assert ("START", TOKEN, epoch + 1) in await commands(r, keys, "w1")
+    assert await events(r, keys, "token.orphaned") == []
+
+
 async def test_a_drained_worker_that_does_not_hand_back_loses_its_tokens_after_a_lease(
     r: aioredis.Redis, keys: Keys,
 ) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.orchestrator.assignment import WorkerView, pick_worker
+from services.orchestrator.assignment import WorkerView, pick_taker, pick_worker
 from services.orchestrator.decisions import (
     BuyContext,
     TokenView,
@@ -119,6 +119,15 @@ def test_pick_worker_prefers_least_loaded_live_worker_with_room() -> None:
     assert pick_worker(workers) == "b"
     assert pick_worker(workers, exclude=frozenset({"b"})) == "a"
     assert pick_worker([WorkerView("c", False, 1, 0)]) is None
+
+
+def test_a_hand_back_goes_to_another_worker_first_and_may_stay_with_a_live_sender() -> None:
+    lone = [WorkerView("a", True, 1, 1)]  # full with the very token it hands back
+    assert pick_taker(lone, "a", may_keep=True) == "a"
+    assert pick_taker(lone, "a", may_keep=False) is None  # a dead worker's token: never back to it
+    assert pick_taker([*lone, WorkerView("b", True, 5, 4)], "a", may_keep=True) == "b"
+    assert pick_taker([WorkerView("a", True, 5, 1, draining=True)], "a", may_keep=True) is None
+    assert pick_taker([WorkerView("a", False, 5, 1)], "a", may_keep=True) is None
 
 
 def test_scheduler_fills_free_slots_oldest_first() -> None:
