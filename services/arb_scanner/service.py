@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from services.arb_scanner import catalogue, risk
 from services.arb_scanner.catalogue import ArbSet
-from services.arb_scanner.ctf import Ctf, CtfFailed, make_ctf
+from services.arb_scanner.ctf import Ctf, CtfFailed, CtfUnknown, make_ctf
 from services.arb_scanner.detect import (
     EPS,
     Evaluation,
@@ -142,9 +142,10 @@ class ArbScannerService(RedisService):
         from shared.polymarket.clob import make_clob_client  # the SDK only when trading
         from shared.polymarket.taker import TakerOrders
 
-        client = await asyncio.to_thread(make_clob_client, self.settings, load_secrets())
+        secrets = load_secrets()
+        client = await asyncio.to_thread(make_clob_client, self.settings, secrets)
         orders = TakerOrders(client)
-        self.ctf = make_ctf(self.settings, orders.address)
+        self.ctf = make_ctf(self.settings, orders.address, secrets)
         self.executor = Executor(orders, self.ctf, self.cfg.order_type, self.cfg.unwind_slippage)
         logger.warning("arbitrage execution is ON ({} mode, account {})", self.settings.mode, orders.address)
 
@@ -462,10 +463,12 @@ class ArbScannerService(RedisService):
         logger.warning("executing {} on {}: {:g} sets, expected profit {:.4f}", kind, set_id[:12], ev.size, ev.profit)
         try:
             rep = await self.executor.run(s, ev)
-        except CtfFailed as exc:  # an order with an unknown outcome: stop trading until a person looks
+        except CtfFailed as exc:  # an order or a chain call with an unknown outcome: stop until a person looks
             logger.error("arbitrage stopped: {}", exc)
             self.executor = None
-            await self._audit("arb.halted", "error", set_id, str(exc), {"kind": str(kind)})
+            report = exc.report if isinstance(exc, CtfUnknown) else None
+            await self._audit("arb.halted", "error", set_id, str(exc),
+                              {"kind": str(kind), **({"execution": report} if report else {})})
             return
         await self.record(exec_id, s, rep.detail(), rep.pnl, rep.held_cost)
 

@@ -261,5 +261,5 @@ def create_app(state: SimState) -> FastAPI:
     app.include_router(admin.router(state))
     app.include_router(copytrade_admin.router(state))
     app.include_router(arb_admin.router(state))
-    app.include_router(chain_admin.router(state))
+    app.include_router(chain_admin.router(state, state.auth.chain_id))
     return app
