@@ -144,3 +144,21 @@ async def test_negrisk_buy_all_is_held_and_paid_at_resolution(
     acct = await _account(sim, address)
     assert acct["cash"] == pytest.approx(START_CASH - 38 + 40)  # the $2 edge, realised
     assert all(acct["positions"][o["yes"]] == 0 for o in event["outcomes"])
+
+
+async def test_execution_is_capped_by_the_fleet_risk_budget(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running) -> None:
+    # the maker workers hold 995 of risk.max_notional_total 1000: the arbitrage may put $5 at risk
+    await r.hset(keys.reserved(), mapping={"12345": "995", "_committed": "995"})
+    scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"]})
+    await eventually(lambda: _ready(r, keys, scanner, sets=5), timeout=20)
+    await base.arm_ask_sum_095(sim)
+    done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
+    d = done[0].detail
+    assert d["status"] == "done", d
+    # $5 / (45.76 / 48 a set) = 5.24 sets, instead of 48
+    assert d["merged"] == pytest.approx(5.24)
+    assert sum(leg["filled"] * leg["avg_price"] for leg in d["legs"]) <= 5.0
+    # merged at once: nothing held, the claim is gone and the workers' 995 is what remains
+    assert await r.hget(keys.reserved(), "arb:" + done[0].detail["set"]) is None
+    assert float(await r.hget(keys.reserved(), "_committed")) == pytest.approx(995)
