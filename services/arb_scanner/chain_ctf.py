@@ -61,7 +61,8 @@ class EthRpc:
         """The result; :class:`RpcError` for an error object; httpx errors for transport failures."""
         resp = await self.http.post(self.url, json={"jsonrpc": "2.0", "id": next(self.ids), "method": method,
                                                     "params": params})
-        resp.raise_for_status()
+        if resp.status_code != 200:  # not raise_for_status: its message carries the URL, often with a key
+            raise httpx.HTTPError(f"{method}: HTTP {resp.status_code} from the RPC endpoint")
         body = resp.json()
         if not isinstance(body, dict):
             raise RpcError(-32603, f"{method}: answer is not an object")
