@@ -161,3 +161,25 @@ async def test_scanner_execution_merges_on_chain(
 async def _ready(r: aioredis.Redis, keys: Keys, scanner: Any) -> bool:
     tokens = {t for s in scanner.sets.values() for t in s.tokens}
     return await r.hlen(keys.arb_catalogue()) == 5 and bool(tokens) and tokens <= set(scanner.tops)
+
+
+async def test_scanner_halts_when_a_merge_has_no_receipt(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
+    scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"], "chain": {
+        "ctf": "rpc", "receipt_poll_sec": 0.05, "receipt_timeout_sec": 1.0}})
+    await eventually(lambda: _ready(r, keys, scanner), timeout=20)
+    await _fault(sim, "drop", 2)  # the merge and its one resend are both dropped
+    await arm_ask_sum_095(sim)
+    halted = await eventually(lambda: audits(r, keys, "arb.halted"), timeout=20)
+    assert "outcome unknown" in halted[0].reason
+    report = halted[0].detail["execution"]
+    assert report["status"] == "unknown"
+    assert [leg["filled"] for leg in report["legs"]] == [pytest.approx(48)] * 2  # both legs bought, not merged
+    assert scanner.executor is None  # no more trading until a person looks
+    assert await audits(r, keys, "arb.executed") == []
+    assert await _get(sim, "/_sim/rpc/txs") == []
+    claim = await r.hget(keys.reserved(), "arb:" + report["set"])
+    assert claim is not None  # the set's budget claim stays while the outcome is unknown
+    assert float(claim) > 40
