@@ -222,6 +222,35 @@ ArbKind = Literal["buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all
 ARB_KINDS: tuple[ArbKind, ...] = ("buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all")
 
 
+class ArbChainSection(Section):
+    """Merge/split/convert on Polygon (docs/arbitrage.md "Live merge and split"). The RPC URL is
+    secret-ish (providers put the API key in it): ``PF_POLYGON_RPC_URL``, never this file. The chain
+    id is ``polymarket.chain_id``. The collateral adapter addresses are the ones Polymarket's V2
+    contracts page lists; a third-party list names others, so they are settings, not constants."""
+
+    ctf: Literal["auto", "sim_api", "rpc"] = "auto"  # auto: sim mode -> sim_api, paper/live -> rpc
+    collateral: str = "0xC011a7E12a19f7B1f670d46F03B03f3342E82DFB"  # pUSD
+    ctf_collateral_adapter: str = "0xADa100874d00e3331D00F2007a9c336a65009718"
+    neg_risk_collateral_adapter: str = "0xAdA200001000ef00D07553cEE7006808F895c6F1"
+    neg_risk_adapter: str = "0xd91E80cF2E7be2e162c6513ceD06f1dD0dA35296"
+    # neg-risk split/merge: CTF-shaped call on the neg-risk collateral adapter (V2, pUSD) or the
+    # NegRiskAdapter's own splitPosition(bytes32,uint256) (V1 shape, USDC.e collateral)
+    neg_risk_split_via: Literal["collateral_adapter", "neg_risk_adapter"] = "collateral_adapter"
+    gas_limit_cap: int = Field(600_000, ge=21_000)
+    max_fee_gwei_cap: float = Field(1_000.0, gt=0)
+    min_priority_fee_gwei: float = Field(30.0, ge=0)  # Polygon's floor for the tip is ~25-30 gwei
+    receipt_timeout_sec: float = Field(60.0, gt=0)
+    receipt_poll_sec: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _addresses(self) -> ArbChainSection:
+        for name in ("collateral", "ctf_collateral_adapter", "neg_risk_collateral_adapter", "neg_risk_adapter"):
+            value = getattr(self, name)
+            if not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
+                raise ValueError(f"arbitrage.chain.{name} must be a 0x-prefixed 40-hex-digit address, got {value!r}")
+        return self
+
+
 class ArbitrageSection(Section):
     """E1-E4 (docs/arbitrage.md)."""
 
@@ -247,6 +276,7 @@ class ArbitrageSection(Section):
     max_daily_loss: float = Field(50.0, gt=0)
     min_seconds_to_end: float = Field(600.0, ge=0)
     hold_to_resolution: bool = False
+    chain: ArbChainSection = ArbChainSection()
 
 
 class ApiSection(Section):
@@ -478,6 +508,7 @@ class Secrets(BaseModel):
     clob_api_passphrase: str = ""
     api_token: str = ""
     alert_webhook_url: str = ""
+    polygon_rpc_url: str = ""  # arbitrage merge/split on chain; may carry a provider key
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         present = [name for name, value in self if value]
@@ -507,6 +538,7 @@ def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
         clob_api_passphrase=_secret(env, "PF_CLOB_API_PASSPHRASE"),
         api_token=_secret(env, "PF_API_TOKEN"),
         alert_webhook_url=_secret(env, "PF_ALERT_WEBHOOK_URL"),
+        polygon_rpc_url=_secret(env, "PF_POLYGON_RPC_URL"),
     )
 
 

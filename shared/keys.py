@@ -22,6 +22,8 @@ GROUP_WORKER = "worker"  # each worker's own group on its pf:cmd:{worker_id} str
 # Requester names for the gateway's wanted sets.
 REQUESTER_ORCHESTRATOR = "orchestrator"
 REQUESTER_ARB_SCANNER = "arb_scanner"
+# pf:reserved field prefix of the arbitrage's claims on risk.max_notional_total (arb_scanner/budget.py)
+ARB_RESERVED_PREFIX = "arb:"
 
 # Approximate MAXLEN for streams: long enough to replay a busy day, short enough that a
 # forgotten deployment cannot eat the server's memory. XADD uses "~" so trimming is cheap.
@@ -119,8 +121,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "queued tokens -> time of the signal that queued them: the FIFO start order (C5)"),
     KeySpec("worker:{worker_id}:tokens", "set", "orchestrator", "orchestrator, api, cli",
             "tokens assigned to that worker (starting, running, exiting): its load, and what moves when it dies"),
-    KeySpec("reserved", "hash", "orchestrator (risk script)", "orchestrator, api",
-            "token -> notional reserved at admission; field _committed = sum of max(reserved, exposure)"),
+    KeySpec("reserved", "hash", "orchestrator (risk script); arb_scanner (arb:* fields)", "orchestrator, api, arb_scanner",
+            "token -> notional reserved at admission; arb:{set id} -> $ the arbitrage has at risk in that set; "
+            "field _committed = sum of max(reserved, exposure) and of the arb:* claims"),
     KeySpec("pnl:daily", "hash", "orchestrator", "orchestrator, api, cli",
             "UTC day (YYYY-MM-DD) -> realised PnL from fills that day"),
     KeySpec("exits:queued", "zset", "orchestrator", "orchestrator, api, cli",

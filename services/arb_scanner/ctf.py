@@ -1,11 +1,12 @@
 """Merge, split and neg-risk convert: the conditional-token side of an arbitrage (E4).
 
-* sim: sim_exchange's ``POST /_sim/ctf/{split,merge,convert}`` (same host as the CLOB), which
+* sim_api: sim_exchange's ``POST /_sim/ctf/{split,merge,convert}`` (same host as the CLOB), which
   applies the contracts' bookkeeping to the sim account.
-* live: contract calls on Polygon (docs/arbitrage.md "Live merge and split": ConditionalTokens
-  ``mergePositions``/``splitPosition`` for binary markets, the NegRiskAdapter for neg-risk ones,
-  through the V2 collateral adapter so the flows stay in pUSD). Not implemented yet:
-  :func:`make_ctf` refuses live execution with a clear error instead of trading half an arbitrage.
+* rpc: contract calls on Polygon, signed and sent over JSON-RPC (:mod:`chain_ctf`; in sim mode
+  against sim_exchange's ``/_sim/rpc``). EOA wallets only: a proxy or Safe wallet's positions
+  can only be moved through the builder relayer, which is not implemented.
+
+``arbitrage.chain.ctf: auto`` picks sim_api in sim mode and rpc in paper and live mode.
 """
 
 from __future__ import annotations
@@ -14,16 +15,22 @@ from typing import Any, Protocol
 
 import httpx
 
-from shared.config import ConfigError, Settings
+from shared.config import SIM_PRIVATE_KEY, ConfigError, Secrets, Settings
 
 
 class CtfFailed(RuntimeError):
-    """The operation was refused or its outcome is unknown (the message says which)."""
+    """The operation was refused or reverted: nothing changed."""
+
+
+class CtfUnknown(CtfFailed):
+    """The outcome is unknown (sent, no answer): execution must stop until a person looks."""
+
+    report: dict[str, Any] | None = None  # the execution so far, when the executor knows it
 
 
 class Ctf(Protocol):
-    async def split(self, condition_id: str, amount: float) -> str: ...
-    async def merge(self, condition_id: str, amount: float) -> str: ...
+    async def split(self, condition_id: str, amount: float, neg_risk: bool = False) -> str: ...
+    async def merge(self, condition_id: str, amount: float, neg_risk: bool = False) -> str: ...
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str: ...
     async def aclose(self) -> None: ...
 
@@ -37,15 +44,15 @@ class SimCtf:
         try:
             resp = await self.http.post(f"/_sim/ctf/{op}", json={"address": self.address, **body})
         except httpx.HTTPError as exc:
-            raise CtfFailed(f"{op}: outcome unknown ({type(exc).__name__}: {exc})") from exc
+            raise CtfUnknown(f"{op}: outcome unknown ({type(exc).__name__}: {exc})") from exc
         if resp.status_code != 200:
             raise CtfFailed(f"{op} refused: {resp.text[:200]}")
         return str(resp.json()["op"]["tx_hash"])
 
-    async def split(self, condition_id: str, amount: float) -> str:
+    async def split(self, condition_id: str, amount: float, neg_risk: bool = False) -> str:
         return await self._op("split", {"condition_id": condition_id, "amount": amount})
 
-    async def merge(self, condition_id: str, amount: float) -> str:
+    async def merge(self, condition_id: str, amount: float, neg_risk: bool = False) -> str:
         return await self._op("merge", {"condition_id": condition_id, "amount": amount})
 
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
@@ -56,9 +63,35 @@ class SimCtf:
         await self.http.aclose()
 
 
-def make_ctf(settings: Settings, address: str) -> Ctf:
-    if settings.mode == "sim":
+def ctf_backend(settings: Settings) -> str:
+    choice = settings.arbitrage.chain.ctf
+    return ("sim_api" if settings.mode == "sim" else "rpc") if choice == "auto" else choice
+
+
+def make_ctf(settings: Settings, address: str, secrets: Secrets) -> Ctf:
+    """The CTF side for execution, or a ConfigError saying what is missing (before any trade)."""
+    backend = ctf_backend(settings)
+    if backend == "sim_api":
+        if settings.mode != "sim":
+            raise ConfigError(f"arbitrage.chain.ctf: sim_api exists only in sim mode, not {settings.mode}")
         return SimCtf(settings.polymarket.clob_url, address)
-    raise ConfigError(
-        f"arbitrage.execute in {settings.mode} mode needs on-chain merge/split, which is not implemented yet "
-        "(docs/arbitrage.md 'Live merge and split'); set arbitrage.execute: false to scan only")
+    from eth_account import Account
+
+    from services.arb_scanner.chain_ctf import ChainCtf, EthRpc
+
+    pm = settings.polymarket
+    if pm.signature_type != 0:
+        raise ConfigError(
+            f"arbitrage execution merges/splits from the signing key's own address (EOA, signature_type 0); "
+            f"signature_type {pm.signature_type} is a proxy/Safe wallet whose positions move only through "
+            "the builder relayer (not implemented): set arbitrage.execute: false")
+    if not secrets.polygon_rpc_url:
+        raise ConfigError("arbitrage execution on chain needs PF_POLYGON_RPC_URL (or PF_POLYGON_RPC_URL_FILE)")
+    key = secrets.private_key or (SIM_PRIVATE_KEY if settings.mode == "sim" else "")
+    if not key:
+        raise ConfigError(f"mode {settings.mode} needs PF_PRIVATE_KEY to sign merge/split transactions")
+    signer = Account.from_key(key).address.lower()
+    if signer != address.lower() or (pm.funder and pm.funder.lower() != signer):
+        raise ConfigError(f"the orders trade for {address} but the key signs for {signer}: "
+                          "merge/split must come from the address that holds the shares")
+    return ChainCtf(EthRpc(secrets.polygon_rpc_url), key, pm.chain_id, settings.arbitrage.chain)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from loguru import logger
 
 from services.arb_scanner.catalogue import ArbSet
-from services.arb_scanner.ctf import Ctf, CtfFailed
+from services.arb_scanner.ctf import Ctf, CtfFailed, CtfUnknown
 from services.arb_scanner.detect import EPS, Evaluation, Kind, floor_size
 from shared.polymarket.taker import TakeResult, TakerOrders
 
@@ -78,10 +78,16 @@ class Executor:
 
     async def run(self, s: ArbSet, ev: Evaluation) -> ExecReport:
         rep = ExecReport(ev.kind, s.id, ev.size)
-        if ev.kind.buys:
-            await self._buy_sets(s, ev, rep)
-        else:
-            await self._sell_sets(s, ev, rep)
+        try:
+            if ev.kind.buys:
+                await self._buy_sets(s, ev, rep)
+            else:
+                await self._sell_sets(s, ev, rep)
+        except CtfUnknown as exc:  # a merge/split/convert sent with no answer: the caller halts
+            rep.status = "unknown"
+            rep.errors.append(str(exc))
+            exc.report = rep.detail()
+            raise
         if rep.errors and rep.status == "done":
             rep.status = "partial"
         return rep
@@ -107,9 +113,11 @@ class Executor:
         if complete > EPS:
             if ev.kind is Kind.BUY_BOTH:
                 try:
-                    await self.ctf.merge(s.condition_ids[0], complete)
+                    await self.ctf.merge(s.condition_ids[0], complete, s.neg_risk)
                     rep.merged = complete
                     rep.cash_in += complete
+                except CtfUnknown:
+                    raise
                 except CtfFailed as exc:
                     rep.errors.append(str(exc))
                     rep.held_sets = complete
@@ -126,13 +134,31 @@ class Executor:
 
     async def _sell_sets(self, s: ArbSet, ev: Evaluation, rep: ExecReport) -> None:
         try:
-            await self.ctf.split(s.condition_ids[0], ev.size)
-            if ev.kind is Kind.NEGRISK_SELL_ALL:
-                await self.ctf.convert(s.neg_risk_market_id, [0], ev.size)
+            await self.ctf.split(s.condition_ids[0], ev.size, s.neg_risk)
+        except CtfUnknown:
+            raise
         except CtfFailed as exc:
             rep.status = "failed"
             rep.errors.append(str(exc))
             return
+        if ev.kind is Kind.NEGRISK_SELL_ALL:
+            try:
+                await self.ctf.convert(s.neg_risk_market_id, [0], ev.size)
+            except CtfUnknown:
+                raise
+            except CtfFailed as exc:  # split done, convert not: merge the split back
+                rep.status = "failed"
+                rep.errors.append(str(exc))
+                try:
+                    await self.ctf.merge(s.condition_ids[0], ev.size, s.neg_risk)
+                except CtfUnknown:
+                    raise
+                except CtfFailed as exc2:
+                    rep.errors.append(f"merging the split back: {exc2}")
+                    rep.split = ev.size
+                    rep.cash_out += ev.size
+                    rep.held_cost += ev.size  # one YES + one NO of outcome 0 a set: $1 at cost
+                return
         rep.split = ev.size
         rep.cash_out += ev.size
         rep.legs = await self._legs(s, ev, "SELL", ev.size)
@@ -141,9 +167,11 @@ class Executor:
         back = min(unsold) if ev.kind is Kind.SPLIT_SELL else 0.0
         if back > EPS:
             try:
-                await self.ctf.merge(s.condition_ids[0], back)
+                await self.ctf.merge(s.condition_ids[0], back, s.neg_risk)
                 rep.merged = back
                 rep.cash_in += back
+            except CtfUnknown:
+                raise
             except CtfFailed as exc:
                 rep.errors.append(str(exc))
                 back = 0.0

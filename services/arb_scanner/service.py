@@ -34,8 +34,9 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from services.arb_scanner import catalogue, risk
+from services.arb_scanner.budget import FleetBudget
 from services.arb_scanner.catalogue import ArbSet
-from services.arb_scanner.ctf import Ctf, CtfFailed, make_ctf
+from services.arb_scanner.ctf import Ctf, CtfFailed, CtfUnknown, make_ctf
 from services.arb_scanner.detect import (
     EPS,
     Evaluation,
@@ -104,6 +105,7 @@ class ArbScannerService(RedisService):
         self.http: httpx.AsyncClient | None = None
         self.executor: Executor | None = None
         self.ctf: Ctf | None = None
+        self.budget: FleetBudget | None = None
         self.gateway_alive = True
         self.latency_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.stats = {"ticks": 0, "bad_ticks": 0, "evaluations": 0, "published": 0, "opportunities_open": 0,
@@ -142,10 +144,12 @@ class ArbScannerService(RedisService):
         from shared.polymarket.clob import make_clob_client  # the SDK only when trading
         from shared.polymarket.taker import TakerOrders
 
-        client = await asyncio.to_thread(make_clob_client, self.settings, load_secrets())
+        secrets = load_secrets()
+        client = await asyncio.to_thread(make_clob_client, self.settings, secrets)
         orders = TakerOrders(client)
-        self.ctf = make_ctf(self.settings, orders.address)
+        self.ctf = make_ctf(self.settings, orders.address, secrets)
         self.executor = Executor(orders, self.ctf, self.cfg.order_type, self.cfg.unwind_slippage)
+        self.budget = FleetBudget(self.redis, self.keys, self.settings.risk.max_notional_total)
         logger.warning("arbitrage execution is ON ({} mode, account {})", self.settings.mode, orders.address)
 
     # ---- catalogue ------------------------------------------------------------------------------
@@ -437,7 +441,12 @@ class ArbScannerService(RedisService):
             return
         limits = risk.Limits(self.cfg.max_notional_per_market, self.cfg.max_notional_total,
                              self.cfg.max_trades_per_minute, self.cfg.max_daily_loss)
-        decision = risk.check(limits, await self._risk_state(s))
+        state = await self._risk_state(s)
+        decision = risk.check(limits, state)
+        if decision.allowed and self.budget is not None:  # the fleet's total, shared with the maker workers
+            fleet_room = await self.budget.room(s.id) - state.held_market
+            decision = risk.Decision(fleet_room > EPS, min(decision.room, fleet_room),
+                                     "" if fleet_room > EPS else "fleet risk budget (risk.max_notional_total) in use")
         if not decision.allowed:
             self.stats["execution_refusals"] += 1
             logger.info("arbitrage {} {} not executed: {}", kind, set_id[:12], decision.reason)
@@ -456,18 +465,31 @@ class ArbScannerService(RedisService):
         if ev.verdict is not Verdict.OPPORTUNITY:
             logger.info("arbitrage {} {} gone before execution: {}", kind, set_id[:12], ev.reason or ev.verdict)
             return
+        if self.budget is not None:
+            # the most the legs can pay (every leg at its limit, plus fees); a split costs $1 a set
+            spend = sum(ev.limits) * ev.size + ev.fees if kind.buys else ev.size
+            claim = await self.budget.claim(s.id, state.held_market + spend)
+            if not claim.ok:
+                self.stats["execution_refusals"] += 1
+                logger.info("arbitrage {} {} not executed: fleet risk budget ({:.2f} committed)", kind,
+                            set_id[:12], claim.committed)
+                return
         exec_id = stable_id(SERVICE, set_id, kind, now_ms())
         await self.redis.zadd(self.keys.arb_trades(), {exec_id: now_ms()})
         self.stats["executions"] += 1
         logger.warning("executing {} on {}: {:g} sets, expected profit {:.4f}", kind, set_id[:12], ev.size, ev.profit)
         try:
             rep = await self.executor.run(s, ev)
-        except CtfFailed as exc:  # an order with an unknown outcome: stop trading until a person looks
+        except CtfFailed as exc:  # an order or a chain call with an unknown outcome: stop until a person looks
             logger.error("arbitrage stopped: {}", exc)
             self.executor = None
-            await self._audit("arb.halted", "error", set_id, str(exc), {"kind": str(kind)})
+            report = exc.report if isinstance(exc, CtfUnknown) else None
+            await self._audit("arb.halted", "error", set_id, str(exc),
+                              {"kind": str(kind), **({"execution": report} if report else {})})
             return
         await self.record(exec_id, s, rep.detail(), rep.pnl, rep.held_cost)
+        if self.budget is not None:  # the claim comes down to what is still held (an unknown outcome keeps it)
+            await self.budget.settle(s.id, state.held_market + rep.held_cost)
 
     async def record(self, exec_id: str, s: ArbSet, detail: dict[str, Any], pnl: float, held: float) -> None:
         r, k = self.redis, self.keys

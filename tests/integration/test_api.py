@@ -196,7 +196,8 @@ async def test_config_is_the_effective_one_with_secrets_redacted(r: aioredis.Red
     text = resp.text
     assert resp.json()["settings"]["risk"]["max_notional_total"] == 123.0
     assert resp.json()["secrets"] == {"private_key": True, "clob_api_key": False, "clob_api_secret": False,
-                                      "clob_api_passphrase": False, "api_token": True, "alert_webhook_url": False}
+                                      "clob_api_passphrase": False, "api_token": True, "alert_webhook_url": False,
+                                      "polygon_rpc_url": False}
     assert secret_key not in text
     assert API_TOKEN not in text
     assert "hunter2" not in text

@@ -1,0 +1,72 @@
+"""Market resolution in sim mode (pure): the winning outcome pays $1 a share, the rest nothing.
+
+On Polygon the oracle (UMA adapter) reports the payout vector and holders call
+``redeemPositions`` (ConditionalTokens, or the NegRiskAdapter for neg-risk markets) to turn
+winning shares into collateral. The sim does both at once: resolving a market pays every
+account for its winning shares and zeroes both tokens, so a test can resolve a market and read
+the final cash. Open orders on a resolved token are canceled and the tokens frozen (the venue
+stops trading them).
+
+A neg-risk event resolves as a whole: exactly one outcome's YES wins; every other outcome's NO
+wins.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from services.sim_exchange.market import SimMarket
+from services.sim_exchange.matching import Matcher
+from services.sim_exchange.negrisk import SimEvent
+
+
+class ResolutionError(ValueError):
+    """Refused (already resolved, unknown outcome)."""
+
+
+@dataclass(frozen=True)
+class Payout:
+    address: str
+    condition_id: str
+    token_id: str  # the winning token
+    shares: float  # redeemed for $1 each
+    ts: float
+
+
+class Resolutions:
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.winners: dict[str, str] = {}  # condition id -> winning token id
+        self.payouts: list[Payout] = []
+
+    def resolve_market(self, market: SimMarket, yes_wins: bool) -> list[Payout]:
+        if market.condition_id in self.winners:
+            raise ResolutionError(f"market {market.condition_id} is already resolved")
+        win = market.yes if yes_wins else market.no
+        self.winners[market.condition_id] = win.token_id
+        paid: list[Payout] = []
+        for t in market.tokens:
+            t.frozen = True
+            for o in self.matcher.open_orders(t.token_id):
+                self.matcher.cancel(o.id)
+        for acct in self.matcher.accounts.values():
+            shares = acct.positions.get(win.token_id, 0.0)
+            if shares > 0:
+                acct.cash = round(acct.cash + shares, 6)
+                paid.append(Payout(acct.address, market.condition_id, win.token_id, shares, time.time()))
+            for t in market.tokens:
+                if t.token_id in acct.positions:
+                    acct.positions[t.token_id] = 0.0
+        self.payouts += paid
+        return paid
+
+    def resolve_event(self, event: SimEvent, winner_index: int) -> list[Payout]:
+        if not 0 <= winner_index < len(event.markets):
+            raise ResolutionError(f"winner index {winner_index} out of range (0..{len(event.markets) - 1})")
+        if any(m.condition_id in self.winners for m in event.markets):
+            raise ResolutionError(f"event {event.neg_risk_market_id} is already resolved")
+        paid: list[Payout] = []
+        for i, m in enumerate(event.markets):
+            paid += self.resolve_market(m, yes_wins=i == winner_index)
+        return paid

@@ -1,0 +1,191 @@
+"""A Polygon JSON-RPC node in miniature (pure): enough for the arbitrage's merge/split/convert.
+
+Real signed EIP-1559 transactions come in through ``eth_sendRawTransaction``; the sender is
+recovered from the signature (eth-account), the chain id and nonce are checked like a node does,
+the calldata is decoded by selector (``shared.polymarket.ctf_calls``) and the same bookkeeping as
+``/_sim/ctf/*`` is applied to the sender's sim account. Each accepted transaction is mined at
+once (one block each) and gets a receipt: status 1, or status 0 when the call would revert on the
+contract (wrong contract for the market, unknown condition, not enough shares or collateral).
+
+The contracts it knows are the defaults of ``arbitrage.chain`` (the Polygon addresses); a call to
+any other address reverts. Faults for tests: ``revert`` (the next N transactions are mined with
+status 0) and ``drop`` (the next N are accepted, answered with their hash and then forgotten: no
+receipt, nonce not used, so the same signed bytes can be sent again). Gas is not charged: the sim
+account holds pUSD only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from eth_account import Account
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+
+from services.sim_exchange.ctf import CtfError
+from services.sim_exchange.state import SimState
+from shared.config import ArbChainSection
+from shared.polymarket.ctf_calls import BINARY_PARTITION, ZERO32, BadCall, CtfCall, decode_call
+
+GAS_PRICE = 80 * 10**9
+PRIORITY_FEE = 30 * 10**9
+GAS_ESTIMATE = 200_000
+
+
+class RpcFault(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class SimTx:
+    hash: str
+    sender: str
+    to: str
+    nonce: int
+    call: str
+    args: dict[str, Any]
+    status: int
+    block: int
+    reason: str = ""
+
+
+@dataclass
+class ChainFaults:
+    revert: int = 0
+    drop: int = 0
+
+
+def _hex(n: int) -> str:
+    return hex(n)
+
+
+@dataclass
+class SimChain:
+    state: SimState
+    chain_id: int
+    nonces: dict[str, int] = field(default_factory=dict)
+    txs: dict[str, SimTx] = field(default_factory=dict)
+    block: int = 1_000
+    faults: ChainFaults = field(default_factory=ChainFaults)
+
+    def __post_init__(self) -> None:
+        d = ArbChainSection()
+        self.collateral = d.collateral.lower()
+        self.contracts = {d.ctf_collateral_adapter.lower(): "ctf_collateral_adapter",
+                          d.neg_risk_collateral_adapter.lower(): "neg_risk_collateral_adapter",
+                          d.neg_risk_adapter.lower(): "neg_risk_adapter"}
+
+    # ---- JSON-RPC methods -----------------------------------------------------------------------
+    def handle(self, method: str, params: list[Any]) -> Any:
+        if method == "eth_chainId":
+            return _hex(self.chain_id)
+        if method == "eth_blockNumber":
+            return _hex(self.block)
+        if method == "eth_gasPrice":
+            return _hex(GAS_PRICE)
+        if method == "eth_maxPriorityFeePerGas":
+            return _hex(PRIORITY_FEE)
+        if method == "eth_getTransactionCount":
+            return _hex(self.nonces.get(str(params[0]).lower(), 0))
+        if method == "eth_estimateGas":
+            call = params[0] if params and isinstance(params[0], dict) else {}
+            try:
+                self._route(str(call.get("to", "")).lower(), decode_call(bytes.fromhex(str(call["data"])[2:])))
+            except (BadCall, CtfError, KeyError, ValueError) as exc:
+                raise RpcFault(3, f"execution reverted: {exc}") from exc
+            return _hex(GAS_ESTIMATE)
+        if method == "eth_sendRawTransaction":
+            return self.send_raw(str(params[0]))
+        if method == "eth_getTransactionReceipt":
+            tx = self.txs.get(str(params[0]).lower())
+            return None if tx is None else self.receipt(tx)
+        raise RpcFault(-32601, f"the method {method} does not exist/is not available")
+
+    def send_raw(self, raw_hex: str) -> str:
+        try:
+            raw = bytes.fromhex(raw_hex.removeprefix("0x"))
+            tx = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+            sender = str(Account.recover_transaction(raw)).lower()
+        except Exception as exc:  # eth-account raises several types for a malformed tx
+            raise RpcFault(-32602, f"invalid raw transaction: {exc}") from exc
+        tx_hash = "0x" + keccak(raw).hex()
+        if tx_hash in self.txs:
+            raise RpcFault(-32000, "already known")
+        if int(tx["chainId"]) != self.chain_id:
+            raise RpcFault(-32000, f"invalid chain id {tx['chainId']} (this chain is {self.chain_id})")
+        expected = self.nonces.get(sender, 0)
+        if int(tx["nonce"]) < expected:
+            raise RpcFault(-32000, f"nonce too low: next nonce {expected}, tx nonce {tx['nonce']}")
+        if int(tx["nonce"]) > expected:
+            raise RpcFault(-32000, f"nonce too high: next nonce {expected}, tx nonce {tx['nonce']}")
+        if int(tx["gas"]) < 21_000:
+            raise RpcFault(-32000, "intrinsic gas too low")
+        if self.faults.drop > 0:
+            self.faults.drop -= 1
+            return tx_hash  # accepted, never mined
+        to = "0x" + bytes(tx["to"]).hex()
+        self.nonces[sender] = expected + 1
+        self.block += 1
+        call_name, args, status, reason = "", {}, 1, ""
+        try:
+            call = decode_call(bytes(tx["data"]))
+            call_name, args = call.name, {k: v for k, v in asdict(call).items() if k not in ("name", "parent")}
+            if self.faults.revert > 0:
+                self.faults.revert -= 1
+                raise CtfError("reverted (fault)")
+            self._apply(sender, to, call)
+        except (BadCall, CtfError) as exc:
+            status, reason = 0, str(exc)
+        self.txs[tx_hash] = SimTx(tx_hash, sender, to, int(tx["nonce"]), call_name, args, status, self.block, reason)
+        return tx_hash
+
+    def receipt(self, tx: SimTx) -> dict[str, Any]:
+        return {"transactionHash": tx.hash, "blockNumber": _hex(tx.block), "from": tx.sender, "to": tx.to,
+                "status": _hex(tx.status), "gasUsed": _hex(GAS_ESTIMATE // 2), "effectiveGasPrice": _hex(GAS_PRICE),
+                "logs": [], "type": "0x2"}
+
+    # ---- the contracts --------------------------------------------------------------------------
+    def _route(self, to: str, call: CtfCall) -> str:
+        """Which contract ``to`` is, after checking it takes this call for this market."""
+        role = self.contracts.get(to)
+        if role is None:
+            raise CtfError(f"no contract at {to}")
+        if call.name == "nr_convert":
+            if role != "neg_risk_adapter":
+                raise CtfError(f"{role} has no convertPositions")
+            if self.state.event(call.condition_id) is None:
+                raise CtfError(f"unknown neg-risk market {call.condition_id}")
+            return role
+        market = self.state.sim.by_condition.get(call.condition_id)
+        if market is None:
+            raise CtfError(f"condition {call.condition_id} not prepared")
+        if call.name.startswith("nr_"):
+            if role != "neg_risk_adapter" or not market.neg_risk:
+                raise CtfError(f"{role} cannot {call.name} a {'neg-risk' if market.neg_risk else 'binary'} market")
+            return role
+        if role == "neg_risk_adapter":
+            raise CtfError("the NegRiskAdapter takes splitPosition(bytes32,uint256), not the CTF shape")
+        if (role == "neg_risk_collateral_adapter") != market.neg_risk:
+            raise CtfError(f"{role} cannot {call.name} a {'neg-risk' if market.neg_risk else 'binary'} market")
+        if call.collateral.lower() != self.collateral or call.parent != ZERO32 or call.partition != BINARY_PARTITION:
+            raise CtfError("unexpected collateral, parent collection or partition")
+        return role
+
+    def _apply(self, sender: str, to: str, call: CtfCall) -> None:
+        self._route(to, call)
+        ctf = self.state.ctf
+        if call.name == "nr_convert":
+            event = self.state.event(call.condition_id)
+            assert event is not None
+            ctf.convert(sender, event, list(call.outcome_indexes), call.amount)
+            return
+        market = self.state.sim.by_condition[call.condition_id]
+        (ctf.split if call.name.endswith("split") else ctf.merge)(sender, market, call.amount)
+
+    def log(self, address: str = "") -> list[dict[str, Any]]:
+        return [asdict(t) for t in self.txs.values() if not address or t.sender == address.lower()]

@@ -1,0 +1,185 @@
+"""On-chain merge/split/convert (ChainCtf) against sim_exchange's JSON-RPC endpoint: real signed
+EIP-1559 transactions, real JSON-RPC 2.0 over HTTP, the sender recovered from the signature and
+the calldata decoded by the sim. Then the scanner's execution with ``arbitrage.chain.ctf: rpc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from eth_account import Account
+
+from services.arb_scanner.chain_ctf import ChainCtf, EthRpc
+from services.arb_scanner.ctf import CtfFailed, CtfUnknown, make_ctf
+from shared.config import SIM_PRIVATE_KEY, ArbChainSection, ConfigError, Secrets, load_settings
+from shared.keys import Keys
+from tests.integration import test_arb_scanner as base
+from tests.integration.test_arb_scanner import Running, arm_ask_sum_095, audits, start
+from tests.support import SimExchangeProcess, eventually, write_config
+
+sim = base.sim  # 2 binary markets and one 3-outcome neg-risk event
+running = base.running
+ME = Account.from_key(SIM_PRIVATE_KEY).address.lower()
+
+
+@pytest.fixture
+async def chain(sim: SimExchangeProcess) -> AsyncIterator[ChainCtf]:
+    ctf = ChainCtf(EthRpc(f"{sim.url}/_sim/rpc"), SIM_PRIVATE_KEY, 137,
+                   ArbChainSection(receipt_timeout_sec=1.0, receipt_poll_sec=0.05))
+    yield ctf
+    await ctf.aclose()
+
+
+async def _get(sim: SimExchangeProcess, path: str, **params: Any) -> Any:
+    async with httpx.AsyncClient() as c:
+        resp = await c.get(f"{sim.url}{path}", params=params)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+
+async def _fault(sim: SimExchangeProcess, kind: str, count: int = 1) -> None:
+    async with httpx.AsyncClient() as c:
+        assert (await c.post(f"{sim.url}/_sim/rpc/fault", json={"kind": kind, "count": count})).status_code == 200
+
+
+async def test_split_merge_convert_are_signed_transactions_applied_to_the_sender(
+        sim: SimExchangeProcess, chain: ChainCtf) -> None:
+    m = (await _get(sim, "/_sim/markets"))[0]
+    cid, yes, no = m["condition_id"], m["tokens"][0]["token_id"], m["tokens"][1]["token_id"]
+    h1 = await chain.split(cid, 10)
+    h2 = await chain.merge(cid, 4)
+    event = (await _get(sim, "/_sim/events"))[0]
+    first = event["outcomes"][0]
+    await chain.split(first["condition_id"], 5, neg_risk=True)
+    await chain.convert(event["neg_risk_market_id"], [0], 5)
+    txs = await _get(sim, "/_sim/rpc/txs", address=ME)
+    assert [t["hash"] for t in txs[:2]] == [h1, h2]
+    assert [(t["call"], t["nonce"], t["status"]) for t in txs] == [
+        ("ctf_split", 0, 1), ("ctf_merge", 1, 1), ("ctf_split", 2, 1), ("nr_convert", 3, 1)]
+    d = ArbChainSection()
+    assert [t["to"] for t in txs] == [d.ctf_collateral_adapter.lower(), d.ctf_collateral_adapter.lower(),
+                                      d.neg_risk_collateral_adapter.lower(), d.neg_risk_adapter.lower()]
+    acct = (await _get(sim, "/_sim/positions", address=ME))[ME]
+    assert acct["positions"][yes] == pytest.approx(6)
+    assert acct["positions"][no] == pytest.approx(6)
+    assert acct["positions"][first["no"]] == pytest.approx(0)  # converted
+    assert [acct["positions"][o["yes"]] for o in event["outcomes"]] == [pytest.approx(5)] * 3
+    assert acct["cash"] == pytest.approx(10_000 - 10 + 4 - 5)
+    ops = await _get(sim, "/_sim/ctf/ops", address=ME)  # the same bookkeeping as /_sim/ctf
+    assert [o["kind"] for o in ops] == ["split", "merge", "split", "convert"]
+
+
+async def test_a_call_that_would_revert_is_refused_before_sending(sim: SimExchangeProcess, chain: ChainCtf) -> None:
+    event = (await _get(sim, "/_sim/events"))[0]
+    with pytest.raises(CtfFailed, match="eth_estimateGas"):  # binary adapter for a neg-risk market
+        await chain.split(event["outcomes"][0]["condition_id"], 5, neg_risk=False)
+    assert await _get(sim, "/_sim/rpc/txs") == []
+
+
+async def test_a_reverted_receipt_is_a_failure_and_changes_nothing(sim: SimExchangeProcess, chain: ChainCtf) -> None:
+    cid = (await _get(sim, "/_sim/markets"))[0]["condition_id"]
+    await _fault(sim, "revert")
+    with pytest.raises(CtfFailed, match="reverted") as info:
+        await chain.split(cid, 10)
+    assert not isinstance(info.value, CtfUnknown)
+    assert (await _get(sim, "/_sim/positions", address=ME))[ME]["cash"] == pytest.approx(10_000)
+    await chain.split(cid, 10)  # the next one goes through, on the next nonce
+    assert [(t["nonce"], t["status"]) for t in await _get(sim, "/_sim/rpc/txs")] == [(0, 0), (1, 1)]
+
+
+async def test_a_dropped_tx_is_resent_with_the_same_bytes_and_mined_once(
+        sim: SimExchangeProcess, chain: ChainCtf) -> None:
+    cid = (await _get(sim, "/_sim/markets"))[0]["condition_id"]
+    await _fault(sim, "drop")
+    tx_hash = await chain.split(cid, 10)  # no receipt; half-way the same signed bytes go again
+    txs = await _get(sim, "/_sim/rpc/txs")
+    assert [(t["hash"], t["nonce"]) for t in txs] == [(tx_hash, 0)]
+    assert (await _get(sim, "/_sim/positions", address=ME))[ME]["cash"] == pytest.approx(10_000 - 10)
+
+
+async def test_no_receipt_at_all_is_an_unknown_outcome(sim: SimExchangeProcess, chain: ChainCtf) -> None:
+    cid = (await _get(sim, "/_sim/markets"))[0]["condition_id"]
+    await _fault(sim, "drop", 2)
+    with pytest.raises(CtfUnknown, match="outcome unknown"):
+        await chain.split(cid, 10)
+    assert await _get(sim, "/_sim/rpc/txs") == []
+
+
+async def test_wrong_chain_is_refused(sim: SimExchangeProcess) -> None:
+    ctf = ChainCtf(EthRpc(f"{sim.url}/_sim/rpc"), SIM_PRIVATE_KEY, 80002, ArbChainSection())
+    try:
+        with pytest.raises(CtfFailed, match="chain 137, not 80002"):
+            await ctf.merge("0x" + "00" * 32, 1)
+    finally:
+        await ctf.aclose()
+
+
+def test_make_ctf_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    def settings(**over: Any) -> Any:
+        return load_settings(write_config(tmp_path / "c.yaml", 1, over), environ={})
+
+    rpc = Secrets(polygon_rpc_url="http://127.0.0.1:1/rpc")
+    with pytest.raises(ConfigError, match="relayer"):
+        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}, polymarket={"signature_type": 2}), ME, rpc)
+    with pytest.raises(ConfigError, match="PF_POLYGON_RPC_URL"):
+        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), ME, Secrets())
+    with pytest.raises(ConfigError, match="signs for"):
+        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), "0x" + "11" * 20, rpc)
+    with pytest.raises(ConfigError, match="only in sim mode"):
+        make_ctf(settings(mode="paper", arbitrage={"chain": {"ctf": "sim_api"}}), ME, rpc)
+    assert isinstance(make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), ME, rpc), ChainCtf)
+
+
+async def test_scanner_execution_merges_on_chain(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
+    scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"],
+                                                       "chain": {"ctf": "rpc", "receipt_poll_sec": 0.05}})
+    await eventually(lambda: _ready(r, keys, scanner), timeout=20)
+    assert isinstance(scanner.ctf, ChainCtf)
+    cid, yes, no = await arm_ask_sum_095(sim)
+    done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
+    d = done[0].detail
+    assert d["status"] == "done", d
+    assert d["merged"] == pytest.approx(48)
+    assert d["pnl"] == pytest.approx(2.24)
+    txs = await _get(sim, "/_sim/rpc/txs", address=ME)
+    assert [(t["call"], t["args"]["condition_id"], t["args"]["amount"], t["status"]) for t in txs] == [
+        ("ctf_merge", cid, 48, 1)]
+    acct = (await _get(sim, "/_sim/positions", address=ME))[ME]
+    assert acct["positions"][yes] == pytest.approx(0)
+    assert acct["positions"][no] == pytest.approx(0)
+    assert acct["cash"] == pytest.approx(10_000 + 2.24)
+
+
+async def _ready(r: aioredis.Redis, keys: Keys, scanner: Any) -> bool:
+    tokens = {t for s in scanner.sets.values() for t in s.tokens}
+    return await r.hlen(keys.arb_catalogue()) == 5 and bool(tokens) and tokens <= set(scanner.tops)
+
+
+async def test_scanner_halts_when_a_merge_has_no_receipt(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
+    scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"], "chain": {
+        "ctf": "rpc", "receipt_poll_sec": 0.05, "receipt_timeout_sec": 1.0}})
+    await eventually(lambda: _ready(r, keys, scanner), timeout=20)
+    await _fault(sim, "drop", 2)  # the merge and its one resend are both dropped
+    await arm_ask_sum_095(sim)
+    halted = await eventually(lambda: audits(r, keys, "arb.halted"), timeout=20)
+    assert "outcome unknown" in halted[0].reason
+    report = halted[0].detail["execution"]
+    assert report["status"] == "unknown"
+    assert [leg["filled"] for leg in report["legs"]] == [pytest.approx(48)] * 2  # both legs bought, not merged
+    assert scanner.executor is None  # no more trading until a person looks
+    assert await audits(r, keys, "arb.executed") == []
+    assert await _get(sim, "/_sim/rpc/txs") == []
+    claim = await r.hget(keys.reserved(), "arb:" + report["set"])
+    assert claim is not None  # the set's budget claim stays while the outcome is unknown
+    assert float(claim) > 40
