@@ -228,7 +228,7 @@ class ArbChainSection(Section):
     id is ``polymarket.chain_id``. The collateral adapter addresses are the ones Polymarket's V2
     contracts page lists; a third-party list names others, so they are settings, not constants."""
 
-    ctf: Literal["auto", "sim_api", "rpc"] = "auto"  # auto: sim mode -> sim_api, paper/live -> rpc
+    ctf: Literal["auto", "sim_api", "rpc"] = "auto"  # auto: sim mode -> sim_api, live -> rpc (paper refuses execute)
     collateral: str = "0xC011a7E12a19f7B1f670d46F03B03f3342E82DFB"  # pUSD
     ctf_collateral_adapter: str = "0xADa100874d00e3331D00F2007a9c336a65009718"
     neg_risk_collateral_adapter: str = "0xAdA200001000ef00D07553cEE7006808F895c6F1"

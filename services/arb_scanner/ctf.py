@@ -6,7 +6,8 @@
   against sim_exchange's ``/_sim/rpc``). EOA wallets only: a proxy or Safe wallet's positions
   can only be moved through the builder relayer, which is not implemented.
 
-``arbitrage.chain.ctf: auto`` picks sim_api in sim mode and rpc in paper and live mode.
+``arbitrage.chain.ctf: auto`` picks sim_api in sim mode and rpc in live mode (paper mode refuses
+execution: :func:`check_execution_mode`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ class SimCtf:
         await self.http.aclose()
 
 
+def check_execution_mode(settings: Settings) -> None:
+    """Paper mode never sends an order or a transaction, and arbitrage execution has no paper fill
+    model: refuse it there (before any client is built) rather than trade for real in paper mode."""
+    if settings.mode == "paper" and settings.arbitrage.execute:
+        raise ConfigError("arbitrage.execute is true in paper mode, which never sends orders or transactions and "
+                          "has no paper model of arbitrage legs: run it in sim mode, or set arbitrage.execute: false")
+
+
 def ctf_backend(settings: Settings) -> str:
     choice = settings.arbitrage.chain.ctf
     return ("sim_api" if settings.mode == "sim" else "rpc") if choice == "auto" else choice
@@ -70,6 +79,7 @@ def ctf_backend(settings: Settings) -> str:
 
 def make_ctf(settings: Settings, address: str, secrets: Secrets) -> Ctf:
     """The CTF side for execution, or a ConfigError saying what is missing (before any trade)."""
+    check_execution_mode(settings)
     backend = ctf_backend(settings)
     if backend == "sim_api":
         if settings.mode != "sim":

@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 from services.arb_scanner import catalogue, risk
 from services.arb_scanner.budget import FleetBudget
 from services.arb_scanner.catalogue import ArbSet
-from services.arb_scanner.ctf import Ctf, CtfFailed, CtfUnknown, make_ctf
+from services.arb_scanner.ctf import Ctf, CtfFailed, CtfUnknown, check_execution_mode, make_ctf
 from services.arb_scanner.detect import (
     EPS,
     Evaluation,
@@ -144,6 +144,7 @@ class ArbScannerService(RedisService):
         from shared.polymarket.clob import make_clob_client  # the SDK only when trading
         from shared.polymarket.taker import TakerOrders
 
+        check_execution_mode(self.settings)  # before the SDK client: paper mode must never reach the venue
         secrets = load_secrets()
         client = await asyncio.to_thread(make_clob_client, self.settings, secrets)
         orders = TakerOrders(client)

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from eth_account import Account
 
 from services.arb_scanner.chain_ctf import ChainCtf, EthRpc
-from services.arb_scanner.ctf import CtfFailed, CtfUnknown, make_ctf
+from services.arb_scanner.ctf import CtfFailed, CtfUnknown, check_execution_mode, make_ctf
 from shared.config import SIM_PRIVATE_KEY, ArbChainSection, ConfigError, Secrets, load_settings
 from shared.keys import Keys
 from tests.integration import test_arb_scanner as base
@@ -132,6 +132,10 @@ def test_make_ctf_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), "0x" + "11" * 20, rpc)
     with pytest.raises(ConfigError, match="only in sim mode"):
         make_ctf(settings(mode="paper", arbitrage={"chain": {"ctf": "sim_api"}}), ME, rpc)
+    with pytest.raises(ConfigError, match="paper mode"):  # paper mode never trades, not even arbitrage
+        check_execution_mode(settings(mode="paper", arbitrage={"execute": True}))
+    with pytest.raises(ConfigError, match="paper mode"):
+        make_ctf(settings(mode="paper", arbitrage={"execute": True, "chain": {"ctf": "rpc"}}), ME, rpc)
     assert isinstance(make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), ME, rpc), ChainCtf)
 
 
