@@ -314,6 +314,11 @@ class Soak:
         if sig == signal.SIGKILL:
             with contextlib.suppress(Exception):
                 newest = await self._newest_stream_entries()
+            with contextlib.suppress(Exception):  # > 0: a write(2) was once postponed behind a slow fsync
+                info = await self.r.info("persistence")
+                row.update(appendfsync=(await self.r.config_get("appendfsync")).get("appendfsync"),
+                           aof_delayed_fsync=info.get("aof_delayed_fsync"),
+                           aof_pending_bio_fsync=info.get("aof_pending_bio_fsync"))
         self.down.add("redis")
         await asyncio.to_thread(self.redis.halt, sig)
         await asyncio.sleep(self.rng.uniform(0.5, 3.0))
@@ -339,7 +344,7 @@ class Soak:
         empty, so even a short run kills every service kind and restarts redis."""
         workers = [i for i in self.services() if i.startswith("w")]
         deck = ["kill:collector", "kill:gateway", "kill:orch", "kill:api", "kill:alerter",
-                *(f"kill:{w}" for w in self.rng.sample(workers, 2)), "kill_fast", "redis", "redis_kill9",
+                *(f"kill:{w}" for w in self.rng.sample(workers, min(2, len(workers)))), "kill_fast", "redis", "redis_kill9",
                 "ws_drop", "ws_stall", "http_429", "http_503", "order_timeout", "tick_size", "rtds_drop"]
         self.rng.shuffle(deck)
         return deck
@@ -491,7 +496,8 @@ class Soak:
             "tokens_traded": len({o["token_id"] for o in sim_orders}),
             "kills_fast": sum(1 for k in kills if k.get("fast")),
             "handed_back": await self._handed_back(),
-            "redis_kill9": [{k: c[k] for k in ("t", "streams_checked", "entries_lost") if k in c}
+            "redis_kill9": [{k: c[k] for k in ("t", "streams_checked", "entries_lost", "appendfsync", "aof_delayed_fsync")
+                             if k in c}
                             for c in self.chaos if c["action"] == "redis_kill9"],
         }
         summary["api"] = await self._check_api()
@@ -658,7 +664,9 @@ def human_line(s: dict[str, Any]) -> str:
     kills = " ".join(f"{k}={v}" for k, v in sorted(s["kills"].items())) or "none"
     return (f"soak {s['spec']['seconds']:.0f}s seed {s['spec']['seed']}: kills {kills} (fast {s['kills_fast']}, "
             f"hand-backs {s['handed_back'].get('worker process restarted', 0)}); redis restarts "
-            f"{s['redis_restarts']} kill9 {len(s['redis_kill9'])}; faults {sum(s['faults'].values())}; unexpected exits {len(s['unexpected_exits'])}; "
+            f"{s['redis_restarts']} kill9 {len(s['redis_kill9'])} (newest entries lost "
+            f"{sum(len(k.get('entries_lost', [])) for k in s['redis_kill9'])} of "
+            f"{sum(k.get('streams_checked', 0) for k in s['redis_kill9'])} streams); faults {sum(s['faults'].values())}; unexpected exits {len(s['unexpected_exits'])}; "
             f"trades {sig['sim_trades']} signals {sig['signals']} lost {sig['lost']} duplicated {sig['duplicated']}; "
             f"undecided {s['decisions']['undecided']}; double ownership {s['ownership']['double_ownership']}; "
             f"sent twice {s['intents']['sent_twice']}; orphan orders {s['orphans']['orphan_orders']}; "
