@@ -460,6 +460,10 @@ class TokenSession:
     # --- state and reports -----------------------------------------------------------------
 
     async def _snapshot(self) -> None:
+        # Only the owner at this epoch writes pf:session: a session superseded while it ran (its
+        # worker's lease lapsed, e.g. while Redis was down) would otherwise overwrite the new
+        # owner's snapshot every SNAPSHOT_EVERY_MS until it next tried to send (soak finding).
+        await self._check_owner()
         status = self.strategy.status()
         self.snapshot_ms = now_ms()
         await self.r.hset(self.keys.session(self.token_id), mapping={

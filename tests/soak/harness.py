@@ -179,18 +179,19 @@ class Soak:
         try:
             await self._ready()
             self.t0 = time.monotonic()
-            tasks = [asyncio.create_task(c) for c in (self._inject(), self._chaos(), self._supervise())]
+            tasks = [asyncio.create_task(c) for c in (self._inject(), self._chaos(), self._sample_gateway(),
+                                                       self._supervise())]
             await asyncio.sleep(self.spec.seconds)
-            for t in tasks[:2]:
+            for t in tasks[:3]:
                 t.cancel()
-            for t in tasks[:2]:
+            for t in tasks[:3]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             self._restore()
             await self._settle()
-            tasks[2].cancel()
+            tasks[3].cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await tasks[2]
+                await tasks[3]
             return await self._check()
         finally:
             await self.webhook.stop()
@@ -380,6 +381,25 @@ class Soak:
             else:
                 await self._fault({"kind": "rtds_drop"})
 
+    async def _sample_gateway(self) -> None:
+        """Every 5 s: the gateway's heartbeat (tokens subscribed, ticks/s), to show the load reached it."""
+        self.gateway_samples: list[dict[str, Any]] = []
+        while True:
+            await asyncio.sleep(5.0)
+            with contextlib.suppress(Exception):
+                raw = await self.r.get(self.keys.health("ws_gateway", "gateway"))
+                if raw:
+                    hb = json.loads(raw)
+                    self.gateway_samples.append({"tokens": int(hb.get("tokens", 0)),
+                                                 "ticks_per_sec": float(hb.get("ticks_per_sec", 0.0))})
+
+    def _gateway_figures(self) -> dict[str, Any]:
+        samples = getattr(self, "gateway_samples", [])
+        rates = sorted(x["ticks_per_sec"] for x in samples)
+        return {"samples": len(samples), "tokens_max": max((x["tokens"] for x in samples), default=0),
+                "ticks_per_sec_p50": rates[len(rates) // 2] if rates else None,
+                "ticks_per_sec_max": rates[-1] if rates else None}
+
     async def _supervise(self) -> None:
         """Restart what exited by itself, as compose's restart policy would; count each."""
         while True:
@@ -495,6 +515,8 @@ class Soak:
             "tokens_active_at_end": sum(1 for t in tokens.values() if t.get("state") in ACTIVE),
             "tokens_traded": len({o["token_id"] for o in sim_orders}),
             "kills_fast": sum(1 for k in kills if k.get("fast")),
+            "gateway": self._gateway_figures(),
+            "catalogue_tokens": len(self.tokens),
             "handed_back": await self._handed_back(),
             "redis_kill9": [{k: c[k] for k in ("t", "streams_checked", "entries_lost", "appendfsync", "aof_delayed_fsync")
                              if k in c}
@@ -674,7 +696,8 @@ def human_line(s: dict[str, Any]) -> str:
             f"reassignment p50 {ra['p50_ms']} ms max {ra['max_ms']} ms over {ra['moved']} tokens; "
             f"api ok {s['api']['authorized_ok']} refused {s['api']['unauthorized_refused']}; alerts "
             f"{s['alerts']['posts_during_soak']} (halt alert {s['alerts']['halt_alert_sec']} s); "
-            f"secret_leaks {s['secrets']['secret_leaks']}")
+            f"secret_leaks {s['secrets']['secret_leaks']}; catalogue {s['catalogue_tokens']} tokens, gateway up to "
+            f"{s['gateway']['tokens_max']} tokens at p50 {s['gateway']['ticks_per_sec_p50']} ticks/s")
 
 
 async def run_soak(spec: SoakSpec, work_dir: Path) -> SoakResult:
