@@ -158,7 +158,8 @@ class Soak:
     def stop(self) -> None:
         for p in self.procs.values():
             p.stop()
-        self.sim.stop()
+        if getattr(self, "sim", None) is not None:  # absent when start() failed before the sim was up
+            self.sim.stop()
         self.redis.stop()
 
     @property
@@ -702,8 +703,8 @@ def human_line(s: dict[str, Any]) -> str:
 
 async def run_soak(spec: SoakSpec, work_dir: Path) -> SoakResult:
     soak = Soak(spec, work_dir)
-    soak.start()
     try:
+        soak.start()  # inside the try: a failed start (e.g. deriving the API creds) stops what did start
         return await soak.run()
     finally:
         soak.stop()
