@@ -43,10 +43,15 @@ bench: ## Run every benchmark in bench/ (figures go to docs/benchmarks.md by han
 
 SOAK_SECONDS ?= 3600
 SOAK_SEED ?= 9
+SOAK_MARKETS ?= 40
+SOAK_WORKERS ?= 4
+SOAK_WALLETS ?= 12
+SOAK_WS_RATE ?= 0
 .PHONY: soak soak-short
 
-soak: ## Whole-system soak under chaos, long (SOAK_SECONDS=3600, SOAK_SEED=9); summary in var/soak/summary.json
+soak: ## Whole-system soak under chaos, long (SOAK_SECONDS=3600 SOAK_SEED=9 SOAK_MARKETS SOAK_WORKERS SOAK_WALLETS SOAK_WS_RATE); summary in var/soak/summary.json
 	$(UV) run python -m tests.soak.harness --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) \
+		--markets $(SOAK_MARKETS) --workers $(SOAK_WORKERS) --wallets $(SOAK_WALLETS) --ws-rate $(SOAK_WS_RATE) \
 		--log-dir var/soak/logs --out var/soak/summary.json
 
 soak-short: ## The CI soak (~100 s of chaos + settle; `make test` runs it too)

@@ -61,6 +61,7 @@ class TokenSession:
         self.decisions = decisions  # the worker's tick-to-decision histogram (heartbeat); None: not measured
         self.books = books  # the worker's shared REST poller (B6); None: ticks only
         self.worker_id, self.token_id, self.epoch = worker_id, token_id, epoch
+        self._owned = False  # True once the ownership check at start passed
         self.setup_error = ""
         try:
             self.params = MakerStrategySection.model_validate(params.get("maker_strategy", {}))
@@ -107,6 +108,11 @@ class TokenSession:
             if self.setup_error:
                 await self._report("failed", reason=f"bad parameters: {self.setup_error}")
                 return
+            # A START read late (the orchestrator gave the token a newer epoch or another owner since,
+            # e.g. a restarted worker reading its predecessor's unread commands) must run nothing:
+            # no resume snapshot over the owner's, no cancel of the owner's orders (soak finding).
+            await self._check_owner()
+            self._owned = True
             await self._resume()
             await self._report("started")
             await self._trade_until_exit()
@@ -124,7 +130,8 @@ class TokenSession:
             await self._report("closed", reason=f"{reason}: liquidated" if self.position < DUST else f"{reason}: exit incomplete")
         except Fenced:
             logger.warning("{} epoch {}: fenced (another owner now); stopping quietly", self.token_id, self.epoch)
-            await self._cancel_orders()
+            if self._owned:  # our own orders only: a session fenced before it started has none
+                await self._cancel_orders()
         except Exception as exc:
             logger.exception("session {} failed", self.token_id)
             await self._report("failed", reason=f"{type(exc).__name__}: {exc}")
@@ -476,6 +483,10 @@ class TokenSession:
     # --- state and reports -----------------------------------------------------------------
 
     async def _snapshot(self) -> None:
+        # Only the owner at this epoch writes pf:session: a session superseded while it ran (its
+        # worker's lease lapsed, e.g. while Redis was down) would otherwise overwrite the new
+        # owner's snapshot every SNAPSHOT_EVERY_MS until it next tried to send (soak finding).
+        await self._check_owner()
         status = self.strategy.status()
         self.snapshot_ms = now_ms()
         await self.r.hset(self.keys.session(self.token_id), mapping={

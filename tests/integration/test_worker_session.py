@@ -172,3 +172,38 @@ async def _epoch(r: aioredis.Redis, keys: Keys, token: str, epoch: int) -> bool:
 
 async def _matched(v: Venue, side: str) -> dict[str, Any] | None:
     return next((o for o in await v.orders(side) if o["size_matched"] > 0), None)
+
+
+async def test_a_start_for_a_superseded_epoch_runs_nothing(venue: tuple[Venue, TickFeed], r: aioredis.Redis,
+                                                           keys: Keys) -> None:
+    """Soak finding: a restarted worker read its predecessor's unread START (epoch 1) after the token
+    had moved to another worker (epoch 2), resumed from that owner's snapshot and overwrote it."""
+    v, feed = venue
+    await r.hset(keys.token(v.token), mapping={"owner": "other-worker", "epoch": 2})
+    owners_snapshot = {"epoch": "2", "worker": "other-worker", "position": "20.000000"}
+    await r.hset(keys.session(v.token), mapping=owners_snapshot)
+    s = session(r, keys, feed, v, 1)
+    await asyncio.wait_for(s.run(), 10)
+    assert await r.hgetall(keys.session(v.token)) == owners_snapshot
+    assert [f["status"] for _, f in await r.xrange(keys.sessions())] == []
+    assert await v.orders() == []
+
+
+async def test_a_session_superseded_while_running_stops_and_leaves_the_new_snapshot(
+        venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Soak finding: a worker whose lease lapsed while Redis was down kept its session running; the
+    token moved on (epoch 2), and the old session's periodic snapshot overwrote the new owner's."""
+    import services.maker_worker.session as session_module
+
+    monkeypatch.setattr(session_module, "SNAPSHOT_EVERY_MS", 200)
+    v, feed = venue
+    await own(r, keys, v.token, 1)
+    s = session(r, keys, feed, v, 1)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: _state(r, keys, v.token, "FLAT"), timeout=10, what="session up")
+    await r.hset(keys.token(v.token), mapping={"owner": "other-worker", "epoch": 2})
+    new_owners = {"epoch": "2", "worker": "other-worker", "position": "0.000000"}
+    await r.delete(keys.session(v.token))
+    await r.hset(keys.session(v.token), mapping=new_owners)
+    await asyncio.wait_for(task, 10)  # fenced at its next snapshot: ends by itself
+    assert await r.hgetall(keys.session(v.token)) == new_owners

@@ -3,14 +3,19 @@ invariant checkers of :mod:`tests.soak.invariants` run on what the system left b
 
     uv run python -m tests.soak.harness --seconds 600 --seed 9 --out var/soak.json
 
-Processes: redis-server (append-only), sim_exchange, signal_collector (poller + live-data socket),
-ws_gateway, orchestrator, ``workers`` maker_workers. Followed wallets trade through ``/_sim/trades``
-(and now and then ``/_sim/burst``) on a seeded schedule; the chaos driver, on its own seeded
-schedule, kills (-9) and restarts one service at a time, restarts redis-server (SIGTERM, same port
-and dir: the AOF is kept), and arms sim faults (socket drops and stalls, 429/503 storms, order
-timeouts after placement, tick size changes, live-data drops). A supervisor restarts any process
-that exited by itself (what compose's restart policy does) and counts it. Then the soak settles:
-chaos and trading stop, every wallet sells what it holds, and the checkers read the sim and Redis.
+Processes: redis-server (append-only, with a password), sim_exchange, signal_collector (poller +
+live-data socket), ws_gateway, orchestrator, ``workers`` maker_workers, api and alerter (its webhook
+is a loopback receiver here, :mod:`tests.soak.webhook`). Every service gets recognisable fake
+secrets the way an operator hands them over (:mod:`tests.soak.leaks`). Followed wallets trade
+through ``/_sim/trades`` (and now and then ``/_sim/burst``) on a seeded schedule; the chaos driver,
+on its own seeded schedule, kills (-9) and restarts one service at a time (and once per deck a
+worker that is back within its lease: ``kill_fast``), restarts redis-server (SIGTERM, and SIGKILL;
+same port and dir: the AOF is kept), and arms sim faults (socket drops and stalls, 429/503 storms,
+order timeouts after placement, tick size changes, live-data drops). A supervisor restarts any
+process that exited by itself (what compose's restart policy does) and counts it. Then the soak
+settles: chaos and trading stop, every wallet sells what it holds, and the checkers read the sim
+and Redis; the API is asked (with and without its token), a halt through the API must reach the
+webhook, and everything the system wrote or answered is searched for the secrets.
 """
 
 from __future__ import annotations
@@ -34,7 +39,16 @@ import redis.asyncio as aioredis
 
 from shared.keys import Keys
 from tests.soak import invariants as inv
-from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, write_config
+from tests.soak.leaks import SoakSecrets, find_leaks
+from tests.soak.webhook import WebhookReceiver
+from tests.support import (
+    RedisServer,
+    ServiceProcess,
+    SimExchangeProcess,
+    WarmServiceProcess,
+    free_port,
+    write_config,
+)
 
 NS = "pf"
 ACTIVE = ("starting", "running", "exiting")
@@ -48,9 +62,10 @@ class SoakSpec:
     wallets: int = 12
     markets: int = 40  # two tokens each
     trades_per_sec: float = 1.5
-    chaos_gap: tuple[float, float] = (4.0, 9.0)  # seconds between chaos actions (uniform)
+    chaos_gap: tuple[float, float] = (2.0, 5.0)  # seconds between chaos actions (uniform)
     lease_ms: int = 2000
     settle_sec: float = 90.0
+    ws_rate: float = 0.0  # sim book changes a second, round robin over the tokens the gateway subscribed
 
 
 @dataclass
@@ -73,8 +88,13 @@ class Soak:
         self.rng = random.Random(spec.seed)  # chaos only: its schedule does not depend on trading
         self.trade_rng = random.Random(spec.seed + 2)
         self.wallets = [wallet(i) for i in range(spec.wallets)]
-        self.redis = RedisServer(appendonly=True)
+        self.secrets = SoakSecrets()
+        self.redis = RedisServer(appendonly=True, password=self.secrets.redis_password)
         self.sim_port = free_port()
+        self.api_port = free_port()
+        self.metrics_ports: dict[str, int] = {}
+        self.webhook = WebhookReceiver()
+        self.api_texts: list[tuple[str, str]] = []  # (request, response body) of every API call made
         self.procs: dict[str, ServiceProcess] = {}
         self.env: dict[str, str] = {}
         self.down: set[str] = set()  # taken down on purpose; the supervisor leaves these alone
@@ -91,7 +111,8 @@ class Soak:
     def config(self) -> dict[str, object]:
         s = self.spec
         return {
-            "sim_exchange": {"markets": s.markets, "volatility": 0.004, "tick_interval_ms": 500, "seed": s.seed},
+            "sim_exchange": {"markets": s.markets, "volatility": 0.004, "tick_interval_ms": 500, "seed": s.seed,
+                             "ws_rate_per_sec": s.ws_rate},
             "copytrade": {"targets": [{"account": w, "min_size": 0} for w in self.wallets],
                           "poll_interval_sec": 0.5, "rtds_enabled": True},
             "workers": {"lease_ms": s.lease_ms, "heartbeat_interval_sec": 0.3, "capacity": 60},
@@ -101,31 +122,49 @@ class Soak:
             "maker_strategy": {"order_size": 10, "drop_pct": 0.01, "profit_pct": 0.02},
             "execution": {"poll_interval_seconds": 0.3, "wait_seconds": 4},
             "logging": {"level": "INFO"},
+            "api": {"host": "127.0.0.1", "port": self.api_port, "control_wait_sec": 10},
+            "alerts": {"enabled": True, "check_interval_sec": 1.0, "dedup_sec": 10, "max_per_minute": 30},
+            "monitoring": {"metrics_enabled": True, "metrics_host": "127.0.0.1"},
         }
 
     def services(self) -> dict[str, str]:
         """instance id -> service module."""
-        out = {"collector": "signal_collector", "gateway": "ws_gateway", "orch": "orchestrator"}
+        out = {"collector": "signal_collector", "gateway": "ws_gateway", "orch": "orchestrator",
+               "api": "api", "alerter": "alerter"}
         out.update({f"w{i + 1}": "maker_worker" for i in range(self.spec.workers)})
         return out
 
+    def service_env(self, instance: str) -> dict[str, str]:
+        port = self.metrics_ports.setdefault(instance, free_port())  # one /metrics port per instance, kept
+        return {**self.env, "PF_INSTANCE": instance, "PF_METRICS_PORT": str(port)}
+
     def start_service(self, instance: str) -> None:
         name = self.services()[instance]
-        self.procs[instance] = ServiceProcess(name, {**self.env, "PF_INSTANCE": instance}, self.dir).start()
+        self.procs[instance] = ServiceProcess(name, self.service_env(instance), self.dir).start()
 
     def start(self) -> None:
         self.redis.start()
         cfg = write_config(self.dir / "polyfleet.yaml", self.sim_port, self.config())
-        self.sim = SimExchangeProcess(cfg, self.sim_port, self.dir).start()
-        self.env = {"PF_CONFIG": str(cfg), "PF_REDIS_URL": self.redis.url, "PF_NAMESPACE": NS}
+        self.sim = SimExchangeProcess(cfg, self.sim_port, self.dir, {"PF_METRICS_PORT": str(free_port())}).start()
+        self.secrets.derive_clob_creds(self.sim.url)
+
+    def start_services(self) -> None:
+        """After the webhook receiver listens (its port is in the alerter's secret URL)."""
+        self.env = {"PF_CONFIG": str(self.dir / "polyfleet.yaml"), "PF_REDIS_URL": self.redis.url, "PF_NAMESPACE": NS,
+                    **self.secrets.env(self.dir / "secrets", self.webhook.port)}
         for instance in self.services():
             self.start_service(instance)
 
     def stop(self) -> None:
         for p in self.procs.values():
             p.stop()
-        self.sim.stop()
+        if getattr(self, "sim", None) is not None:  # absent when start() failed before the sim was up
+            self.sim.stop()
         self.redis.stop()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -136,23 +175,27 @@ class Soak:
         self.http = httpx.AsyncClient(base_url=self.sim.url, timeout=10)
         self.r = aioredis.Redis.from_url(self.redis.url, decode_responses=True)
         self.keys = Keys(NS)
+        await self.webhook.start()
+        self.start_services()
         try:
             await self._ready()
             self.t0 = time.monotonic()
-            tasks = [asyncio.create_task(c) for c in (self._inject(), self._chaos(), self._supervise())]
+            tasks = [asyncio.create_task(c) for c in (self._inject(), self._chaos(), self._sample_gateway(),
+                                                       self._supervise())]
             await asyncio.sleep(self.spec.seconds)
-            for t in tasks[:2]:
+            for t in tasks[:3]:
                 t.cancel()
-            for t in tasks[:2]:
+            for t in tasks[:3]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             self._restore()
             await self._settle()
-            tasks[2].cancel()
+            tasks[3].cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await tasks[2]
+                await tasks[3]
             return await self._check()
         finally:
+            await self.webhook.stop()
             await self.http.aclose()
             await self.r.aclose()
 
@@ -163,10 +206,14 @@ class Soak:
         while time.monotonic() < deadline:
             leases = [await self.r.exists(self.keys.worker_lease(f"w{i + 1}")) for i in range(self.spec.workers)]
             cursors = [await self.r.exists(self.keys.cursor(w)) for w in self.wallets]
-            if all(leases) and all(cursors):
+            api_up = False
+            with contextlib.suppress(httpx.HTTPError):
+                api_up = (await self.http.get(f"{self.api_url}/healthz")).status_code == 200
+            if all(leases) and all(cursors) and api_up:
                 return
             await asyncio.sleep(0.3)
-        raise RuntimeError(f"system not up in 60 s (leases {leases}, cursors {sum(cursors)}/{len(cursors)})")
+        raise RuntimeError(f"system not up in 60 s (leases {leases}, cursors {sum(cursors)}/{len(cursors)}, "
+                           f"api {api_up})")
 
     async def _post_trade(self, w: str, token: str, side: str, size: float) -> None:
         price = round(self.trade_rng.uniform(0.2, 0.8), 2)
@@ -227,20 +274,80 @@ class Soak:
         self.start_service(instance)
         self.down.discard(instance)
 
-    async def _redis_restart(self) -> None:
-        self._record("redis_restart", "redis-server")
+    async def _kill_fast(self) -> None:
+        """Kill -9 the worker holding the most tokens and put it back (same id) within milliseconds,
+        well inside its lease: the new process inherits tokens whose sessions died with the old one
+        and must hand them back (maker_worker ``_hand_back_inherited``). The spare process is
+        started first and waits with its imports done (:class:`WarmServiceProcess`), so Python's
+        start-up time does not push the restart past the lease."""
+        workers = [i for i in self.services() if i.startswith("w")]
+        held = {w: await self._worker_tokens(w) for w in workers}
+        instance = max(workers, key=lambda w: (len(held[w]), -workers.index(w)))
+        spare = WarmServiceProcess("maker_worker", self.service_env(instance), self.dir).start()
+        try:
+            deadline = time.monotonic() + 30
+            while not spare.warm() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        except BaseException:  # chaos cancelled while the spare warms: it never ran, stop it
+            spare.stop(signal.SIGKILL)
+            raise
+        row = self._record("kill9", instance, kind="maker_worker", fast=True,
+                           tokens=await self._worker_tokens(instance))
+        self.down.add(instance)
+        t = time.monotonic()
+        await asyncio.to_thread(self.procs[instance].kill)
+        spare.release()
+        self.procs[instance] = spare
+        row["down_sec"] = round(time.monotonic() - t, 3)
+        self.down.discard(instance)
+
+    async def _worker_tokens(self, instance: str) -> list[str]:
+        with contextlib.suppress(Exception):
+            return sorted(await self.r.smembers(self.keys.worker_tokens(instance)))
+        return []
+
+    async def _redis_restart(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """SIGTERM: redis writes and fsyncs the AOF on shutdown. SIGKILL: nothing runs at exit; what
+        redis had written (write(2)) to the AOF is in the page cache and survives a process crash,
+        ``appendfsync everysec`` only bounds the loss if the machine itself dies. Before a SIGKILL the
+        newest entry of every stream is read; after the restart each must still be there."""
+        row = self._record("redis_restart" if sig == signal.SIGTERM else "redis_kill9", "redis-server")
+        newest: dict[str, str] = {}
+        if sig == signal.SIGKILL:
+            with contextlib.suppress(Exception):
+                newest = await self._newest_stream_entries()
+            with contextlib.suppress(Exception):  # > 0: a write(2) was once postponed behind a slow fsync
+                info = await self.r.info("persistence")
+                row.update(appendfsync=(await self.r.config_get("appendfsync")).get("appendfsync"),
+                           aof_delayed_fsync=info.get("aof_delayed_fsync"),
+                           aof_pending_bio_fsync=info.get("aof_pending_bio_fsync"))
         self.down.add("redis")
-        await asyncio.to_thread(self.redis.halt, signal.SIGTERM)
+        await asyncio.to_thread(self.redis.halt, sig)
         await asyncio.sleep(self.rng.uniform(0.5, 3.0))
         await asyncio.to_thread(self.redis.start)
         self.down.discard("redis")
+        if sig == signal.SIGKILL:
+            lost = []
+            for key, entry_id in newest.items():
+                with contextlib.suppress(Exception):
+                    if not await self.r.xrange(key, min=entry_id, max=entry_id):
+                        lost.append({"stream": key, "entry": entry_id})
+            row.update(streams_checked=len(newest), entries_lost=lost)
+
+    async def _newest_stream_entries(self) -> dict[str, str]:
+        keys = [k async for k in self.r.scan_iter(match=f"{NS}:*", count=1000, _type="stream")]
+        pipe = self.r.pipeline(transaction=False)
+        for k in keys:
+            pipe.xrevrange(k, count=1)
+        return {k: rows[0][0] for k, rows in zip(keys, await pipe.execute(), strict=True) if rows}
 
     def _deck(self) -> list[str]:
-        """One of every chaos action (workers twice), shuffled: dealt in order and reshuffled when
+        """One of every chaos action (workers twice, plus one restarted inside its lease), shuffled: dealt in order and reshuffled when
         empty, so even a short run kills every service kind and restarts redis."""
         workers = [i for i in self.services() if i.startswith("w")]
-        deck = ["kill:collector", "kill:gateway", "kill:orch", *(f"kill:{w}" for w in self.rng.sample(workers, 2)),
-                "redis", "ws_drop", "ws_stall", "http_429", "http_503", "order_timeout", "tick_size", "rtds_drop"]
+        deck = ["kill:collector", "kill:gateway", "kill:orch", "kill:api", "kill:alerter",
+                *(f"kill:{w}" for w in self.rng.sample(workers, min(2, len(workers)))), "kill_fast", "redis", "redis_kill9",
+                "ws_drop", "ws_stall", "http_429", "http_503", "order_timeout", "tick_size", "rtds_drop"]
         self.rng.shuffle(deck)
         return deck
 
@@ -253,8 +360,12 @@ class Soak:
             kind = deck.pop(0)
             if kind.startswith("kill:"):
                 await self._kill(kind.removeprefix("kill:"))
+            elif kind == "kill_fast":
+                await self._kill_fast()
             elif kind == "redis":
                 await self._redis_restart()
+            elif kind == "redis_kill9":
+                await self._redis_restart(signal.SIGKILL)
             elif kind == "ws_drop":
                 await self._fault({"kind": "ws_drop"})
             elif kind == "ws_stall":
@@ -270,6 +381,25 @@ class Soak:
                                    "new_tick_size": rng.choice([0.001, 0.01])})
             else:
                 await self._fault({"kind": "rtds_drop"})
+
+    async def _sample_gateway(self) -> None:
+        """Every 5 s: the gateway's heartbeat (tokens subscribed, ticks/s), to show the load reached it."""
+        self.gateway_samples: list[dict[str, Any]] = []
+        while True:
+            await asyncio.sleep(5.0)
+            with contextlib.suppress(Exception):
+                raw = await self.r.get(self.keys.health("ws_gateway", "gateway"))
+                if raw:
+                    hb = json.loads(raw)
+                    self.gateway_samples.append({"tokens": int(hb.get("tokens", 0)),
+                                                 "ticks_per_sec": float(hb.get("ticks_per_sec", 0.0))})
+
+    def _gateway_figures(self) -> dict[str, Any]:
+        samples = getattr(self, "gateway_samples", [])
+        rates = sorted(x["ticks_per_sec"] for x in samples)
+        return {"samples": len(samples), "tokens_max": max((x["tokens"] for x in samples), default=0),
+                "ticks_per_sec_p50": rates[len(rates) // 2] if rates else None,
+                "ticks_per_sec_max": rates[-1] if rates else None}
 
     async def _supervise(self) -> None:
         """Restart what exited by itself, as compose's restart policy would; count each."""
@@ -385,9 +515,132 @@ class Soak:
             "reassignment": inv.reassignment_times([k for k in kills if k.get("tokens")], events),
             "tokens_active_at_end": sum(1 for t in tokens.values() if t.get("state") in ACTIVE),
             "tokens_traded": len({o["token_id"] for o in sim_orders}),
+            "kills_fast": sum(1 for k in kills if k.get("fast")),
+            "gateway": self._gateway_figures(),
+            "catalogue_tokens": len(self.tokens),
+            "handed_back": await self._handed_back(),
+            "redis_kill9": [{k: c[k] for k in ("t", "streams_checked", "entries_lost", "appendfsync", "aof_delayed_fsync")
+                             if k in c}
+                            for c in self.chaos if c["action"] == "redis_kill9"],
         }
+        summary["api"] = await self._check_api()
+        summary["alerts"] = await self._check_alerts()
+        summary["secrets"] = await self._check_secrets(sim_orders)
         failures = verdict(summary, self.spec.lease_ms)
         return SoakResult(summary, failures, human_line(summary), self.dir, self.chaos)
+
+
+    async def _handed_back(self) -> dict[str, int]:
+        """``handed_back`` session reports by reason: "worker process restarted" is the restarted
+        worker's hand-back of inherited tokens."""
+        return dict(Counter(f.get("reason", "") for _, f in await self._stream(self.keys.sessions())
+                            if f.get("status") == "handed_back"))
+
+    async def _api(self, method: str, path: str, token: str | None, **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        resp = await self.http.request(method, f"{self.api_url}{path}", headers=headers, **kw)
+        self.api_texts.append((f"{method} {path}", resp.text))
+        return resp
+
+    async def _check_api(self) -> dict[str, Any]:
+        """The API after the chaos: every read answers 200 with the token, 401 without or with a wrong one."""
+        token = self.secrets.api_token
+        reads = ("/api/health", "/api/stats", "/api/workers", "/api/tokens", "/api/signals", "/api/events",
+                 "/api/orders", "/api/fills", "/api/pnl", "/api/halt", "/api/config")
+        ok, refused, wrong = [], [], []
+        for path in reads:
+            try:
+                good = await self._api("GET", path, token)
+                bad = [await self._api("GET", path, t) for t in (None, "wrong-" + token[:4])]
+            except httpx.HTTPError as exc:
+                wrong.append(f"{path}: {type(exc).__name__}")
+                continue
+            (ok if good.status_code == 200 else wrong).append(f"{path}: {good.status_code}" if good.status_code != 200
+                                                              else path)
+            refused.extend(path for b in bad if b.status_code == 401)
+            wrong.extend(f"{path} unauthenticated: {b.status_code}" for b in bad if b.status_code != 401)
+        return {"authorized_ok": len(ok), "unauthorized_refused": len(refused), "wrong": wrong,
+                "requests": len(self.api_texts)}
+
+    async def _check_alerts(self) -> dict[str, Any]:
+        """Alerts the webhook received during the soak, then one on demand: a halt set through the API
+        (after the checks, so it changes nothing they read) must reach the webhook; then resume."""
+        during = Counter(str(p["body"].get("kind", p["body"].get("text", "?"))[:40]) if isinstance(p["body"], dict)
+                         else "?" for p in self.webhook.posts)
+        before = len(self.webhook.posts)
+        halt_delivered_sec: float | None = None
+        t = time.monotonic()
+        try:
+            resp = await self._api("POST", "/api/halt", self.secrets.api_token,
+                                   json={"mode": "reduce_only", "reason": "soak: alert path check"})
+            halt_status = resp.status_code
+            while time.monotonic() - t < 30 and halt_delivered_sec is None:
+                if any("reduce_only" in json.dumps(p["body"]) for p in self.webhook.posts[before:]):
+                    halt_delivered_sec = round(time.monotonic() - t, 2)
+                await asyncio.sleep(0.2)
+            await self._api("POST", "/api/resume", self.secrets.api_token, json={"reason": "soak: done"})
+        except httpx.HTTPError as exc:
+            halt_status = -1
+            self.api_texts.append(("POST /api/halt", repr(exc)))
+        return {"posts_during_soak": before, "by_kind": dict(during), "halt_status": halt_status,
+                "halt_alert_sec": halt_delivered_sec, "receiver_bad_requests": self.webhook.bad}
+
+    async def _metrics_texts(self) -> list[tuple[str, str]]:
+        out = []
+        for instance, port in sorted(self.metrics_ports.items()):
+            try:
+                resp = await self.http.get(f"http://127.0.0.1:{port}/metrics")
+                out.append((f"metrics:{instance}", resp.text))
+            except httpx.HTTPError as exc:
+                out.append((f"metrics:{instance} (no answer: {type(exc).__name__})", ""))
+        return out
+
+    async def _keyspace_texts(self) -> list[tuple[str, str]]:
+        """Every key of the whole keyspace (SCAN, no pattern) with its values, one text per key."""
+        out = []
+        async for key in self.r.scan_iter(count=1000):
+            kind = await self.r.type(key)
+            value: Any
+            if kind == "string":
+                value = await self.r.get(key)
+            elif kind == "hash":
+                value = await self.r.hgetall(key)
+            elif kind == "stream":
+                value = await self._stream(key)
+            elif kind == "list":
+                value = await self.r.lrange(key, 0, -1)
+            elif kind == "set":
+                value = sorted(await self.r.smembers(key))
+            elif kind == "zset":
+                value = await self.r.zrange(key, 0, -1, withscores=True)
+            else:
+                value = kind
+            out.append((f"redis:{key}", key + " " + json.dumps(value, default=str)))
+        return out
+
+    async def _check_secrets(self, sim_orders: list[dict[str, Any]]) -> dict[str, Any]:
+        """H6: the fake secrets in no log file, no Redis value, no API answer, no /metrics, no alert.
+        Two controls show the search can fail: the same search over the secret files finds every
+        secret they hold, and the venue's orders are signed by the soak's key (the services loaded it)."""
+        from eth_account import Account
+
+        address = str(Account.from_key(self.secrets.private_key).address).lower()
+        secret_files = [(f"secret file {p.name}", p.read_text()) for p in sorted((self.dir / "secrets").iterdir())]
+        control = {h["secret"] for h in find_leaks(secret_files, self.secrets.values()) if "[" not in h["secret"]}
+        logs = [(f"log:{p.name}", p.read_text(errors="replace")) for p in sorted(self.dir.glob("*.log"))]
+        keyspace = await self._keyspace_texts()
+        metrics = await self._metrics_texts()
+        alerts = [("webhook body", json.dumps(p["body"], default=str)) for p in self.webhook.posts]
+        config = [("config file", (self.dir / "polyfleet.yaml").read_text())]
+        sources = [*logs, *keyspace, *self.api_texts, *metrics, *alerts, *config]
+        leaks = find_leaks(sources, self.secrets.values())
+        return {"secret_leaks": len(leaks), "secrets": len(self.secrets.values()), "log_files": len(logs),
+                "redis_keys": len(keyspace), "api_responses": len(self.api_texts),
+                "metrics_answered": sum(1 for _, t in metrics if t), "metrics_endpoints": len(metrics),
+                "webhook_bodies": len(alerts), "bytes_searched": sum(len(t) for _, t in sources),
+                "control_found_in_secret_files": sorted(control),
+                "sim_orders_signed_by_soak_key": sum(1 for o in sim_orders if str(o.get("maker_address", "")).lower()
+                                                     == address), "examples": leaks[:10]}
 
 
 def verdict(s: dict[str, Any], lease_ms: int) -> list[str]:
@@ -408,6 +661,21 @@ def verdict(s: dict[str, Any], lease_ms: int) -> list[str]:
     if pos["mismatch_token"] or pos["mismatch_session"]:
         out.append(f"positions differ: pf:token {pos['mismatch_token']}, pf:session {pos['mismatch_session']} "
                    f"({pos['examples']})")
+    api = s["api"]
+    if api["wrong"]:
+        out.append(f"api after the soak: {api['wrong']}")
+    if s["alerts"]["halt_alert_sec"] is None:
+        out.append(f"a halt set through the API did not reach the webhook in 30 s (status {s['alerts']['halt_status']})")
+    sec = s["secrets"]
+    if sec["secret_leaks"]:
+        out.append(f"secret_leaks = {sec['secret_leaks']} ({sec['examples']})")
+    if len(sec["control_found_in_secret_files"]) < 3 or (s["intents"]["sim_orders"] and
+                                                         not sec["sim_orders_signed_by_soak_key"]):
+        out.append(f"secret search controls failed: {sec['control_found_in_secret_files']}, "
+                   f"{sec['sim_orders_signed_by_soak_key']} sim orders signed by the soak key")
+    lost_aof = [e for k in s["redis_kill9"] for e in k.get("entries_lost", [])]
+    if lost_aof:
+        out.append(f"stream entries gone after a redis kill -9: {lost_aof}")
     mx = s["reassignment"]["max_ms"]
     if mx is not None and mx > lease_ms + 2000:
         out.append(f"reassignment max {mx} ms > lease {lease_ms} + 2000 ms")
@@ -417,19 +685,26 @@ def verdict(s: dict[str, Any], lease_ms: int) -> list[str]:
 def human_line(s: dict[str, Any]) -> str:
     sig, ra = s["signals"], s["reassignment"]
     kills = " ".join(f"{k}={v}" for k, v in sorted(s["kills"].items())) or "none"
-    return (f"soak {s['spec']['seconds']:.0f}s seed {s['spec']['seed']}: kills {kills}; redis restarts "
-            f"{s['redis_restarts']}; faults {sum(s['faults'].values())}; unexpected exits {len(s['unexpected_exits'])}; "
+    return (f"soak {s['spec']['seconds']:.0f}s seed {s['spec']['seed']}: kills {kills} (fast {s['kills_fast']}, "
+            f"hand-backs {s['handed_back'].get('worker process restarted', 0)}); redis restarts "
+            f"{s['redis_restarts']} kill9 {len(s['redis_kill9'])} (newest entries lost "
+            f"{sum(len(k.get('entries_lost', [])) for k in s['redis_kill9'])} of "
+            f"{sum(k.get('streams_checked', 0) for k in s['redis_kill9'])} streams); faults {sum(s['faults'].values())}; unexpected exits {len(s['unexpected_exits'])}; "
             f"trades {sig['sim_trades']} signals {sig['signals']} lost {sig['lost']} duplicated {sig['duplicated']}; "
             f"undecided {s['decisions']['undecided']}; double ownership {s['ownership']['double_ownership']}; "
             f"sent twice {s['intents']['sent_twice']}; orphan orders {s['orphans']['orphan_orders']}; "
             f"position mismatches {s['positions']['mismatch_token']}/{s['positions']['mismatch_session']}; "
-            f"reassignment p50 {ra['p50_ms']} ms max {ra['max_ms']} ms over {ra['moved']} tokens")
+            f"reassignment p50 {ra['p50_ms']} ms max {ra['max_ms']} ms over {ra['moved']} tokens; "
+            f"api ok {s['api']['authorized_ok']} refused {s['api']['unauthorized_refused']}; alerts "
+            f"{s['alerts']['posts_during_soak']} (halt alert {s['alerts']['halt_alert_sec']} s); "
+            f"secret_leaks {s['secrets']['secret_leaks']}; catalogue {s['catalogue_tokens']} tokens, gateway up to "
+            f"{s['gateway']['tokens_max']} tokens at p50 {s['gateway']['ticks_per_sec_p50']} ticks/s")
 
 
 async def run_soak(spec: SoakSpec, work_dir: Path) -> SoakResult:
     soak = Soak(spec, work_dir)
-    soak.start()
     try:
+        soak.start()  # inside the try: a failed start (e.g. deriving the API creds) stops what did start
         return await soak.run()
     finally:
         soak.stop()
@@ -441,13 +716,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=9)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--wallets", type=int, default=12)
-    ap.add_argument("--markets", type=int, default=40)
+    ap.add_argument("--markets", type=int, default=40, help="binary markets (two tokens each)")
+    ap.add_argument("--ws-rate", type=float, default=0.0,
+                    help="sim book changes a second over the tokens the gateway subscribed (wsload)")
+    ap.add_argument("--trades-per-sec", type=float, default=1.5)
     ap.add_argument("--out", type=Path, default=None, help="write the JSON summary (with the chaos log) here")
     ap.add_argument("--log-dir", type=Path, default=None, help="service logs (default: a temp dir, kept)")
     a = ap.parse_args(argv)
     log_dir = a.log_dir or Path(tempfile.mkdtemp(prefix="pf-soak-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    spec = SoakSpec(seconds=a.seconds, seed=a.seed, workers=a.workers, wallets=a.wallets, markets=a.markets)
+    spec = SoakSpec(seconds=a.seconds, seed=a.seed, workers=a.workers, wallets=a.wallets, markets=a.markets,
+                    ws_rate=a.ws_rate, trades_per_sec=a.trades_per_sec)
     res = asyncio.run(run_soak(spec, log_dir))
     doc = {**res.summary, "failures": res.failures, "chaos": res.chaos, "log_dir": str(log_dir)}
     text = json.dumps(doc, indent=2, default=str)

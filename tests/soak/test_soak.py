@@ -23,9 +23,17 @@ async def test_short_soak_loses_duplicates_and_double_owns_nothing(tmp_path: Pat
     print(res.line)
     s = res.summary
     assert s["signals"]["sim_trades"] > 50, res.line  # the soak really traded
-    # the chaos deck (harness._deck) deals every kind within ~13 actions: all of them happened
-    assert set(s["kills"]) == {"signal_collector", "ws_gateway", "orchestrator", "maker_worker"}, res.line
+    # the chaos deck (harness._deck) deals every kind within 17 actions: all of them happened
+    assert set(s["kills"]) == {"signal_collector", "ws_gateway", "orchestrator", "maker_worker", "api",
+                               "alerter"}, res.line
     assert s["redis_restarts"] >= 1, res.line
+    assert len(s["redis_kill9"]) >= 1, res.line
+    assert s["kills_fast"] >= 1, res.line
+    fast_with_tokens = [c for c in res.chaos if c.get("fast") and c.get("tokens")]
+    if fast_with_tokens:  # a worker back inside its lease with tokens it no longer runs hands them back
+        assert s["handed_back"].get("worker process restarted", 0) >= 1, (res.line, fast_with_tokens)
+    assert s["secrets"]["secret_leaks"] == 0, s["secrets"]
+    assert (s["api"]["authorized_ok"], s["api"]["unauthorized_refused"]) == (11, 22), s["api"]
     assert not res.failures, "\n".join([res.line, *res.failures, f"chaos: {res.chaos}",
                                         f"unexpected exits: {s['unexpected_exits']}", _tails(res.log_dir)])
 
