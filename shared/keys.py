@@ -86,7 +86,8 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "PX 3 x heartbeat interval"),
     KeySpec("token:{token_id}", "hash", "orchestrator (lifecycle, position from fills)",
             "maker_worker, api, cli",
-            "state, owner, epoch, source, timestamps, params, position, avg cost, PnL, last event"),
+            "state, owner, epoch, source, timestamps, params, position, avg cost, PnL, last event; "
+            "fills@{epoch} = fills of that epoch's session applied so far"),
     KeySpec("tokens:{state}", "set", "orchestrator", "api, cli",
             "index of tokens by state: " + ", ".join(TOKEN_STATES)),
     KeySpec("session:{token_id}", "hash", "maker_worker (the owner at the current epoch)",
@@ -128,6 +129,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "UTC day (YYYY-MM-DD) -> realised PnL from fills that day"),
     KeySpec("exits:queued", "zset", "orchestrator", "orchestrator, api, cli",
             "token -> time its exit was asked for, waiting for an exit slot (C5, C10)"),
+    KeySpec("closing", "hash", "orchestrator", "orchestrator",
+            "token -> a closed session report (JSON) read before all of its session's fills: applied when the "
+            "last fill is, or after workers.lease_ms without it"),
     KeySpec("applied:{kind}", "zset", "orchestrator", "orchestrator",
             "message id -> when applied (ms), kind signals or fills: a repeated id is applied once",
             "pruned after 24 h"),
@@ -268,6 +272,9 @@ class Keys:
 
     def exits_queued(self) -> str:
         return self._k("exits:queued")
+
+    def closing(self) -> str:
+        return self._k("closing")
 
     def applied(self, kind: str) -> str:
         return self._k(f"applied:{kind}")

@@ -164,6 +164,9 @@ class SessionReport(Message):
     avg_cost: float = 0.0
     realized_pnl: float = 0.0
     reason: str = ""
+    # Fills this session wrote to pf:fills before this report (-1: not counted). The streams are
+    # read apart, so the orchestrator can meet the report first; it waits for that many fills.
+    fills: int = -1
 
 
 class AuditEvent(Message):

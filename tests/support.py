@@ -28,11 +28,12 @@ def free_port() -> int:
 class RedisServer:
     """A throwaway redis-server on a free loopback port (never the developer's 6379)."""
 
-    def __init__(self, appendonly: bool = False, password: str = "") -> None:
+    def __init__(self, appendonly: bool = False, password: str = "", extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="pf-redis-")
         self.appendonly = appendonly
         self.password = password
+        self.extra = extra  # more redis-server arguments (e.g. a slow load for the LOADING test)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,7 +48,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes" if self.appendonly else "no", "--dir", self.dir,
-             "--protected-mode", "yes", *(["--requirepass", self.password] if self.password else [])],
+             "--protected-mode", "yes", *(["--requirepass", self.password] if self.password else []), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -55,7 +56,8 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):  # up (and, if so, asking for AUTH)
+                    # up (and, if so, asking for AUTH, or still loading its data)
+                    if s.recv(16).startswith((b"+PONG", b"-NOAUTH", b"-LOADING")):
                         return self
             except OSError:
                 time.sleep(0.05)

@@ -30,6 +30,7 @@ from shared.keys import GROUP_WORKER, STREAM_MAXLEN
 from shared.messages import Command, SessionReport, stable_id
 from shared.polymarket.clob import make_clob_client
 from shared.redisio import StreamConsumer, add_message
+from shared.redisio.client import TRANSIENT_REDIS_ERRORS
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.tickfeed import TickFeed
@@ -164,7 +165,7 @@ class MakerWorkerService(RedisService):
                 await beat(self.redis, k, "maker_worker", self.worker_id, w.heartbeat_interval_sec,
                            {"sessions": load, "ticks": self.feed.received, **self.books.summary(),
                             **self.decisions.summary("decide")})
-            except (ConnectionError, OSError) as exc:
+            except (ConnectionError, *TRANSIENT_REDIS_ERRORS) as exc:
                 logger.warning("lease renewal failed: {}", exc)
             await asyncio.sleep(w.heartbeat_interval_sec)
 
@@ -180,5 +181,5 @@ class MakerWorkerService(RedisService):
             await self.redis.delete(self.keys.worker_lease(self.worker_id))
             await self.redis.hset(self.keys.worker(self.worker_id), mapping={"load": 0, "stopped": now_ms()})
             await self.redis.srem(self.keys.workers(), self.worker_id)
-        except (ConnectionError, OSError) as exc:
+        except (ConnectionError, *TRANSIENT_REDIS_ERRORS) as exc:
             logger.warning("could not deregister: {}", exc)

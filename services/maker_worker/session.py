@@ -62,6 +62,7 @@ class TokenSession:
         self.books = books  # the worker's shared REST poller (B6); None: ticks only
         self.worker_id, self.token_id, self.epoch = worker_id, token_id, epoch
         self._owned = False  # True once the ownership check at start passed
+        self.fills_written = 0  # fills of this epoch on pf:fills: the closed report says how many to wait for
         self.setup_error = ""
         try:
             self.params = MakerStrategySection.model_validate(params.get("maker_strategy", {}))
@@ -472,6 +473,7 @@ class TokenSession:
             producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,
             order_id=order_id, side=side, price=price, size=size,  # type: ignore[arg-type]
         ), "fills")
+        self.fills_written += 1
         logger.info("{}: {} {:.2f} @ {:.4f} filled; position {:.2f}", self.token_id, side, size, price, self.position)
 
     async def _cancel_orders(self) -> None:
@@ -509,7 +511,7 @@ class TokenSession:
             id=stable_id("session", self.token_id, self.epoch, status), ts_event=now_ms(), ts_init=now_ms(),
             producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,
             status=status, position=self.position, avg_cost=self.avg_cost, realized_pnl=self.realized,  # type: ignore[arg-type]
-            reason=reason,
+            reason=reason, fills=self.fills_written,
         ), "sessions")
 
     async def _emit(self, stream: str, msg: Message, kind: str) -> None:

@@ -43,8 +43,9 @@ from shared.clock import now_ms
 from shared.config import ConfigError, Settings, merge_strategy_params
 from shared.config_reload import ConfigReloader
 from shared.keys import GROUP_ORCHESTRATOR, REQUESTER_ORCHESTRATOR
-from shared.messages import ControlRequest, Fill, SessionReport, Signal
+from shared.messages import ControlRequest, Fill, SessionReport, Signal, decode
 from shared.redisio import StreamConsumer, StreamEntry
+from shared.redisio.client import TRANSIENT_REDIS_ERRORS
 from shared.redisio.health import beat
 from shared.service import RedisService
 
@@ -101,7 +102,7 @@ class OrchestratorService(RedisService):
             while not self._stop.is_set():
                 try:
                     await self.step()
-                except (ConnectionError, OSError) as exc:
+                except (ConnectionError, *TRANSIENT_REDIS_ERRORS) as exc:
                     logger.warning("Redis trouble ({}); retrying", exc)
                     await self.sleep_unless_stopped(1.0)
         finally:
@@ -343,7 +344,18 @@ class OrchestratorService(RedisService):
             self.store.transition(pipe, rep.token_id, "running")
             self.store.event(pipe, "token.running", rep.token_id, f"on {rep.worker}", cause=cause)
         elif rep.status == "closed":
-            await self._closed(pipe, rep, fields.get("exit_reason", ""), cause)
+            applied = int(fields.get(f"fills@{rep.epoch}") or 0)
+            if rep.fills > applied:
+                # Read before some of its session's fills (the streams are read apart, e.g. catching
+                # up after a restart): closing now would set the position, then the late fills would
+                # move it again. Park the report; the last fill applies it (or maintain, late).
+                pipe.hset(self.keys.closing(), rep.token_id, json.dumps(
+                    {"report": rep.encode(), "exit_reason": fields.get("exit_reason", ""), "cause": cause,
+                     "since": now_ms()}))
+                self.store.event(pipe, "session.close_waiting", rep.token_id, f"closed report of epoch {rep.epoch} "
+                                 f"read after {applied} of its {rep.fills} fill(s); waiting for the rest", cause=cause)
+            else:
+                await self._closed(pipe, rep, fields.get("exit_reason", ""), cause)
         elif rep.status == "handed_back":
             await self._reassign(pipe, rep.token_id, token.state, rep.worker, f"handed back: {rep.reason}", cause,
                                  may_keep=True)
@@ -354,6 +366,31 @@ class OrchestratorService(RedisService):
             self.store.want(pipe, rep.token_id, False, REQUESTER_ORCHESTRATOR)
             self.store.ignore(pipe, rep.token_id, f"session failed: {rep.reason}", self.settings.cooldown.orphan_ignore_sec)
             self.store.event(pipe, "token.error", rep.token_id, rep.reason, level="error", cause=cause)
+
+    async def _apply_parked_close(self, pipe: Pipe, rep: SessionReport, waiting: dict[str, Any], why: str) -> None:
+        pipe.hdel(self.keys.closing(), rep.token_id)
+        token, _ = await self.store.view(rep.token_id)
+        if rep.epoch != token.epoch or rep.worker != token.owner:  # moved on meanwhile: nothing to close
+            return
+        logger.info("{}: applying the closed report of epoch {} ({})", rep.token_id, rep.epoch, why)
+        await self._closed(pipe, rep, str(waiting.get("exit_reason", "")), str(waiting.get("cause", "")))
+
+    async def _apply_overdue_closes(self) -> None:
+        """A parked closed report whose fills did not all arrive within a lease (a fill trimmed or
+        never written): close from the report anyway, the session's last word on its position."""
+        for token_id, raw in (await self.redis.hgetall(self.keys.closing())).items():
+            waiting = json.loads(raw)
+            if now_ms() - int(waiting.get("since", 0)) < self.settings.workers.lease_ms:
+                continue
+            rep = decode(waiting["report"])
+            if not isinstance(rep, SessionReport):
+                await self.redis.hdel(self.keys.closing(), token_id)
+                continue
+            pipe = self.redis.pipeline(transaction=True)
+            self.store.event(pipe, "session.close_overdue", token_id, f"closed report of epoch {rep.epoch} applied "
+                             f"without all of its {rep.fills} fill(s)", level="warning")
+            await self._apply_parked_close(pipe, rep, waiting, "overdue")
+            await pipe.execute()
 
     async def _closed(self, pipe: Pipe, rep: SessionReport, exit_reason: str, cause: str) -> None:
         k, cd = self.keys, self.settings.cooldown
@@ -376,6 +413,9 @@ class OrchestratorService(RedisService):
     async def _on_fill(self, pipe: Pipe, fill: Fill, cause: str) -> None:
         _, fields = await self.store.view(fill.token_id)
         updated, _ = apply_fill(fields, fill.side, fill.price, fill.size, fill.fee)
+        counted = f"fills@{fill.epoch}"
+        applied = int(fields.get(counted) or 0) + 1
+        updated[counted] = str(applied)
         pipe.hset(self.keys.token(fill.token_id), mapping=updated)
         await self.risk.set_exposure(pipe, fill.token_id, float(updated["exposure"]))
         realized_delta = float(updated["realized_pnl"]) - float(fields.get("realized_pnl", 0) or 0)
@@ -395,6 +435,13 @@ class OrchestratorService(RedisService):
             self.store.event(pipe, "risk.short_position", fill.token_id,
                              f"position {updated['position']} after a {fill.side} fill while risk.allow_short is "
                              "false", level="error", cause=cause, worker=fill.worker)
+        # after the fill's own writes: the close releases the risk the fill just set
+        parked = await self.redis.hget(self.keys.closing(), fill.token_id)
+        if parked:
+            waiting = json.loads(parked)
+            rep = decode(waiting["report"])
+            if isinstance(rep, SessionReport) and rep.epoch == fill.epoch and applied >= rep.fills:
+                await self._apply_parked_close(pipe, rep, waiting, "its last fill arrived")
 
     # --- operator control ------------------------------------------------------------------
 
@@ -546,6 +593,7 @@ class OrchestratorService(RedisService):
                 taker = await self._reassign(pipe, token_id, state, w.worker_id, reason, "", views, fields)
                 await pipe.execute()
                 views = _with_one_more(views, taker)
+        await self._apply_overdue_closes()
         self._dead_reported = (self._dead_reported | dead_holding) & {w.worker_id for w in views if not w.alive}
         metrics.DEAD_WORKERS.set(len(dead_holding))
         await self._expire()

@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.backoff import Backoff
 
 TRANSIENT_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+RETRIES = 5  # per command; each attempt's reconnect retries too, so the budget multiplies
 
 
 class HiredisPackingConnection(aioredis.Connection):  # type: ignore[misc]
@@ -68,7 +69,11 @@ def make_client(url: str, max_connections: int = MAX_CONNECTIONS) -> aioredis.Re
         decode_responses=True,
         health_check_interval=15,
         socket_keepalive=True,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5),
+        # A restart, and a restarted Redis still loading its data (LOADING -> BusyLoadingError, a
+        # ConnectionError subclass), are ridden out inside the command: backoff 0.1 .. 2 s, and each
+        # retry's reconnect retries as well (a 16 s load was waited out in a test). Past that the
+        # error reaches the service loops, which catch TRANSIENT_REDIS_ERRORS and go on.
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=RETRIES),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     return aioredis.Redis.from_pool(pool)

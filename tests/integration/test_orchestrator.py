@@ -489,6 +489,45 @@ async def test_a_lone_restarted_worker_gets_its_handed_back_token_again_under_a_
     assert await events(r, keys, "token.orphaned") == []
 
 
+async def test_a_closed_report_read_before_its_fills_waits_for_them(r: aioredis.Redis, keys: Keys) -> None:
+    # A restarted orchestrator catching up reads pf:sessions before pf:fills in one read: the
+    # report (position 0 after BUY 20, SELL 20) comes first. Closing at once would set position 0
+    # and the late SELL would take it to -20 (soak finding).
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    assert epoch == 1  # fill() writes epoch-1 fills
+    closed = report("closed", "w1", epoch).model_copy(update={"fills": 2})
+    await fill(r, keys, "BUY", 0.50, 20, n=0)
+    await steps(svc)
+    assert float(await r.hget(keys.token(TOKEN), "position")) == 20
+    await fill(r, keys, "SELL", 0.55, 20, n=1)  # XADDed before the report by the worker ...
+    await add_message(r, keys.sessions(), closed)
+    entries = await svc.consumer.read(count=500, block_ms=10)
+    assert [type(e.message).__name__ for e in entries] == ["SessionReport", "Fill"]  # ... read after it here
+    await svc.handle_batch(entries)
+    token = await r.hgetall(keys.token(TOKEN))
+    assert (token["state"], float(token["position"])) == ("done", 0.0)
+    assert float(token["realized_pnl"]) == pytest.approx(1.0)  # 20 x (0.55 - 0.50): the late fill still counts
+    assert await events(r, keys, "risk.short_position") == []
+    assert len(await events(r, keys, "session.close_waiting")) == 1
+    assert await r.hlen(keys.closing()) == 0
+
+
+async def test_a_parked_close_whose_fill_never_comes_applies_after_a_lease(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(workers={"lease_ms": 1000}), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await add_message(r, keys.sessions(), report("closed", "w1", epoch).model_copy(update={"fills": 1}))
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "state") == "running"  # parked, waiting for one fill
+    await asyncio.sleep(1.1)
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "state") == "done"
+    assert len(await events(r, keys, "session.close_overdue")) == 1
+    assert await r.hlen(keys.closing()) == 0
+
+
 async def test_a_drained_worker_that_does_not_hand_back_loses_its_tokens_after_a_lease(
     r: aioredis.Redis, keys: Keys,
 ) -> None:

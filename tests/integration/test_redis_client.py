@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from redis.exceptions import DataError
@@ -40,3 +41,30 @@ async def test_more_callers_than_connections_wait_instead_of_failing(redis_serve
         assert results == [None] * 20
     finally:
         await r.aclose()
+
+
+async def test_a_redis_still_loading_its_data_is_waited_for_not_fatal() -> None:
+    """After a restart Redis answers LOADING until its data is in memory (redis-py: BusyLoadingError,
+    which crashed services in a soak with 2,000 tokens). A command issued then waits the load out
+    inside the client's retries. The load is made slow on purpose (1.5 ms a key x 4,000 keys)."""
+    srv = RedisServer(extra=("--key-load-delay", "1500", "--loading-process-events-interval-bytes", "1024")).start()
+    try:
+        seed = make_client(srv.url)
+        async with seed.pipeline(transaction=False) as p:
+            for i in range(4000):
+                p.set(f"k{i}", f"v{i}")
+            await p.execute()
+        await seed.save()
+        await seed.aclose()
+        srv.halt()
+        srv.start()  # returns while the server still answers LOADING
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=2) as raw:
+            raw.sendall(b"GET k1\r\n")
+            assert raw.recv(64).startswith(b"-LOADING")  # the hazard is real right now
+        r = make_client(srv.url)
+        try:
+            assert await r.get("k3999") == "v3999"  # waited for the load inside the command
+        finally:
+            await r.aclose()
+    finally:
+        srv.stop()
