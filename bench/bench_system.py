@@ -49,7 +49,7 @@ Figures, over the ``--seconds`` window after ``--warmup`` seconds of full tick l
   heartbeat), ticks the workers' strategies evaluated (only tokens with a session are delivered
   to a worker, so that figure is a fraction by design).
 * Signals lost / duplicated: every trade the sim stored -> exactly one signal
-  (tests/soak/invariants.py ``check_signals``), after a drain of up to 30 s: a trade not on the
+  (tests/soak/invariants.py ``check_signals``), after a drain of up to 20 s: a trade not on the
   signals stream by then counts as lost.
 """
 
@@ -211,7 +211,7 @@ class Bench:
         self.posted: list[Posted] = []
         self.stored: list[dict[str, Any]] = []  # the sim's rows for our trades (for lost/duplicated)
         self.post_errors = 0
-        self.sessions_seen: list[tuple[float, int]] = []
+        self.sessions_seen: list[tuple[float, int, int]] = []  # (monotonic, starting, running)
 
     async def run(self) -> dict[str, Any]:
         self.http = httpx.AsyncClient(base_url=self.sys.sim.url, timeout=30)
@@ -244,6 +244,8 @@ class Bench:
 
     async def _run(self) -> dict[str, Any]:
         spec = self.spec
+        t_start = time.monotonic()
+        phases: dict[str, float] = {}
         markets = (await self.http.get("/_sim/markets")).json()
         self.tokens = [t["token_id"] for m in markets for t in m["tokens"]][:spec.tokens]
         self.mids = {t["token_id"]: float(t["mid"]) for m in markets for t in m["tokens"]}
@@ -254,6 +256,7 @@ class Bench:
             return all(leases) and all(cursors)
 
         await self._wait("every worker leased and every wallet's cursor set", up, 90)
+        phases["system_up_sec"] = round(time.monotonic() - t_start, 1)
         if spec.meta == "warm":
             await self._warm_meta()
         await self.r.sadd(KEYS.gw_want(REQUESTER), *self.tokens)  # type: ignore[misc]
@@ -263,6 +266,7 @@ class Bench:
             return int((await self._health("ws_gateway", "gateway")).get("tokens", 0)) >= len(self.tokens)
 
         await self._wait("the gateway streaming every token", streaming, 60)
+        phases["streaming_all_sec"] = round(time.monotonic() - t_start, 1)
         await self._load(rate_per_sec=spec.tick_rate)
         load_before = load_average()
         await asyncio.sleep(spec.warmup)
@@ -287,6 +291,7 @@ class Bench:
         await self._load(rate_per_sec=0)
         result = await self._collect(span, sampler, (sim0, sim1), (gw0, gw1), (wk0, wk1))
         result["load_average"] = {"before": load_before, "after": load_after}
+        result["phases"] = {**phases, "total_sec": round(time.monotonic() - t_start, 1)}
         return result
 
     async def _warm_meta(self) -> None:
@@ -309,8 +314,9 @@ class Bench:
                 with contextlib.suppress(OSError):
                     s.rss.setdefault(name, []).append(rss_mb(pid))
             with contextlib.suppress(Exception):
-                n = sum([await self.r.scard(KEYS.tokens_in_state(st)) for st in ("starting", "running")])
-                self.sessions_seen.append((time.monotonic(), n))
+                starting = int(await self.r.scard(KEYS.tokens_in_state("starting")))
+                running = int(await self.r.scard(KEYS.tokens_in_state("running")))
+                self.sessions_seen.append((time.monotonic(), starting, running))
             await asyncio.sleep(1.0)
 
     async def _post(self, w: str, token: str, fresh: bool) -> None:
@@ -343,7 +349,7 @@ class Bench:
         await asyncio.sleep(max(0.0, start + seconds - time.monotonic()))
         await asyncio.gather(*tasks)
 
-    async def _drain(self, timeout: float = 30.0) -> None:
+    async def _drain(self, timeout: float = 20.0) -> None:
         """Until every posted trade is a signal and every fresh token has an order (or time is up)."""
         fresh = {p.token for p in self.posted if p.fresh}
         deadline = time.monotonic() + timeout
@@ -407,7 +413,9 @@ class Bench:
         s2o = [first_order[p.token] - p.t_ms for p in fresh if p.token in first_order]
         p2s = [sig_ms[p.token] - p.t_ms for p in fresh if p.token in sig_ms]
         sig2o = [first_order[p.token] - sig_ms[p.token] for p in fresh if p.token in first_order and p.token in sig_ms]
-        sessions_end = self.sessions_seen[-1][1] if self.sessions_seen else 0
+        t_first = self.sessions_seen[0][0] if self.sessions_seen else 0.0
+        ramp = [{"t": round(t - t_first), "starting": a, "running": b}
+                for i, (t, a, b) in enumerate(self.sessions_seen) if i % 10 == 0 or i == len(self.sessions_seen) - 1]
         worker_logs = {k: p.log() for k, p in self.sys.procs.items()}
         tracebacks = {k: v.count("Traceback") for k, v in worker_logs.items() if "Traceback" in v}
 
@@ -427,7 +435,10 @@ class Bench:
                 "sim_frames_dropped": dropped,
                 "gateway_frames_read_per_sec": round(g_frames / span, 1),
                 "gateway_ticks_published_per_sec": round(g_ticks / span, 1),
-                "delivered_ratio": round(g_ticks / gen, 4) if gen else None,
+                "coalesced_in_sim": gen - sent,  # changes to a token merged into one frame within a 5 ms step
+                "delivered_ratio": round(g_ticks / sent, 4) if sent else None,  # published / frames the sim sent
+                "workers_received_per_sec": round(sum(int(h.get("ticks", 0)) - int(wk[0].get(w, {}).get("ticks", 0))
+                                                      for w, h in wk[1].items()) / span, 1),
                 "workers_evaluated_per_sec": round(decided / span, 1),
                 "gateway_health_end": {k: v for k, v in gw[1].items() if not isinstance(v, dict | list)},
             },
@@ -441,7 +452,9 @@ class Bench:
                         "examples": sig_check["examples"] if sig_check["lost"] or sig_check["duplicated"] else {}},
             "signal_to_order_ms": {"fresh_tokens": len(fresh), "with_order": len(s2o), **pct(s2o),
                                    "post_to_signal": pct(p2s), "signal_to_order": pct(sig2o)},
-            "sessions_running_at_end": sessions_end,
+            "sessions_running_at_end": ramp[-1]["running"] if ramp else 0,
+            "sessions_starting_at_end": ramp[-1]["starting"] if ramp else 0,
+            "sessions_ramp": ramp,
             "orders_at_sim": len(orders),
             "tracebacks_in_logs": tracebacks,
             "log_dir": str(self.sys.dir),
@@ -455,13 +468,18 @@ def verdicts(res: dict[str, Any]) -> list[str]:
     if t["generated_per_sec"] < 0.98 * t["target_per_sec"]:
         out.append(f"sim generated {t['generated_per_sec']:,.0f} ticks/s of {t['target_per_sec']:,.0f} asked")
     if t["delivered_ratio"] is not None and t["delivered_ratio"] < 0.99:
-        out.append(f"gateway published {t['delivered_ratio']:.1%} of generated ticks")
+        out.append(f"gateway published {t['delivered_ratio']:.1%} of the frames the sim sent")
+    if t["coalesced_in_sim"] > 0.02 * t["generated_per_sec"] * res["window_sec"]:
+        out.append(f"sim fell behind its 5 ms step: {t['coalesced_in_sim']} changes merged into fewer frames")
     if t["sim_frames_dropped"]:
         out.append(f"sim dropped {t['sim_frames_dropped']} frames for a slow gateway")
     p99 = res["tick_to_decision_ms"]["p99"]
     if p99 is None or p99 > TARGET_TICK_TO_DECISION_P99_MS:
         out.append(f"tick->decision p99 {p99} ms > {TARGET_TICK_TO_DECISION_P99_MS:g} ms (worker target)")
     sig = res["signals"]
+    if sig["posted_per_sec"] < 0.95 * res["spec"]["signal_rate"]:
+        out.append(f"the injector posted {sig['posted_per_sec']} trades/s of {res['spec']['signal_rate']:g} asked "
+                   "(the sim answered slowly or the bench lacked CPU)")
     if sig["lost"] or sig["duplicated"]:
         out.append(f"signals lost {sig['lost']}, duplicated {sig['duplicated']}")
     so = res["signal_to_order_ms"]
@@ -490,7 +508,8 @@ def table(res: dict[str, Any]) -> str:
         f"ticks/s: target {t['target_per_sec']:,.0f}, sim generated {t['generated_per_sec']:,.0f}, sim sent "
         f"{t['sim_frames_sent_per_sec']:,.0f} (dropped {t['sim_frames_dropped']}), gateway read "
         f"{t['gateway_frames_read_per_sec']:,.0f}, published {t['gateway_ticks_published_per_sec']:,.0f} "
-        f"({t['delivered_ratio']}), workers evaluated {t['workers_evaluated_per_sec']:,.0f}",
+        f"({t['delivered_ratio']}), workers received {t['workers_received_per_sec']:,.0f} and evaluated "
+        f"{t['workers_evaluated_per_sec']:,.0f}",
         f"tick -> decision (gateway receive -> strategy, worker histograms, n {d['n']:,}): p50 {d['p50']} "
         f"p90 {d['p90']} p99 {d['p99']} p99.9 {d['p99_9']} max {d['max']} ms",
         f"signal -> order (POST at sim -> order accepted at sim, {so['with_order']}/{so['fresh_tokens']} "
@@ -498,7 +517,8 @@ def table(res: dict[str, Any]) -> str:
         f"post -> signal p50 {so['post_to_signal'].get('p50')} p99 {so['post_to_signal'].get('p99')}; "
         f"signal -> order p50 {so['signal_to_order'].get('p50')} p99 {so['signal_to_order'].get('p99')}",
         f"signals: posted {sig['posted']} ({sig['posted_per_sec']}/s), signals {sig['signals']}, lost "
-        f"{sig['lost']}, duplicated {sig['duplicated']}; sessions at end {res['sessions_running_at_end']}; "
+        f"{sig['lost']}, duplicated {sig['duplicated']}; sessions at end {res['sessions_running_at_end']} running, "
+        f"{res['sessions_starting_at_end']} starting; "
         f"orders at sim {res['orders_at_sim']}",
         f"load average before / after: {res['load_average']['before']} / {res['load_average']['after']}",
     ]
