@@ -213,6 +213,7 @@ class Bench:
         self.post_errors = 0
         self.post_unanswered = 0  # POSTs still unanswered 10 s after the window (their trades are not checked)
         self.sessions_seen: list[tuple[float, int, int]] = []  # (monotonic, starting, running)
+        self.sim_rest_ms: list[float] = []  # GET /book answer time, once a second: is the venue slow?
 
     async def run(self) -> dict[str, Any]:
         self.http = httpx.AsyncClient(base_url=self.sys.sim.url, timeout=30)
@@ -318,6 +319,10 @@ class Bench:
                 starting = int(await self.r.scard(KEYS.tokens_in_state("starting")))
                 running = int(await self.r.scard(KEYS.tokens_in_state("running")))
                 self.sessions_seen.append((time.monotonic(), starting, running))
+            with contextlib.suppress(httpx.HTTPError):
+                t = time.perf_counter()
+                await self.http.get("/book", params={"token_id": self.tokens[0]})
+                self.sim_rest_ms.append((time.perf_counter() - t) * 1000)
             await asyncio.sleep(1.0)
 
     async def _post(self, w: str, token: str, fresh: bool) -> None:
@@ -466,6 +471,7 @@ class Bench:
                         "examples": sig_check["examples"] if sig_check["lost"] or sig_check["duplicated"] else {}},
             "signal_to_order_ms": {"fresh_tokens": len(fresh), "with_order": len(s2o), **pct(s2o),
                                    "post_to_signal": pct(p2s), "signal_to_order": pct(sig2o)},
+            "sim_rest_answer_ms": pct(self.sim_rest_ms),
             "sessions_running_at_end": ramp[-1]["running"] if ramp else 0,
             "sessions_starting_at_end": ramp[-1]["starting"] if ramp else 0,
             "sessions_ramp": ramp,
@@ -538,6 +544,8 @@ def table(res: dict[str, Any]) -> str:
         f"tokens): p50 {so.get('p50')} p90 {so.get('p90')} p99 {so.get('p99')} max {so.get('max')} ms; "
         f"post -> signal p50 {so['post_to_signal'].get('p50')} p99 {so['post_to_signal'].get('p99')}; "
         f"signal -> order p50 {so['signal_to_order'].get('p50')} p99 {so['signal_to_order'].get('p99')}",
+        f"sim REST answer time (GET /book once a second): p50 {res['sim_rest_answer_ms'].get('p50')} "
+        f"p99 {res['sim_rest_answer_ms'].get('p99')} max {res['sim_rest_answer_ms'].get('max')} ms",
         f"signals: posted {sig['posted']} ({sig['posted_per_sec']}/s), signals {sig['signals']}, lost "
         f"{sig['lost']}, duplicated {sig['duplicated']}; sessions at end {res['sessions_running_at_end']} running, "
         f"{res['sessions_starting_at_end']} starting; "
