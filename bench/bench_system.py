@@ -50,7 +50,7 @@ Figures, over the ``--seconds`` window after ``--warmup`` seconds of full tick l
   to a worker, so that figure is a fraction by design).
 * Signals lost / duplicated: every trade the sim stored -> exactly one signal
   (tests/soak/invariants.py ``check_signals``), after a drain of up to 20 s: a trade not on the
-  signals stream by then counts as lost.
+  signals stream by then counts as "lost" (late or lost: the bench cannot tell them apart).
 """
 
 from __future__ import annotations
@@ -212,6 +212,7 @@ class Bench:
         self.stored: list[dict[str, Any]] = []  # the sim's rows for our trades (for lost/duplicated)
         self.post_errors = 0
         self.post_unanswered = 0  # POSTs still unanswered 10 s after the window (their trades are not checked)
+        self.not_posted = 0  # trades the schedule had no time left for (the bench's loop fell behind)
         self.sessions_seen: list[tuple[float, int, int]] = []  # (monotonic, starting, running)
         self.sim_rest_ms: list[float] = []  # GET /book answer time, once a second: is the venue slow?
 
@@ -349,6 +350,9 @@ class Bench:
         for i in range(n):
             due = start + i / self.spec.signal_rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if time.monotonic() > start + seconds:  # a starved bench must not stretch the window
+                self.not_posted = n - i
+                break
             fresh = i < len(order)
             token = order[i] if fresh else self.rng.choice(order)
             tasks.append(asyncio.create_task(self._post(self.sys.wallets[i % len(self.sys.wallets)], token, fresh)))
@@ -465,7 +469,7 @@ class Bench:
                                     "max": max((float(h.get("decide_max_ms", 0)) for h in wk[1].values()),
                                                default=None)},
             "signals": {"posted": len(self.posted), "post_errors": self.post_errors,
-                        "post_unanswered": self.post_unanswered,
+                        "post_unanswered": self.post_unanswered, "not_posted": self.not_posted,
                         "posted_per_sec": round(len(self.posted) / span, 1), **{k: v for k, v in sig_check.items()
                                                                                   if k != "examples"},
                         "examples": sig_check["examples"] if sig_check["lost"] or sig_check["duplicated"] else {}},
@@ -503,7 +507,8 @@ def verdicts(res: dict[str, Any]) -> list[str]:
         out.append(f"the injector posted {sig['posted_per_sec']} trades/s of {res['spec']['signal_rate']:g} asked "
                    "(the sim answered slowly or the bench lacked CPU)")
     if sig["lost"] or sig["duplicated"]:
-        out.append(f"signals lost {sig['lost']}, duplicated {sig['duplicated']}")
+        out.append(f"{sig['lost']} trades not on the signals stream by the end of the drain (late or lost), "
+                   f"{sig['duplicated']} duplicated")
     so = res["signal_to_order_ms"]
     if so["with_order"] < so["fresh_tokens"]:
         out.append(f"{so['fresh_tokens'] - so['with_order']} started tokens had no order")
@@ -546,7 +551,7 @@ def table(res: dict[str, Any]) -> str:
         f"signal -> order p50 {so['signal_to_order'].get('p50')} p99 {so['signal_to_order'].get('p99')}",
         f"sim REST answer time (GET /book once a second): p50 {res['sim_rest_answer_ms'].get('p50')} "
         f"p99 {res['sim_rest_answer_ms'].get('p99')} max {res['sim_rest_answer_ms'].get('max')} ms",
-        f"signals: posted {sig['posted']} ({sig['posted_per_sec']}/s), signals {sig['signals']}, lost "
+        f"signals: posted {sig['posted']} ({sig['posted_per_sec']}/s), signals {sig['signals']}, lost or late "
         f"{sig['lost']}, duplicated {sig['duplicated']}; sessions at end {res['sessions_running_at_end']} running, "
         f"{res['sessions_starting_at_end']} starting; "
         f"orders at sim {res['orders_at_sim']}",
