@@ -51,6 +51,12 @@ Figures, over the ``--seconds`` window after ``--warmup`` seconds of full tick l
 * Signals lost / duplicated: every trade the sim stored -> exactly one signal
   (tests/soak/invariants.py ``check_signals``), after a drain of up to 20 s: a trade not on the
   signals stream by then counts as "lost" (late or lost: the bench cannot tell them apart).
+* The sim's REST answer time (``GET /book`` once a second): whether the venue stand-in is the
+  part that is slow.
+
+The window ends at ``--seconds`` even if the bench's own loop fell behind (the trades it had no
+time for are counted as ``not_posted``); POSTs still unanswered 10 s later are counted and not
+checked. ``--keep-logs`` keeps the services' logs (their directory is in the JSON).
 """
 
 from __future__ import annotations
