@@ -152,8 +152,11 @@ def router(state: SimState) -> APIRouter:
                     state.hub.garbage_every = max(0, int(body["garbage_every"]))
             except (TypeError, ValueError) as exc:
                 return _err(400, f"bad ws_load: {exc}")
+            # the counters let a benchmark compare what was generated with what arrived downstream
             return {"kind": kind, "rate_per_sec": state.load.rate, "form": state.hub.form,
-                    "batch": state.hub.batch, "garbage_every": state.hub.garbage_every}
+                    "batch": state.hub.batch, "garbage_every": state.hub.garbage_every,
+                    "changes": state.load.changes, "frames_sent": state.hub.frames_sent,
+                    "frames_dropped": sum(c.dropped for c in state.hub.clients)}
         if kind == "http_429":
             f = Http429(int(body.get("count", 1)), float(body.get("retry_after", 1)), str(body.get("path_prefix", "")),
                         int(body.get("status", 429)))

@@ -73,7 +73,10 @@ async def test_mixed_forms_arrays_and_garbage_keep_every_book_exact(
     await eventually(lambda: _async(all(svc.books.ready(t) for t in tokens)), what="every book seeded")
     fault(sim, kind="ws_load", rate_per_sec=400)
     await eventually(lambda: _async(svc.frames > 150 and svc.parse_errors > 10), timeout=20, what="load + garbage")
-    fault(sim, kind="ws_load", rate_per_sec=0)
+    stopped = fault(sim, kind="ws_load", rate_per_sec=0)
+    assert stopped["changes"] > 0
+    assert stopped["frames_sent"] > 0
+    assert stopped["frames_dropped"] == 0
     frames = svc.frames
     await eventually(lambda: _async(svc.frames == frames), what="load drained")  # no frame for one poll
     await asyncio.sleep(0.3)
