@@ -216,6 +216,10 @@ class WorkersSection(Section):
     capacity: int = Field(200, ge=1)
     lease_ms: int = Field(10_000, ge=1000)
     heartbeat_interval_sec: float = Field(2.0, gt=0)
+    # py-clob-client-v2 is synchronous: each venue call holds a thread while it waits. asyncio's
+    # default pool is min(32, cores + 4) = 6 on a 2-core box, which queued hundreds of sessions'
+    # first orders behind each other in the scale benchmark.
+    venue_threads: int = Field(32, ge=1, le=512)
 
 
 ArbKind = Literal["buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all"]

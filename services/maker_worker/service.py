@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -47,6 +48,9 @@ class MakerWorkerService(RedisService):
         self.decisions = LatencyHistogram()  # tick ts_recv -> strategy evaluated, every session (heartbeat)
 
     async def _setup(self) -> None:
+        # venue calls (a synchronous SDK) run in this pool: sized for waiting on I/O, not for CPU
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(self.settings.workers.venue_threads, thread_name_prefix="venue"))
         await self.connect_redis()
         self.feed = TickFeed(self.redis, self.keys)
         # B6: one REST poller for the whole process, used only by sessions whose ticks are stale.

@@ -95,7 +95,8 @@ class ScreenSource:
         for m in {c.market.id: c.market for c in candidates}.values():
             await self.meta.put_market(m)
         stamp = now_ms()
-        sigs = [screen_signal(c, stamp, await self.meta.get(c.token_id)) for c in candidates]
+        metas = await self.meta.get_many([c.token_id for c in candidates]) if candidates else {}
+        sigs = [screen_signal(c, stamp, metas[c.token_id]) for c in candidates]
         emitted = await self.writer.write(SCREEN, sigs)
         done = now_ms()
         for _ in emitted:

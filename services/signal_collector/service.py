@@ -229,7 +229,8 @@ class SignalCollectorService(RedisService):
         ``orders_matched`` twin of a ``trades`` frame, the poller re-reading a live trade)."""
         fresh = [t for t in trades if signal_id(target.account, t) not in self._recent]
         self.counters.duplicates_dropped += len(trades) - len(fresh)
-        return [to_signal(t, target, seen_ms, source, await self.meta.get(t.token_id)) for t in fresh]
+        metas = await self.meta.get_many([t.token_id for t in fresh]) if fresh else {}
+        return [to_signal(t, target, seen_ms, source, metas[t.token_id]) for t in fresh]
 
     async def _poll(self, target: Target, state: TargetState) -> int:
         cursor = await self._load_cursor(target, state)

@@ -324,6 +324,25 @@ async def test_signals_carry_token_metadata_cached_once_in_redis(
         await svc.aclose()
 
 
+async def test_a_burst_of_new_tokens_is_looked_up_in_one_gamma_request(
+        r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, tmp_path: Path, markets: list[dict[str, Any]]) -> None:
+    settings = load_settings(config(tmp_path, sim, {"targets": [{"account": W1}]}), {})
+    svc = SignalCollectorService(settings, "t", redis=r)
+    try:
+        await svc.step()
+        tokens = [m["tokens"][0]["token_id"] for m in markets[:3]]
+        assert len(set(tokens)) == 3
+        post(sim, "/_sim/trades", [trade(W1, t, 5 + i) for i, t in enumerate(tokens)])
+        assert await svc.step() == 3
+        got = {s.token_id: s for s in await signals(r, keys)}
+        assert {t: got[t].sibling_token for t in tokens} == {m["tokens"][0]["token_id"]: m["tokens"][1]["token_id"]
+                                                             for m in markets[:3]}
+        assert svc.meta.fetches == 1  # one request for the three, not one each
+        assert svc.meta.misses == 0
+    finally:
+        await svc.aclose()
+
+
 async def test_market_screen_emits_each_new_candidate_once(
         r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, tmp_path: Path,
         markets: list[dict[str, Any]]) -> None:
