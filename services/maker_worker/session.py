@@ -63,6 +63,7 @@ class TokenSession:
         self.worker_id, self.token_id, self.epoch = worker_id, token_id, epoch
         self._owned = False  # True once the ownership check at start passed
         self.fills_written = 0  # fills of this epoch on pf:fills: the closed report says how many to wait for
+        self.resting_order = ""  # id of this session's GTC while it rests (a fenced session cancels only it)
         self.setup_error = ""
         try:
             self.params = MakerStrategySection.model_validate(params.get("maker_strategy", {}))
@@ -131,8 +132,7 @@ class TokenSession:
             await self._report("closed", reason=f"{reason}: liquidated" if self.position < DUST else f"{reason}: exit incomplete")
         except Fenced:
             logger.warning("{} epoch {}: fenced (another owner now); stopping quietly", self.token_id, self.epoch)
-            if self._owned:  # our own orders only: a session fenced before it started has none
-                await self._cancel_orders()
+            await self._on_fenced()
         except Exception as exc:
             logger.exception("session {} failed", self.token_id)
             await self._report("failed", reason=f"{type(exc).__name__}: {exc}")
@@ -140,6 +140,17 @@ class TokenSession:
             if self.books is not None:
                 self.books.unwant(self.token_id)
             await self.feed.remove(self.token_id)
+
+    async def _on_fenced(self) -> None:
+        """Cancel our own resting order only: the account is shared, so cancelling the token's
+        orders would also cancel the new owner's. (A session fenced before it started has none.)"""
+        if not self.resting_order:
+            return
+        try:
+            await self.ex.cancel_order(self.resting_order)
+        except Exception as exc:  # the new owner's resume cancels what is left on the token
+            logger.warning("{}: cancel of {} failed: {}", self.token_id, self.resting_order[:12], exc)
+        self.resting_order = ""
 
     async def _resume(self) -> None:
         """Start from the last owner's snapshot, then trust the venue: cancel orphans, read the position."""
@@ -309,12 +320,20 @@ class TokenSession:
                            cost: float) -> tuple[float, float]:
         """Poll a resting order every ``poll_interval_seconds`` for ``wait_seconds``; book each new
         fill; then cancel what is left and book what filled before the cancel landed."""
+        self.resting_order = order_id  # left set if this raises (Fenced): run() cancels it then
+        known, cost = await self._watch_resting(p, order_id, intent_id, known, cost)
+        self.resting_order = ""
+        return known, cost
+
+    async def _watch_resting(self, p: Placement, order_id: str, intent_id: str, known: float,
+                             cost: float) -> tuple[float, float]:
         x = self.execution
         loop = asyncio.get_running_loop()
         deadline = loop.time() + x.wait_seconds
         status = None
         while loop.time() < deadline and not self.stop_requested.is_set():
             await self._pause(min(x.poll_interval_seconds, max(0.0, deadline - loop.time())))
+            await self._check_owner()  # superseded while resting (e.g. our lease lapsed): stop now
             status = await self.ex.order_status(order_id)
             if status is not None:
                 known, cost = await self._book_new_fills(p, status, intent_id, known, cost)

@@ -11,8 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 from py_clob_client_v2 import OrderArgs, OrderType, PartialCreateOrderOptions
 
+from services.maker_worker.execution import Placement
 from services.maker_worker.restbook import RestBooks
-from services.maker_worker.session import TokenSession
+from services.maker_worker.session import Fenced, TokenSession
 from shared.config import OrderbookSection
 from shared.keys import Keys
 from shared.tickfeed import TickFeed
@@ -212,3 +213,29 @@ async def test_a_throttled_venue_does_not_abandon_a_liquidation(sim_venue: tuple
     assert sum(o["size_matched"] for o in sells) == pytest.approx(10)
     reports = [f["status"] for _, f in await r.xrange(keys.sessions()) if f["token_id"] == v.token]
     assert reports[-1] == "closed"
+
+
+async def test_a_session_fenced_while_its_order_rests_cancels_that_order_only(
+        sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    """One account, two owners in turn: the superseded session must not cancel the new owner's
+    orders on the token (a cancel by token would), only its own resting one."""
+    v, feed = sim_venue
+    s = session(r, keys, feed, v, 1, execution={"wait_seconds": 30})
+    await own(r, keys, v.token, 1)
+    await v.executor.prepare(v.token)
+    mine = await v.executor.place(v.token, "BUY", 0.30, 5, 0.01, "GTC")  # far below the ask: rests
+    theirs = await v.executor.place(v.token, "BUY", 0.31, 5, 0.01, "GTC")  # the next owner's, same account
+    assert mine.ok
+    assert theirs.ok
+    assert mine.order_id != theirs.order_id
+    placement = Placement("BUY", 0.30, 5, "GTC", 0, 0, False)
+    watch = asyncio.create_task(s._await_fills(placement, mine.order_id, "intent-1", 0.0, 0.0))
+    await asyncio.sleep(0.5)
+    await r.hset(keys.token(v.token), mapping={"owner": "other-worker", "epoch": 2})  # superseded
+    with pytest.raises(Fenced):
+        await asyncio.wait_for(watch, 10)  # noticed at the next poll, not after 30 s
+    assert s.resting_order == mine.order_id
+    await s._on_fenced()
+    status = {o["id"]: o["status"] for o in await v.orders("BUY")}
+    assert status[mine.order_id] == "CANCELED"
+    assert status[theirs.order_id] == "LIVE"
