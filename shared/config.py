@@ -276,6 +276,7 @@ class ArbitrageSection(Section):
     max_daily_loss: float = Field(50.0, gt=0)
     min_seconds_to_end: float = Field(600.0, ge=0)
     hold_to_resolution: bool = False
+    resolution_check_sec: float = Field(60.0, gt=0)  # held sets: CLOB /markets/{condition_id} re-read
     chain: ArbChainSection = ArbChainSection()
 
 

@@ -10,7 +10,9 @@ Routing (docs/arbitrage.md "Live merge and split"):
   collateral) on the CTF collateral adapter;
 * neg-risk market: the same on the neg-risk collateral adapter, or (``neg_risk_split_via:
   neg_risk_adapter``) the NegRiskAdapter's own ``splitPosition(bytes32,uint256)``;
-* convert: NegRiskAdapter ``convertPositions(marketId, indexSet, amount)``.
+* convert: NegRiskAdapter ``convertPositions(marketId, indexSet, amount)``;
+* redeem: ``redeemPositions(pUSD, 0x0, conditionId, [1, 2])`` on the CTF collateral adapter
+  (binary), NegRiskAdapter ``redeemPositions(conditionId, [yes, no])`` (neg-risk).
 
 One transaction, start to end: chain id checked once; nonce from ``eth_getTransactionCount(..,
 "pending")``; fees from ``eth_gasPrice`` and ``eth_maxPriorityFeePerGas`` under the caps;
@@ -88,7 +90,7 @@ class ChainCtf:
         self.cfg = cfg
         self.chain_checked = False
 
-    # ---- the three operations -------------------------------------------------------------------
+    # ---- the operations -------------------------------------------------------------------------
     async def split(self, condition_id: str, amount: float, neg_risk: bool = False) -> str:
         return await self._position("split", condition_id, amount, neg_risk)
 
@@ -98,6 +100,14 @@ class ChainCtf:
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
         call = CtfCall("nr_convert", neg_risk_market_id, amount, outcome_indexes=tuple(outcome_indexes))
         return await self.send(self.cfg.neg_risk_adapter, encode_call(call), f"convert {amount:g}")
+
+    async def redeem(self, condition_id: str, amounts: tuple[float, float], neg_risk: bool = False) -> str:
+        if neg_risk:
+            to, call = self.cfg.neg_risk_adapter, CtfCall("nr_redeem", condition_id, 0.0, amounts=amounts)
+        else:
+            to = self.cfg.ctf_collateral_adapter
+            call = CtfCall("ctf_redeem", condition_id, 0.0, self.cfg.collateral, (1, 2))
+        return await self.send(to, encode_call(call), f"redeem {condition_id[:12]}")
 
     async def _position(self, op: str, condition_id: str, amount: float, neg_risk: bool) -> str:
         if neg_risk and self.cfg.neg_risk_split_via == "neg_risk_adapter":

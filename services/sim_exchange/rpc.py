@@ -1,4 +1,4 @@
-"""A Polygon JSON-RPC node in miniature (pure): enough for the arbitrage's merge/split/convert.
+"""A Polygon JSON-RPC node in miniature (pure): enough for the arbitrage's merge/split/convert/redeem.
 
 Real signed EIP-1559 transactions come in through ``eth_sendRawTransaction``; the sender is
 recovered from the signature (eth-account), the chain id and nonce are checked like a node does,
@@ -164,12 +164,16 @@ class SimChain:
         market = self.state.sim.by_condition.get(call.condition_id)
         if market is None:
             raise CtfError(f"condition {call.condition_id} not prepared")
+        if call.name.endswith("redeem") and call.condition_id not in self.state.ctf.winners:
+            raise CtfError("result for condition not received yet")  # ConditionalTokens' own revert text
+        if call.name == "nr_redeem" and len(call.amounts) != 2:
+            raise CtfError("amounts must be [YES, NO]")
         if call.name.startswith("nr_"):
             if role != "neg_risk_adapter" or not market.neg_risk:
                 raise CtfError(f"{role} cannot {call.name} a {'neg-risk' if market.neg_risk else 'binary'} market")
             return role
         if role == "neg_risk_adapter":
-            raise CtfError("the NegRiskAdapter takes splitPosition(bytes32,uint256), not the CTF shape")
+            raise CtfError("the NegRiskAdapter takes the (bytes32, ...) shapes, not the ConditionalTokens one")
         if (role == "neg_risk_collateral_adapter") != market.neg_risk:
             raise CtfError(f"{role} cannot {call.name} a {'neg-risk' if market.neg_risk else 'binary'} market")
         if call.collateral.lower() != self.collateral or call.parent != ZERO32 or call.partition != BINARY_PARTITION:
@@ -185,7 +189,12 @@ class SimChain:
             ctf.convert(sender, event, list(call.outcome_indexes), call.amount)
             return
         market = self.state.sim.by_condition[call.condition_id]
-        (ctf.split if call.name.endswith("split") else ctf.merge)(sender, market, call.amount)
+        if call.name == "ctf_redeem":
+            ctf.redeem(sender, market)
+        elif call.name == "nr_redeem":
+            ctf.redeem(sender, market, (call.amounts[0], call.amounts[1]))
+        else:
+            (ctf.split if call.name.endswith("split") else ctf.merge)(sender, market, call.amount)
 
     def log(self, address: str = "") -> list[dict[str, Any]]:
         return [asdict(t) for t in self.txs.values() if not address or t.sender == address.lower()]
