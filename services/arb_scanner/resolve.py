@@ -12,7 +12,7 @@ the sets' cost (fees were booked at execution).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from services.arb_scanner.catalogue import ArbSet
@@ -28,6 +28,7 @@ class HeldSet:
     condition_ids: tuple[str, ...]  # one per token's market (a binary set: both tokens, one condition)
     tokens: tuple[str, ...]
     neg_risk: bool
+    redeemed: tuple[str, ...] = ()  # conditions already redeemed (a retry skips them)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -36,7 +37,8 @@ class HeldSet:
     def from_json(cls, raw: str | bytes) -> HeldSet:
         d = json.loads(raw)
         return cls(str(d["set_id"]), str(d["kind"]), float(d["sets"]), float(d["cost"]),
-                   tuple(d["condition_ids"]), tuple(d["tokens"]), bool(d["neg_risk"]))
+                   tuple(d["condition_ids"]), tuple(d["tokens"]), bool(d["neg_risk"]),
+                   tuple(d.get("redeemed") or ()))
 
     @classmethod
     def of(cls, s: ArbSet, kind: str, sets: float, cost: float) -> HeldSet:
@@ -44,8 +46,10 @@ class HeldSet:
         return cls(s.id, kind, round(sets, 6), round(cost, 6), tuple(per_token), s.tokens, s.neg_risk)
 
     def add(self, sets: float, cost: float) -> HeldSet:
-        return HeldSet(self.set_id, self.kind, round(self.sets + sets, 6), round(self.cost + cost, 6),
-                       self.condition_ids, self.tokens, self.neg_risk)
+        return replace(self, sets=round(self.sets + sets, 6), cost=round(self.cost + cost, 6))
+
+    def with_redeemed(self, condition_id: str) -> HeldSet:
+        return replace(self, redeemed=(*self.redeemed, condition_id))
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class Redeem:
 @dataclass(frozen=True)
 class Resolution:
     set_id: str
-    redeems: tuple[Redeem, ...]
+    redeems: tuple[Redeem, ...]  # still to do (conditions already redeemed are left out)
     payout: float  # $ the held sets pay
     pnl: float  # payout − cost
     winners: tuple[str, ...]  # the held tokens that won
@@ -93,6 +97,8 @@ def decide(held: HeldSet, markets: dict[str, MarketState]) -> Resolution | None:
     payout = round(held.sets * len(winners), 6)
     redeems = []
     for c in conditions:
+        if c in held.redeemed:
+            continue
         mine = [t for t, tc in zip(held.tokens, held.condition_ids, strict=True) if tc == c]
         # a binary set holds both tokens of its one condition; a neg-risk set the YES of each
         yes, no = (held.sets, held.sets) if len(mine) == 2 else (held.sets, 0.0)
