@@ -39,7 +39,7 @@ from loguru import logger
 
 from services.arb_scanner.ctf import CtfFailed, CtfUnknown
 from shared.config import ArbChainSection
-from shared.polymarket.ctf_calls import CtfCall, encode_call
+from shared.polymarket.ctf_calls import MAX_UINT256, CtfCall, encode_approval, encode_call
 
 GWEI = 10**9
 
@@ -108,6 +108,40 @@ class ChainCtf:
             to = self.cfg.ctf_collateral_adapter
             call = CtfCall("ctf_redeem", condition_id, 0.0, self.cfg.collateral, (1, 2))
         return await self.send(to, encode_call(call), f"redeem {condition_id[:12]}")
+
+    # ---- approvals ------------------------------------------------------------------------------
+    def approvals_needed(self) -> list[tuple[str, str, str]]:
+        """(token contract, read/approve kind, spender): what the position calls pull from the wallet.
+        The collateral adapters take pUSD (split) and the positions (merge, redeem); the
+        NegRiskAdapter takes the positions (convert, redeem) and, when neg-risk splits go through
+        it, pUSD too."""
+        c = self.cfg
+        pusd = [c.ctf_collateral_adapter, c.neg_risk_collateral_adapter]
+        if c.neg_risk_split_via == "neg_risk_adapter":
+            pusd.append(c.neg_risk_adapter)
+        ctf = [c.ctf_collateral_adapter, c.neg_risk_collateral_adapter, c.neg_risk_adapter]
+        return [(c.collateral, "erc20", a) for a in pusd] + [(c.conditional_tokens, "erc1155", a) for a in ctf]
+
+    async def ensure_approvals(self) -> list[str]:
+        """Read each allowance / isApprovedForAll (``eth_call``) and send only what is missing, one
+        transaction each; what was sent, as text. Raises CtfFailed/CtfUnknown like any call."""
+        sent = []
+        for token, kind, spender in self.approvals_needed():
+            if kind == "erc20":
+                read = encode_approval("erc20_allowance", self.address, spender)
+            else:
+                read = encode_approval("erc1155_is_approved_for_all", self.address, spender)
+            value = _int(await self._before_send("eth_call", [{"to": token, "data": "0x" + read.hex()}, "latest"],
+                                                 f"approval check of {spender[:10]}") or "0x0")
+            # an allowance below 2^255 is topped up: unlimited is what the adapters' users set, once
+            if (kind == "erc20" and value >= 2**255) or (kind == "erc1155" and value == 1):
+                continue
+            if kind == "erc20":
+                data, what = encode_approval("erc20_approve", spender, MAX_UINT256), f"pUSD approve {spender}"
+            else:
+                data, what = encode_approval("erc1155_set_approval_for_all", spender, True), f"CTF setApprovalForAll {spender}"
+            sent.append(f"{what}: {await self.send(token, data, what)}")
+        return sent
 
     async def _position(self, op: str, condition_id: str, amount: float, neg_risk: bool) -> str:
         if neg_risk and self.cfg.neg_risk_split_via == "neg_risk_adapter":

@@ -154,9 +154,28 @@ class ArbScannerService(RedisService):
         client = await asyncio.to_thread(make_clob_client, self.settings, secrets)
         orders = TakerOrders(client)
         self.ctf = make_ctf(self.settings, orders.address, secrets)
+        await self._approve()
         self.executor = Executor(orders, self.ctf, self.cfg.order_type, self.cfg.unwind_slippage)
         self.budget = FleetBudget(self.redis, self.keys, self.settings.risk.max_notional_total)
         logger.warning("arbitrage execution is ON ({} mode, account {})", self.settings.mode, orders.address)
+
+    async def _approve(self) -> None:
+        """On chain, the allowances the position calls need (docs/arbitrage.md "Approvals"): read
+        first, send only what is missing. A failure is reported and execution goes on: a merge
+        without them reverts, which the executor already handles (the sets are held)."""
+        from services.arb_scanner.chain_ctf import ChainCtf
+
+        if not isinstance(self.ctf, ChainCtf) or not self.cfg.chain.approve:
+            return
+        try:
+            sent = await self.ctf.ensure_approvals()
+        except CtfFailed as exc:
+            logger.error("approvals not in place: {}", exc)
+            await self._audit("arb.approvals", "error", "", str(exc), {})
+            return
+        if sent:
+            logger.warning("approvals sent: {}", sent)
+            await self._audit("arb.approvals", "warning", "", f"{len(sent)} sent", {"sent": sent})
 
     # ---- catalogue ------------------------------------------------------------------------------
     async def fetch_events(self) -> list[Any]:

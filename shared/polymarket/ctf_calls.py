@@ -133,3 +133,37 @@ def decode_call(data: bytes) -> CtfCall:
     market, mask, units = values
     return CtfCall(name, "0x" + market.hex(), units / UNIT,
                    outcome_indexes=tuple(i for i in range(256) if mask >> i & 1))
+
+
+# ---- approvals (ERC-20 pUSD, ERC-1155 ConditionalTokens) ---------------------------------------------
+# Kept apart from SIGNATURES: they are not position calls and carry addresses, not condition ids.
+APPROVALS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "erc20_approve": ("approve", ("address", "uint256")),
+    "erc20_allowance": ("allowance", ("address", "address")),
+    "erc1155_set_approval_for_all": ("setApprovalForAll", ("address", "bool")),
+    "erc1155_is_approved_for_all": ("isApprovedForAll", ("address", "address")),
+}
+MAX_UINT256 = 2**256 - 1
+
+
+def approval_selector(name: str) -> bytes:
+    fn, types = APPROVALS[name]
+    return keccak(text=f"{fn}({','.join(types)})")[:4]
+
+
+APPROVAL_BY_SELECTOR: dict[bytes, str] = {approval_selector(n): n for n in APPROVALS}
+
+
+def encode_approval(name: str, *args: Any) -> bytes:
+    return approval_selector(name) + encode(list(APPROVALS[name][1]), list(args))
+
+
+def decode_approval(data: bytes) -> tuple[str, tuple[Any, ...]]:
+    """(name, arguments) of an approval call or read; :class:`BadCall` for anything else."""
+    name = APPROVAL_BY_SELECTOR.get(bytes(data[:4]))
+    if name is None:
+        raise BadCall(f"unknown selector 0x{bytes(data[:4]).hex()}")
+    try:
+        return name, tuple(decode(list(APPROVALS[name][1]), bytes(data[4:])))
+    except Exception as exc:  # eth_abi raises several decoding error types
+        raise BadCall(f"{name}: calldata does not decode ({exc})") from exc

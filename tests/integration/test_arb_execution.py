@@ -167,7 +167,7 @@ async def test_negrisk_buy_all_is_held_then_redeemed_and_booked_at_resolution(
     assert [(o["kind"], o["amount"]) for o in ops] == [("redeem", 0), ("redeem", 40), ("redeem", 0)]
     if backend == "rpc":
         txs = await _sim_get(sim, "/_sim/rpc/txs", address=address)
-        assert [(t["call"], t["status"]) for t in txs] == [("nr_redeem", 1)] * 3
+        assert [(t["call"], t["status"]) for t in txs if not t["call"].startswith("erc")] == [("nr_redeem", 1)] * 3
     # booked once: later checks find nothing held and pay nothing more
     await asyncio.sleep(1.0)
     assert len(await audits(r, keys, "arb.redeemed")) == 1
