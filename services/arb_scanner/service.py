@@ -545,8 +545,8 @@ class ArbScannerService(RedisService):
                 continue
             try:
                 await self.check_resolutions()
-            except (RedisError, OSError) as exc:
-                logger.warning("resolution check failed: {}", exc)
+            except Exception:  # the loop outlives one bad check; the next retries
+                logger.exception("resolution check failed")
 
     async def _market_states(self, condition_ids: tuple[str, ...]) -> dict[str, MarketState]:
         assert self.http is not None
