@@ -237,6 +237,9 @@ class ArbChainSection(Section):
     ctf_collateral_adapter: str = "0xADa100874d00e3331D00F2007a9c336a65009718"
     neg_risk_collateral_adapter: str = "0xAdA200001000ef00D07553cEE7006808F895c6F1"
     neg_risk_adapter: str = "0xd91E80cF2E7be2e162c6513ceD06f1dD0dA35296"
+    conditional_tokens: str = "0x4D97DCd97eC945f40cF65F87097ACe5EA0476045"  # the ERC-1155 holding the positions
+    # at start (rpc): read pUSD allowance / CTF isApprovedForAll for the adapters, send what is missing
+    approve: bool = True
     # neg-risk split/merge: CTF-shaped call on the neg-risk collateral adapter (V2, pUSD) or the
     # NegRiskAdapter's own splitPosition(bytes32,uint256) (V1 shape, USDC.e collateral)
     neg_risk_split_via: Literal["collateral_adapter", "neg_risk_adapter"] = "collateral_adapter"
@@ -248,7 +251,8 @@ class ArbChainSection(Section):
 
     @model_validator(mode="after")
     def _addresses(self) -> ArbChainSection:
-        for name in ("collateral", "ctf_collateral_adapter", "neg_risk_collateral_adapter", "neg_risk_adapter"):
+        for name in ("collateral", "ctf_collateral_adapter", "neg_risk_collateral_adapter", "neg_risk_adapter",
+                     "conditional_tokens"):
             value = getattr(self, name)
             if not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
                 raise ValueError(f"arbitrage.chain.{name} must be a 0x-prefixed 40-hex-digit address, got {value!r}")
@@ -280,6 +284,7 @@ class ArbitrageSection(Section):
     max_daily_loss: float = Field(50.0, gt=0)
     min_seconds_to_end: float = Field(600.0, ge=0)
     hold_to_resolution: bool = False
+    resolution_check_sec: float = Field(60.0, gt=0)  # held sets: CLOB /markets/{condition_id} re-read
     chain: ArbChainSection = ArbChainSection()
 
 

@@ -144,6 +144,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "min order size, tick, end date", "replaced on each arbitrage.catalogue_refresh_sec"),
     KeySpec("arb:exposure", "hash", "arb_scanner", "arb_scanner, api",
             "set id -> $ held in arbitrage positions (unmerged legs, sets held to resolution); field _total"),
+    KeySpec("arb:held", "hash", "arb_scanner", "arb_scanner, api",
+            "set id -> JSON of the complete sets held to resolution (sets, $ cost, condition ids, tokens); "
+            "deleted when redeemed and booked"),
     KeySpec("arb:pnl:daily", "hash", "arb_scanner", "arb_scanner, api, cli",
             "UTC day (YYYY-MM-DD) -> realised arbitrage PnL"),
     KeySpec("arb:trades", "zset", "arb_scanner", "arb_scanner",
@@ -297,6 +300,9 @@ class Keys:
 
     def arb_exposure(self) -> str:
         return self._k("arb:exposure")
+
+    def arb_held(self) -> str:
+        return self._k("arb:held")
 
     def arb_pnl_daily(self) -> str:
         return self._k("arb:pnl:daily")

@@ -10,7 +10,9 @@ Routing (docs/arbitrage.md "Live merge and split"):
   collateral) on the CTF collateral adapter;
 * neg-risk market: the same on the neg-risk collateral adapter, or (``neg_risk_split_via:
   neg_risk_adapter``) the NegRiskAdapter's own ``splitPosition(bytes32,uint256)``;
-* convert: NegRiskAdapter ``convertPositions(marketId, indexSet, amount)``.
+* convert: NegRiskAdapter ``convertPositions(marketId, indexSet, amount)``;
+* redeem: ``redeemPositions(pUSD, 0x0, conditionId, [1, 2])`` on the CTF collateral adapter
+  (binary), NegRiskAdapter ``redeemPositions(conditionId, [yes, no])`` (neg-risk).
 
 One transaction, start to end: chain id checked once; nonce from ``eth_getTransactionCount(..,
 "pending")``; fees from ``eth_gasPrice`` and ``eth_maxPriorityFeePerGas`` under the caps;
@@ -37,7 +39,7 @@ from loguru import logger
 
 from services.arb_scanner.ctf import CtfFailed, CtfUnknown
 from shared.config import ArbChainSection
-from shared.polymarket.ctf_calls import CtfCall, encode_call
+from shared.polymarket.ctf_calls import MAX_UINT256, CtfCall, encode_approval, encode_call
 
 GWEI = 10**9
 
@@ -88,7 +90,7 @@ class ChainCtf:
         self.cfg = cfg
         self.chain_checked = False
 
-    # ---- the three operations -------------------------------------------------------------------
+    # ---- the operations -------------------------------------------------------------------------
     async def split(self, condition_id: str, amount: float, neg_risk: bool = False) -> str:
         return await self._position("split", condition_id, amount, neg_risk)
 
@@ -98,6 +100,48 @@ class ChainCtf:
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
         call = CtfCall("nr_convert", neg_risk_market_id, amount, outcome_indexes=tuple(outcome_indexes))
         return await self.send(self.cfg.neg_risk_adapter, encode_call(call), f"convert {amount:g}")
+
+    async def redeem(self, condition_id: str, amounts: tuple[float, float], neg_risk: bool = False) -> str:
+        if neg_risk:
+            to, call = self.cfg.neg_risk_adapter, CtfCall("nr_redeem", condition_id, 0.0, amounts=amounts)
+        else:
+            to = self.cfg.ctf_collateral_adapter
+            call = CtfCall("ctf_redeem", condition_id, 0.0, self.cfg.collateral, (1, 2))
+        return await self.send(to, encode_call(call), f"redeem {condition_id[:12]}")
+
+    # ---- approvals ------------------------------------------------------------------------------
+    def approvals_needed(self) -> list[tuple[str, str, str]]:
+        """(token contract, read/approve kind, spender): what the position calls pull from the wallet.
+        The collateral adapters take pUSD (split) and the positions (merge, redeem); the
+        NegRiskAdapter takes the positions (convert, redeem) and, when neg-risk splits go through
+        it, pUSD too."""
+        c = self.cfg
+        pusd = [c.ctf_collateral_adapter, c.neg_risk_collateral_adapter]
+        if c.neg_risk_split_via == "neg_risk_adapter":
+            pusd.append(c.neg_risk_adapter)
+        ctf = [c.ctf_collateral_adapter, c.neg_risk_collateral_adapter, c.neg_risk_adapter]
+        return [(c.collateral, "erc20", a) for a in pusd] + [(c.conditional_tokens, "erc1155", a) for a in ctf]
+
+    async def ensure_approvals(self) -> list[str]:
+        """Read each allowance / isApprovedForAll (``eth_call``) and send only what is missing, one
+        transaction each; what was sent, as text. Raises CtfFailed/CtfUnknown like any call."""
+        sent = []
+        for token, kind, spender in self.approvals_needed():
+            if kind == "erc20":
+                read = encode_approval("erc20_allowance", self.address, spender)
+            else:
+                read = encode_approval("erc1155_is_approved_for_all", self.address, spender)
+            value = _int(await self._before_send("eth_call", [{"to": token, "data": "0x" + read.hex()}, "latest"],
+                                                 f"approval check of {spender[:10]}") or "0x0")
+            # an allowance below 2^255 is topped up: unlimited is what the adapters' users set, once
+            if (kind == "erc20" and value >= 2**255) or (kind == "erc1155" and value == 1):
+                continue
+            if kind == "erc20":
+                data, what = encode_approval("erc20_approve", spender, MAX_UINT256), f"pUSD approve {spender}"
+            else:
+                data, what = encode_approval("erc1155_set_approval_for_all", spender, True), f"CTF setApprovalForAll {spender}"
+            sent.append(f"{what}: {await self.send(token, data, what)}")
+        return sent
 
     async def _position(self, op: str, condition_id: str, amount: float, neg_risk: bool) -> str:
         if neg_risk and self.cfg.neg_risk_split_via == "neg_risk_adapter":

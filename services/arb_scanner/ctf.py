@@ -1,6 +1,6 @@
-"""Merge, split and neg-risk convert: the conditional-token side of an arbitrage (E4).
+"""Merge, split, neg-risk convert and redeem: the conditional-token side of an arbitrage (E4).
 
-* sim_api: sim_exchange's ``POST /_sim/ctf/{split,merge,convert}`` (same host as the CLOB), which
+* sim_api: sim_exchange's ``POST /_sim/ctf/{split,merge,convert,redeem}`` (same host as the CLOB), which
   applies the contracts' bookkeeping to the sim account.
 * rpc: contract calls on Polygon, signed and sent over JSON-RPC (:mod:`chain_ctf`; in sim mode
   against sim_exchange's ``/_sim/rpc``). EOA wallets only: a proxy or Safe wallet's positions
@@ -33,6 +33,10 @@ class Ctf(Protocol):
     async def split(self, condition_id: str, amount: float, neg_risk: bool = False) -> str: ...
     async def merge(self, condition_id: str, amount: float, neg_risk: bool = False) -> str: ...
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str: ...
+    async def redeem(self, condition_id: str, amounts: tuple[float, float], neg_risk: bool = False) -> str:
+        """Redeem a resolved market. ``amounts`` ([YES, NO]) is what the NegRiskAdapter redeems;
+        the ConditionalTokens shape (binary) redeems the whole balance and ignores it."""
+        ...
     async def aclose(self) -> None: ...
 
 
@@ -59,6 +63,12 @@ class SimCtf:
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
         return await self._op("convert", {"neg_risk_market_id": neg_risk_market_id,
                                           "outcome_indexes": outcome_indexes, "amount": amount})
+
+    async def redeem(self, condition_id: str, amounts: tuple[float, float], neg_risk: bool = False) -> str:
+        body: dict[str, Any] = {"condition_id": condition_id}
+        if neg_risk:
+            body["amounts"] = list(amounts)
+        return await self._op("redeem", body)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -48,6 +48,7 @@ class ExecReport:
     merged: float = 0.0
     split: float = 0.0
     held_sets: float = 0.0  # complete sets kept (neg-risk buy-all: paid at resolution)
+    held_sets_cost: float = 0.0  # $ paid for those sets (part of held_cost; booked when they redeem)
     cash_out: float = 0.0  # $ paid: buys, fees, splits
     cash_in: float = 0.0  # $ received: sells, merges
     held_cost: float = 0.0  # $ of positions still held (sets to resolution, stuck leftovers)
@@ -62,6 +63,7 @@ class ExecReport:
         return {
             "kind": str(self.kind), "set": self.set_id, "size": self.size, "status": self.status,
             "merged": self.merged, "split": self.split, "held_sets": self.held_sets,
+            "held_sets_cost": round(self.held_sets_cost, 6),
             "cash_out": round(self.cash_out, 6), "cash_in": round(self.cash_in, 6),
             "held_cost": round(self.held_cost, 6), "pnl": self.pnl, "errors": self.errors,
             "legs": [vars(x) for x in self.legs], "unwinds": [vars(x) for x in self.unwinds],
@@ -121,10 +123,11 @@ class Executor:
                 except CtfFailed as exc:
                     rep.errors.append(str(exc))
                     rep.held_sets = complete
-                    rep.held_cost += sum(complete * x.avg_price for x in rep.legs)
             else:
                 rep.held_sets = complete
-                rep.held_cost += sum(complete * x.avg_price for x in rep.legs)
+            if rep.held_sets > EPS:
+                rep.held_sets_cost = round(sum(complete * x.avg_price for x in rep.legs), 6)
+                rep.held_cost += rep.held_sets_cost
         for i, leg in enumerate(rep.legs):
             extra = floor_size(leg.filled - complete)
             if leg.error:

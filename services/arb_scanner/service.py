@@ -16,6 +16,9 @@ catalogue.py, tracker.py and risk.py; this class feeds them and writes what they
   ``rescan_interval_sec`` closes what a stale or silent feed left open.
 * Execution (``arbitrage.execute``): one at a time, after a fresh REST book and the risk check;
   results are audited on ``pf:events`` (``arb.executed``) and booked in ``pf:arb:*``.
+* Resolution (with execution on): sets held to resolution (``pf:arb:held``) are checked every
+  ``arbitrage.resolution_check_sec`` against the CLOB ``/markets/{condition_id}`` winner flags;
+  a resolved set is redeemed through the Ctf and booked (:mod:`resolve` decides, ``arb.redeemed``).
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ from services.arb_scanner.detect import (
     quick_edge,
     score,
 )
-from services.arb_scanner.execute import Executor
+from services.arb_scanner.execute import ExecReport, Executor
+from services.arb_scanner.resolve import HeldSet, MarketState, Resolution, decide, market_state, settled_exposure
 from services.arb_scanner.tracker import Emit, Tracker
 from shared.clock import now_ms
 from shared.config import Settings, load_secrets
@@ -110,7 +114,8 @@ class ArbScannerService(RedisService):
         self.latency_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.stats = {"ticks": 0, "bad_ticks": 0, "evaluations": 0, "published": 0, "opportunities_open": 0,
                       "depth_fetches": 0, "depth_errors": 0, "executions": 0, "execution_refusals": 0,
-                      "catalogue_sets": 0, "catalogue_skipped": 0, "catalogue_errors": 0, "reconnects": 0}
+                      "catalogue_sets": 0, "catalogue_skipped": 0, "catalogue_errors": 0, "reconnects": 0,
+                      "held_sets": 0, "redeemed": 0, "redeem_errors": 0}
 
     # ---- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -128,7 +133,7 @@ class ArbScannerService(RedisService):
                 await self.sleep_unless_stopped(5.0)
             tasks = [asyncio.create_task(c) for c in (
                 self._catalogue_loop(), self._listen(), self._rescan_loop(), self._depth_loop(),
-                self._heartbeat_loop(), self._exec_loop())]
+                self._heartbeat_loop(), self._exec_loop(), self._resolution_loop())]
             await self._stop.wait()
             for t in tasks:
                 t.cancel()
@@ -149,9 +154,28 @@ class ArbScannerService(RedisService):
         client = await asyncio.to_thread(make_clob_client, self.settings, secrets)
         orders = TakerOrders(client)
         self.ctf = make_ctf(self.settings, orders.address, secrets)
+        await self._approve()
         self.executor = Executor(orders, self.ctf, self.cfg.order_type, self.cfg.unwind_slippage)
         self.budget = FleetBudget(self.redis, self.keys, self.settings.risk.max_notional_total)
         logger.warning("arbitrage execution is ON ({} mode, account {})", self.settings.mode, orders.address)
+
+    async def _approve(self) -> None:
+        """On chain, the allowances the position calls need (docs/arbitrage.md "Approvals"): read
+        first, send only what is missing. A failure is reported and execution goes on: a merge
+        without them reverts, which the executor already handles (the sets are held)."""
+        from services.arb_scanner.chain_ctf import ChainCtf
+
+        if not isinstance(self.ctf, ChainCtf) or not self.cfg.chain.approve:
+            return
+        try:
+            sent = await self.ctf.ensure_approvals()
+        except CtfFailed as exc:
+            logger.error("approvals not in place: {}", exc)
+            await self._audit("arb.approvals", "error", "", str(exc), {})
+            return
+        if sent:
+            logger.warning("approvals sent: {}", sent)
+            await self._audit("arb.approvals", "warning", "", f"{len(sent)} sent", {"sent": sent})
 
     # ---- catalogue ------------------------------------------------------------------------------
     async def fetch_events(self) -> list[Any]:
@@ -489,6 +513,8 @@ class ArbScannerService(RedisService):
                               {"kind": str(kind), **({"execution": report} if report else {})})
             return
         await self.record(exec_id, s, rep.detail(), rep.pnl, rep.held_cost)
+        if rep.held_sets > EPS:
+            await self._hold(s, rep)
         if self.budget is not None:  # the claim comes down to what is still held (an unknown outcome keeps it)
             await self.budget.settle(s.id, state.held_market + rep.held_cost)
 
@@ -504,6 +530,81 @@ class ArbScannerService(RedisService):
             await p.execute()
         level = "info" if detail.get("status") == "done" else "warning"
         await self._audit("arb.executed", level, s.id, str(detail.get("status")), {"exec_id": exec_id, **detail})
+
+    # ---- sets held to resolution ---------------------------------------------------------------
+    async def _hold(self, s: ArbSet, rep: ExecReport) -> None:
+        """Remember the complete sets kept, so their resolution can be redeemed and booked."""
+        raw = await self.redis.hget(self.keys.arb_held(), s.id)
+        held = (HeldSet.from_json(raw).add(rep.held_sets, rep.held_sets_cost) if raw
+                else HeldSet.of(s, str(rep.kind), rep.held_sets, rep.held_sets_cost))
+        await self.redis.hset(self.keys.arb_held(), s.id, held.to_json())
+
+    async def _resolution_loop(self) -> None:
+        while not await self.sleep_unless_stopped(self.cfg.resolution_check_sec):
+            if self.ctf is None:  # execution halted: a person looks before anything moves
+                continue
+            try:
+                await self.check_resolutions()
+            except Exception:  # the loop outlives one bad check; the next retries
+                logger.exception("resolution check failed")
+
+    async def _market_states(self, condition_ids: tuple[str, ...]) -> dict[str, MarketState]:
+        assert self.http is not None
+        out: dict[str, MarketState] = {}
+        base = self.settings.polymarket.clob_url.rstrip("/")
+        for cid in dict.fromkeys(condition_ids):
+            try:
+                resp = await self.http.get(f"{base}/markets/{cid}")
+                resp.raise_for_status()
+                state = market_state(resp.json())
+            except (httpx.HTTPError, ValueError) as exc:
+                logger.warning("market {} unreadable for resolution: {}", cid[:12], exc)
+                continue
+            if state is not None:
+                out[cid] = state
+        return out
+
+    async def check_resolutions(self) -> None:
+        held = {sid: HeldSet.from_json(raw) for sid, raw in (await self.redis.hgetall(self.keys.arb_held())).items()}
+        self.stats["held_sets"] = len(held)
+        for h in held.values():
+            res = decide(h, await self._market_states(h.condition_ids))
+            if res is not None:
+                await self._redeem(h, res)
+
+    async def _redeem(self, h: HeldSet, res: Resolution) -> None:
+        assert self.ctf is not None
+        for rd in res.redeems:
+            try:
+                tx = await self.ctf.redeem(rd.condition_id, rd.amounts, h.neg_risk)
+            except CtfFailed as exc:  # refused, reverted or unknown: the claim stays, the next check retries
+                self.stats["redeem_errors"] += 1
+                logger.warning("redeem of {} ({}) not done: {}; retrying later", h.set_id[:12], rd.condition_id[:12],
+                               exc)
+                return
+            logger.info("redeemed {} of set {}: tx {}", rd.condition_id[:12], h.set_id[:12], tx)
+            h = h.with_redeemed(rd.condition_id)  # a retry after a later failure skips it
+            await self.redis.hset(self.keys.arb_held(), h.set_id, h.to_json())
+        r, k = self.redis, self.keys
+        exposure = float(await r.hget(k.arb_exposure(), h.set_id) or 0)
+        left = settled_exposure(exposure, h.cost)
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        async with r.pipeline(transaction=True) as p:  # booked once: the held record goes in the same step
+            p.hdel(k.arb_held(), h.set_id)
+            if left > 0:
+                p.hset(k.arb_exposure(), h.set_id, repr(left))
+            else:
+                p.hdel(k.arb_exposure(), h.set_id)
+            p.hincrbyfloat(k.arb_exposure(), "_total", -(exposure - left))
+            p.hincrbyfloat(k.arb_pnl_daily(), day, res.pnl)
+            await p.execute()
+        if self.budget is not None:
+            await self.budget.settle(h.set_id, left)
+        self.stats["redeemed"] += 1
+        logger.warning("set {} resolved: {:g} sets paid {:.4f}, PnL {:.4f}", h.set_id[:12], h.sets, res.payout, res.pnl)
+        await self._audit("arb.redeemed", "info", h.set_id, "resolved", {
+            "kind": h.kind, "sets": h.sets, "cost": h.cost, "payout": res.payout, "pnl": res.pnl,
+            "winners": list(res.winners), "conditions": list(h.condition_ids), "exposure_left": left})
 
     async def _audit(self, kind: str, level: str, market: str, reason: str, detail: dict[str, Any]) -> None:
         msg = AuditEvent(id=stable_id(SERVICE, kind, market, now_ms()), ts_event=now_ms(), ts_init=now_ms(),

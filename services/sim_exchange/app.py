@@ -173,11 +173,11 @@ def create_app(state: SimState) -> FastAPI:
     @app.get("/markets/{condition_id}")
     async def clob_market(condition_id: str) -> Any:
         m = state.sim.by_condition.get(condition_id)
-        return wire.clob_market(m) if m else error(404, "market not found")
+        return wire.clob_market(m, state.ctf.winners.get(m.condition_id)) if m else error(404, "market not found")
 
     @app.get("/markets")
     async def clob_markets() -> Any:
-        data = [wire.clob_market(m) for m in state.sim.markets]
+        data = [wire.clob_market(m, state.ctf.winners.get(m.condition_id)) for m in state.sim.markets]
         return {"limit": len(data), "count": len(data), "next_cursor": "LTE=", "data": data}
 
     # ---- Gamma ----------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def create_app(state: SimState) -> FastAPI:
                 continue
             if ids and m.gamma_id not in ids:
                 continue
-            out.append(state.gamma.apply(wire.gamma_market(m, tops)))
+            out.append(state.gamma.apply(wire.gamma_market(m, tops, state.ctf.winners.get(m.condition_id))))
         out = gamma.select(out, dict(q))
         offset, limit = int(q.get("offset") or 0), int(q.get("limit") or 500)
         return out[offset:offset + limit]
@@ -212,7 +212,7 @@ def create_app(state: SimState) -> FastAPI:
     async def gamma_market(gamma_id: str) -> Any:
         for m in state.sim.markets:
             if gamma_id in (m.gamma_id, m.slug):
-                return state.gamma.apply(wire.gamma_market(m, state.tops()))
+                return state.gamma.apply(wire.gamma_market(m, state.tops(), state.ctf.winners.get(m.condition_id)))
         return error(404, "market not found")
 
     @app.get("/gamma/events")
@@ -222,11 +222,15 @@ def create_app(state: SimState) -> FastAPI:
             return []
         slugs, ids = set(_csv_list(request, "slug")), set(_csv_list(request, "id"))
         tops = state.tops()
-        out = [wire.gamma_event(m, state.gamma.apply(wire.gamma_market(m, tops))) for m in state.sim.markets
-               if not m.neg_risk]
-        out += [wire.gamma_negrisk_event(e, [state.gamma.apply(wire.gamma_market(m, tops)) for m in e.markets])
-                for e in state.events]
+
+        def gm(m: Any) -> dict[str, Any]:
+            return state.gamma.apply(wire.gamma_market(m, tops, state.ctf.winners.get(m.condition_id)))
+
+        out = [wire.gamma_event(m, gm(m)) for m in state.sim.markets if not m.neg_risk]
+        out += [wire.gamma_negrisk_event(e, [gm(m) for m in e.markets]) for e in state.events]
         out = [e for e in out if (not slugs or e["slug"] in slugs) and (not ids or e["id"] in ids)]
+        if q.get("closed", "").lower() == "false":  # a resolved market's event is closed
+            out = [e for e in out if not e["closed"]]
         try:
             offset, limit = int(q.get("offset") or 0), int(q.get("limit") or 500)
         except ValueError:

@@ -1,6 +1,6 @@
-"""Admin routes for arbitrage fixtures: CTF split/merge/convert, neg-risk events, fees, set-sum drift.
+"""Admin routes for arbitrage fixtures: CTF split/merge/convert/redeem, neg-risk events, fees, set-sum drift.
 
-``/_sim/ctf/{split,merge,convert}`` stand in for the on-chain calls (ConditionalTokens and the
+``/_sim/ctf/{split,merge,convert,redeem}`` stand in for the on-chain calls (ConditionalTokens and the
 NegRiskAdapter) in sim mode: the arbitrage executor calls them with the address it trades from.
 Shapes are a contract: see docs/sim-exchange.md.
 """
@@ -47,14 +47,21 @@ def router(state: SimState) -> APIRouter:
                 if market is None:
                     return _err(404, f"unknown condition id {body.get('condition_id')!r}")
                 done = (state.ctf.split if op == "split" else state.ctf.merge)(address, market, amount)
+            elif op == "redeem":
+                market = state.sim.by_condition.get(str(body.get("condition_id", "")))
+                if market is None:
+                    return _err(404, f"unknown condition id {body.get('condition_id')!r}")
+                raw = body.get("amounts")  # NegRiskAdapter shape [YES, NO]; absent: the whole balance
+                amounts = None if raw is None else (float(raw[0]), float(raw[1]))
+                done = state.ctf.redeem(address, market, amounts)
             elif op == "convert":
                 event = state.event(str(body.get("neg_risk_market_id", "")))
                 if event is None:
                     return _err(404, f"unknown neg-risk market id {body.get('neg_risk_market_id')!r}")
                 done = state.ctf.convert(address, event, [int(i) for i in body.get("outcome_indexes", [])], amount)
             else:
-                return _err(404, f"unknown ctf operation {op!r}: split, merge or convert")
-        except (CtfError, TypeError, ValueError) as exc:
+                return _err(404, f"unknown ctf operation {op!r}: split, merge, convert or redeem")
+        except (CtfError, IndexError, TypeError, ValueError) as exc:
             return _err(400, str(exc))
         return {"op": asdict(done), "account": _position(address)}
 

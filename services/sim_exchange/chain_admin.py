@@ -5,9 +5,11 @@
   transactions mined; ``POST /_sim/rpc/fault``: ``{"kind": "revert"|"drop", "count": n}``.
 
 * ``POST /_sim/resolve``: ``{"condition_id", "winner": "Yes"|"No"}`` for a binary market or
-  ``{"neg_risk_market_id", "winner_index"}`` for a neg-risk event; every account is paid $1 a
-  winning share at once (the sim's stand-in for the oracle report plus ``redeemPositions``).
-* ``GET /_sim/resolve/payouts``: what was paid, to whom.
+  ``{"neg_risk_market_id", "winner_index"}`` for a neg-risk event: the oracle's report. The
+  market closes and shows its winner; nobody is paid until they redeem (``POST
+  /_sim/ctf/redeem`` or ``redeemPositions`` over ``/_sim/rpc``). The answer's ``payouts`` are
+  what each account can redeem at that moment.
+* ``GET /_sim/resolve/payouts``: those redeemable amounts, per resolution.
 
 Shapes are a contract: see docs/sim-exchange.md.
 """
@@ -31,7 +33,7 @@ def _err(status: int, message: str) -> JSONResponse:
 
 def router(state: SimState, chain_id: int) -> APIRouter:
     r = APIRouter(prefix="/_sim")
-    resolutions = Resolutions(state.matcher)
+    resolutions = Resolutions(state.ctf)
     chain = SimChain(state, chain_id)
 
     def _one(req: Any) -> dict[str, Any]:

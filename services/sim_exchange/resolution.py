@@ -1,11 +1,14 @@
-"""Market resolution in sim mode (pure): the winning outcome pays $1 a share, the rest nothing.
+"""Market resolution in sim mode (pure): the oracle's report, not the payout.
 
-On Polygon the oracle (UMA adapter) reports the payout vector and holders call
-``redeemPositions`` (ConditionalTokens, or the NegRiskAdapter for neg-risk markets) to turn
-winning shares into collateral. The sim does both at once: resolving a market pays every
-account for its winning shares and zeroes both tokens, so a test can resolve a market and read
-the final cash. Open orders on a resolved token are canceled and the tokens frozen (the venue
-stops trading them).
+On Polygon the oracle (UMA adapter) reports the payout vector; nothing is paid until a holder
+calls ``redeemPositions`` (ConditionalTokens through the collateral adapter, or the
+NegRiskAdapter for neg-risk markets). The sim does the same: resolving a market records the
+winner (``Ctf.winners``: the CLOB ``/markets/{condition_id}`` shows ``closed`` and the winning
+token's ``winner: true``, Gamma ``closed`` and ``outcomePrices`` ["1", "0"]) and pays no one;
+``Ctf.redeem`` (``POST /_sim/ctf/redeem`` or ``redeemPositions`` over ``/_sim/rpc``) pays.
+``payouts`` lists, for people and tests, what each account *could* redeem at the moment of
+resolution. Open orders on a resolved token are canceled and the tokens frozen (the venue stops
+trading them).
 
 A neg-risk event resolves as a whole: exactly one outcome's YES wins; every other outcome's NO
 wins.
@@ -16,8 +19,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from services.sim_exchange.ctf import Ctf
 from services.sim_exchange.market import SimMarket
-from services.sim_exchange.matching import Matcher
 from services.sim_exchange.negrisk import SimEvent
 
 
@@ -30,14 +33,15 @@ class Payout:
     address: str
     condition_id: str
     token_id: str  # the winning token
-    shares: float  # redeemed for $1 each
+    shares: float  # redeemable for $1 each (paid at redeem, not here)
     ts: float
 
 
 class Resolutions:
-    def __init__(self, matcher: Matcher) -> None:
-        self.matcher = matcher
-        self.winners: dict[str, str] = {}  # condition id -> winning token id
+    def __init__(self, ctf: Ctf) -> None:
+        self.ctf = ctf
+        self.matcher = ctf.matcher
+        self.winners = ctf.winners  # condition id -> winning token id, shared with redeem
         self.payouts: list[Payout] = []
 
     def resolve_market(self, market: SimMarket, yes_wins: bool) -> list[Payout]:
@@ -53,11 +57,7 @@ class Resolutions:
         for acct in self.matcher.accounts.values():
             shares = acct.positions.get(win.token_id, 0.0)
             if shares > 0:
-                acct.cash = round(acct.cash + shares, 6)
                 paid.append(Payout(acct.address, market.condition_id, win.token_id, shares, time.time()))
-            for t in market.tokens:
-                if t.token_id in acct.positions:
-                    acct.positions[t.token_id] = 0.0
         self.payouts += paid
         return paid
 

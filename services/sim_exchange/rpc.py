@@ -1,4 +1,4 @@
-"""A Polygon JSON-RPC node in miniature (pure): enough for the arbitrage's merge/split/convert.
+"""A Polygon JSON-RPC node in miniature (pure): enough for the arbitrage's merge/split/convert/redeem.
 
 Real signed EIP-1559 transactions come in through ``eth_sendRawTransaction``; the sender is
 recovered from the signature (eth-account), the chain id and nonce are checked like a node does,
@@ -8,7 +8,10 @@ once (one block each) and gets a receipt: status 1, or status 0 when the call wo
 contract (wrong contract for the market, unknown condition, not enough shares or collateral).
 
 The contracts it knows are the defaults of ``arbitrage.chain`` (the Polygon addresses); a call to
-any other address reverts. Faults for tests: ``revert`` (the next N transactions are mined with
+any other address reverts. Approvals: pUSD ``approve``/``allowance`` and ConditionalTokens
+``setApprovalForAll``/``isApprovedForAll`` (``eth_call`` for the reads) are accepted and
+recorded, **not enforced**: a position call without them still succeeds here (on Polygon it would
+revert), so the scanner's start-up approvals are tested by what they read and send. Faults for tests: ``revert`` (the next N transactions are mined with
 status 0) and ``drop`` (the next N are accepted, answered with their hash and then forgotten: no
 receipt, nonce not used, so the same signed bytes can be sent again). Gas is not charged: the sim
 account holds pUSD only.
@@ -27,7 +30,7 @@ from hexbytes import HexBytes
 from services.sim_exchange.ctf import CtfError
 from services.sim_exchange.state import SimState
 from shared.config import ArbChainSection
-from shared.polymarket.ctf_calls import BINARY_PARTITION, ZERO32, BadCall, CtfCall, decode_call
+from shared.polymarket.ctf_calls import BINARY_PARTITION, ZERO32, BadCall, CtfCall, decode_approval, decode_call
 
 GAS_PRICE = 80 * 10**9
 PRIORITY_FEE = 30 * 10**9
@@ -72,10 +75,13 @@ class SimChain:
     txs: dict[str, SimTx] = field(default_factory=dict)
     block: int = 1_000
     faults: ChainFaults = field(default_factory=ChainFaults)
+    # (token contract, owner, spender) -> pUSD allowance in base units, or 1/0 for setApprovalForAll
+    approvals: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         d = ArbChainSection()
         self.collateral = d.collateral.lower()
+        self.tokens = {d.collateral.lower(): "erc20", d.conditional_tokens.lower(): "erc1155"}
         self.contracts = {d.ctf_collateral_adapter.lower(): "ctf_collateral_adapter",
                           d.neg_risk_collateral_adapter.lower(): "neg_risk_collateral_adapter",
                           d.neg_risk_adapter.lower(): "neg_risk_adapter"}
@@ -92,9 +98,14 @@ class SimChain:
             return _hex(PRIORITY_FEE)
         if method == "eth_getTransactionCount":
             return _hex(self.nonces.get(str(params[0]).lower(), 0))
+        if method == "eth_call":
+            return self.read(params[0] if params and isinstance(params[0], dict) else {})
         if method == "eth_estimateGas":
             call = params[0] if params and isinstance(params[0], dict) else {}
             try:
+                if str(call.get("to", "")).lower() in self.tokens:
+                    self._approval(str(call.get("to", "")).lower(), "", bytes.fromhex(str(call["data"])[2:]), dry=True)
+                    return _hex(GAS_ESTIMATE // 4)
                 self._route(str(call.get("to", "")).lower(), decode_call(bytes.fromhex(str(call["data"])[2:])))
             except (BadCall, CtfError, KeyError, ValueError) as exc:
                 raise RpcFault(3, f"execution reverted: {exc}") from exc
@@ -131,7 +142,15 @@ class SimChain:
         to = "0x" + bytes(tx["to"]).hex()
         self.nonces[sender] = expected + 1
         self.block += 1
-        call_name, args, status, reason = "", {}, 1, ""
+        call_name, status, reason = "", 1, ""
+        args: dict[str, Any] = {}
+        if to.lower() in self.tokens:
+            try:
+                call_name, args = self._approval(to.lower(), sender, bytes(tx["data"]))
+            except BadCall as exc:
+                status, reason = 0, str(exc)
+            self.txs[tx_hash] = SimTx(tx_hash, sender, to, int(tx["nonce"]), call_name, args, status, self.block, reason)
+            return tx_hash
         try:
             call = decode_call(bytes(tx["data"]))
             call_name, args = call.name, {k: v for k, v in asdict(call).items() if k not in ("name", "parent")}
@@ -149,6 +168,33 @@ class SimChain:
                 "status": _hex(tx.status), "gasUsed": _hex(GAS_ESTIMATE // 2), "effectiveGasPrice": _hex(GAS_PRICE),
                 "logs": [], "type": "0x2"}
 
+    # ---- approvals (recorded, not enforced) ----------------------------------------------------
+    def _approval(self, token: str, sender: str, data: bytes, dry: bool = False) -> tuple[str, dict[str, Any]]:
+        name, args = decode_approval(data)
+        kind = self.tokens[token]
+        if name == "erc20_approve" and kind == "erc20":
+            spender, amount = str(args[0]).lower(), int(args[1])
+        elif name == "erc1155_set_approval_for_all" and kind == "erc1155":
+            spender, amount = str(args[0]).lower(), int(bool(args[1]))
+        else:
+            raise BadCall(f"{name} is not a transaction on the {kind} contract")
+        if not dry:
+            self.approvals[(token, sender, spender)] = amount
+        return name, {"spender": spender, "amount": amount}
+
+    def read(self, call: dict[str, Any]) -> str:
+        """``eth_call`` of ``allowance`` (pUSD) or ``isApprovedForAll`` (ConditionalTokens)."""
+        token = str(call.get("to", "")).lower()
+        try:
+            name, args = decode_approval(bytes.fromhex(str(call.get("data", "0x"))[2:]))
+        except (BadCall, ValueError) as exc:
+            raise RpcFault(3, f"execution reverted: {exc}") from exc
+        reads = {"erc20": "erc20_allowance", "erc1155": "erc1155_is_approved_for_all"}
+        if token not in self.tokens or reads[self.tokens[token]] != name:
+            raise RpcFault(3, f"execution reverted: no {name} at {token}")
+        value = self.approvals.get((token, str(args[0]).lower(), str(args[1]).lower()), 0)
+        return "0x" + f"{value:064x}"
+
     # ---- the contracts --------------------------------------------------------------------------
     def _route(self, to: str, call: CtfCall) -> str:
         """Which contract ``to`` is, after checking it takes this call for this market."""
@@ -164,12 +210,16 @@ class SimChain:
         market = self.state.sim.by_condition.get(call.condition_id)
         if market is None:
             raise CtfError(f"condition {call.condition_id} not prepared")
+        if call.name.endswith("redeem") and call.condition_id not in self.state.ctf.winners:
+            raise CtfError("result for condition not received yet")  # ConditionalTokens' own revert text
+        if call.name == "nr_redeem" and len(call.amounts) != 2:
+            raise CtfError("amounts must be [YES, NO]")
         if call.name.startswith("nr_"):
             if role != "neg_risk_adapter" or not market.neg_risk:
                 raise CtfError(f"{role} cannot {call.name} a {'neg-risk' if market.neg_risk else 'binary'} market")
             return role
         if role == "neg_risk_adapter":
-            raise CtfError("the NegRiskAdapter takes splitPosition(bytes32,uint256), not the CTF shape")
+            raise CtfError("the NegRiskAdapter takes the (bytes32, ...) shapes, not the ConditionalTokens one")
         if (role == "neg_risk_collateral_adapter") != market.neg_risk:
             raise CtfError(f"{role} cannot {call.name} a {'neg-risk' if market.neg_risk else 'binary'} market")
         if call.collateral.lower() != self.collateral or call.parent != ZERO32 or call.partition != BINARY_PARTITION:
@@ -185,7 +235,12 @@ class SimChain:
             ctf.convert(sender, event, list(call.outcome_indexes), call.amount)
             return
         market = self.state.sim.by_condition[call.condition_id]
-        (ctf.split if call.name.endswith("split") else ctf.merge)(sender, market, call.amount)
+        if call.name == "ctf_redeem":
+            ctf.redeem(sender, market)
+        elif call.name == "nr_redeem":
+            ctf.redeem(sender, market, (call.amounts[0], call.amounts[1]))
+        else:
+            (ctf.split if call.name.endswith("split") else ctf.merge)(sender, market, call.amount)
 
     def log(self, address: str = "") -> list[dict[str, Any]]:
         return [asdict(t) for t in self.txs.values() if not address or t.sender == address.lower()]

@@ -97,8 +97,12 @@ def tick_size_change(book: TokenBook, old: float, new: float, ts: float) -> dict
             "old_tick_size": num(old), "new_tick_size": num(new), "timestamp": ms(ts)}
 
 
-def gamma_market(m: SimMarket, bids_asks: dict[str, tuple[float | None, float | None]]) -> dict[str, Any]:
+def gamma_market(m: SimMarket, bids_asks: dict[str, tuple[float | None, float | None]],
+                 winner: str | None = None) -> dict[str, Any]:
+    """``winner``: the winning token id of a resolved market (closed, outcomePrices 1/0)."""
     yb, ya = bids_asks.get(m.yes.token_id, (None, None))
+    prices = ([num(round(m.yes.mid, 3)), num(round(m.no.mid, 3))] if winner is None
+              else ["1" if t.token_id == winner else "0" for t in m.tokens])
     liquidity = round(sum(p * s for t in m.tokens for lv in (t.bids, t.asks) for p, s in lv.items()), 4)
     return {
         "id": m.gamma_id,
@@ -110,13 +114,13 @@ def gamma_market(m: SimMarket, bids_asks: dict[str, tuple[float | None, float | 
         "endDate": m.end_date.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "endDateIso": m.end_date.strftime("%Y-%m-%d"),
         "outcomes": json.dumps([m.yes.outcome, m.no.outcome]),
-        "outcomePrices": json.dumps([num(round(m.yes.mid, 3)), num(round(m.no.mid, 3))]),
+        "outcomePrices": json.dumps(prices),
         "clobTokenIds": json.dumps([m.yes.token_id, m.no.token_id]),
         "active": True,
-        "closed": False,
+        "closed": winner is not None,
         "archived": False,
         "restricted": False,
-        "acceptingOrders": True,
+        "acceptingOrders": winner is None,
         "enableOrderBook": True,
         "negRisk": m.neg_risk,
         **({"negRiskMarketID": m.neg_risk_market_id, "groupItemTitle": m.group_title} if m.neg_risk else {}),
@@ -140,14 +144,15 @@ def gamma_market(m: SimMarket, bids_asks: dict[str, tuple[float | None, float | 
 
 def gamma_event(m: SimMarket, market_json: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(int(m.gamma_id) + 100_000), "slug": m.event_slug, "title": m.question,
-            "active": True, "closed": False, "archived": False, "negRisk": False,
+            "active": True, "closed": bool(market_json["closed"]), "archived": False, "negRisk": False,
             "endDate": market_json["endDate"], "volume": m.volume, "liquidity": market_json["liquidityNum"],
             "markets": [{k: v for k, v in market_json.items() if k != "events"}]}
 
 
 def gamma_negrisk_event(e: Any, markets_json: list[dict[str, Any]]) -> dict[str, Any]:
     """A neg-risk event (``negrisk.SimEvent``) with every outcome's market nested."""
-    return {"id": e.gamma_id, "slug": e.slug, "title": e.title, "active": True, "closed": False, "archived": False,
+    return {"id": e.gamma_id, "slug": e.slug, "title": e.title, "active": True,
+            "closed": all(bool(mj["closed"]) for mj in markets_json), "archived": False,
             "negRisk": True, "enableNegRisk": True, "negRiskAugmented": False, "negRiskMarketID": e.neg_risk_market_id,
             "endDate": e.end_date.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "volume": round(sum(float(m["volumeNum"]) for m in markets_json), 2),
@@ -155,14 +160,16 @@ def gamma_negrisk_event(e: Any, markets_json: list[dict[str, Any]]) -> dict[str,
             "markets": [{k: v for k, v in mj.items() if k != "events"} for mj in markets_json]}
 
 
-def clob_market(m: SimMarket) -> dict[str, Any]:
+def clob_market(m: SimMarket, winner: str | None = None) -> dict[str, Any]:
+    """``winner``: the winning token id of a resolved market (``closed``, ``winner: true``)."""
     return {
         "condition_id": m.condition_id, "question_id": m.question_id, "question": m.question,
         "market_slug": m.slug, "description": f"Simulated market: {m.question}",
-        "tokens": [{"token_id": t.token_id, "outcome": t.outcome, "price": t.mid, "winner": False} for t in m.tokens],
+        "tokens": [{"token_id": t.token_id, "outcome": t.outcome, "price": t.mid if winner is None else float(t.token_id == winner),
+                    "winner": t.token_id == winner} for t in m.tokens],
         "minimum_order_size": m.yes.min_size, "minimum_tick_size": m.yes.tick, "neg_risk": m.neg_risk,
-        "neg_risk_market_id": m.neg_risk_market_id, "neg_risk_request_id": "", "accepting_orders": True, "active": True,
-        "closed": False, "archived": False, "enable_order_book": True,
+        "neg_risk_market_id": m.neg_risk_market_id, "neg_risk_request_id": "", "accepting_orders": winner is None,
+        "active": True, "closed": winner is not None, "archived": False, "enable_order_book": True,
         "end_date_iso": m.end_date.strftime("%Y-%m-%dT%H:%M:%SZ"), "maker_base_fee": 0, "taker_base_fee": 0,
         "seconds_delay": 0, "fpmm": "", "icon": "", "image": "", "tags": [],
         "rewards": {"rates": None, "min_size": 0, "max_spread": 0},

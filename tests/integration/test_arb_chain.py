@@ -110,6 +110,21 @@ async def test_no_receipt_at_all_is_an_unknown_outcome(sim: SimExchangeProcess, 
     assert await _get(sim, "/_sim/rpc/txs") == []
 
 
+async def test_approvals_are_read_first_and_sent_once(sim: SimExchangeProcess, chain: ChainCtf) -> None:
+    first = await chain.ensure_approvals()
+    assert len(first) == 5  # pUSD to both collateral adapters; CTF to them and the NegRiskAdapter
+    assert await chain.ensure_approvals() == []  # eth_call reads them back: nothing sent twice
+    txs = await _get(sim, "/_sim/rpc/txs", address=ME)
+    assert [(t["call"], t["status"]) for t in txs] == [("erc20_approve", 1)] * 2 + [
+        ("erc1155_set_approval_for_all", 1)] * 3
+    assert txs[0]["args"]["amount"] == 2**256 - 1
+    # the NegRiskAdapter split path also pulls pUSD: one more approve, the rest already in place
+    via_adapter = ChainCtf(chain.rpc, SIM_PRIVATE_KEY, 137,
+                           ArbChainSection(neg_risk_split_via="neg_risk_adapter", receipt_poll_sec=0.05))
+    assert [x.split(":")[0] for x in await via_adapter.ensure_approvals()] == [
+        f"pUSD approve {ArbChainSection().neg_risk_adapter}"]
+
+
 async def test_wrong_chain_is_refused(sim: SimExchangeProcess) -> None:
     ctf = ChainCtf(EthRpc(f"{sim.url}/_sim/rpc"), SIM_PRIVATE_KEY, 80002, ArbChainSection())
     try:
@@ -154,8 +169,17 @@ async def test_scanner_execution_merges_on_chain(
     assert d["merged"] == pytest.approx(48)
     assert d["pnl"] == pytest.approx(2.24)
     txs = await _get(sim, "/_sim/rpc/txs", address=ME)
-    assert [(t["call"], t["args"]["condition_id"], t["args"]["amount"], t["status"]) for t in txs] == [
+    d = ArbChainSection()
+    # at start: the approvals the position calls need (2 pUSD approve, 3 CTF setApprovalForAll), then the merge
+    assert [(t["call"], t["to"], t["args"]["spender"]) for t in txs[:5]] == [
+        ("erc20_approve", d.collateral.lower(), d.ctf_collateral_adapter.lower()),
+        ("erc20_approve", d.collateral.lower(), d.neg_risk_collateral_adapter.lower()),
+        ("erc1155_set_approval_for_all", d.conditional_tokens.lower(), d.ctf_collateral_adapter.lower()),
+        ("erc1155_set_approval_for_all", d.conditional_tokens.lower(), d.neg_risk_collateral_adapter.lower()),
+        ("erc1155_set_approval_for_all", d.conditional_tokens.lower(), d.neg_risk_adapter.lower())]
+    assert [(t["call"], t["args"]["condition_id"], t["args"]["amount"], t["status"]) for t in txs[5:]] == [
         ("ctf_merge", cid, 48, 1)]
+    assert len(await audits(r, keys, "arb.approvals")) == 1
     acct = (await _get(sim, "/_sim/positions", address=ME))[ME]
     assert acct["positions"][yes] == pytest.approx(0)
     assert acct["positions"][no] == pytest.approx(0)
@@ -183,7 +207,8 @@ async def test_scanner_halts_when_a_merge_has_no_receipt(
     assert [leg["filled"] for leg in report["legs"]] == [pytest.approx(48)] * 2  # both legs bought, not merged
     assert scanner.executor is None  # no more trading until a person looks
     assert await audits(r, keys, "arb.executed") == []
-    assert await _get(sim, "/_sim/rpc/txs") == []
+    assert [t["call"] for t in await _get(sim, "/_sim/rpc/txs")
+            if not t["call"].startswith("erc")] == []  # only the start-up approvals were mined
     claim = await r.hget(keys.reserved(), "arb:" + report["set"])
     assert claim is not None  # the set's budget claim stays while the outcome is unknown
     assert float(claim) > 40

@@ -6,6 +6,7 @@ account afterwards: the venue's view of cash and positions is the judge, not the
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +107,14 @@ async def test_negrisk_sell_all_splits_converts_and_sells_every_yes(
         assert acct["positions"].get(outcome["no"], 0) == pytest.approx(0)
 
 
-async def test_negrisk_buy_all_is_held_and_paid_at_resolution(
-        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running) -> None:
-    scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["negrisk_buy_all"],
-                                                       "hold_to_resolution": True})
+@pytest.mark.parametrize("backend", ["sim_api", "rpc"])
+async def test_negrisk_buy_all_is_held_then_redeemed_and_booked_at_resolution(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
+        monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
+    scanner = await start(tmp_path, sim, r, running, {
+        "execute": True, "kinds": ["negrisk_buy_all"], "hold_to_resolution": True, "resolution_check_sec": 0.3,
+        "chain": {"ctf": backend, "receipt_poll_sec": 0.05}})
     await eventually(lambda: _ready(r, keys, scanner, sets=1), timeout=20)
     event = await _event(sim)
     nr_id = event["neg_risk_market_id"]
@@ -127,23 +132,46 @@ async def test_negrisk_buy_all_is_held_and_paid_at_resolution(
     assert d["pnl"] == pytest.approx(0)  # held at cost until it pays
     assert float(await r.hget(keys.arb_exposure(), nr_id)) == pytest.approx(38)
     assert float(await r.hget(keys.arb_exposure(), "_total")) == pytest.approx(38)
+    assert float(await r.hget(keys.reserved(), f"arb:{nr_id}")) == pytest.approx(38)
+    assert await r.hexists(keys.arb_held(), nr_id)
     assert await _sim_get(sim, "/_sim/ctf/ops", address=address) == []  # nothing merged: held
     acct = await _account(sim, address)
     assert acct["cash"] == pytest.approx(START_CASH - 38)
     assert [acct["positions"][o["yes"]] for o in event["outcomes"]] == [pytest.approx(40)] * 3
+    pnl_before = sum(float(v) for v in (await r.hgetall(keys.arb_pnl_daily())).values())
 
-    # resolution: outcome 1 wins. Its 40 YES pay $40; the other YES are worth nothing.
+    # the oracle reports outcome 1: nothing is paid yet, the market shows its winner
     async with httpx.AsyncClient() as c:
         resp = await c.post(f"{sim.url}/_sim/resolve", json={"neg_risk_market_id": nr_id, "winner_index": 1})
         assert resp.status_code == 200, resp.text
-        paid = resp.json()["payouts"]
-        assert [(p["address"], p["token_id"], p["shares"]) for p in paid] == [
+        assert [(p["address"], p["token_id"], p["shares"]) for p in resp.json()["payouts"]] == [
             (address, event["outcomes"][1]["yes"], 40)]
         again = await c.post(f"{sim.url}/_sim/resolve", json={"neg_risk_market_id": nr_id, "winner_index": 0})
         assert again.status_code == 400  # resolved once
+    # the scanner notices, redeems on its own and books: $40 paid for $38, the $2 edge realised
+    redeemed = await eventually(lambda: audits(r, keys, "arb.redeemed"), timeout=15)
+    rd = redeemed[0].detail
+    assert rd["payout"] == pytest.approx(40)
+    assert rd["pnl"] == pytest.approx(2)
+    assert rd["winners"] == [event["outcomes"][1]["yes"]]
     acct = await _account(sim, address)
-    assert acct["cash"] == pytest.approx(START_CASH - 38 + 40)  # the $2 edge, realised
+    assert acct["cash"] == pytest.approx(START_CASH - 38 + 40)
     assert all(acct["positions"][o["yes"]] == 0 for o in event["outcomes"])
+    assert await r.hget(keys.arb_exposure(), nr_id) is None
+    assert float(await r.hget(keys.arb_exposure(), "_total")) == pytest.approx(0)
+    assert await r.hget(keys.reserved(), f"arb:{nr_id}") is None
+    assert not await r.hexists(keys.arb_held(), nr_id)
+    pnl_after = sum(float(v) for v in (await r.hgetall(keys.arb_pnl_daily())).values())
+    assert pnl_after - pnl_before == pytest.approx(2)
+    ops = await _sim_get(sim, "/_sim/ctf/ops", address=address)
+    assert [(o["kind"], o["amount"]) for o in ops] == [("redeem", 0), ("redeem", 40), ("redeem", 0)]
+    if backend == "rpc":
+        txs = await _sim_get(sim, "/_sim/rpc/txs", address=address)
+        assert [(t["call"], t["status"]) for t in txs if not t["call"].startswith("erc")] == [("nr_redeem", 1)] * 3
+    # booked once: later checks find nothing held and pay nothing more
+    await asyncio.sleep(1.0)
+    assert len(await audits(r, keys, "arb.redeemed")) == 1
+    assert (await _account(sim, address))["cash"] == pytest.approx(START_CASH - 38 + 40)
 
 
 async def test_execution_is_capped_by_the_fleet_risk_budget(

@@ -12,6 +12,7 @@ from services.arb_scanner.catalogue import ArbSet
 from services.arb_scanner.ctf import CtfFailed
 from services.arb_scanner.detect import Evaluation, FeeSchedule, Kind, Verdict
 from services.arb_scanner.execute import Executor
+from services.sim_exchange.ctf import CtfError
 from services.sim_exchange.resolution import ResolutionError, Resolutions
 from services.sim_exchange.rpc import RpcFault, SimChain
 from services.sim_exchange.state import SimState
@@ -110,21 +111,78 @@ def test_sim_chain_reverts_what_the_contracts_would_refuse() -> None:
     assert state.matcher.account(ME).cash == 10_000  # nothing moved
 
 
-def test_resolution_pays_the_winner_once() -> None:
+def test_resolution_marks_the_winner_and_redeem_pays_once() -> None:
     state = _state()
     event = state.events[0]
     acct = state.matcher.account(ME)
     for m in event.markets:
         acct.positions[m.yes.token_id] = 10.0
     acct.positions[event.markets[0].no.token_id] = 4.0
-    res = Resolutions(state.matcher)
+    with pytest.raises(CtfError, match="not resolved"):  # no report yet: redeem reverts
+        state.ctf.redeem(ME, event.markets[2])
+    res = Resolutions(state.ctf)
     paid = res.resolve_event(event, 2)
+    # what can be redeemed, not paid: cash and positions are untouched until redeem
     assert sorted((p.token_id, p.shares) for p in paid) == sorted(
         [(event.markets[2].yes.token_id, 10.0), (event.markets[0].no.token_id, 4.0)])
-    assert acct.cash == 10_000 + 14
-    assert all(v == 0 for v in acct.positions.values())
+    assert acct.cash == 10_000
+    assert acct.positions[event.markets[2].yes.token_id] == 10.0
     with pytest.raises(ResolutionError, match="already resolved"):
         res.resolve_event(event, 1)
+    # ConditionalTokens shape: the whole balance, both tokens; a second redeem pays nothing
+    assert state.ctf.redeem(ME, event.markets[2]).amount == 10.0
+    assert state.ctf.redeem(ME, event.markets[2]).amount == 0.0
+    assert state.ctf.redeem(ME, event.markets[0]).amount == 4.0  # outcome 0's NO won
+    # NegRiskAdapter shape: exactly the amounts; more than held reverts
+    with pytest.raises(CtfError, match="more than held"):
+        state.ctf.redeem(ME, event.markets[1], (11.0, 0.0))
+    assert state.ctf.redeem(ME, event.markets[1], (10.0, 0.0)).amount == 0.0  # a losing YES burns for $0
+    assert acct.cash == 10_000 + 14
+    assert all(v == 0 for v in acct.positions.values())
+
+
+def test_resolved_market_shows_its_winner_on_the_wire() -> None:
+    from services.sim_exchange import wire
+
+    state = _state()
+    m = state.sim.markets[0]
+    assert wire.clob_market(m)["closed"] is False
+    Resolutions(state.ctf).resolve_market(m, yes_wins=False)
+    row = wire.clob_market(m, state.ctf.winners.get(m.condition_id))
+    assert row["closed"] is True
+    assert row["accepting_orders"] is False
+    assert [(t["outcome"], t["winner"]) for t in row["tokens"]] == [("Yes", False), ("No", True)]
+    g = wire.gamma_market(m, {}, state.ctf.winners.get(m.condition_id))
+    assert g["closed"] is True
+    assert g["outcomePrices"] == '["0", "1"]'
+
+
+def test_redeem_over_rpc_reverts_before_resolution_then_pays_once() -> None:
+    state = _state()
+    chain = SimChain(state, 137)
+    event = state.events[0]
+    m = event.markets[1]
+    state.matcher.account(ME).positions[m.yes.token_id] = 7.0
+    nr = encode_call(CtfCall("nr_redeem", m.condition_id, 0.0, amounts=(7.0, 0.0)))
+    assert decode_call(nr).amounts == (7.0, 0.0)
+    estimate = {"from": ME, "to": CHAIN.neg_risk_adapter, "data": "0x" + nr.hex()}
+    with pytest.raises(RpcFault, match="not received yet"):
+        chain.handle("eth_estimateGas", [estimate])
+    Resolutions(state.ctf).resolve_event(event, 1)
+    first = chain.txs[chain.handle("eth_sendRawTransaction", [_raw(CHAIN.neg_risk_adapter, nr, 0)])]
+    again = chain.txs[chain.handle("eth_sendRawTransaction", [_raw(CHAIN.neg_risk_adapter, nr, 1)])]
+    assert (first.status, again.status) == (1, 0)  # the second asks for shares no longer held
+    assert state.matcher.account(ME).cash == 10_000 + 7
+    # binary shape on the collateral adapter: the whole balance, a second one pays 0 and succeeds
+    b = state.sim.markets[0]
+    state.matcher.account(ME).positions[b.yes.token_id] = 3.0
+    Resolutions(state.ctf).resolve_market(b, yes_wins=True)
+    ctf = encode_call(CtfCall("ctf_redeem", b.condition_id, 0.0, PUSD, (1, 2)))
+    assert selector("ctf_redeem").hex() == "01b7037c"  # ConditionalTokens.redeemPositions
+    for nonce in (2, 3):
+        assert chain.txs[chain.handle("eth_sendRawTransaction", [_raw(CHAIN.ctf_collateral_adapter, ctf, nonce)])
+                         ].status == 1
+    assert state.matcher.account(ME).cash == 10_000 + 10
 
 
 class _Ctf:
@@ -140,6 +198,9 @@ class _Ctf:
 
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
         return self._do("convert", amount)
+
+    async def redeem(self, condition_id: str, amounts: tuple[float, float], neg_risk: bool = False) -> str:
+        return self._do("redeem", amounts[0])
 
     def _do(self, op: str, amount: float) -> str:
         self.calls.append((op, amount))
