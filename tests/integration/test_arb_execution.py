@@ -61,6 +61,8 @@ async def test_split_sell_splits_then_sells_both_sides(
     cid, yes, no = m["condition_id"], m["tokens"][0]["token_id"], m["tokens"][1]["token_id"]
     address = _address(scanner)
     # bids 0.52 + 0.50 = 1.02: edge 0.02 a set, 60 deep, x 0.8 = 48 sets; profit 0.96
+    await put_book(sim, yes, [[0.40, 60]], [[0.60, 100]])  # low bids first: no half-written opportunity
+    await put_book(sim, no, [[0.40, 60]], [[0.58, 100]])
     await put_book(sim, yes, [[0.52, 60]], [[0.60, 100]])
     await put_book(sim, no, [[0.50, 60]], [[0.58, 100]])
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
@@ -86,7 +88,10 @@ async def test_negrisk_sell_all_splits_converts_and_sells_every_yes(
     await eventually(lambda: _ready(r, keys, scanner, sets=1), timeout=20)
     event = await _event(sim)
     address = _address(scanner)
-    # YES bids 0.36 + 0.35 + 0.34 = 1.05: edge 0.05, 50 deep, x 0.8 = 40 sets; profit 2.0
+    # YES bids 0.36 + 0.35 + 0.34 = 1.05: edge 0.05, 50 deep, x 0.8 = 40 sets; profit 2.0.
+    # Low bids first, so no half-written state (two new books beside an old one) is an opportunity.
+    for outcome in event["outcomes"]:
+        await put_book(sim, outcome["yes"], [[0.20, 50]], [[0.30, 100]])
     for outcome, bid in zip(event["outcomes"], (0.36, 0.35, 0.34), strict=True):
         await put_book(sim, outcome["yes"], [[bid, 50]], [[bid + 0.1, 100]])
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
@@ -119,7 +124,10 @@ async def test_negrisk_buy_all_is_held_then_redeemed_and_booked_at_resolution(
     event = await _event(sim)
     nr_id = event["neg_risk_market_id"]
     address = _address(scanner)
-    # YES asks 0.30 + 0.33 + 0.32 = 0.95: 50 deep, x 0.8 = 40 sets for $38
+    # YES asks 0.30 + 0.33 + 0.32 = 0.95: 50 deep, x 0.8 = 40 sets for $38. High asks first, so no
+    # half-written state (new books beside an old one) is an opportunity.
+    for outcome in event["outcomes"]:
+        await put_book(sim, outcome["yes"], [[0.40, 50]], [[0.50, 50]])
     for outcome, ask in zip(event["outcomes"], (0.30, 0.33, 0.32), strict=True):
         await put_book(sim, outcome["yes"], [[ask - 0.05, 50]], [[ask, 50]])
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
