@@ -104,7 +104,11 @@ class MakerWorkerService(RedisService):
                       asyncio.create_task(self.books.run(self._stop, now_ms))]
         try:
             while not self._stop.is_set():
-                await self.step()
+                try:
+                    await self.step()
+                except TRANSIENT_REDIS_ERRORS as exc:  # Redis restarting or still loading: wait, go on
+                    logger.warning("Redis trouble ({}); retrying", exc)
+                    await asyncio.sleep(1.0)
         finally:
             await self._drain()
             for task in background:
