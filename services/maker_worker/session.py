@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from loguru import logger
@@ -48,6 +49,8 @@ VENUE_READ_BACKOFF = Backoff(max_attempts=VENUE_READ_ATTEMPTS, initial_backoff_s
 DUST = 0.01  # shares below this cannot be sold (two-decimal sizes)
 SNAPSHOT_EVERY_MS = 5_000  # the drop window changes on every tick; persist it at most this often
 
+
+T = TypeVar("T")
 
 class Fenced(Exception):
     """This worker no longer owns the token at this epoch."""
@@ -334,7 +337,7 @@ class TokenSession:
         while loop.time() < deadline and not self.stop_requested.is_set():
             await self._pause(min(x.poll_interval_seconds, max(0.0, deadline - loop.time())))
             await self._check_owner()  # superseded while resting (e.g. our lease lapsed): stop now
-            status = await self.ex.order_status(order_id)
+            status = await self._venue_read("order status", lambda: self.ex.order_status(order_id))
             if status is not None:
                 known, cost = await self._book_new_fills(p, status, intent_id, known, cost)
             if status is None or not status.live:
@@ -344,7 +347,7 @@ class TokenSession:
                 await self.ex.cancel_order(order_id)
             except Exception as exc:  # the next status read says what happened
                 logger.warning("{}: cancel of {} failed: {}", self.token_id, order_id[:12], exc)
-            status = await self.ex.order_status(order_id)
+            status = await self._venue_read("order status", lambda: self.ex.order_status(order_id))
             if status is not None:
                 known, cost = await self._book_new_fills(p, status, intent_id, known, cost)
             await self._emit_order(intent_id, order_id, p, "cancelled", "rest cancelled after wait_seconds")
@@ -378,16 +381,21 @@ class TokenSession:
             await asyncio.wait_for(self.stop_requested.wait(), seconds)
 
     async def _venue_position(self) -> float:
-        """The position the venue holds. A throttled or failing venue (429, 5xx, no answer) is
-        asked again after a growing pause, so a liquidation is not abandoned over one 429."""
+        """The position the venue holds (asked again while the venue is throttled or failing)."""
+        return await self._venue_read("position read", lambda: self.ex.position(self.token_id))
+
+    async def _venue_read(self, what: str, read: Callable[[], Awaitable[T]]) -> T:
+        """A read from the venue. A throttled or failing venue (429, 5xx, no answer) is asked again
+        after a growing pause, so neither a liquidation nor a resting order's watch is abandoned
+        over one 429 or a 503 storm (the session would fail and its token be ignored)."""
         for attempt in range(1, VENUE_READ_ATTEMPTS + 1):
             try:
-                return await self.ex.position(self.token_id)
+                return await read()
             except Exception as exc:
                 if not is_transient(exc) or attempt == VENUE_READ_ATTEMPTS or self.stop_requested.is_set():
                     raise
                 delay = VENUE_READ_BACKOFF.delay(attempt)
-                logger.warning("{}: position read failed ({}); retry {} in {:.1f}s", self.token_id, exc, attempt, delay)
+                logger.warning("{}: {} failed ({}); retry {} in {:.1f}s", self.token_id, what, exc, attempt, delay)
                 await self._pause(delay)
         raise AssertionError("unreachable")
 
@@ -430,7 +438,6 @@ class TokenSession:
                   "ts": now_ms()}
         await self.r.hset(self.keys.session(self.token_id),
                           mapping={f"intent:{intent_id}": json.dumps(record), "intent_seq": self.intent_seq})
-        await self.ex.prepare(self.token_id, tick_size)
         before = self.position
         result = await self.ex.place(self.token_id, p.side, p.price, p.size, tick_size, p.order_type)  # type: ignore[arg-type]
         if result.ambiguous:

@@ -239,3 +239,24 @@ async def test_a_session_fenced_while_its_order_rests_cancels_that_order_only(
     status = {o["id"]: o["status"] for o in await v.orders("BUY")}
     assert status[mine.order_id] == "CANCELED"
     assert status[theirs.order_id] == "LIVE"
+
+
+async def test_a_503_storm_on_market_info_is_a_reject_not_a_failed_session(
+        sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    """Soak finding (hour run): the market-info fetch before a token's first order met a 503 storm;
+    the error escaped the placement and the session failed (its token then ignored for an hour)."""
+    v, feed = sim_venue
+    resp = await v.http.post("/_sim/fault", json={"kind": "http_429", "status": 503, "count": 3, "retry_after": 0,
+                                                  "path_prefix": "/clob-markets"})
+    assert resp.status_code == 200, resp.text
+    s = session(r, keys, feed, v, 1)
+    task = await start(r, keys, s)
+    await v.path([0.48, 0.47])
+    snap = await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=20, what="LONG after the storm")
+    assert snap["position"] == pytest.approx(10)
+    reports = [f["status"] for _, f in await r.xrange(keys.sessions()) if f["token_id"] == v.token]
+    assert "failed" not in reports
+    reasons = [e["reason"] for e in await order_events(r, keys, v.token) if e["status"] == "rejected"]
+    assert reasons
+    assert all("market info unavailable" in why for why in reasons)
+    await stop_session(s, task)
