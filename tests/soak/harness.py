@@ -118,7 +118,10 @@ class Soak:
             "workers": {"lease_ms": s.lease_ms, "heartbeat_interval_sec": 0.3, "capacity": 60},
             "scheduler": {"poll_interval_seconds": 0.2, "max_concurrent_jobs": 60},
             "cooldown": {"cooldown_sec_per_token": 0},
-            "risk": {"max_notional_total": 1_000_000.0, "max_notional_per_token": 100.0},
+            # the random trading loses money: with the default 200 $ daily loss limit an hour's soak
+            # spent most of its time in reduce_only (no new sessions); the limit is tested elsewhere
+            "risk": {"max_notional_total": 1_000_000.0, "max_notional_per_token": 100.0,
+                     "max_daily_loss": 1_000_000.0},
             "maker_strategy": {"order_size": 10, "drop_pct": 0.01, "profit_pct": 0.02},
             "execution": {"poll_interval_seconds": 0.3, "wait_seconds": 4},
             "logging": {"level": "INFO"},
