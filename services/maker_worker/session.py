@@ -144,6 +144,23 @@ class TokenSession:
                 self.books.unwant(self.token_id)
             await self.feed.remove(self.token_id)
 
+    async def _book_unrecorded(self, missing: float) -> None:
+        """The venue holds ``missing`` shares more (or fewer) than the recorded fills say: the last
+        owner died between a fill at the venue and its record, or its resting order filled after it
+        died. Book the difference as one fill (at the snapshot's cost basis, else the mid) so the
+        orchestrator's position, risk and the next close agree with the venue (hour-soak finding:
+        a SELL of what the venue held took pf:token short)."""
+        _, bid, ask = self._top()
+        price = self.avg_cost or ((bid + ask) / 2 if bid and ask else 0.5)
+        side = "BUY" if missing > 0 else "SELL"
+        logger.warning("{} epoch {}: the venue holds {:+.2f} shares the fills do not record; booked as a {} fill",
+                       self.token_id, self.epoch, missing, side)
+        await self._snapshot(Fill(
+            id=stable_id("reconcile", self.token_id, self.epoch), ts_event=now_ms(), ts_init=now_ms(),
+            producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,
+            order_id="", side=side, price=price, size=abs(missing),  # type: ignore[arg-type]
+        ))
+
     async def _on_fenced(self) -> None:
         """Cancel our own resting order only: the account is shared, so cancelling the token's
         orders would also cancel the new owner's. (A session fenced before it started has none.)"""
@@ -170,13 +187,18 @@ class TokenSession:
             self.strategy.position = float(snap.get("position", 0) or 0)
         await self.feed.add(self.token_id)
         await self._cancel_orders()
+        recorded = self.strategy.position  # what the snapshot, and so the fills, account for
         if self.ex.venue_is_truth:
             held = await self._venue_position()
         else:  # a paper account does not survive the worker: the snapshot is the record
-            held = self.strategy.position
+            held = recorded
             await self.ex.adopt_position(self.token_id, held)
         self.strategy.reconcile(held, now_ms())
-        await self._snapshot()
+        missing = round(held - recorded, 6)
+        if abs(missing) >= self.strategy.dust:
+            await self._book_unrecorded(missing)
+        else:
+            await self._snapshot()
         logger.info("{} epoch {}: session up, position {:.2f}, state {}", self.token_id, self.epoch, self.position,
                     self.strategy.state.value)
 
@@ -493,13 +515,11 @@ class TokenSession:
         self.strategy.on_fill(side, size, price, now_ms(), final=False)
         metrics.FILLS.labels(side).inc()
         metrics.FILLED_SHARES.labels(side).inc(size)
-        await self._snapshot()
-        await self._emit(self.keys.fills(), Fill(
+        await self._snapshot(Fill(
             id=stable_id("fill", intent_id, order_id, f"{cumulative:.6f}"), ts_event=now_ms(), ts_init=now_ms(),
             producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,
             order_id=order_id, side=side, price=price, size=size,  # type: ignore[arg-type]
-        ), "fills")
-        self.fills_written += 1
+        ))
         logger.info("{}: {} {:.2f} @ {:.4f} filled; position {:.2f}", self.token_id, side, size, price, self.position)
 
     async def _cancel_orders(self) -> None:
@@ -510,20 +530,30 @@ class TokenSession:
 
     # --- state and reports -----------------------------------------------------------------
 
-    async def _snapshot(self) -> None:
+    async def _snapshot(self, fill: Fill | None = None) -> None:
         # Only the owner at this epoch writes pf:session: a session superseded while it ran (its
         # worker's lease lapsed, e.g. while Redis was down) would otherwise overwrite the new
         # owner's snapshot every SNAPSHOT_EVERY_MS until it next tried to send (soak finding).
         await self._check_owner()
         status = self.strategy.status()
         self.snapshot_ms = now_ms()
-        await self.r.hset(self.keys.session(self.token_id), mapping={
+        mapping = {
             "epoch": self.epoch, "worker": self.worker_id, "position": f"{self.position:.6f}",
             "avg_cost": f"{self.avg_cost:.6f}", "realized_pnl": f"{self.realized:.6f}",
             "unrealized_pnl": f"{status['unrealized_pnl']:.6f}", "state": status["state"],
             "source": self.source,
             "strategy": json.dumps(status, separators=(",", ":")), "updated_at": self.snapshot_ms,
-        })
+        }
+        if fill is None:
+            await self.r.hset(self.keys.session(self.token_id), mapping=mapping)
+            return
+        # The fill and the snapshot that counts it land together: a kill between the two would
+        # leave the next owner a position that the fills (the orchestrator's books) do not explain.
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.session(self.token_id), mapping=mapping)
+            pipe.xadd(self.keys.fills(), fill.encode(), maxlen=STREAM_MAXLEN["fills"], approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
+        self.fills_written += 1
 
     async def report_failure(self, reason: str) -> None:
         """Tell the orchestrator this session failed (the worker calls it when the session's own

@@ -18,6 +18,7 @@ from services.maker_worker.session import TokenSession
 from shared.clock import now_ms
 from shared.config import Secrets, load_settings
 from shared.keys import Keys
+from shared.messages import stable_id
 from shared.polymarket.clob import make_clob_client
 from shared.tickfeed import TickFeed
 from shared.ticks import Tick
@@ -207,3 +208,36 @@ async def test_a_session_superseded_while_running_stops_and_leaves_the_new_snaps
     await r.hset(keys.session(v.token), mapping=new_owners)
     await asyncio.wait_for(task, 10)  # fenced at its next snapshot: ends by itself
     assert await r.hgetall(keys.session(v.token)) == new_owners
+
+
+async def test_a_fill_the_last_owner_never_recorded_is_booked_at_resume(
+        venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    """Hour-soak finding: an owner died between a fill at the venue and its record; the next owner
+    adopted the venue's position silently, so the orchestrator's position (from fills) lagged and a
+    later SELL of what the venue held took it short. The difference is booked as one fill."""
+    v, feed = venue
+    await own(r, keys, v.token, 1)
+    s = session(r, keys, feed, v, 1)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: _state(r, keys, v.token, "FLAT"), timeout=10, what="session up")
+    await v.path([0.48, 0.47])
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=10, what="LONG")
+    await stop_session(s, task)
+    # the dead owner's last order: filled at the venue, never recorded
+    unrecorded = await v.executor.place(v.token, "BUY", 0.60, 5, 0.01, "FAK")
+    assert unrecorded.filled_size == pytest.approx(5)
+
+    async def token_fills() -> list[dict[str, str]]:
+        return [f for _, f in await r.xrange(keys.fills()) if f["token_id"] == v.token]
+
+    assert [f["side"] for f in await token_fills()] == ["BUY"]
+    for epoch in (2, 3):  # the second resume finds nothing missing
+        await own(r, keys, v.token, epoch)
+        s2 = session(r, keys, feed, v, epoch)
+        task2 = asyncio.create_task(s2.run())
+        await eventually(lambda e=epoch: _epoch(r, keys, v.token, e), timeout=10, what=f"epoch {epoch} up")
+        await stop_session(s2, task2)
+    booked = await token_fills()
+    assert [(f["side"], float(f["size"]), f["epoch"]) for f in booked] == [("BUY", 10.0, "1"), ("BUY", 5.0, "2")]
+    assert booked[1]["id"] == stable_id("reconcile", v.token, 2)
+    assert float((await r.hgetall(keys.session(v.token)))["position"]) == pytest.approx(15)
