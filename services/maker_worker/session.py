@@ -491,7 +491,8 @@ class TokenSession:
                 return OrderResult(True, order_id=result.order_id, status="reconciled",
                                    filled_size=min(found.size_matched, p.size), avg_price=found.price or p.price,
                                    error=result.error, ambiguous=True)
-        opened = [o for o in await self.ex.open_orders(self.token_id) if str(o.get("side", "")).upper() == p.side]
+        rows = await self._venue_read("open orders read", lambda: self.ex.open_orders(self.token_id))
+        opened = [o for o in rows if str(o.get("side", "")).upper() == p.side]
         held = await self._venue_position()
         filled = round(max(0.0, held - before if p.side == "BUY" else before - held), 6)
         logger.warning("{}: ambiguous {} ({}); venue shows {} open, position {:.2f}",

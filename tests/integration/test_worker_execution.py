@@ -260,3 +260,20 @@ async def test_a_503_storm_on_market_info_is_a_reject_not_a_failed_session(
     assert reasons
     assert all("market info unavailable" in why for why in reasons)
     await stop_session(s, task)
+
+
+async def test_a_503_storm_around_an_ambiguous_placement_does_not_fail_the_session(
+        sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    """Hour-soak finding: an order answered 503 (ambiguous), and the reads that settle what became of
+    it met the same storm; the open-orders read raised and the session failed."""
+    v, feed = sim_venue
+    s = session(r, keys, feed, v, 1)
+    task = await start(r, keys, s)
+    await v.executor.prepare(v.token)  # market info cached: the storm meets the order and the reads
+    resp = await v.http.post("/_sim/fault", json={"kind": "http_429", "status": 503, "count": 4, "retry_after": 0})
+    assert resp.status_code == 200, resp.text
+    await v.path([0.48, 0.47])
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=30, what="LONG after the storm")
+    reports = [f["status"] for _, f in await r.xrange(keys.sessions()) if f["token_id"] == v.token]
+    assert "failed" not in reports
+    await stop_session(s, task)
