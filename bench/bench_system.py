@@ -84,7 +84,7 @@ from services.signal_collector.meta import MetaCache
 from shared.keys import Keys
 from shared.polymarket.gamma import parse_markets
 from tests.soak import invariants as inv
-from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, write_config
+from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, read_stream, write_config
 
 NS = "pf"
 KEYS = Keys(NS)
@@ -381,16 +381,6 @@ class Bench:
                 return
             await asyncio.sleep(1.0)
 
-    async def _stream(self, key: str) -> list[tuple[str, dict[str, str]]]:
-        out: list[tuple[str, dict[str, str]]] = []
-        start = "-"
-        while True:
-            rows = await self.r.xrange(key, min=start, count=10_000)
-            out.extend(rows[1:] if out and rows and rows[0][0] == out[-1][0] else rows)
-            if len(rows) < 10_000:
-                return out
-            start = rows[-1][0]
-
     async def _collect(self, span: float, s: Sampler, sim: tuple[dict[str, Any], dict[str, Any]],
                        gw: tuple[dict[str, Any], dict[str, Any]],
                        wk: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -422,7 +412,7 @@ class Bench:
         g_ticks = int(gw[1].get("ticks", 0)) - int(gw[0].get("ticks", 0))
 
         # signals and orders
-        signals = await self._stream(KEYS.signals())
+        signals = await read_stream(self.r, KEYS.signals())
         sig_check = inv.check_signals(self.stored, signals)
         sig_ms = {}  # token -> first signal's entry time (ms), for the split
         for entry_id, f in signals:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -237,3 +237,16 @@ class WarmServiceProcess(ServiceProcess):
         assert self.proc.stdin is not None
         self.proc.stdin.write(b"go\n")
         self.proc.stdin.close()
+
+
+async def read_stream(r: Any, key: str, page: int = 10_000) -> list[tuple[str, dict[str, str]]]:
+    """Every entry of a stream, read in pages (the soak's and the system benchmark's streams are
+    too long for one XRANGE)."""
+    out: list[tuple[str, dict[str, str]]] = []
+    start = "-"
+    while True:
+        rows = await r.xrange(key, min=start, count=page)
+        out.extend(rows[1:] if out and rows and rows[0][0] == out[-1][0] else rows)
+        if len(rows) < page:
+            return out
+        start = rows[-1][0]

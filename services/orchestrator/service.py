@@ -411,7 +411,10 @@ class OrchestratorService(RedisService):
                          position=rep.position, realized_pnl=rep.realized_pnl)
 
     async def _on_fill(self, pipe: Pipe, fill: Fill, cause: str) -> None:
-        _, fields = await self.store.view(fill.token_id)
+        async with self.redis.pipeline(transaction=False) as reads:  # one round trip per fill
+            reads.hgetall(self.keys.token(fill.token_id))
+            reads.hget(self.keys.closing(), fill.token_id)
+            fields, parked = await reads.execute()
         updated, _ = apply_fill(fields, fill.side, fill.price, fill.size, fill.fee)
         counted = f"fills@{fill.epoch}"
         applied = int(fields.get(counted) or 0) + 1
@@ -436,7 +439,6 @@ class OrchestratorService(RedisService):
                              f"position {updated['position']} after a {fill.side} fill while risk.allow_short is "
                              "false", level="error", cause=cause, worker=fill.worker)
         # after the fill's own writes: the close releases the risk the fill just set
-        parked = await self.redis.hget(self.keys.closing(), fill.token_id)
         if parked:
             waiting = json.loads(parked)
             rep = decode(waiting["report"])

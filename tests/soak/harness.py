@@ -47,6 +47,7 @@ from tests.support import (
     SimExchangeProcess,
     WarmServiceProcess,
     free_port,
+    read_stream,
     write_config,
 )
 
@@ -452,16 +453,6 @@ class Soak:
             if lens[0] >= expected and pending == 0 and moving == 0 and time.monotonic() - quiet_since >= 5:
                 return
 
-    async def _stream(self, key: str) -> list[tuple[str, dict[str, str]]]:
-        out: list[tuple[str, dict[str, str]]] = []
-        start = "-"
-        while True:
-            rows = await self.r.xrange(key, min=start, count=10_000)
-            out.extend(rows[1:] if out and rows and rows[0][0] == out[-1][0] else rows)
-            if len(rows) < 10_000:
-                return out
-            start = rows[-1][0]
-
     async def _sim_trades(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for w in self.wallets:
@@ -490,10 +481,10 @@ class Soak:
         return result
 
     async def _check(self) -> SoakResult:
-        signals = await self._stream(self.keys.signals())
+        signals = await read_stream(self.r, self.keys.signals())
         events = [(i, {**f, "detail": json.loads(f.get("detail") or "{}")})
-                  for i, f in await self._stream(self.keys.events())]
-        orders = await self._stream(self.keys.orders())
+                  for i, f in await read_stream(self.r, self.keys.events())]
+        orders = await read_stream(self.r, self.keys.orders())
         sim_orders = (await self.http.get("/_sim/orders")).json()
         pipe = self.r.pipeline(transaction=False)
         for t in self.tokens:
@@ -536,7 +527,7 @@ class Soak:
     async def _handed_back(self) -> dict[str, int]:
         """``handed_back`` session reports by reason: "worker process restarted" is the restarted
         worker's hand-back of inherited tokens."""
-        return dict(Counter(f.get("reason", "") for _, f in await self._stream(self.keys.sessions())
+        return dict(Counter(f.get("reason", "") for _, f in await read_stream(self.r, self.keys.sessions())
                             if f.get("status") == "handed_back"))
 
     async def _api(self, method: str, path: str, token: str | None, **kw: Any) -> httpx.Response:
@@ -609,7 +600,7 @@ class Soak:
             elif kind == "hash":
                 value = await self.r.hgetall(key)
             elif kind == "stream":
-                value = await self._stream(key)
+                value = await read_stream(self.r, key)
             elif kind == "list":
                 value = await self.r.lrange(key, 0, -1)
             elif kind == "set":
