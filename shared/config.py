@@ -220,6 +220,21 @@ class WorkersSection(Section):
     # default pool is min(32, cores + 4) = 6 on a 2-core box, which queued hundreds of sessions'
     # first orders behind each other in the scale benchmark.
     venue_threads: int = Field(32, ge=1, le=512)
+    # An order is posted only while the lease surely holds for this long yet (by the worker's own
+    # clock): the POST must reach the venue before the orchestrator could move the token. None:
+    # min(1000, lease_ms / 4).
+    send_margin_ms: int | None = Field(None, ge=0)
+
+    @property
+    def send_margin(self) -> int:
+        return self.send_margin_ms if self.send_margin_ms is not None else min(1000, self.lease_ms // 4)
+
+    @model_validator(mode="after")
+    def _margin_inside_lease(self) -> WorkersSection:
+        if self.send_margin >= self.lease_ms:
+            raise ValueError(f"send_margin_ms ({self.send_margin}) must be below lease_ms ({self.lease_ms}): "
+                             "no order could ever be sent")
+        return self
 
 
 ArbKind = Literal["buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all"]

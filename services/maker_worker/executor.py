@@ -15,6 +15,7 @@ refuses a tick smaller than the one it cached).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -36,6 +37,12 @@ from shared.polymarket.order_hash import order_hash
 
 Side = Literal["BUY", "SELL"]
 UNITS = 1_000_000  # amounts and balances are 6-decimal integers on the wire
+NOT_SENT = "not sent: ownership no longer certain"  # the send gate said no at the last moment
+SendGate = Callable[[], bool]  # asked on the venue thread just before the POST; False: do not send
+
+
+class _NotSent(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class Executor(Protocol):
 
     async def prepare(self, token_id: str, tick_size: float | None = None) -> None: ...
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
-                    order_type: str = OrderType.FAK) -> OrderResult: ...
+                    order_type: str = OrderType.FAK, may_send: SendGate | None = None) -> OrderResult: ...
     async def order_status(self, order_id: str) -> OrderStatus | None: ...
     async def cancel_order(self, order_id: str) -> None: ...
     async def open_orders(self, token_id: str) -> list[dict[str, Any]]: ...
@@ -149,7 +156,7 @@ class ClobExecutor:
         self.prepared += 1
 
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
-                    order_type: str = OrderType.FAK) -> OrderResult:
+                    order_type: str = OrderType.FAK, may_send: SendGate | None = None) -> OrderResult:
         try:
             await self.prepare(token_id, tick_size)
         except (PolyException, KeyError, TypeError) as exc:  # nothing was sent
@@ -166,16 +173,28 @@ class ClobExecutor:
             signed = await asyncio.to_thread(sign)
         except PolyException as exc:  # refused before sending (bad price, tick): nothing reached the venue
             return OrderResult(False, status="rejected", error=str(exc.msg))
-        return await self.post_signed(signed, order_type, side, info.neg_risk)
+        return await self.post_signed(signed, order_type, side, info.neg_risk, may_send)
 
-    async def post_signed(self, signed: Any, order_type: str, side: Side, neg_risk: bool = False) -> OrderResult:
+    async def post_signed(self, signed: Any, order_type: str, side: Side, neg_risk: bool = False,
+                          may_send: SendGate | None = None) -> OrderResult:
         """POST one signed order. "Duplicated" means the venue already holds this very order (a
         retried POST): it counts as placed. No answer / 5xx is ambiguous: the caller must ask the
         venue before doing anything else; the result then carries the order id (the order's EIP-712
-        hash, computed here) so the venue can be asked about this very order."""
+        hash, computed here) so the venue can be asked about this very order.
+
+        ``may_send`` is asked on the venue thread right before the POST, after any wait for a free
+        thread: an order whose sender lost the token meanwhile is never sent (result ``NOT_SENT``)."""
         expected_id = order_hash(order_to_json_v2(signed, "", order_type)["order"], neg_risk)
+
+        def post() -> Any:
+            if may_send is not None and not may_send():
+                raise _NotSent()
+            return self.client.post_order(signed, order_type)
+
         try:
-            resp = await asyncio.to_thread(self.client.post_order, signed, order_type)
+            resp = await asyncio.to_thread(post)
+        except _NotSent:
+            return OrderResult(False, status="rejected", error=NOT_SENT)
         except PolyApiException as exc:
             status = exc.status_code
             msg = _error_text(exc.error_msg)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.maker_worker.executor import OrderResult, OrderStatus, Side
+from services.maker_worker.executor import NOT_SENT, OrderResult, OrderStatus, SendGate, Side
 from shared.ticks import Tick
 
 EPS = 1e-9
@@ -175,7 +175,9 @@ class PaperExecutor:
             self.venue.observe(tick, self._now_ms())
 
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
-                    order_type: str = "FAK") -> OrderResult:
+                    order_type: str = "FAK", may_send: SendGate | None = None) -> OrderResult:
+        if may_send is not None and not may_send():  # the same gate as the live venue's
+            return OrderResult(False, status="rejected", error=NOT_SENT)
         self._refresh(token_id)
         try:
             order, fills = self.venue.place(token_id, side, price, size, tick_size, str(order_type), self._now_ms())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 from services.maker_worker import metrics
 from services.maker_worker.executor import ClobExecutor, Executor
 from services.maker_worker.latency import LatencyHistogram
+from services.maker_worker.lease import LeaseClock
 from services.maker_worker.paper import PaperExecutor, PaperVenue
 from services.maker_worker.restbook import RestBooks
 from services.maker_worker.session import TokenSession
@@ -46,6 +48,7 @@ class MakerWorkerService(RedisService):
         self.sessions: dict[str, tuple[TokenSession, asyncio.Task[None]]] = {}
         self._unreported: dict[str, tuple[TokenSession, str]] = {}  # failed sessions not yet reported
         self.decisions = LatencyHistogram()  # tick ts_recv -> strategy evaluated, every session (heartbeat)
+        self.lease = LeaseClock(settings.workers.lease_ms, settings.workers.send_margin)  # gates every order
 
     async def _setup(self) -> None:
         # venue calls (a synchronous SDK) run in this pool: sized for waiting on I/O, not for CPU
@@ -78,7 +81,7 @@ class MakerWorkerService(RedisService):
             "started": now_ms(), "last_beat": now_ms(), "draining": "0",
         })
         await self.redis.sadd(k.workers(), self.worker_id)
-        await self.redis.set(k.worker_lease(self.worker_id), "1", px=w.lease_ms)
+        await self._renew_lease()
         logger.info("worker {} registered (capacity {}, lease {} ms)", self.worker_id, w.capacity, w.lease_ms)
         await self._hand_back_inherited()
 
@@ -147,7 +150,7 @@ class MakerWorkerService(RedisService):
                 current[0].stop_requested.set()  # an older epoch of ours: the new one takes over
             assert self.executor is not None
             session = TokenSession(self.redis, self.keys, self.feed, self.executor, self.worker_id,
-                                   cmd.token_id, cmd.epoch, cmd.params, self.books, self.decisions)
+                                   cmd.token_id, cmd.epoch, cmd.params, self.books, self.decisions, self.lease)
             self.sessions[cmd.token_id] = (session, asyncio.create_task(session.run(), name=f"session-{cmd.token_id}"))
             logger.info("START {} epoch {}", cmd.token_id, cmd.epoch)
         elif current and current[0].epoch == cmd.epoch:
@@ -162,11 +165,22 @@ class MakerWorkerService(RedisService):
         else:
             logger.warning("{} for {} epoch {}: no such session here; ignored", cmd.action, cmd.token_id, cmd.epoch)
 
+    async def _renew_lease(self) -> None:
+        w = self.settings.workers
+        self.lease.lease_s, self.lease.margin_s = w.lease_ms / 1000, w.send_margin / 1000  # a reload may change them
+        tenures = self.lease.tenures
+        started = time.monotonic()
+        await self.redis.set(self.keys.worker_lease(self.worker_id), "1", px=w.lease_ms)
+        self.lease.renewed(started, time.monotonic())
+        if tenures and self.lease.tenures != tenures:
+            logger.warning("worker {}: the lease may have lapsed before this renewal; sessions send again only "
+                           "after a fresh ownership check", self.worker_id)
+
     async def _lease_loop(self) -> None:
         k, w = self.keys, self.settings.workers
         while not self._stop.is_set():
             try:
-                await self.redis.set(k.worker_lease(self.worker_id), "1", px=w.lease_ms)
+                await self._renew_lease()
                 load = sum(1 for _, t in self.sessions.values() if not t.done())
                 metrics.SESSIONS.set(load)
                 await self.redis.hset(k.worker(self.worker_id), mapping={"load": load, "last_beat": now_ms()})
@@ -185,6 +199,9 @@ class MakerWorkerService(RedisService):
         tasks = [t for _, t in self.sessions.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=8.0)
+        # A session still running (its order stuck at the venue) must not post once the lease is
+        # gone: the orchestrator moves its token at once.
+        self.lease.revoke()
         try:
             await self.redis.delete(self.keys.worker_lease(self.worker_id))
             await self.redis.hset(self.keys.worker(self.worker_id), mapping={"load": 0, "stopped": now_ms()})

@@ -28,8 +28,9 @@ from loguru import logger
 from services.maker_worker import metrics
 from services.maker_worker.deadline import epoch_ms
 from services.maker_worker.execution import Bounds, OrderWork, Placement, is_balance_error
-from services.maker_worker.executor import Executor, OrderResult, OrderStatus, is_transient
+from services.maker_worker.executor import NOT_SENT, Executor, OrderResult, OrderStatus, is_transient
 from services.maker_worker.latency import LatencyHistogram
+from services.maker_worker.lease import LeaseClock
 from services.maker_worker.restbook import RestBooks
 from services.maker_worker.strategy import OrderIntent
 from services.maker_worker.volatility import VolatilityStrategy
@@ -59,8 +60,11 @@ class Fenced(Exception):
 class TokenSession:
     def __init__(self, r: aioredis.Redis, keys: Keys, feed: TickFeed, executor: Executor, worker_id: str,
                  token_id: str, epoch: int, params: dict[str, Any], books: RestBooks | None = None,
-                 decisions: LatencyHistogram | None = None) -> None:
+                 decisions: LatencyHistogram | None = None, lease: LeaseClock | None = None) -> None:
         self.r, self.keys, self.feed, self.ex = r, keys, feed, executor
+        # The worker's lease as its clock knows it: no order is posted unless the lease held without
+        # a break since the ownership check (None: no worker lease, a bare session in a test or tool).
+        self.lease = lease
         self.decisions = decisions  # the worker's tick-to-decision histogram (heartbeat); None: not measured
         self.books = books  # the worker's shared REST poller (B6); None: ticks only
         self.worker_id, self.token_id, self.epoch = worker_id, token_id, epoch
@@ -450,7 +454,19 @@ class TokenSession:
             raise Fenced()
         return str(halt or "")
 
+    def _send_gate(self, checked_at: float) -> Callable[[], bool]:
+        """Asked on the venue thread just before the POST (after any wait for a thread, the market
+        info and the signature): still ours for sure? A STOP (hand-back, halt, a newer epoch here)
+        sends nothing more; a lease that lapsed or broke since ``checked_at`` means the token may
+        have moved (soak finding: orders reached the venue up to 2.8 s after a supersede)."""
+        lease, stop = self.lease, self.stop_requested
+
+        def may_send() -> bool:
+            return not stop.is_set() and (lease is None or lease.may_send(checked_at))
+        return may_send
+
     async def _send(self, p: Placement, tick_size: float, reason: str) -> tuple[OrderResult, str]:
+        checked_at = time.monotonic()  # before the read: the check proves ownership from here on
         halt = await self._check_owner()
         if halt == "halt" or (halt and p.side == "BUY"):
             return OrderResult(False, status="rejected", error=f"kill switch {halt}"), ""
@@ -461,7 +477,12 @@ class TokenSession:
         await self.r.hset(self.keys.session(self.token_id),
                           mapping={f"intent:{intent_id}": json.dumps(record), "intent_seq": self.intent_seq})
         before = self.position
-        result = await self.ex.place(self.token_id, p.side, p.price, p.size, tick_size, p.order_type)  # type: ignore[arg-type]
+        result = await self.ex.place(self.token_id, p.side, p.price, p.size,  # type: ignore[arg-type]
+                                     tick_size, p.order_type, self._send_gate(checked_at))
+        if result.error == NOT_SENT:
+            logger.warning("{} epoch {}: {} {:.2f} @ {:.4f} not sent: lease {:.2f}s left, stop {}", self.token_id,
+                           self.epoch, p.side, p.size, p.price, self.lease.remaining() if self.lease else 0.0,
+                           self.stop_requested.is_set())
         if result.ambiguous:
             # We do not know whether it reached the venue: ask it, never send again blindly.
             result = await self._resolve_ambiguous(p, result, before)

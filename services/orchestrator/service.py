@@ -21,6 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from loguru import logger
+from redis.exceptions import WatchError
 
 from services.orchestrator import metrics
 from services.orchestrator.assignment import WorkerView, pick_taker, pick_worker
@@ -591,9 +592,16 @@ class OrchestratorService(RedisService):
                     reason = f"worker {w.worker_id} draining; no hand-back within the lease"
                 else:
                     continue
-                pipe = self.redis.pipeline(transaction=True)
-                taker = await self._reassign(pipe, token_id, state, w.worker_id, reason, "", views, fields)
-                await pipe.execute()
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    if not w.alive and not await self._still_dead(pipe, w.worker_id):
+                        break  # it renewed since the views were read: its sessions may be sending
+                    try:
+                        taker = await self._reassign(pipe, token_id, state, w.worker_id, reason, "", views, fields)
+                        await pipe.execute()
+                    except WatchError:
+                        logger.warning("worker {} renewed its lease while {} was being moved; it keeps it",
+                                       w.worker_id, token_id)
+                        break
                 views = _with_one_more(views, taker)
         await self._apply_overdue_closes()
         self._dead_reported = (self._dead_reported | dead_holding) & {w.worker_id for w in views if not w.alive}
@@ -698,6 +706,20 @@ class OrchestratorService(RedisService):
             self.store.notify_gateway(pipe)
         await pipe.execute()
         self._last_start_ms = now_ms()
+
+    async def _still_dead(self, pipe: Pipe, worker_id: str) -> bool:
+        """WATCH the worker's lease and confirm it is still gone: the move then commits only if no
+        renewal lands before it. A worker that was only slow (Redis restarted, a long pause) renews
+        and checks its ownership again before it sends; were the move to commit after that check,
+        its order and the new owner's could both reach the venue (H3)."""
+        lease = self.keys.worker_lease(worker_id)
+        await pipe.watch(lease)
+        if await pipe.exists(lease):
+            await pipe.reset()
+            logger.info("worker {} renewed its lease after all; its tokens stay", worker_id)
+            return False
+        pipe.multi()
+        return True
 
     async def _reassign(self, pipe: Pipe, token_id: str, state: str, old_owner: str, reason: str, cause: str,
                         views: list[WorkerView] | None = None, fields: dict[str, str] | None = None,

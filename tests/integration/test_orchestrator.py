@@ -514,6 +514,48 @@ async def test_a_closed_report_read_before_its_fills_waits_for_them(r: aioredis.
     assert await r.hlen(keys.closing()) == 0
 
 
+async def test_a_worker_whose_lease_returns_before_the_move_keeps_its_tokens(r: aioredis.Redis, keys: Keys) -> None:
+    """H3: a worker that was only slow (Redis restarted, a long pause) renews and checks ownership
+    again before it sends. A move decided from an older read of its lease must not commit after
+    that renewal, or the old owner's order and the new owner's both reach the venue."""
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await run_token(r, keys, svc, TOKEN)
+    await register_worker(r, keys, "w2")
+    await r.delete(keys.worker_lease("w1"))  # lapsed...
+    read_views = svc.workers
+
+    async def views_then_renewal() -> list:  # type: ignore[type-arg]
+        views = await read_views()  # ...when the orchestrator reads the fleet...
+        await r.set(keys.worker_lease("w1"), "1", px=60_000)  # ...and renewed right after
+        return views
+
+    svc.workers = views_then_renewal  # type: ignore[method-assign]
+    await svc.maintain()
+    assert (await r.hmget(keys.token(TOKEN), ["owner", "epoch"])) == ["w1", "1"]
+    assert await events(r, keys, "token.reassigned") == []
+
+    # The renewal can also land after that check, while the move is being written: WATCH aborts it.
+    svc.workers = read_views  # type: ignore[method-assign]
+    await r.delete(keys.worker_lease("w1"))
+    reassign = svc._reassign
+
+    async def renewal_during_the_move(*args: object, **kw: object) -> str | None:
+        await r.set(keys.worker_lease("w1"), "1", px=60_000)
+        return await reassign(*args, **kw)  # type: ignore[arg-type]
+
+    svc._reassign = renewal_during_the_move  # type: ignore[method-assign]
+    await svc.maintain()
+    assert (await r.hmget(keys.token(TOKEN), ["owner", "epoch"])) == ["w1", "1"]
+    assert await events(r, keys, "token.reassigned") == []
+    assert await commands(r, keys, "w2") == []
+
+    svc._reassign = reassign  # type: ignore[method-assign]
+    await r.delete(keys.worker_lease("w1"))  # gone for real this time: the token moves
+    await svc.maintain()
+    assert (await r.hmget(keys.token(TOKEN), ["owner", "epoch"])) == ["w2", "2"]
+
+
 async def test_a_parked_close_whose_fill_never_comes_applies_after_a_lease(r: aioredis.Redis, keys: Keys) -> None:
     await register_worker(r, keys, "w1")
     svc = OrchestratorService(settings(workers={"lease_ms": 1000}), "o1", r)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,7 +14,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from services.maker_worker.executor import ClobExecutor
+from services.maker_worker.executor import NOT_SENT, ClobExecutor
+from services.maker_worker.lease import LeaseClock
 from services.maker_worker.session import TokenSession
 from shared.clock import now_ms
 from shared.config import Secrets, load_settings
@@ -241,3 +243,44 @@ async def test_a_fill_the_last_owner_never_recorded_is_booked_at_resume(
     assert [(f["side"], float(f["size"]), f["epoch"]) for f in booked] == [("BUY", 10.0, "1"), ("BUY", 5.0, "2")]
     assert booked[1]["id"] == stable_id("reconcile", v.token, 2)
     assert float((await r.hgetall(keys.session(v.token)))["position"]) == pytest.approx(15)
+
+
+async def test_no_order_is_posted_while_the_workers_lease_may_have_lapsed(
+        venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    """Hour-soak finding (double ownership 9): orders reached the venue 0.8-2.8 s after their token
+    had moved, because the ownership check came before the wait for a venue thread, the sign and the
+    POST. The POST is now gated on the worker's lease holding, unbroken, since the check."""
+    v, feed = venue
+    await own(r, keys, v.token, 1)
+    lease = LeaseClock(1000, 250)
+    lease.renewed(time.monotonic(), time.monotonic())
+    s = session(r, keys, feed, v, 1, ms={"reject_cooldown_sec": 0.3})
+    s.lease = lease
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: _state(r, keys, v.token, "FLAT"), timeout=10, what="session up")
+    await asyncio.sleep(1.0)  # no renewal: Redis away, a long pause, ... the token may move any moment
+    await v.path([0.48, 0.47])  # a drop: the strategy BUYs, its ownership check in Redis passes
+    refused = await eventually(lambda: _order_events(r, keys, "rejected"), timeout=10, what="BUY refused")
+    assert refused[0]["reason"] == NOT_SENT
+    assert await v.orders() == []  # nothing reached the venue
+
+    stop = asyncio.Event()
+
+    async def renew() -> None:  # the worker's lease loop is back
+        while not stop.is_set():
+            started = time.monotonic()
+            lease.renewed(started, time.monotonic())
+            await asyncio.sleep(0.1)
+
+    renewing = asyncio.create_task(renew())
+    await v.path([0.46, 0.45, 0.44])  # a fresh check after the renewal may send
+    buy = await eventually(lambda: _matched(v, "BUY"), timeout=10, what="BUY sent once the lease is back")
+    assert buy["size_matched"] == 10.0
+    stop.set()
+    await renewing
+    await stop_session(s, task)
+
+
+async def _order_events(r: aioredis.Redis, keys: Keys, status: str) -> list[dict[str, str]] | None:
+    rows = [f for _, f in await r.xrange(keys.orders()) if f["status"] == status]
+    return rows or None

@@ -1,0 +1,54 @@
+"""What a worker may assume about its own lease, by its own clock (the last guard of H3).
+
+The orchestrator moves a dead worker's tokens once its lease key is gone from Redis. A session
+checks in Redis that it still owns its token before each order, but the order reaches the venue
+later (a queued venue thread, a slow sign, a throttled venue); if the lease lapsed meanwhile, the
+token may already have a new owner who trades it too. The venue has no fencing token, so the
+worker fences itself: an order is posted only while
+
+* the lease key has existed without a break since the ownership check was read (a renewal that
+  landed after the key may have expired starts a new tenure: checks read before it prove nothing,
+  since the orchestrator may have moved the token in the gap), and
+* the lease surely holds ``margin`` longer, time for the POST to reach the venue.
+
+Times are ``time.monotonic()`` seconds. A renewal that *started* at ``s`` set the key to expire
+no earlier than ``s + lease`` (Redis applied it later), so ``valid_until`` never overstates the
+key's life; a renewal that *ended* after ``valid_until`` may have landed after the key expired.
+Read from venue threads without a lock: each field is one atomic store, and the order of the
+stores in :meth:`renewed` keeps every interleaving conservative.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+
+class LeaseClock:
+    def __init__(self, lease_ms: int, margin_ms: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.lease_s, self.margin_s, self.clock = lease_ms / 1000, margin_ms / 1000, clock
+        self.valid_until = -math.inf  # the key exists at least until then
+        self.held_since = math.inf  # the current unbroken tenure began no later than this
+        self.tenures = 0  # 1 + the breaks seen (each may have cost the worker its tokens)
+        self.revoked = False
+
+    def renewed(self, started: float, ended: float) -> None:
+        """A ``SET lease PX lease_ms`` sent at ``started`` succeeded at ``ended``."""
+        if ended > self.valid_until:  # the key may have lapsed before this SET landed
+            self.held_since = ended  # stored first: a reader between the two stores refuses
+            self.tenures += 1
+        self.valid_until = max(self.valid_until, started + self.lease_s)
+
+    def revoke(self) -> None:
+        """The worker is giving its lease up (drain): nothing more may be sent."""
+        self.revoked = True
+
+    def may_send(self, checked_at: float) -> bool:
+        """May an order whose ownership check was read after ``checked_at`` be posted now?"""
+        return (not self.revoked and checked_at >= self.held_since
+                and self.clock() + self.margin_s <= self.valid_until)
+
+    def remaining(self) -> float:
+        """Seconds the lease surely holds yet (negative: it may have lapsed)."""
+        return self.valid_until - self.clock()
