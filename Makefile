@@ -10,7 +10,7 @@ N ?= 2
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 LIVE_FILES = -f docker-compose.yml -f docker-compose.live.yml
 
-.PHONY: help install lint fmt type test test-fast check bench demo redis up up-live down logs ps scale-workers compose-check dashboard clean
+.PHONY: help install lint fmt type test test-fast check audit audit-report bench demo redis up up-live down logs ps scale-workers compose-check dashboard clean
 
 help: ## List the targets with a one-line description
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [N=workers]\n\n"} \
@@ -36,7 +36,13 @@ test: ## Run the whole test suite (unit, integration, architecture, e2e)
 test-fast: ## Run the unit and architecture tests only (no servers)
 	$(UV) run pytest -q tests/unit tests/architecture
 
-check: lint type test ## lint + type + test: what CI runs
+audit: ## Audit the locked dependencies with pip-audit; fails on a known vulnerability or a package it could not check
+	$(UV) run python scripts/audit.py --strict
+
+audit-report: ## The same audit, but only reports packages it could not check (no route to the service); fails on a vulnerability
+	$(UV) run python scripts/audit.py
+
+check: lint type audit-report test ## lint + type + dependency audit + test: what CI runs
 
 bench: ## Run every benchmark in bench/ (figures go to docs/benchmarks.md by hand, with the machine line)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python -m bench.$$(basename $$b .py) || exit 1; done
