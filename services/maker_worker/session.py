@@ -321,6 +321,9 @@ class TokenSession:
             if placement is None:
                 return
             filled, avg, error = await self._place(placement, tick_size, work.intent.reason)
+            if error == NOT_SENT:  # nothing reached the venue: no attempt spent, no price step conceded
+                await self._await_lease()
+                continue
             affordable = None
             if error and is_balance_error(error):
                 affordable = (await self.ex.cash()) / placement.price if work.side == "BUY" else \
@@ -398,6 +401,17 @@ class TokenSession:
                        self.token_id, held, before, size, intent_id)
         await self._record_fill(p.side, size, p.price, intent_id, order_id or intent_id, size)
         return size
+
+    async def _await_lease(self) -> None:
+        """After the lease gate refused a send: wait (at most a lease period) for the worker to renew
+        it. The next send checks ownership afresh, so a token that moved meanwhile fences us there."""
+        if self.lease is None:
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.lease.lease_s
+        while (self.lease.remaining() <= self.lease.margin_s and loop.time() < until
+               and not self.stop_requested.is_set()):
+            await self._pause(0.05)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on STOP (a drain must not wait out an order cycle)."""

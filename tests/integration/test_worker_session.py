@@ -254,7 +254,7 @@ async def test_no_order_is_posted_while_the_workers_lease_may_have_lapsed(
     await own(r, keys, v.token, 1)
     lease = LeaseClock(1000, 250)
     lease.renewed(time.monotonic(), time.monotonic())
-    s = session(r, keys, feed, v, 1, ms={"reject_cooldown_sec": 0.3})
+    s = session(r, keys, feed, v, 1)
     s.lease = lease
     task = asyncio.create_task(s.run())
     await eventually(lambda: _state(r, keys, v.token, "FLAT"), timeout=10, what="session up")
@@ -272,10 +272,10 @@ async def test_no_order_is_posted_while_the_workers_lease_may_have_lapsed(
             lease.renewed(started, time.monotonic())
             await asyncio.sleep(0.1)
 
-    renewing = asyncio.create_task(renew())
-    await v.path([0.46, 0.45, 0.44])  # a fresh check after the renewal may send
+    renewing = asyncio.create_task(renew())  # the refused BUY waited: a fresh check after the renewal sends it
     buy = await eventually(lambda: _matched(v, "BUY"), timeout=10, what="BUY sent once the lease is back")
-    assert buy["size_matched"] == 10.0
+    assert (buy["price"], buy["size_matched"]) == (0.48, 10.0)  # no price step conceded for what was not sent
+    assert len(await v.orders("BUY")) == 1
     stop.set()
     await renewing
     await stop_session(s, task)
