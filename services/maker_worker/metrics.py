@@ -12,3 +12,6 @@ FILLED_SHARES = Counter("polyfleet_worker_filled_shares", "Shares filled, by sid
 SESSIONS = Gauge("polyfleet_worker_sessions", "Token sessions running in this process")
 SESSION_ENDS = Counter("polyfleet_worker_session_ends", "Sessions ended, by report (closed, failed, handed_back)",
                        ("report",))
+NOT_SENT = Counter("polyfleet_worker_not_sent", "Orders the lease gate kept from the venue (ownership no longer certain)",
+                   ("side",))
+LEASE_BREAKS = Counter("polyfleet_worker_lease_breaks", "Renewals that may have landed after the lease expired")

@@ -173,6 +173,7 @@ class MakerWorkerService(RedisService):
         await self.redis.set(self.keys.worker_lease(self.worker_id), "1", px=w.lease_ms)
         self.lease.renewed(started, time.monotonic())
         if tenures and self.lease.tenures != tenures:
+            metrics.LEASE_BREAKS.inc()
             logger.warning("worker {}: the lease may have lapsed before this renewal; sessions send again only "
                            "after a fresh ownership check", self.worker_id)
 

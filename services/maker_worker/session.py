@@ -494,6 +494,7 @@ class TokenSession:
         result = await self.ex.place(self.token_id, p.side, p.price, p.size,  # type: ignore[arg-type]
                                      tick_size, p.order_type, self._send_gate(checked_at))
         if result.error == NOT_SENT:
+            metrics.NOT_SENT.labels(p.side).inc()
             logger.warning("{} epoch {}: {} {:.2f} @ {:.4f} not sent: lease {:.2f}s left, stop {}", self.token_id,
                            self.epoch, p.side, p.size, p.price, self.lease.remaining() if self.lease else 0.0,
                            self.stop_requested.is_set())

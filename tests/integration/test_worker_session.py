@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from services.maker_worker.executor import NOT_SENT, ClobExecutor
 from services.maker_worker.lease import LeaseClock
@@ -263,6 +264,7 @@ async def test_no_order_is_posted_while_the_workers_lease_may_have_lapsed(
     refused = await eventually(lambda: _order_events(r, keys, "rejected"), timeout=10, what="BUY refused")
     assert refused[0]["reason"] == NOT_SENT
     assert await v.orders() == []  # nothing reached the venue
+    assert (REGISTRY.get_sample_value("polyfleet_worker_not_sent_total", {"side": "BUY"}) or 0) >= 1
 
     stop = asyncio.Event()
 
