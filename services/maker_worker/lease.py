@@ -9,7 +9,12 @@ worker fences itself: an order is posted only while
 * the lease key has existed without a break since the ownership check was read (a renewal that
   landed after the key may have expired starts a new tenure: checks read before it prove nothing,
   since the orchestrator may have moved the token in the gap), and
-* the lease surely holds ``margin`` longer, time for the POST to reach the venue.
+* the lease surely holds ``margin`` longer, time for the POST to reach the venue, and
+* the worker's command stream was read to its end recently enough: the orchestrator also moves an
+  alive worker's token when a hand-back it asked for (STOP) has not come within a lease. A STOP
+  written after a read began is at most a lease old when the move can happen, so an order posted
+  ``margin`` before ``read began + lease`` still lands first; one written before it was applied
+  (the session's stop gate).
 
 Times are ``time.monotonic()`` seconds. A renewal that *started* at ``s`` set the key to expire
 no earlier than ``s + lease`` (Redis applied it later), so ``valid_until`` never overstates the
@@ -31,6 +36,7 @@ class LeaseClock:
         self.valid_until = -math.inf  # the key exists at least until then
         self.held_since = math.inf  # the current unbroken tenure began no later than this
         self.tenures = 0  # 1 + the breaks seen (each may have cost the worker its tokens)
+        self.commands_read_at = -math.inf  # the latest read of the command stream that reached its end began then
         self.revoked = False
 
     def renewed(self, started: float, ended: float) -> None:
@@ -40,14 +46,20 @@ class LeaseClock:
             self.tenures += 1
         self.valid_until = max(self.valid_until, started + self.lease_s)
 
+    def commands_read(self, started: float) -> None:
+        """A read of the command stream begun at ``started`` returned all there was (every STOP
+        written before then has been applied)."""
+        self.commands_read_at = max(self.commands_read_at, started)
+
     def revoke(self) -> None:
         """The worker is giving its lease up (drain): nothing more may be sent."""
         self.revoked = True
 
     def may_send(self, checked_at: float) -> bool:
         """May an order whose ownership check was read after ``checked_at`` be posted now?"""
-        return (not self.revoked and checked_at >= self.held_since
-                and self.clock() + self.margin_s <= self.valid_until)
+        deadline = self.clock() + self.margin_s
+        return (not self.revoked and checked_at >= self.held_since and deadline <= self.valid_until
+                and deadline <= self.commands_read_at + self.lease_s)
 
     def remaining(self) -> float:
         """Seconds the lease surely holds yet (negative: it may have lapsed)."""

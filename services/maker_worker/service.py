@@ -38,6 +38,8 @@ from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.tickfeed import TickFeed
 
+COMMAND_BATCH = 50  # commands read per step
+
 
 class MakerWorkerService(RedisService):
     def __init__(self, settings: Settings, instance: str, redis: aioredis.Redis | None = None,
@@ -122,11 +124,15 @@ class MakerWorkerService(RedisService):
 
     async def step(self, block_ms: int = 300) -> None:
         """Read and apply this worker's pending commands; reap finished sessions."""
-        for entry in await self.consumer.read(count=50, block_ms=block_ms):
+        started = time.monotonic()
+        entries = await self.consumer.read(count=COMMAND_BATCH, block_ms=block_ms)
+        for entry in entries:
             msg = entry.message
             if isinstance(msg, Command):
                 self._apply(msg)
             await self.consumer.ack(entry.stream, entry.entry_id)
+        if self.consumer.at_end:  # every command written before `started` is applied (STOPs gate sends)
+            self.lease.commands_read(started)
         for token_id, (session, task) in list(self.sessions.items()):
             if task.done():
                 del self.sessions[token_id]

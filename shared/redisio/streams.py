@@ -43,6 +43,10 @@ class StreamConsumer:
         self.claim_idle_ms = claim_idle_ms
         self.start_id = start_id
         self.skipped = 0  # entries that were not valid messages
+        # True after a read() that reached the end of the new entries (a '>' read returning fewer
+        # than asked): everything written before that read began has been delivered.
+        self.at_end = False
+        self._last_raw = 0
         self._claim_cursor = {s: "0-0" for s in streams}
 
     async def ensure_groups(self) -> None:
@@ -55,15 +59,19 @@ class StreamConsumer:
 
     async def read(self, count: int = 100, block_ms: int = 1000) -> list[StreamEntry]:
         """Own pending first (after a restart), then claims from dead consumers, then new entries."""
+        self.at_end = False
         entries = await self._read_ids({s: "0" for s in self.streams}, count, block_ms=None)
         if entries:
             return entries
         claimed = await self._autoclaim(count)
         if claimed:
             return claimed
-        return await self._read_ids({s: ">" for s in self.streams}, count, block_ms=block_ms)
+        entries = await self._read_ids({s: ">" for s in self.streams}, count, block_ms=block_ms)
+        self.at_end = self._last_raw < count
+        return entries
 
     async def _read_ids(self, ids: dict[str, str], count: int, block_ms: int | None) -> list[StreamEntry]:
+        self._last_raw = count  # "not at the end" unless the read below says otherwise
         try:
             resp = await self.r.xreadgroup(self.group, self.consumer, ids, count=count, block=block_ms)  # type: ignore[arg-type]
         except ResponseError as exc:
@@ -71,6 +79,7 @@ class StreamConsumer:
                 await self.ensure_groups()
                 return []
             raise
+        self._last_raw = sum(len(rows) for _, rows in resp or [])
         out: list[StreamEntry] = []
         for stream, rows in resp or []:
             for entry_id, fields in rows:

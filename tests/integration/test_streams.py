@@ -171,3 +171,28 @@ async def test_add_message_with_maxlen_trims_the_stream(r: aioredis.Redis, keys:
         await add_message(r, stream, signal(n), maxlen=100)
     length = await r.xlen(stream)
     assert 100 <= length < 500
+
+
+async def test_at_end_says_whether_a_read_reached_the_end_of_the_new_entries(r: aioredis.Redis, keys: Keys) -> None:
+    """A worker posts orders only while its command stream was read to the end lately (a STOP there
+    must have been applied): a full batch, or redelivered pending entries, are not the end."""
+    stream = keys.cmd("w1")
+    c = StreamConsumer(r, [stream], "workers", "w1")
+    await c.ensure_groups()
+    for n in range(3):
+        await add_message(r, stream, signal(n))
+    assert len(await c.read(count=2, block_ms=50)) == 2
+    assert not c.at_end  # a full batch: more may wait
+    del c
+    again = StreamConsumer(r, [stream], "workers", "w1")  # restarted: its 2 pending come back first
+    assert len(await again.read(count=2, block_ms=50)) == 2
+    assert not again.at_end
+    for e in await again.read(count=2, block_ms=50):  # still pending (unacked): redelivered again
+        await again.ack(e.stream, e.entry_id)
+    assert not again.at_end
+    last = await again.read(count=2, block_ms=50)
+    assert [e.message for e in last] == [signal(2)]
+    assert again.at_end  # one new entry of two asked: the end
+    await again.ack(last[0].stream, last[0].entry_id)
+    assert await again.read(count=2, block_ms=50) == []
+    assert again.at_end

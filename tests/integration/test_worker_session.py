@@ -255,6 +255,7 @@ async def test_no_order_is_posted_while_the_workers_lease_may_have_lapsed(
     await own(r, keys, v.token, 1)
     lease = LeaseClock(1000, 250)
     lease.renewed(time.monotonic(), time.monotonic())
+    lease.commands_read(time.monotonic())
     s = session(r, keys, feed, v, 1)
     s.lease = lease
     task = asyncio.create_task(s.run())
@@ -272,6 +273,7 @@ async def test_no_order_is_posted_while_the_workers_lease_may_have_lapsed(
         while not stop.is_set():
             started = time.monotonic()
             lease.renewed(started, time.monotonic())
+            lease.commands_read(started)
             await asyncio.sleep(0.1)
 
     renewing = asyncio.create_task(renew())  # the refused BUY waited: a fresh check after the renewal sends it

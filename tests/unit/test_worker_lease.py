@@ -16,9 +16,12 @@ class Clock:
         return self.t
 
 
-def lease(lease_ms: int = 2000, margin_ms: int = 500) -> tuple[LeaseClock, Clock]:
+def lease(lease_ms: int = 2000, margin_ms: int = 500, commands_fresh: bool = True) -> tuple[LeaseClock, Clock]:
     clock = Clock()
-    return LeaseClock(lease_ms, margin_ms, clock), clock
+    lc = LeaseClock(lease_ms, margin_ms, clock)
+    if commands_fresh:  # these tests are about the lease: the command stream is read all the time
+        lc.commands_read(1e12)
+    return lc, clock
 
 
 def test_nothing_is_sent_before_the_first_renewal() -> None:
@@ -50,6 +53,24 @@ def test_a_renewal_that_ends_after_the_key_may_have_expired_starts_a_new_tenure(
     assert not lc.may_send(check)
     assert lc.may_send(102.3)  # a check read after the renewal's answer
     assert not lc.may_send(102.29)
+
+
+def test_a_worker_that_has_not_read_its_commands_lately_sends_nothing() -> None:
+    """A STOP (hand-back) written after the last read began is at most a lease old when the
+    orchestrator may move the token anyway: the order must land a margin before that."""
+    lc, clock = lease(commands_fresh=False)
+    lc.renewed(100.0, 100.0)
+    assert not lc.may_send(clock.t)  # never read: a STOP may be waiting
+    lc.commands_read(100.0)
+    clock.t = 101.5
+    assert lc.may_send(100.0)  # 101.5 + 0.5 <= 100.0 + 2.0
+    lc.renewed(101.5, 101.5)  # the lease goes on, the command loop does not
+    clock.t = 101.6
+    assert not lc.may_send(100.0)
+    lc.commands_read(101.55)
+    assert lc.may_send(100.0)
+    lc.commands_read(100.2)  # an older read finishing late changes nothing
+    assert lc.commands_read_at == 101.55
 
 
 def test_a_revoked_lease_sends_nothing() -> None:
