@@ -32,12 +32,17 @@ from collections.abc import Callable
 
 class LeaseClock:
     def __init__(self, lease_ms: int, margin_ms: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.lease_s, self.margin_s, self.clock = lease_ms / 1000, margin_ms / 1000, clock
+        self.clock = clock
+        self.configure(lease_ms, margin_ms)
         self.valid_until = -math.inf  # the key exists at least until then
         self.held_since = math.inf  # the current unbroken tenure began no later than this
         self.tenures = 0  # 1 + the breaks seen (each may have cost the worker its tokens)
         self.commands_read_at = -math.inf  # the latest read of the command stream that reached its end began then
         self.revoked = False
+
+    def configure(self, lease_ms: int, margin_ms: int) -> None:
+        """The lease and margin from the settings (a config reload may change them)."""
+        self.lease_s, self.margin_s = lease_ms / 1000, margin_ms / 1000
 
     def renewed(self, started: float, ended: float) -> None:
         """A ``SET lease PX lease_ms`` sent at ``started`` succeeded at ``ended``."""
@@ -60,6 +65,10 @@ class LeaseClock:
         deadline = self.clock() + self.margin_s
         return (not self.revoked and checked_at >= self.held_since and deadline <= self.valid_until
                 and deadline <= self.commands_read_at + self.lease_s)
+
+    def sendable(self) -> bool:
+        """Could an order whose ownership is checked now be posted (the lease renewed, commands read)?"""
+        return self.may_send(self.clock())
 
     def remaining(self) -> float:
         """Seconds the lease surely holds yet (negative: it may have lapsed)."""

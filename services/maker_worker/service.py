@@ -173,7 +173,7 @@ class MakerWorkerService(RedisService):
 
     async def _renew_lease(self) -> None:
         w = self.settings.workers
-        self.lease.lease_s, self.lease.margin_s = w.lease_ms / 1000, w.send_margin / 1000  # a reload may change them
+        self.lease.configure(w.lease_ms, w.send_margin)
         tenures = self.lease.tenures
         started = time.monotonic()
         await self.redis.set(self.keys.worker_lease(self.worker_id), "1", px=w.lease_ms)

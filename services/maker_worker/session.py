@@ -403,14 +403,14 @@ class TokenSession:
         return size
 
     async def _await_lease(self) -> None:
-        """After the lease gate refused a send: wait (at most a lease period) for the worker to renew
-        it. The next send checks ownership afresh, so a token that moved meanwhile fences us there."""
+        """After the lease gate refused a send: wait (at most a lease period) until the gate would
+        pass a fresh check. The next send checks ownership afresh, so a token that moved meanwhile
+        fences us there."""
         if self.lease is None:
             return
         loop = asyncio.get_running_loop()
         until = loop.time() + self.lease.lease_s
-        while (self.lease.remaining() <= self.lease.margin_s and loop.time() < until
-               and not self.stop_requested.is_set()):
+        while not self.lease.sendable() and loop.time() < until and not self.stop_requested.is_set():
             await self._pause(0.05)
 
     async def _pause(self, seconds: float) -> None:

@@ -46,7 +46,6 @@ class StreamConsumer:
         # True after a read() that reached the end of the new entries (a '>' read returning fewer
         # than asked): everything written before that read began has been delivered.
         self.at_end = False
-        self._last_raw = 0
         self._claim_cursor = {s: "0-0" for s in streams}
 
     async def ensure_groups(self) -> None:
@@ -60,33 +59,35 @@ class StreamConsumer:
     async def read(self, count: int = 100, block_ms: int = 1000) -> list[StreamEntry]:
         """Own pending first (after a restart), then claims from dead consumers, then new entries."""
         self.at_end = False
-        entries = await self._read_ids({s: "0" for s in self.streams}, count, block_ms=None)
+        entries, _ = await self._read_ids({s: "0" for s in self.streams}, count, block_ms=None)
         if entries:
             return entries
         claimed = await self._autoclaim(count)
         if claimed:
             return claimed
-        entries = await self._read_ids({s: ">" for s in self.streams}, count, block_ms=block_ms)
-        self.at_end = self._last_raw < count
+        entries, raw = await self._read_ids({s: ">" for s in self.streams}, count, block_ms=block_ms)
+        self.at_end = raw < count
         return entries
 
-    async def _read_ids(self, ids: dict[str, str], count: int, block_ms: int | None) -> list[StreamEntry]:
-        self._last_raw = count  # "not at the end" unless the read below says otherwise
+    async def _read_ids(self, ids: dict[str, str], count: int, block_ms: int | None
+                        ) -> tuple[list[StreamEntry], int]:
+        """-> (the valid entries, how many rows Redis returned: invalid ones are counted and dropped)."""
         try:
             resp = await self.r.xreadgroup(self.group, self.consumer, ids, count=count, block=block_ms)  # type: ignore[arg-type]
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
                 await self.ensure_groups()
-                return []
+                return [], count  # nothing read: not known to be at the end
             raise
-        self._last_raw = sum(len(rows) for _, rows in resp or [])
         out: list[StreamEntry] = []
+        raw = 0
         for stream, rows in resp or []:
+            raw += len(rows)
             for entry_id, fields in rows:
                 entry = await self._to_entry(stream, entry_id, fields)
                 if entry is not None:
                     out.append(entry)
-        return out
+        return out, raw
 
     async def _autoclaim(self, count: int) -> list[StreamEntry]:
         out: list[StreamEntry] = []
