@@ -14,7 +14,7 @@
   and retries without conceding;
 * a SELL never asks for more than the venue says is held.
 
-The session (:mod:`services.maker_worker.session`) does the I/O: it asks :meth:`OrderWork.next`
+The session's order desk (:mod:`services.maker_worker.desk`) does the I/O: it asks :meth:`OrderWork.next`
 for a placement, places it, waits for its fills, and reports with :meth:`OrderWork.on_outcome`.
 """
 

@@ -229,13 +229,13 @@ async def test_a_session_fenced_while_its_order_rests_cancels_that_order_only(
     assert theirs.ok
     assert mine.order_id != theirs.order_id
     placement = Placement("BUY", 0.30, 5, "GTC", 0, 0, False)
-    watch = asyncio.create_task(s._await_fills(placement, mine.order_id, "intent-1", 0.0, 0.0))
+    watch = asyncio.create_task(s.desk.await_fills(placement, mine.order_id, "intent-1", 0.0, 0.0))
     await asyncio.sleep(0.5)
     await r.hset(keys.token(v.token), mapping={"owner": "other-worker", "epoch": 2})  # superseded
     with pytest.raises(Fenced):
         await asyncio.wait_for(watch, 10)  # noticed at the next poll, not after 30 s
-    assert s.resting_order == mine.order_id
-    await s._on_fenced()
+    assert s.desk.resting_order == mine.order_id
+    await s.desk.cancel_resting()
     status = {o["id"]: o["status"] for o in await v.orders("BUY")}
     assert status[mine.order_id] == "CANCELED"
     assert status[theirs.order_id] == "LIVE"
