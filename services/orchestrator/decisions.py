@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from services.orchestrator.states import EXITABLE_STATES, LIVE_STATES
 from shared.config import RiskSection
 
-ACTIVE_STATES = frozenset({"queued", "starting", "running", "exiting"})
+SELL_EXIT_REASON = "followed wallet sold"  # a SELL's exit reason; a close that carries it sold out (cooldown rule)
 
 Action = Literal["queue", "reject", "ignore", "exit", "dequeue"]
 
@@ -45,7 +46,7 @@ class Verdict:
 
 def decide_buy(token: TokenView, ctx: BuyContext, risk: RiskSection) -> Verdict:
     """Admission of a BUY, before the notional reservation (which the risk book does atomically)."""
-    if token.state in ACTIVE_STATES:
+    if token.state in LIVE_STATES:
         return Verdict("ignore", f"token already {token.state}")
     if ctx.halt:
         return Verdict("reject", f"kill switch is {ctx.halt}: no new sessions")
@@ -72,8 +73,8 @@ def reservation_refused(refused_by: str, amount: float, committed: float, risk: 
 
 
 def decide_sell(token: TokenView) -> Verdict:
-    if token.state in ("starting", "running"):
-        return Verdict("exit", "followed wallet sold")
+    if token.state in EXITABLE_STATES:
+        return Verdict("exit", SELL_EXIT_REASON)
     if token.state == "queued":
         return Verdict("dequeue", "followed wallet sold before the session started")
     if token.state == "exiting":

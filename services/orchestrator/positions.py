@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 def apply_fill(fields: dict[str, str], side: str, price: float, size: float, fee: float) -> tuple[dict[str, str], float]:
     """New position fields for the token hash, and the change in exposure (notional at cost).
@@ -37,3 +39,8 @@ def apply_fill(fields: dict[str, str], side: str, price: float, size: float, fee
         "exposure": f"{after:.6f}",
     }
     return updated, after - before
+
+
+def utc_day(ms: int) -> str:
+    """The day realised PnL is booked under (a field of pf:pnl:daily): the UTC date of ``ms``."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d")

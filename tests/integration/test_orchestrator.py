@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,7 +19,7 @@ from shared.config import Settings, load_settings
 from shared.config_reload import ConfigReloader
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
 from shared.messages import ControlRequest, Fill, SessionReport, Signal, decode, stable_id
-from shared.redisio import add_message
+from shared.redisio import StreamEntry, add_message
 from tests.support import RedisServer, eventually
 
 TOKEN = "1234567890"
@@ -523,36 +524,36 @@ async def test_a_worker_whose_lease_returns_before_the_move_keeps_its_tokens(r: 
     await run_token(r, keys, svc, TOKEN)
     await register_worker(r, keys, "w2")
     await r.delete(keys.worker_lease("w1"))  # lapsed...
-    read_views = svc.workers
+    read_views = svc.views.workers
 
     async def views_then_renewal() -> list:  # type: ignore[type-arg]
         views = await read_views()  # ...when the orchestrator reads the fleet...
         await r.set(keys.worker_lease("w1"), "1", px=60_000)  # ...and renewed right after
         return views
 
-    svc.workers = views_then_renewal  # type: ignore[method-assign]
-    await svc.maintain()
+    svc.views.workers = views_then_renewal  # type: ignore[method-assign]
+    await svc.upkeep.maintain()
     assert (await r.hmget(keys.token(TOKEN), ["owner", "epoch"])) == ["w1", "1"]
     assert await events(r, keys, "token.reassigned") == []
 
     # The renewal can also land after that check, while the move is being written: WATCH aborts it.
-    svc.workers = read_views  # type: ignore[method-assign]
+    svc.views.workers = read_views  # type: ignore[method-assign]
     await r.delete(keys.worker_lease("w1"))
-    reassign = svc._reassign
+    reassign = svc.moves.reassign
 
     async def renewal_during_the_move(*args: object, **kw: object) -> str | None:
         await r.set(keys.worker_lease("w1"), "1", px=60_000)
         return await reassign(*args, **kw)  # type: ignore[arg-type]
 
-    svc._reassign = renewal_during_the_move  # type: ignore[method-assign]
-    await svc.maintain()
+    svc.moves.reassign = renewal_during_the_move  # type: ignore[method-assign]
+    await svc.upkeep.maintain()
     assert (await r.hmget(keys.token(TOKEN), ["owner", "epoch"])) == ["w1", "1"]
     assert await events(r, keys, "token.reassigned") == []
     assert await commands(r, keys, "w2") == []
 
-    svc._reassign = reassign  # type: ignore[method-assign]
+    svc.moves.reassign = reassign  # type: ignore[method-assign]
     await r.delete(keys.worker_lease("w1"))  # gone for real this time: the token moves
-    await svc.maintain()
+    await svc.upkeep.maintain()
     assert (await r.hmget(keys.token(TOKEN), ["owner", "epoch"])) == ["w2", "2"]
 
 
@@ -614,6 +615,26 @@ async def test_every_control_request_is_an_audit_event(r: aioredis.Redis, keys: 
     await steps(svc)
     kinds = [e["kind"] for e in await events(r, keys) if e["kind"].startswith("control.")]
     assert kinds == ["control.halt", "control.resume", "control.handled_reset", "control.undrain_worker"]
+
+
+async def test_every_control_action_has_its_handler(r: aioredis.Redis, keys: Keys) -> None:
+    svc = OrchestratorService(settings(), "o1", r)
+    await steps(svc, 1)
+    assert set(svc.control.handlers) == set(get_args(ControlRequest.model_fields["action"].annotation))
+
+
+async def test_an_action_without_a_handler_is_a_warning_and_changes_nothing(r: aioredis.Redis, keys: Keys) -> None:
+    # Built past the schema (as an action added to it without a handler would arrive): no effect, no crash.
+    svc = OrchestratorService(settings(), "o1", r)
+    await steps(svc, 1)
+    before = await events(r, keys)
+    req = ControlRequest.model_construct(id="ctl-reboot", ts_event=now_ms(), ts_init=now_ms(), producer="test",
+                                         action="reboot", target="w1", reason="try it", force=False, expires_at=0)
+    await svc.handle(StreamEntry(keys.control(), "0-1", req))
+    new = (await events(r, keys))[len(before):]
+    assert [(e["kind"], e["level"]) for e in new] == [("control.unknown", "warning")]
+    assert "'reboot'" in new[0]["reason"]
+    assert await r.get(keys.halt()) is None
 
 
 # --- delivery (C1) -------------------------------------------------------------------------------
