@@ -36,8 +36,8 @@ from bench.machine import describe, percentiles
 from services.signal_collector.signals import signal_id
 from shared.keys import Keys
 from shared.messages import Signal, decode
-from shared.polymarket.data_api import parse_trade
-from shared.polymarket.live_data import parse_frame, subscribe_frame
+from shared.venue.data_api import parse_trade
+from shared.venue.live_data import parse_frame, subscribe_frame
 from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, write_config
 
 KEYS = Keys("pf")

@@ -82,7 +82,7 @@ from bench.machine import describe, percentiles
 from services.maker_worker.latency import diff_counts, quantile
 from services.signal_collector.meta import MetaCache
 from shared.keys import Keys
-from shared.polymarket.gamma import parse_markets
+from shared.venue.gamma import parse_markets
 from tests.soak import invariants as inv
 from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, read_stream, write_config
 

@@ -420,7 +420,7 @@ async def signing_phase(sim: SimExchangeProcess, args: argparse.Namespace) -> No
 
     from services.maker_worker.executor import ClobExecutor
     from shared.config import Secrets, load_settings
-    from shared.polymarket.clob import make_clob_client
+    from shared.venue.clob import make_clob_client
 
     settings = load_settings(sim.env["PF_CONFIG"], environ={})
     client = await asyncio.to_thread(make_clob_client, settings, Secrets())

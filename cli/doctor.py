@@ -148,7 +148,7 @@ def _redis() -> list[Check]:
 def _clob(settings: Settings, secrets: Secrets) -> list[Check]:
     from py_clob_client_v2.clob_types import AssetType, BalanceAllowanceParams
 
-    from shared.polymarket.clob import make_clob_client
+    from shared.venue.clob import make_clob_client
 
     out: list[Check] = []
     try:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.arb_scanner.detect import FeeSchedule, Kind
-from shared.polymarket.gamma import BadMarket, GammaEvent, GammaMarket, parse_event
+from shared.venue.gamma import BadMarket, GammaEvent, GammaMarket, parse_event
 
 DEFAULT_TICK = 0.01
 DEFAULT_MIN_SIZE = 5.0

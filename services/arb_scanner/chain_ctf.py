@@ -1,6 +1,6 @@
 """Merge, split and convert on Polygon: signed EIP-1559 transactions over Ethereum JSON-RPC.
 
-No web3.py: the calls are five fixed functions (``shared.polymarket.ctf_calls`` encodes them with
+No web3.py: the calls are five fixed functions (``shared.venue.ctf_calls`` encodes them with
 eth-abi), the transactions are signed by eth-account (both already installed with
 py-clob-client-v2) and the JSON-RPC is a handful of methods over httpx.
 
@@ -39,7 +39,7 @@ from loguru import logger
 
 from services.arb_scanner.ctf import CtfFailed, CtfUnknown
 from shared.config import ArbChainSection
-from shared.polymarket.ctf_calls import MAX_UINT256, CtfCall, encode_approval, encode_call
+from shared.venue.ctf_calls import MAX_UINT256, CtfCall, encode_approval, encode_call
 
 GWEI = 10**9
 

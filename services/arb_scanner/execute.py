@@ -24,7 +24,7 @@ from loguru import logger
 from services.arb_scanner.catalogue import ArbSet
 from services.arb_scanner.ctf import Ctf, CtfFailed, CtfUnknown
 from services.arb_scanner.detect import EPS, Evaluation, Kind, floor_size
-from shared.polymarket.taker import TakeResult, TakerOrders
+from shared.venue.taker import TakeResult, TakerOrders
 
 
 @dataclass

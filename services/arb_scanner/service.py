@@ -146,8 +146,8 @@ class ArbScannerService(RedisService):
             await self.close_redis()
 
     async def _setup_execution(self) -> None:
-        from shared.polymarket.clob import make_clob_client  # the SDK only when trading
-        from shared.polymarket.taker import TakerOrders
+        from shared.venue.clob import make_clob_client  # the SDK only when trading
+        from shared.venue.taker import TakerOrders
 
         check_execution_mode(self.settings)  # before the SDK client: paper mode must never reach the venue
         secrets = load_secrets()

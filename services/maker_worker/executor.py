@@ -33,7 +33,7 @@ from py_clob_client_v2.exceptions import PolyApiException, PolyException
 from py_clob_client_v2.http_helpers import get as http_get
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
-from shared.polymarket.order_hash import order_hash
+from shared.venue.order_hash import order_hash
 
 Side = Literal["BUY", "SELL"]
 UNITS = 1_000_000  # amounts and balances are 6-decimal integers on the wire

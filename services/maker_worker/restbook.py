@@ -27,8 +27,8 @@ from typing import Any
 from loguru import logger
 
 from shared.config import OrderbookSection
-from shared.polymarket.market_ws import MarketFrameError, decode_rest_book
 from shared.ticks import Tick
+from shared.venue.market_ws import MarketFrameError, decode_rest_book
 
 Fetch = Callable[[str], Awaitable[Any]]
 

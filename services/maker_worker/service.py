@@ -31,12 +31,12 @@ from shared.clock import now_ms
 from shared.config import Settings, load_secrets
 from shared.keys import GROUP_WORKER, STREAM_MAXLEN
 from shared.messages import Command, SessionReport, stable_id
-from shared.polymarket.clob import make_clob_client
 from shared.redisio import StreamConsumer, add_message
 from shared.redisio.client import TRANSIENT_REDIS_ERRORS
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.tickfeed import TickFeed
+from shared.venue.clob import make_clob_client
 
 COMMAND_BATCH = 50  # commands read per step
 

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.polymarket.data_api import Trade
+from shared.venue.data_api import Trade
 
 
 @dataclass(frozen=True, slots=True)

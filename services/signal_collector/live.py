@@ -23,7 +23,7 @@ from services.signal_collector.watchdog import Action, SilenceWatchdog
 from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.config import CopytradeSection
-from shared.polymarket.live_data import BadFrame, LiveTrade, parse_frame, subscribe_frame
+from shared.venue.live_data import BadFrame, LiveTrade, parse_frame, subscribe_frame
 
 TradesHandler = Callable[[list[LiveTrade], int], Awaitable[None]]
 _NETWORK_ERRORS = (OSError, ConnectionClosed, InvalidHandshake, TimeoutError)

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from shared.keys import Keys
-from shared.polymarket.gamma import GammaMarket, TokenMeta, parse_markets, token_meta
+from shared.venue.gamma import GammaMarket, TokenMeta, parse_markets, token_meta
 
 FETCH_TIMEOUT_SEC = 2.0
 RETRY_AFTER_SEC = 30.0

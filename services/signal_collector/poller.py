@@ -18,7 +18,7 @@ import httpx
 from loguru import logger
 
 from services.signal_collector.budget import RequestBudget
-from shared.polymarket.data_api import row_timestamp
+from shared.venue.data_api import row_timestamp
 
 MAX_OFFSET = 10_000
 RETRYABLE_STATUS = frozenset({425, 429, 500, 502, 503, 504})

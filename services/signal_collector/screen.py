@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.config import ScreenSection
-from shared.polymarket.gamma import GammaMarket
+from shared.venue.gamma import GammaMarket
 
 
 @dataclass(frozen=True, slots=True)

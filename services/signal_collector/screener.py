@@ -23,7 +23,7 @@ from services.signal_collector.screen import screen
 from services.signal_collector.signals import SCREEN, screen_signal
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.polymarket.gamma import GammaMarket, parse_markets
+from shared.venue.gamma import GammaMarket, parse_markets
 
 PAGE = 100  # a third-party catalogue reports Gamma caps /markets pages at 100
 

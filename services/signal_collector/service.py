@@ -43,10 +43,10 @@ from shared.backoff import Backoff, honour_retry_after
 from shared.clock import now_ms, now_s
 from shared.config import Settings, Target
 from shared.messages import Signal
-from shared.polymarket.data_api import Trade, parse_trades
-from shared.polymarket.live_data import LiveTrade
 from shared.redisio.health import beat
 from shared.service import RedisService
+from shared.venue.data_api import Trade, parse_trades
+from shared.venue.live_data import LiveTrade
 
 SERVICE = "signal_collector"
 HTTP_TIMEOUT_SEC = 10.0

@@ -7,8 +7,8 @@ from typing import Any
 from services.signal_collector.screen import Candidate
 from shared.config import Target
 from shared.messages import Signal, stable_id
-from shared.polymarket.data_api import Trade
-from shared.polymarket.gamma import TokenMeta
+from shared.venue.data_api import Trade
+from shared.venue.gamma import TokenMeta
 
 PRODUCER = "signal_collector"
 SCREEN = "screen"

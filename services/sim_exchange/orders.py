@@ -9,7 +9,7 @@ from eth_account import Account
 
 from services.sim_exchange.auth import ApiKey
 from services.sim_exchange.matching import OrderError, OrderRequest
-from shared.polymarket.order_hash import encoded_order, order_hash
+from shared.venue.order_hash import encoded_order, order_hash
 
 _REQUIRED = ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signatureType",
              "timestamp", "signature")

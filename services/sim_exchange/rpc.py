@@ -2,7 +2,7 @@
 
 Real signed EIP-1559 transactions come in through ``eth_sendRawTransaction``; the sender is
 recovered from the signature (eth-account), the chain id and nonce are checked like a node does,
-the calldata is decoded by selector (``shared.polymarket.ctf_calls``) and the same bookkeeping as
+the calldata is decoded by selector (``shared.venue.ctf_calls``) and the same bookkeeping as
 ``/_sim/ctf/*`` is applied to the sender's sim account. Each accepted transaction is mined at
 once (one block each) and gets a receipt: status 1, or status 0 when the call would revert on the
 contract (wrong contract for the market, unknown condition, not enough shares or collateral).
@@ -30,7 +30,7 @@ from hexbytes import HexBytes
 from services.sim_exchange.ctf import CtfError
 from services.sim_exchange.state import SimState
 from shared.config import ArbChainSection
-from shared.polymarket.ctf_calls import BINARY_PARTITION, ZERO32, BadCall, CtfCall, decode_approval, decode_call
+from shared.venue.ctf_calls import BINARY_PARTITION, ZERO32, BadCall, CtfCall, decode_approval, decode_call
 
 GAS_PRICE = 80 * 10**9
 PRIORITY_FEE = 30 * 10**9

@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from shared.polymarket.market_ws import (
+from shared.ticks import Tick
+from shared.venue.market_ws import (
     BestBidAsk,
     BookSnapshot,
     LastTrade,
@@ -31,7 +32,6 @@ from shared.polymarket.market_ws import (
     PriceChangeBatch,
     TickSizeChange,
 )
-from shared.ticks import Tick
 
 DEFAULT_TICK_SIZE = 0.01
 

@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from shared.backoff import Backoff
 from shared.clock import now_ms
-from shared.polymarket.market_ws import operation_message, subscribe_message
+from shared.venue.market_ws import operation_message, subscribe_message
 
 FrameHandler = Callable[[str, int], None]
 LossHandler = Callable[[set[str]], None]

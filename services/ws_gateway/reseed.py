@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import httpx
 from loguru import logger
 
-from shared.polymarket.market_ws import BookSnapshot, MarketFrameError, decode_rest_book
+from shared.venue.market_ws import BookSnapshot, MarketFrameError, decode_rest_book
 
 BATCH = 100
 

@@ -36,10 +36,10 @@ from shared import gctune
 from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.polymarket.market_ws import MarketEvent, MarketFrameError, decode_frame
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.ticks import Tick
+from shared.venue.market_ws import MarketEvent, MarketFrameError, decode_frame
 
 SERVICE = "ws_gateway"
 BAD_FRAME_LOG_FIRST = 20  # then one log line per BAD_FRAME_LOG_EVERY bad frames (all are counted)

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 
 from shared.config import ConfigError, load_settings
 from shared.messages import MessageError, decode
-from shared.polymarket.data_api import BadTrade, parse_trade, parse_trades
-from shared.polymarket.gamma import BadMarket, parse_market, parse_markets
-from shared.polymarket.live_data import BadFrame, parse_frame
-from shared.polymarket.market_ws import MarketFrameError, decode_frame, decode_rest_book
+from shared.venue.data_api import BadTrade, parse_trade, parse_trades
+from shared.venue.gamma import BadMarket, parse_market, parse_markets
+from shared.venue.live_data import BadFrame, parse_frame
+from shared.venue.market_ws import MarketFrameError, decode_frame, decode_rest_book
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "polymarket"
 EXAMPLES = int(os.environ.get("PF_FUZZ_EXAMPLES", "300"))

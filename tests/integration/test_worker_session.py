@@ -22,9 +22,9 @@ from shared.clock import now_ms
 from shared.config import Secrets, load_settings
 from shared.keys import Keys
 from shared.messages import stable_id
-from shared.polymarket.clob import make_clob_client
 from shared.tickfeed import TickFeed
 from shared.ticks import Tick
+from shared.venue.clob import make_clob_client
 from tests.support import SimExchangeProcess, eventually
 
 WORKER = "worker-it"

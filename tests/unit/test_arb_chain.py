@@ -1,4 +1,4 @@
-"""On-chain pieces, pure: calldata (shared.polymarket.ctf_calls), the sim's JSON-RPC node
+"""On-chain pieces, pure: calldata (shared.venue.ctf_calls), the sim's JSON-RPC node
 (services.sim_exchange.rpc), resolution payouts, and the executor's neg-risk convert failure."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from services.sim_exchange.resolution import ResolutionError, Resolutions
 from services.sim_exchange.rpc import RpcFault, SimChain
 from services.sim_exchange.state import SimState
 from shared.config import ArbChainSection, SimExchangeSection
-from shared.polymarket.ctf_calls import BadCall, CtfCall, decode_call, encode_call, index_set, selector
-from shared.polymarket.taker import TakeResult
+from shared.venue.ctf_calls import BadCall, CtfCall, decode_call, encode_call, index_set, selector
+from shared.venue.taker import TakeResult
 
 KEY = "0x" + "11" * 32
 ME = Account.from_key(KEY).address.lower()

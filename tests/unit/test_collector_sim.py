@@ -11,7 +11,7 @@ import pytest
 from services.sim_exchange.copytrade_admin import burst_rows
 from services.sim_exchange.gamma import GammaOverrides, GammaQueryError, select
 from services.sim_exchange.livedata import LiveClient, LiveHub
-from shared.polymarket.gamma import parse_market
+from shared.venue.gamma import parse_market
 
 
 def gm(i: int, volume: float, end: str, closed: bool = False) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from services.signal_collector.targets import diff_targets
 from services.signal_collector.watchdog import Action, SilenceWatchdog
 from shared.config import ScreenSection, Target
 from shared.messages import decode
-from shared.polymarket.data_api import parse_trade
-from shared.polymarket.gamma import GammaMarket, TokenMeta, parse_market, parse_markets, token_meta
-from shared.polymarket.live_data import BadFrame, parse_frame, subscribe_frame
+from shared.venue.data_api import parse_trade
+from shared.venue.gamma import GammaMarket, TokenMeta, parse_market, parse_markets, token_meta
+from shared.venue.live_data import BadFrame, parse_frame, subscribe_frame
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "polymarket"
 WALLET = "0x6af75d4e4aaf700450efbac3708cce1665810ff1"

@@ -12,7 +12,7 @@ from services.signal_collector.cursor import Cursor, first_cursor, select_new
 from services.signal_collector.signals import to_signal, wanted
 from shared.config import Target
 from shared.messages import Signal, decode, stable_id
-from shared.polymarket.data_api import Trade, parse_trade, parse_trades
+from shared.venue.data_api import Trade, parse_trade, parse_trades
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "polymarket"
 WALLET = "0x6af75d4e4aaf700450efbac3708cce1665810ff1"

@@ -9,8 +9,8 @@ import pytest
 
 from services.ws_gateway.book import Books
 from services.ws_gateway.shards import plan_shards
-from shared.polymarket.market_ws import MarketFrameError, decode_frame
 from shared.ticks import Tick
+from shared.venue.market_ws import MarketFrameError, decode_frame
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "polymarket"
 YES = "71321045679252212594626385532706912750332728571942532289631379312455583992563"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.polymarket.market_ws import (
+from shared.venue.market_ws import (
     BestBidAsk,
     BookSnapshot,
     LastTrade,

@@ -22,7 +22,7 @@ from services.sim_exchange.market import MarketSim, TokenBook, fill_ladder, make
 from services.sim_exchange.matching import OrderError
 from services.sim_exchange.orders import order_hash_and_signer, parse_post
 from shared.config import SIM_PRIVATE_KEY
-from shared.polymarket.order_hash import EXCHANGE_V2
+from shared.venue.order_hash import EXCHANGE_V2
 
 
 def test_markets_are_deterministic_and_shaped_like_real_ids() -> None:

@@ -17,7 +17,7 @@ from services.maker_worker.execution import (
 from services.maker_worker.restbook import tick_from_rest_book
 from services.maker_worker.strategy import OrderIntent
 from shared.config import ExecutionSection
-from shared.polymarket.market_ws import MarketFrameError
+from shared.venue.market_ws import MarketFrameError
 
 NO_BALANCE = "not enough balance / allowance"
 

@@ -2,7 +2,7 @@
 
 Envelope: ``{"topic","type","timestamp"(ms),"payload":{...},"connection_id"}``. The ``activity``
 topic's ``trades`` and ``orders_matched`` payloads are Data-API trade rows (payload ``timestamp``
-in seconds, sometimes as a string), so they go through :func:`shared.polymarket.data_api.parse_trade`.
+in seconds, sometimes as a string), so they go through :func:`shared.venue.data_api.parse_trade`.
 The feed is a global firehose (its slug filters delivered nothing in practice): filtering by
 ``proxyWallet`` is the consumer's job. ``pong``/``PONG`` and frames without a payload are
 keep-alive noise; anything else that does not fit is :class:`BadFrame` (log, count, skip).
@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.polymarket.data_api import BadTrade, Trade, parse_trade
+from shared.venue.data_api import BadTrade, Trade, parse_trade
 
 TRADE_TYPES = ("trades", "orders_matched")
 
