@@ -1,0 +1,109 @@
+"""Where the venue is: every URL and contract address of one deployment, in one object.
+
+Production is the official SDK's own production environment; the sim serves its environment as
+JSON at ``GET /_sim/environment`` with the field names of the SDK's environment config, so the
+unmodified SDK can be pointed at it. No contract address is typed anywhere else in polyfleet
+(docs/venue.md, "Environments").
+
+The SDK builds environments only through a private constructor; :meth:`VenueEnvironment.to_sdk`
+is the one place that calls it (polymarket-client is pinned in uv.lock for that reason, and
+tests/unit/test_venue_environment.py fails if the SDK's config fields move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+WALLET_DERIVATION_FIELDS = ("proxy_factory", "proxy_implementation", "safe_factory", "safe_init_code_hash",
+                            "deposit_wallet_factory", "deposit_wallet_implementation", "deposit_wallet_beacon")
+
+
+@dataclass(frozen=True, slots=True)
+class VenueEnvironment:
+    """One deployment of the venue. ``config`` holds the SDK's environment config fields as plain
+    JSON values (``chain_id``, every URL, every contract address, ``wallet_derivation``, ...)."""
+
+    name: str
+    config: dict[str, Any] = field(repr=False)
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.config["chain_id"])
+
+    def url(self, name: str) -> str:
+        """A URL field (``clob_url``, ``gamma_url``, ``data_url``, ``clob_market_ws_url``, ...)."""
+        return str(self.config[name]).rstrip("/")
+
+    def address(self, name: str) -> str:
+        """A contract address field (``collateral_token``, ``standard_exchange``, ``exchange_v3``, ...)."""
+        value = str(self.config[name])
+        if not (value.startswith("0x") and len(value) == 42):
+            raise ValueError(f"environment {self.name}: {name} is not an address: {value!r}")
+        return value
+
+    @property
+    def wallet_derivation(self) -> dict[str, str]:
+        return dict(self.config["wallet_derivation"])
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.config)
+
+    @classmethod
+    def from_json(cls, name: str, raw: dict[str, Any]) -> VenueEnvironment:
+        """Check ``raw`` has every field the SDK's config requires, and keep it."""
+        from polymarket.environments import _EnvironmentConfig  # the field list, not the values
+
+        required = {f.name for f in dataclasses.fields(_EnvironmentConfig)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        missing = sorted(required - set(raw))
+        derivation = raw.get("wallet_derivation")
+        if not isinstance(derivation, dict):
+            missing.append("wallet_derivation")
+        else:
+            missing += [f"wallet_derivation.{k}" for k in WALLET_DERIVATION_FIELDS if k not in derivation]
+        if missing:
+            raise ValueError(f"environment {name} lacks {', '.join(missing)}")
+        known = {f.name for f in dataclasses.fields(_EnvironmentConfig)}
+        return cls(name, {k: v for k, v in raw.items() if k in known})
+
+    def to_sdk(self) -> Any:
+        """The SDK's ``Environment`` for this deployment (private SDK constructor: see module doc)."""
+        from polymarket._internal.environment import create_environment
+        from polymarket.environments import _EnvironmentConfig, _WalletDerivation
+
+        cfg = dict(self.config)
+        cfg["wallet_derivation"] = _WalletDerivation(**cfg["wallet_derivation"])
+        return create_environment(name=self.name, config=_EnvironmentConfig(**cfg))
+
+
+def production() -> VenueEnvironment:
+    """The SDK's production environment."""
+    from polymarket._internal.environment import PRODUCTION_CONFIG
+
+    raw = {f.name: getattr(PRODUCTION_CONFIG, f.name) for f in dataclasses.fields(PRODUCTION_CONFIG)}
+    raw["wallet_derivation"] = {k: getattr(PRODUCTION_CONFIG.wallet_derivation, k) for k in WALLET_DERIVATION_FIELDS}
+    return VenueEnvironment("production", raw)
+
+
+async def fetch_sim_environment(sim_url: str, timeout_s: float = 60.0) -> VenueEnvironment:
+    """The sim's environment from ``{sim_url}/_sim/environment``, waiting up to ``timeout_s`` for
+    the sim to answer (it may still be starting beside us)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    last = ""
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        while True:
+            try:
+                resp = await http.get(f"{sim_url.rstrip('/')}/_sim/environment")
+                resp.raise_for_status()
+                return VenueEnvironment.from_json("sim", resp.json())
+            except (httpx.HTTPError, ValueError) as exc:
+                last = str(exc) or type(exc).__name__
+            if asyncio.get_running_loop().time() >= deadline:
+                raise ConnectionError(f"the sim at {sim_url} did not serve /_sim/environment within "
+                                      f"{timeout_s:.0f} s: {last}")
+            await asyncio.sleep(0.5)
