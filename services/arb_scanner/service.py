@@ -39,7 +39,7 @@ from redis.exceptions import RedisError
 from services.arb_scanner import catalogue, risk
 from services.arb_scanner.budget import FleetBudget
 from services.arb_scanner.catalogue import ArbSet
-from services.arb_scanner.ctf import Ctf, CtfFailed, CtfUnknown, check_execution_mode, make_ctf
+from services.arb_scanner.ctf import Ctf, CtfError, CtfHalt, check_execution_mode, make_ctf
 from services.arb_scanner.detect import (
     EPS,
     Evaluation,
@@ -169,7 +169,7 @@ class ArbScannerService(RedisService):
             return
         try:
             sent = await self.ctf.ensure_approvals()
-        except CtfFailed as exc:
+        except CtfError as exc:  # rejected or unknown alike: reported, and execution goes on
             logger.error("approvals not in place: {}", exc)
             await self._audit("arb.approvals", "error", "", str(exc), {})
             return
@@ -505,10 +505,11 @@ class ArbScannerService(RedisService):
         logger.warning("executing {} on {}: {:g} sets, expected profit {:.4f}", kind, set_id[:12], ev.size, ev.profit)
         try:
             rep = await self.executor.run(s, ev)
-        except CtfFailed as exc:  # an order or a chain call with an unknown outcome: stop until a person looks
+        except CtfError as exc:  # an order or a chain call with an unknown outcome (CtfHalt: the executor
+            # handles every CtfRejected itself, so one reaching here is as unknown): stop until a person looks
             logger.error("arbitrage stopped: {}", exc)
             self.executor = None
-            report = exc.report if isinstance(exc, CtfUnknown) else None
+            report = exc.report if isinstance(exc, CtfHalt) else None
             await self._audit("arb.halted", "error", set_id, str(exc),
                               {"kind": str(kind), **({"execution": report} if report else {})})
             return
@@ -577,7 +578,7 @@ class ArbScannerService(RedisService):
         for rd in res.redeems:
             try:
                 tx = await self.ctf.redeem(rd.condition_id, rd.amounts, h.neg_risk)
-            except CtfFailed as exc:  # refused, reverted or unknown: the claim stays, the next check retries
+            except CtfError as exc:  # rejected or halt alike: the claim stays, the next check retries
                 self.stats["redeem_errors"] += 1
                 logger.warning("redeem of {} ({}) not done: {}; retrying later", h.set_id[:12], rd.condition_id[:12],
                                exc)
