@@ -191,15 +191,25 @@ async def _ready(r: aioredis.Redis, keys: Keys, scanner: Any) -> bool:
     return await r.hlen(keys.arb_catalogue()) == 5 and bool(tokens) and tokens <= set(scanner.tops)
 
 
-async def test_scanner_halts_when_a_merge_has_no_receipt(
-        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def _merge_on_chain_with_fault(tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys,
+                                     running: Running, monkeypatch: pytest.MonkeyPatch, fault: str,
+                                     count: int) -> tuple[Any, str]:
+    """A scanner merging on chain, ready; the next ``count`` transactions get ``fault``; then the
+    ask sum 0.95 arms: (scanner, condition id)."""
     monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
     scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"], "chain": {
         "ctf": "rpc", "receipt_poll_sec": 0.05, "receipt_timeout_sec": 1.0}})
     await eventually(lambda: _ready(r, keys, scanner), timeout=20)
-    await _fault(sim, "drop", 2)  # the merge and its one resend are both dropped
-    await arm_ask_sum_095(sim)
+    await _fault(sim, fault, count)
+    cid, _yes, _no = await arm_ask_sum_095(sim)
+    return scanner, cid
+
+
+async def test_scanner_halts_when_a_merge_has_no_receipt(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the merge and its one resend are both dropped
+    scanner, _ = await _merge_on_chain_with_fault(tmp_path, sim, r, keys, running, monkeypatch, "drop", 2)
     halted = await eventually(lambda: audits(r, keys, "arb.halted"), timeout=20)
     assert "outcome unknown" in halted[0].reason
     report = halted[0].detail["execution"]
@@ -219,12 +229,8 @@ async def test_scanner_goes_on_when_a_merge_reverts(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # the sibling of the halt above: a rejected merge (CtfRejected) changed nothing, so the sets are
     # held and booked, and execution stays on
-    monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
-    scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"], "chain": {
-        "ctf": "rpc", "receipt_poll_sec": 0.05, "receipt_timeout_sec": 1.0}})
-    await eventually(lambda: _ready(r, keys, scanner), timeout=20)
-    await _fault(sim, "revert")  # the merge is mined with status 0
-    cid, _yes, _no = await arm_ask_sum_095(sim)
+    # the merge is mined with status 0
+    scanner, cid = await _merge_on_chain_with_fault(tmp_path, sim, r, keys, running, monkeypatch, "revert", 1)
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
     d = done[0].detail
     assert d["status"] == "partial"
