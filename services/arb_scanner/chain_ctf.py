@@ -20,8 +20,8 @@ One transaction, start to end: chain id checked once; nonce from ``eth_getTransa
 ``eth_sendRawTransaction``; poll ``eth_getTransactionReceipt`` for ``receipt_timeout_sec``.
 
 Outcomes: a receipt with status 1 is done; status 0 (reverted) or a send the node rejects is
-:class:`CtfFailed` (nothing happened); anything else (transport error, no receipt in time) is
-:class:`CtfUnknown`. The only resend is of the *same signed bytes* (same nonce, same hash): it
+:class:`CtfRejected` (nothing happened); anything else (transport error, no receipt in time) is
+:class:`CtfHalt`. The only resend is of the *same signed bytes* (same nonce, same hash): it
 can be mined at most once, so a resend never doubles an operation.
 """
 
@@ -37,7 +37,7 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from loguru import logger
 
-from services.arb_scanner.ctf import CtfFailed, CtfUnknown
+from services.arb_scanner.ctf import CtfHalt, CtfRejected
 from shared.config import ArbChainSection
 from shared.venue.ctf_calls import MAX_UINT256, CtfCall, encode_approval, encode_call
 
@@ -124,7 +124,7 @@ class ChainCtf:
 
     async def ensure_approvals(self) -> list[str]:
         """Read each allowance / isApprovedForAll (``eth_call``) and send only what is missing, one
-        transaction each; what was sent, as text. Raises CtfFailed/CtfUnknown like any call."""
+        transaction each; what was sent, as text. Raises CtfRejected/CtfHalt like any call."""
         sent = []
         for token, kind, spender in self.approvals_needed():
             if kind == "erc20":
@@ -157,13 +157,13 @@ class ChainCtf:
         try:
             return await self.rpc.call(method, params)
         except (RpcError, httpx.HTTPError, ValueError) as exc:
-            raise CtfFailed(f"{what} refused: {method} failed ({exc}); nothing sent") from exc
+            raise CtfRejected(f"{what} refused: {method} failed ({exc}); nothing sent") from exc
 
     async def send(self, to: str, data: bytes, what: str) -> str:
         if not self.chain_checked:
             chain = _int(await self._before_send("eth_chainId", [], what))
             if chain != self.chain_id:
-                raise CtfFailed(f"{what} refused: the RPC serves chain {chain}, not {self.chain_id}")
+                raise CtfRejected(f"{what} refused: the RPC serves chain {chain}, not {self.chain_id}")
             self.chain_checked = True
         nonce = _int(await self._before_send("eth_getTransactionCount", [self.address, "pending"], what))
         gas_price = _int(await self._before_send("eth_gasPrice", [], what))
@@ -171,12 +171,12 @@ class ChainCtf:
                   int(self.cfg.min_priority_fee_gwei * GWEI))
         max_fee = min(2 * gas_price + tip, int(self.cfg.max_fee_gwei_cap * GWEI))
         if tip > max_fee:
-            raise CtfFailed(f"{what} refused: priority fee {tip / GWEI:g} gwei above max_fee_gwei_cap")
+            raise CtfRejected(f"{what} refused: priority fee {tip / GWEI:g} gwei above max_fee_gwei_cap")
         call = {"from": self.address, "to": to, "data": "0x" + data.hex()}
         estimate = _int(await self._before_send("eth_estimateGas", [call], what))
         gas = int(estimate * 1.2) + 10_000
         if estimate > self.cfg.gas_limit_cap:
-            raise CtfFailed(f"{what} refused: gas estimate {estimate} above gas_limit_cap {self.cfg.gas_limit_cap}")
+            raise CtfRejected(f"{what} refused: gas estimate {estimate} above gas_limit_cap {self.cfg.gas_limit_cap}")
         gas = min(gas, self.cfg.gas_limit_cap)
         signed = Account.sign_transaction({
             "type": 2, "chainId": self.chain_id, "nonce": nonce, "to": to, "value": 0, "data": data,
@@ -196,7 +196,7 @@ class ChainCtf:
             if "already known" in exc.message.lower():
                 return
             if first:
-                raise CtfFailed(f"{what} refused by the node ({exc.message}); tx {tx_hash} not sent") from exc
+                raise CtfRejected(f"{what} refused by the node ({exc.message}); tx {tx_hash} not sent") from exc
             logger.warning("chain {}: resend of {} answered {}", what, tx_hash, exc.message)
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("chain {}: send of {} failed in transport ({}); waiting for a receipt", what, tx_hash, exc)
@@ -213,10 +213,10 @@ class ChainCtf:
             if isinstance(receipt, dict):
                 if _int(receipt.get("status", "0x0")) == 1:
                     return tx_hash
-                raise CtfFailed(f"{what}: tx {tx_hash} reverted (status 0)")
+                raise CtfRejected(f"{what}: tx {tx_hash} reverted (status 0)")
             now = time.monotonic()
             if now >= deadline:
-                raise CtfUnknown(f"{what}: outcome unknown, tx {tx_hash} has no receipt after "
+                raise CtfHalt(f"{what}: outcome unknown, tx {tx_hash} has no receipt after "
                                  f"{self.cfg.receipt_timeout_sec:g} s (same nonce: a resend cannot double it)")
             if not resent and now >= deadline - self.cfg.receipt_timeout_sec / 2:
                 resent = True  # half-way without a receipt: the node may have dropped it; same bytes again

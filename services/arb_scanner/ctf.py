@@ -19,12 +19,27 @@ import httpx
 from shared.config import SIM_PRIVATE_KEY, ConfigError, Secrets, Settings
 
 
-class CtfFailed(RuntimeError):
-    """The operation was refused or reverted: nothing changed."""
+class CtfError(RuntimeError):
+    """A position call (split, merge, convert, redeem, approval) that did not finish as asked.
+
+    Never raised itself; the subclass says what the caller must do::
+
+        CtfError
+        ├── CtfRejected  refused or reverted, nothing changed: record it and move on
+        └── CtfHalt      sent with no answer, the outcome is unknown: stop trading until a person looks
+
+    Siblings, so ``except CtfRejected`` can never swallow a halt by accident.
+    """
 
 
-class CtfUnknown(CtfFailed):
-    """The outcome is unknown (sent, no answer): execution must stop until a person looks."""
+class CtfRejected(CtfError):
+    """Refused or reverted: nothing changed. Record it and move on (hold what was bought, merge a
+    split back, retry a redeem at the next check)."""
+
+
+class CtfHalt(CtfError):
+    """Sent with no answer (a transaction without a receipt, an order that may have filled): the
+    position is unknown. Stop trading until a person looks."""
 
     report: dict[str, Any] | None = None  # the execution so far, when the executor knows it
 
@@ -49,9 +64,9 @@ class SimCtf:
         try:
             resp = await self.http.post(f"/_sim/ctf/{op}", json={"address": self.address, **body})
         except httpx.HTTPError as exc:
-            raise CtfUnknown(f"{op}: outcome unknown ({type(exc).__name__}: {exc})") from exc
+            raise CtfHalt(f"{op}: outcome unknown ({type(exc).__name__}: {exc})") from exc
         if resp.status_code != 200:
-            raise CtfFailed(f"{op} refused: {resp.text[:200]}")
+            raise CtfRejected(f"{op} refused: {resp.text[:200]}")
         return str(resp.json()["op"]["tx_hash"])
 
     async def split(self, condition_id: str, amount: float, neg_risk: bool = False) -> str:
