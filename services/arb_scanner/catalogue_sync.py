@@ -34,7 +34,7 @@ class CatalogueSync:
     async def fetch_events(self) -> list[Any]:
         rows: list[Any] = []
         cfg = self.ctx.cfg
-        base = self.ctx.settings.polymarket.gamma_url.rstrip("/")
+        base = await self.ctx.venue_url("gamma_url")
         while len(rows) < cfg.catalogue_max_events:
             resp = await self.ctx.http.get(f"{base}/events", params={"closed": "false", "active": "true",
                                                                       "limit": GAMMA_PAGE, "offset": len(rows)})

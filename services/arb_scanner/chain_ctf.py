@@ -39,7 +39,8 @@ from loguru import logger
 
 from services.arb_scanner.ctf import CtfHalt, CtfRejected
 from shared.config import ArbChainSection
-from shared.venue.ctf_calls import MAX_UINT256, CtfCall, encode_approval, encode_call
+from shared.venue.ctf_calls import MAX_UINT256, ChainAddresses, CtfCall, encode_approval, encode_call
+from shared.venue.environment import VenueEnvironment
 
 GWEI = 10**9
 
@@ -82,12 +83,13 @@ def _int(value: Any) -> int:
 
 
 class ChainCtf:
-    def __init__(self, rpc: EthRpc, private_key: str, chain_id: int, cfg: ArbChainSection) -> None:
+    def __init__(self, rpc: EthRpc, private_key: str, env: VenueEnvironment, cfg: ArbChainSection) -> None:
         self.rpc = rpc
         self.key = private_key
         self.address = Account.from_key(private_key).address
-        self.chain_id = chain_id
+        self.chain_id = env.chain_id
         self.cfg = cfg
+        self.addr = ChainAddresses.from_environment(env.address)
         self.chain_checked = False
 
     # ---- the operations -------------------------------------------------------------------------
@@ -99,14 +101,14 @@ class ChainCtf:
 
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
         call = CtfCall("nr_convert", neg_risk_market_id, amount, outcome_indexes=tuple(outcome_indexes))
-        return await self.send(self.cfg.neg_risk_adapter, encode_call(call), f"convert {amount:g}")
+        return await self.send(self.addr.neg_risk_adapter, encode_call(call), f"convert {amount:g}")
 
     async def redeem(self, condition_id: str, amounts: tuple[float, float], neg_risk: bool = False) -> str:
         if neg_risk:
-            to, call = self.cfg.neg_risk_adapter, CtfCall("nr_redeem", condition_id, 0.0, amounts=amounts)
+            to, call = self.addr.neg_risk_adapter, CtfCall("nr_redeem", condition_id, 0.0, amounts=amounts)
         else:
-            to = self.cfg.ctf_collateral_adapter
-            call = CtfCall("ctf_redeem", condition_id, 0.0, self.cfg.collateral, (1, 2))
+            to = self.addr.ctf_collateral_adapter
+            call = CtfCall("ctf_redeem", condition_id, 0.0, self.addr.collateral, (1, 2))
         return await self.send(to, encode_call(call), f"redeem {condition_id[:12]}")
 
     # ---- approvals ------------------------------------------------------------------------------
@@ -115,9 +117,9 @@ class ChainCtf:
         The collateral adapters take pUSD (split) and the positions (merge, redeem); the
         NegRiskAdapter takes the positions (convert, redeem) and, when neg-risk splits go through
         it, pUSD too."""
-        c = self.cfg
+        c = self.addr
         pusd = [c.ctf_collateral_adapter, c.neg_risk_collateral_adapter]
-        if c.neg_risk_split_via == "neg_risk_adapter":
+        if self.cfg.neg_risk_split_via == "neg_risk_adapter":
             pusd.append(c.neg_risk_adapter)
         ctf = [c.ctf_collateral_adapter, c.neg_risk_collateral_adapter, c.neg_risk_adapter]
         return [(c.collateral, "erc20", a) for a in pusd] + [(c.conditional_tokens, "erc1155", a) for a in ctf]
@@ -145,10 +147,10 @@ class ChainCtf:
 
     async def _position(self, op: str, condition_id: str, amount: float, neg_risk: bool) -> str:
         if neg_risk and self.cfg.neg_risk_split_via == "neg_risk_adapter":
-            to, call = self.cfg.neg_risk_adapter, CtfCall(f"nr_{op}", condition_id, amount)
+            to, call = self.addr.neg_risk_adapter, CtfCall(f"nr_{op}", condition_id, amount)
         else:
-            to = self.cfg.neg_risk_collateral_adapter if neg_risk else self.cfg.ctf_collateral_adapter
-            call = CtfCall(f"ctf_{op}", condition_id, amount, self.cfg.collateral, (1, 2))
+            to = self.addr.neg_risk_collateral_adapter if neg_risk else self.addr.ctf_collateral_adapter
+            call = CtfCall(f"ctf_{op}", condition_id, amount, self.addr.collateral, (1, 2))
         return await self.send(to, encode_call(call), f"{op} {amount:g} of {condition_id[:12]}")
 
     # ---- one transaction ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from shared.config import Settings
 from shared.keys import STREAM_MAXLEN, Keys
 from shared.messages import AuditEvent, stable_id
 from shared.redisio.streams import add_message
+from shared.venue.environment import VenueEnvironment, resolve_environment
 
 SERVICE = "arb_scanner"
 # the rooms' counters, reported in the heartbeat (the tick feed's own are added there)
@@ -43,6 +44,16 @@ class ScanContext:
         # the catalogue in force (catalogue_sync installs it; every other room reads it)
         self.sets: dict[str, ArbSet] = {}
         self.by_token: dict[str, list[tuple[ArbSet, int]]] = {}
+        self._env: VenueEnvironment | None = None
+
+    async def venue(self) -> VenueEnvironment:
+        """The venue environment (every URL and address): resolved on first use."""
+        if self._env is None:
+            self._env = await resolve_environment(self.settings.polymarket, self.settings.mode)
+        return self._env
+
+    async def venue_url(self, name: str) -> str:
+        return (await self.venue()).url(name)
 
     @property
     def redis(self) -> aioredis.Redis:

@@ -62,7 +62,7 @@ class Depth:
         stats = self.ctx.stats
         asked = time.perf_counter()
         try:
-            resp = await self.ctx.http.post(self.ctx.settings.polymarket.clob_url.rstrip("/") + "/books",
+            resp = await self.ctx.http.post(await self.ctx.venue_url("clob_url") + "/books",
                                             json=[{"token_id": t} for t in tokens])
             resp.raise_for_status()
             rows = resp.json()

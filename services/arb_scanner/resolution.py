@@ -36,7 +36,7 @@ class ResolutionWatch:
 
     async def market_states(self, condition_ids: tuple[str, ...]) -> dict[str, MarketState]:
         out: dict[str, MarketState] = {}
-        base = self.ctx.settings.polymarket.clob_url.rstrip("/")
+        base = await self.ctx.venue_url("clob_url")
         for cid in dict.fromkeys(condition_ids):
             try:
                 resp = await self.ctx.http.get(f"{base}/markets/{cid}")

@@ -119,9 +119,10 @@ class ArbScannerService(RedisService):
 
         check_execution_mode(self.settings)  # before the SDK client: paper mode must never reach the venue
         secrets = load_secrets()
-        client = await asyncio.to_thread(make_clob_client, self.settings, secrets)
+        env = await self.ctx.venue()
+        client = await asyncio.to_thread(make_clob_client, self.settings, secrets, env)
         orders = TakerOrders(client)
-        self.ctf = self.resolution.ctf = make_ctf(self.settings, orders.address, secrets)
+        self.ctf = self.resolution.ctf = make_ctf(self.settings, orders.address, secrets, env)
         await self._approve(self.ctf)
         self.execution.executor = Executor(orders, self.ctf, self.cfg.order_type, self.cfg.unwind_slippage)
         self.execution.budget = self.resolution.budget = FleetBudget(self.redis, self.keys,

@@ -14,16 +14,17 @@ from services.arb_scanner.ctf import CtfHalt, CtfRejected
 from services.arb_scanner.detect import Evaluation, FeeSchedule, Kind, Verdict
 from services.arb_scanner.execute import Executor
 from services.sim_exchange.ctf import CtfError
+from services.sim_exchange.environment import environment_json
 from services.sim_exchange.resolution import ResolutionError, Resolutions
 from services.sim_exchange.rpc import RpcFault, SimChain
 from services.sim_exchange.state import SimState
-from shared.config import ArbChainSection, SimExchangeSection
-from shared.venue.ctf_calls import BadCall, CtfCall, decode_call, encode_call, index_set, selector
+from shared.config import SimExchangeSection
+from shared.venue.ctf_calls import BadCall, ChainAddresses, CtfCall, decode_call, encode_call, index_set, selector
 from shared.venue.taker import TakeResult
 
 KEY = "0x" + "11" * 32
 ME = Account.from_key(KEY).address.lower()
-CHAIN = ArbChainSection()
+CHAIN = ChainAddresses.from_environment(lambda name: str(environment_json("sim", 137)[name]))  # the sim's contracts
 PUSD = CHAIN.collateral
 
 

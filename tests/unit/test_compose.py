@@ -20,12 +20,7 @@ APP_SERVICES = ("sim_exchange", "signal_collector", "ws_gateway", "orchestrator"
 LIVE = ROOT / "docker-compose.live.yml"
 LIVE_SECRETS = ("PF_LIVE_CONFIRMED", "PF_PRIVATE_KEY", "PF_CLOB_API_KEY", "PF_CLOB_API_SECRET", "PF_CLOB_API_PASSPHRASE",
                 "PF_API_TOKEN")
-SIM_URLS = {
-    "PF__POLYMARKET__DATA_API_URL": "http://sim_exchange:8700/data-api",
-    "PF__POLYMARKET__GAMMA_URL": "http://sim_exchange:8700/gamma",
-    "PF__POLYMARKET__CLOB_URL": "http://sim_exchange:8700",
-    "PF__POLYMARKET__WS_MARKET_URL": "ws://sim_exchange:8700/ws/market",
-}
+SIM_URLS = {"PF__POLYMARKET__SIM_URL": "http://sim_exchange:8700"}  # the rest comes from /_sim/environment
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +146,7 @@ def test_live_mode_points_every_service_at_polymarket() -> None:
     for svc in live["services"].values():
         env = svc["environment"]
         assert env["PF__MODE"] == "live"
-        assert _default(env["PF__POLYMARKET__CLOB_URL"]) == "https://clob.polymarket.com"
+        assert env["PF__POLYMARKET__ENVIRONMENT"] == "production"
         for name in LIVE_SECRETS:
             target = "PF__LIVE_CONFIRMED" if name == "PF_LIVE_CONFIRMED" else name
             assert env[target].startswith("${" + name + ":?"), target
