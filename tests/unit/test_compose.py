@@ -1,6 +1,6 @@
 """docker-compose.yml (and docker-compose.live.yml): validated by the compose CLI itself
-(``docker compose config`` or docker-compose 1.29's, no engine needed; .ci/run installs
-docker-compose) and checked structurally: every service, one image, health-gated start, nothing
+(``docker compose config`` or docker-compose 1.29's, no engine needed; `make test`
+installs docker-compose) and checked structurally: every service, one image, health-gated start, nothing
 exposed beyond loopback, live secrets required."""
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def _compose_cli() -> list[str]:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    raise AssertionError("no compose CLI to validate with: apt-get install docker-compose (.ci/run does)")
+    raise AssertionError("no compose CLI to validate with: apt-get install docker-compose (`make test` does)")
 
 
 def _config(files: list[Path], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -171,7 +171,7 @@ def test_the_dockerfile_builds_one_locked_non_root_image() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert text.startswith("#") or "FROM python:3.11-slim" in text
     assert "FROM python:3.11-slim" in text
-    assert "uv sync --frozen --no-dev" in text
+    assert "uv sync --locked --no-dev" in text
     assert "\nUSER " in text
     assert "USER root" not in text
 
