@@ -147,32 +147,42 @@ def _redis() -> list[Check]:
 
 
 def _clob(settings: Settings, secrets: Secrets, env: VenueEnvironment) -> list[Check]:
-    from py_clob_client_v2.clob_types import AssetType, BalanceAllowanceParams
+    return asyncio.run(_account_checks(settings, secrets, env))
 
-    from shared.venue.clob import SIGNATURE_TYPES, make_clob_client
 
-    out: list[Check] = []
+async def _account_checks(settings: Settings, secrets: Secrets, env: VenueEnvironment) -> list[Check]:
+    """The account through the venue room: the wallet setup first (from the config and the key, no
+    request), then opening it checks the credentials (validated, or derived with the key); then the
+    collateral and its allowances."""
+    from eth_account import Account
+
+    from shared.venue.account import SIGNATURE_TYPES, open_account, signing_key
+    from shared.venue.errors import VenueError
+    from shared.venue.orders import VenueOrders
+
+    pm = settings.polymarket
     try:
-        client = make_clob_client(settings, secrets, env)
-    except ConfigError as exc:
+        signer = str(Account.from_key(signing_key(settings, secrets)).address)
+    except (VenueError, ValueError) as exc:
         return [Check("credentials", "fail", str(exc))]
-    except Exception as exc:
-        return [Check("credentials", "fail", f"could not create or derive CLOB API credentials: {exc}")]
-    signature_type = SIGNATURE_TYPES[settings.polymarket.wallet]
-    out.append(wallet_check(client.get_address(), signature_type, settings.polymarket.wallet_address))
+    wallet = wallet_check(signer, SIGNATURE_TYPES[pm.wallet], pm.wallet_address or (signer if pm.wallet == "eoa" else ""))
+    if wallet.status == "fail":
+        return [wallet]
     try:
-        client.get_api_keys()
+        account = await open_account(settings, secrets, env)
+    except VenueError as exc:
+        return [wallet, Check("credentials", "fail", f"could not open the account: {exc}")]
+    try:
+        out = [wallet]
         how = "from PF_CLOB_API_KEY" if secrets.clob_api_key else "derived from the key (L1)"
         out.append(Check("credentials", "ok", f"API credentials {how} accepted"))
-    except Exception as exc:
-        out.append(Check("credentials", "fail", f"API credentials refused: {exc}"))
-        return out
-    try:
-        reply = client.get_balance_allowance(BalanceAllowanceParams(
-            asset_type=AssetType.COLLATERAL, signature_type=signature_type))  # type: ignore[arg-type]
-    except Exception as exc:
-        return [*out, Check("collateral", "fail", f"balance-allowance failed: {exc}")]
-    return out + balance_checks(reply if isinstance(reply, dict) else {}, settings.mode)
+        try:
+            balance, allowances = await VenueOrders(account).collateral()
+        except VenueError as exc:
+            return [*out, Check("collateral", "fail", f"balance-allowance failed: {exc}")]
+        return out + balance_checks({"balance": str(balance), "allowances": allowances}, settings.mode)
+    finally:
+        await account.close()
 
 
 def run(config_path: str | None = None) -> list[Check]:
