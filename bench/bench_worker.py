@@ -186,7 +186,7 @@ async def publish_steady(r: aioredis.Redis, tokens: list[str], seq: dict[str, in
     return sent
 
 
-async def sessions_phase(redis: RedisServer, args: argparse.Namespace, tmp: Path) -> None:
+async def sessions_phase(redis: RedisServer, sim: SimExchangeProcess, args: argparse.Namespace, tmp: Path) -> None:
     name = "bench-paper"
     r = make_client(redis.url)
     await r.flushall()
@@ -197,7 +197,8 @@ async def sessions_phase(redis: RedisServer, args: argparse.Namespace, tmp: Path
         for t in tokens:
             p.execute_command("HSET", KEYS.book(t), *tick(t, 1, 0.51, 0.52).hash_args())
         await p.execute()
-    config = write_config(tmp / "paper.yaml", 1, {
+    # paper mode sends nothing, but the worker resolves its venue environment at start: the idle sim's
+    config = write_config(tmp / "paper.yaml", sim.port, {
         "mode": "paper", "logging": {"level": "WARNING"},
         "workers": {"capacity": max(1000, args.tokens), "lease_ms": 30_000, "heartbeat_interval_sec": 1.0},
     })
@@ -476,8 +477,8 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pf-bench-worker-"))
     sim: SimExchangeProcess | None = None
     try:
-        await sessions_phase(redis, args, tmp)
         sim = start_sim(redis, args, tmp)
+        await sessions_phase(redis, sim, args, tmp)
         await orders_phase(redis, sim, args, tmp)
         await signing_phase(sim, args)
         print(f"load average (1, 5, 15 min) after the run: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
