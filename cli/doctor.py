@@ -151,29 +151,19 @@ def _clob(settings: Settings, secrets: Secrets, env: VenueEnvironment) -> list[C
 
 
 async def _account_checks(settings: Settings, secrets: Secrets, env: VenueEnvironment) -> list[Check]:
-    """The account through the venue room: the wallet setup first (from the config and the key, no
-    request), then opening it checks the credentials (validated, or derived with the key); then the
-    collateral and its allowances."""
-    from eth_account import Account
-
-    from shared.venue.account import SIGNATURE_TYPES, open_account, signing_key
+    """The account through the venue room: opening it checks the key, the wallet (deployed; a
+    missing deposit wallet is created) and the API credentials (validated, or derived with the
+    key), each wrong setup as one line naming the fix; then the collateral and its allowances."""
+    from shared.venue.account import open_account
     from shared.venue.errors import VenueError
     from shared.venue.orders import VenueOrders
 
-    pm = settings.polymarket
-    try:
-        signer = str(Account.from_key(signing_key(settings, secrets)).address)
-    except (VenueError, ValueError) as exc:
-        return [Check("credentials", "fail", str(exc))]
-    wallet = wallet_check(signer, SIGNATURE_TYPES[pm.wallet], pm.wallet_address or (signer if pm.wallet == "eoa" else ""))
-    if wallet.status == "fail":
-        return [wallet]
     try:
         account = await open_account(settings, secrets, env)
     except VenueError as exc:
-        return [wallet, Check("credentials", "fail", f"could not open the account: {exc}")]
+        return [Check("wallet", "fail", f"could not open the account: {exc}")]
     try:
-        out = [wallet]
+        out = [wallet_check(account.signer, account.signature_type, account.wallet)]
         how = "from PF_CLOB_API_KEY" if secrets.clob_api_key else "derived from the key (L1)"
         out.append(Check("credentials", "ok", f"API credentials {how} accepted"))
         try:

@@ -145,6 +145,7 @@ async def test_wrong_chain_is_refused(sim: SimExchangeProcess, env: VenueEnviron
 
 def test_make_ctf_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     def settings(**over: Any) -> Any:
+        over = {**over, "polymarket": {"wallet": "eoa", **over.get("polymarket", {})}}  # on-chain CTF: EOA only
         return load_settings(write_config(tmp_path / "c.yaml", 1, over), environ={})
 
     env = production()

@@ -49,6 +49,8 @@ async def running() -> AsyncIterator[Running]:
 async def start(tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, running: Running,
                 arb: dict[str, Any]) -> ArbScannerService:
     cfg = write_config(tmp_path / "polyfleet.yaml", sim.port, {
+        # the arbitrage taker still signs with py-clob-client-v2, which cannot trade a deposit wallet
+        "polymarket": {"wallet": "eoa"},
         "sim_exchange": SIM, "arbitrage": {**ARB, **arb},
         "gateway": {"reconcile_interval_sec": 1.0, "ping_interval_sec": 1.0}})
     settings = load_settings(cfg, environ={})

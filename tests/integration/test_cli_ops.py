@@ -125,7 +125,9 @@ def test_config_check_accepts_the_example_and_names_bad_keys(tmp_path: Path) -> 
 def test_doctor_passes_against_sim_exchange(start_sim: Callable[..., SimExchangeProcess],
                                             redis_server: RedisServer) -> None:
     sim = start_sim()
-    env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "COLUMNS": "250"}
+    # the sim's legacy EOA has every approval; a fresh deposit wallet (the default) has none yet
+    env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "COLUMNS": "250",
+           "PF__POLYMARKET__WALLET": "eoa"}
     res = runner.invoke(app, ["doctor"], env=env)
     assert res.exit_code == 0, res.output
     for name in ("config", "redis", "data api", "gamma", "clob", "clock", "market websocket", "wallet",
@@ -137,14 +139,14 @@ def test_doctor_passes_against_sim_exchange(start_sim: Callable[..., SimExchange
     assert "appendonly is off" in res.output  # the test server runs without AOF: a warning, not a failure
 
 
-def test_doctor_names_a_missing_funder_and_a_dead_endpoint(start_sim: Callable[..., SimExchangeProcess],
+def test_doctor_names_a_missing_wallet_and_a_dead_endpoint(start_sim: Callable[..., SimExchangeProcess],
                                                            redis_server: RedisServer, tmp_path: Path) -> None:
     sim = start_sim()
     env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "COLUMNS": "250",
            "PF__POLYMARKET__WALLET": "safe"}
     res = runner.invoke(app, ["doctor"], env=env)
     assert res.exit_code == 1
-    assert "needs polymarket.wallet_address" in res.output
+    assert "safe wallet is not deployed" in res.output  # the key's Safe (derived) does not exist
     env = {**env, "PF__POLYMARKET__WALLET": "eoa", "PF__POLYMARKET__URL_OVERRIDES": "{gamma_url: 'http://127.0.0.1:1/gamma'}",
            "PF_REDIS_URL": "redis://127.0.0.1:1/0"}
     res = runner.invoke(app, ["doctor"], env=env)
