@@ -4,6 +4,7 @@ on v1 (CTF) and v2 (Protocol V2) markets."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -214,8 +215,39 @@ async def test_a_deposit_wallet_account_is_created_and_trades_both_systems(
             bought = await room.orders.place_marketable(m, "BUY", 0.45, None, 0.01, budget=1.01, order_type="FOK")
             assert (bought.status, bought.shares) == ("matched", 2.2444)  # $1.01 / 0.45, four decimals
             assert await room.orders.position(m.outcome) == pytest.approx(2.2444)
-            placed = [o for o in await room.sim_orders(token)]
-            assert {o["maker_address"].lower() for o in placed} == {wallet.lower()}
+            assert {o["maker_address"].lower() for o in await room.sim_orders(token)} == {wallet.lower()}
     finally:
         await room.account.close()
         await room.http.aclose()
+
+
+async def test_processes_of_one_account_starting_together_share_one_deposit_wallet(
+        start_sim: Callable[..., SimExchangeProcess]) -> None:
+    """Workers of one account start together: each finds the wallet missing, one creation wins, the
+    other is refused; it opens once more and finds the wallet deployed."""
+    sim = start_sim({"sim_exchange": {"markets": 2, "volatility": 0.0}})
+    env = await fetch_sim_environment(sim.url)
+    settings = load_settings(sim.env["PF_CONFIG"], environ={})
+    accounts = await asyncio.gather(*(open_account(settings, Secrets(), env) for _ in range(3)))
+    try:
+        assert len({a.wallet for a in accounts}) == 1
+        async with httpx.AsyncClient(base_url=sim.url) as http:
+            deployed = (await http.get("/_sim/wallets", params={"owner": accounts[0].signer.lower()})).json()
+        assert [w["address"] for w in deployed] == [accounts[0].wallet.lower()]
+    finally:
+        await asyncio.gather(*(a.close() for a in accounts))
+
+
+async def test_a_refused_wallet_creation_is_tried_once_more(start_sim: Callable[..., SimExchangeProcess]) -> None:
+    """What the process that loses that race sees: its WALLET-CREATE refused. It opens once more."""
+    sim = start_sim({"sim_exchange": {"markets": 2, "volatility": 0.0}})
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        fault = {"kind": "http_429", "count": 1, "retry_after": 0, "path_prefix": "/relayer/submit", "status": 400}
+        assert (await http.post("/_sim/fault", json=fault)).status_code == 200
+        account = await open_account(load_settings(sim.env["PF_CONFIG"], environ={}), Secrets(),
+                                     await fetch_sim_environment(sim.url))
+        try:
+            deployed = (await http.get("/_sim/wallets", params={"owner": account.signer.lower()})).json()
+            assert [(w["address"], w["kind"]) for w in deployed] == [(account.wallet.lower(), "deposit")]
+        finally:
+            await account.close()
