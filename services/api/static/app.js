@@ -81,6 +81,7 @@ function renderStats(s, workers, pnl) {
     ["exiting", s.tokens.exiting], ["done", s.tokens.done], ["ticks/s", fmt(s.ticks_per_sec, 1)],
     ["signals", s.streams.signals], ["fills", s.streams.fills],
     ["PnL", pnl ? fmt(pnl.total_pnl, 2) : "…"], ["exposure", pnl ? fmt(pnl.exposure, 2) : "…"],
+    ["pending $", pnl ? fmt(pnl.pending_notional, 2) : "…"],
   ];
   document.getElementById("stats").replaceChildren(
     ...items.map(([k, v]) => el("div", { "data-stat": k }, el("b", {}, String(v)), el("span", {}, k))));
@@ -103,6 +104,17 @@ function renderWorkers(workers) {
   }));
 }
 
+// Shares matched but not settled yet (docs/orchestrator.md, Settlement): empty when every trade
+// of the token is CONFIRMED (or voided), else the net shares with an hourglass and the detail.
+function pendingCell(t) {
+  if (!t.pending_trades) return el("td", { class: "num", "data-testid": "pending" }, "");
+  const title = `${t.pending_trades} trade(s) not settled: buys ${fmt(t.pending_buy)}, sells ${fmt(t.pending_sell)}, ` +
+    `$${fmt(t.pending_notional)}; confirmed position ${fmt(t.position_confirmed)}` +
+    (t.failed_trades ? `; ${t.failed_trades} trade(s) failed and voided` : "");
+  return el("td", { class: "num pending", "data-testid": "pending", title },
+    `${t.pending > 0 ? "+" : ""}${fmt(t.pending, 2)} \u29D7`);
+}
+
 function renderTokens() {
   const order = { running: 0, exiting: 1, starting: 2, queued: 3, error: 4, rejected: 5, done: 6, cooldown: 7 };
   const rows = [...state.tokens.values()].sort((a, b) =>
@@ -118,7 +130,8 @@ function renderTokens() {
       el("td", { title: t.token_id }, short(t.token_id)),
       el("td", { title: t.title || "" }, `${t.slug || ""} ${t.outcome || ""}`.trim().slice(0, 40)),
       el("td", { class: "state-" + t.state }, t.state), el("td", {}, t.owner || ""),
-      el("td", { class: "num" }, fmt(t.position, 2)), el("td", { class: "num" }, fmt(t.avg_cost, 3)),
+      el("td", { class: "num", title: `confirmed ${fmt(t.position_confirmed)}` }, fmt(t.position, 2)), pendingCell(t),
+      el("td", { class: "num" }, fmt(t.avg_cost, 3)),
       el("td", { class: "num" }, fmt(t.mark, 3)), el("td", { class: "num" }, signed(t.pnl)),
       el("td", { title: t.last_event || "" }, (t.last_event || "").slice(0, 50)), el("td", {}, stop));
   }));
