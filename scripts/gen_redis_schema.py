@@ -31,6 +31,7 @@ EXAMPLES = (
     ("XINFO GROUPS {NS}:signals", "consumer groups, lag and pending counts"),
     ("XPENDING {NS}:signals {group}", "entries delivered but not acked yet"),
     ("HGETALL {NS}:token:<id>", "one token's lifecycle, owner, epoch, position"),
+    ("HGETALL {NS}:ledger:<id>", "its fills not folded yet and their trades' settlement status"),
     ("SMEMBERS {NS}:tokens:running", "tokens by state"),
     ("SMEMBERS {NS}:gw:want:orchestrator", "what the orchestrator wants the gateway to stream"),
     ("HGETALL {NS}:book:<id>", "the latest tick of a token"),
