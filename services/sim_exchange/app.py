@@ -13,7 +13,17 @@ from typing import Any
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 
-from services.sim_exchange import admin, arb_admin, chain_admin, copytrade_admin, gamma, livedata, private, wire
+from services.sim_exchange import (
+    admin,
+    arb_admin,
+    chain_admin,
+    copytrade_admin,
+    gamma,
+    lifecycle,
+    livedata,
+    private,
+    wire,
+)
 from services.sim_exchange.feed import FeedError
 from services.sim_exchange.market import TokenBook
 from services.sim_exchange.state import SimState
@@ -266,4 +276,5 @@ def create_app(state: SimState) -> FastAPI:
     app.include_router(copytrade_admin.router(state))
     app.include_router(arb_admin.router(state))
     app.include_router(chain_admin.router(state, state.auth.chain_id))
+    lifecycle.install(app, state)  # the CLOB gate (restart, rate-limit headers) and /ws/user
     return app
