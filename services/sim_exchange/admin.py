@@ -107,9 +107,17 @@ def router(state: SimState) -> APIRouter:
                 acct.cash = float(body["cash"])
             for token, size in (body.get("positions") or {}).items():
                 acct.positions[str(token)] = float(size)
+            for kind, amount in (body.get("allowances") or {}).items():  # $ / shares; null = unlimited again
+                if str(kind) not in ("COLLATERAL", "CONDITIONAL"):
+                    raise ValueError(f"allowances are COLLATERAL or CONDITIONAL, not {kind!r}")
+                if amount is None:
+                    acct.allowances.pop(str(kind), None)
+                else:
+                    acct.allowances[str(kind)] = int(round(float(amount) * 1_000_000))
         except (TypeError, ValueError, AttributeError) as exc:
             return _err(400, f"bad account: {exc}")
-        return {"address": acct.address, "cash": acct.cash, "positions": dict(acct.positions)}
+        return {"address": acct.address, "cash": acct.cash, "positions": dict(acct.positions),
+                "allowances": dict(acct.allowances)}
 
     @r.get("/markets")
     async def markets() -> Any:

@@ -102,6 +102,12 @@ class Account:
     address: str
     cash: float
     positions: dict[str, float] = field(default_factory=dict)
+    # what the account allowed the exchanges to move, per asset type (COLLATERAL for BUYs,
+    # CONDITIONAL for SELLs), in base units; unset = unlimited, as a sim account starts set up
+    allowances: dict[str, int] = field(default_factory=dict)
+
+    def allowance(self, side: str) -> int | None:
+        return self.allowances.get("COLLATERAL" if side == "BUY" else "CONDITIONAL")
 
 
 def taker_fee(size: float, price: float, rate: float, exponent: float) -> float:
@@ -109,10 +115,6 @@ def taker_fee(size: float, price: float, rate: float, exponent: float) -> float:
     if rate <= 0:
         return 0.0
     return round(float(size * rate * (price * (1 - price)) ** exponent), 5)
-
-
-def _no_allowance_limit(_address: str, _side: str, _token_id: str) -> int | None:
-    return None
 
 
 class Matcher:
@@ -126,8 +128,6 @@ class Matcher:
         self.trades: list[tuple[Order, Fill]] = []
         self.settlement: Settlement[tuple[Order, Fill]] = Settlement(settle_lag_s, settle_fail_share, seed)
         self.halted: Callable[[], bool] = lambda: False  # the engine is restarting: nothing matches
-        # the allowance (base units) an account gave the exchange for a side/token; None = not limited
-        self.allowance: Callable[[str, str, str], int | None] = _no_allowance_limit
         self.settled: list[Transition[tuple[Order, Fill]]] = []  # status changes not yet published
         self.cancelled: list[Order] = []  # cancellations not yet published
 
@@ -221,7 +221,7 @@ class Matcher:
             need = amounts.shares
             balance, reserved = acct.positions.get(req.token_id, 0.0), self.reserved_shares(acct, req.token_id)
         rules.check_balance(req.side, units(balance), units(reserved), need)
-        allowance = self.allowance(acct.address, req.side, req.token_id)
+        allowance = acct.allowance(req.side)
         if allowance is not None:
             rules.check_allowance(allowance, need)
 

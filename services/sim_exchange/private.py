@@ -233,12 +233,11 @@ def router(state: SimState) -> APIRouter:
             return got
         acct = state.matcher.account(got[0].address)
         q = request.query_params
-        if q.get("asset_type", "COLLATERAL").upper().startswith("CONDITIONAL"):
-            amount = acct.positions.get(q.get("token_id", ""), 0.0)
-        else:
-            amount = acct.cash
+        conditional = q.get("asset_type", "COLLATERAL").upper().startswith("CONDITIONAL")
+        amount = acct.positions.get(q.get("token_id", ""), 0.0) if conditional else acct.cash
         units = str(max(int(round(amount * 1_000_000)), 0))
-        return {"balance": units, "allowances": {s: str(2**256 - 1) for s in SPENDERS}}
+        allowed = acct.allowance("SELL" if conditional else "BUY")  # what orders are checked against
+        return {"balance": units, "allowances": {s: str(2**256 - 1 if allowed is None else allowed) for s in SPENDERS}}
 
     @r.post("/v1/heartbeats")
     @r.post("/heartbeats")
