@@ -76,7 +76,8 @@ class Lifecycle:
         feed = self.state.feed
         row = feed.add(feed.make_row({
             "proxyWallet": order.maker_address, "side": order.side, "asset": order.token_id,
-            "size": fill.size, "price": fill.price, "timestamp": int(fill.ts), "transactionHash": fill.tx_hash,
+            "size": fill.size, "price": fill.price, "timestamp": int(fill.updated or fill.ts),  # the block's time
+            "transactionHash": fill.tx_hash,
         }), maker=fill.role == "MAKER")
         self.state.live.push(row)
 
@@ -108,7 +109,10 @@ class Lifecycle:
         """Before a CLOB call: 425 while the engine restarts; else bring everything up to now."""
         if self.state.faults.restarting(self.clock()):
             return JSONResponse({"error": RESTART_TEXT}, status_code=425)
-        self.housekeep()
+        try:
+            self.housekeep()
+        except Exception:  # a bug here must not take every CLOB call down with it
+            logger.exception("housekeeping failed")
         return None
 
     def post_only_refusal(self, payload: Any) -> tuple[dict[str, str], int] | None:

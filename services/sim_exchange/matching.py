@@ -128,6 +128,7 @@ class Matcher:
         self.trades: list[tuple[Order, Fill]] = []
         self.settlement: Settlement[tuple[Order, Fill]] = Settlement(settle_lag_s, settle_fail_share, seed)
         self.halted: Callable[[], bool] = lambda: False  # the engine is restarting: nothing matches
+        self.delayed: list[Order] = []  # DELAYED orders, oldest first (the timer looks at these only)
         self.settled: list[Transition[tuple[Order, Fill]]] = []  # status changes not yet published
         self.cancelled: list[Order] = []  # cancellations not yet published
 
@@ -136,6 +137,7 @@ class Matcher:
         self.orders.clear()
         self.trades.clear()
         self.settlement.clear()
+        self.delayed.clear()
         self.settled.clear()
         self.cancelled.clear()
 
@@ -248,6 +250,7 @@ class Matcher:
         self.orders[order.id] = order
         if marketable and delay > 0:
             order.status, order.due_at = "DELAYED", self.now() + delay
+            self.delayed.append(order)
             return order, []
         fills = self._take(order, book, levels)
         self._settle_if_instant()
@@ -277,10 +280,11 @@ class Matcher:
 
     def release_delayed(self) -> list[Order]:
         """Match the DELAYED orders whose delay is over, against the book as it is now."""
-        if self.halted():
+        if not self.delayed or self.halted():
             return []
         now = self.now()
-        due = [o for o in self.orders.values() if o.status == "DELAYED" and o.due_at <= now]
+        due = [o for o in self.delayed if o.status == "DELAYED" and o.due_at <= now]
+        self.delayed = [o for o in self.delayed if o.status == "DELAYED" and o.due_at > now]
         for order in due:
             book = self.sim.by_token[order.token_id]
             levels = self.crossing(book, order.side, order.price)

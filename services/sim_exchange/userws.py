@@ -26,6 +26,7 @@ from services.sim_exchange import wire
 from services.sim_exchange.auth import ApiKey, Authenticator
 from services.sim_exchange.matching import Fill, Order
 from services.sim_exchange.settlement import ON_CHAIN
+from services.sim_exchange.socketloop import json_object, run_connection
 
 QUEUE_MAX = 10_000
 
@@ -101,29 +102,18 @@ class UserHub:
         wanted = first.get("markets")
         client = UserClient(ws, key, {str(m).lower() for m in wanted} if isinstance(wanted, list) and wanted else None)
         self.clients.add(client)
-        sender = asyncio.create_task(self._sender(client))
         try:
-            while True:
-                text = await ws.receive_text()
-                if text.strip().upper() == "PING":
-                    client.queue.put_nowait("PONG")
-                    continue
-                self._on_message(client, text)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+            await run_connection(ws, client.queue, lambda text: self._on_message(client, text))
         finally:
             self.clients.discard(client)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
 
     @staticmethod
     def _on_message(client: UserClient, text: str) -> None:
-        try:
-            msg = json.loads(text)
-        except ValueError:
+        if text.strip().upper() == "PING":
+            client.queue.put_nowait("PONG")
             return
-        if not isinstance(msg, dict):
+        msg = json_object(text)
+        if msg is None:
             return
         markets = {str(m).lower() for m in msg.get("markets") or []}
         op = str(msg.get("operation") or "").lower()
@@ -133,14 +123,3 @@ class UserHub:
             client.markets |= markets
         elif op == "unsubscribe":
             client.markets -= markets
-
-    @staticmethod
-    async def _sender(client: UserClient) -> None:
-        while True:
-            text = await client.queue.get()
-            if text is None:
-                return
-            try:
-                await client.ws.send_text(text)
-            except Exception:
-                return
