@@ -18,10 +18,10 @@ WORKDIR /app
 
 # Dependencies first (cached until the lock file changes), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --locked --no-dev --no-install-project
 
 COPY . .
-RUN uv sync --frozen --no-dev \
+RUN uv sync --locked --no-dev \
     && mkdir -p /app/config /app/logs /app/var \
     && chown -R polyfleet:polyfleet /app/logs /app/var
 

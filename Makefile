@@ -5,7 +5,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 UV ?= uv
-PYTHON ?= python3
+# --locked: a uv.lock that no longer matches pyproject.toml stops the run instead of being re-locked.
+RUN = $(UV) run --locked
+# scripts/bootstrap.sh puts uv (pip --user) here; every recipe after it must find it.
+export PATH := $(HOME)/.local/bin:$(PATH)
+# The first step of every target that runs the code: install what is missing, once per make run. Its profile
+# follows the goals: `test` (chromium, chromedriver, a compose CLI on top of uv, .venv and redis-server)
+# when a goal runs the tests or the compose CLI, `demo` otherwise.
+TEST_GOALS = test check compose-check
+BOOTSTRAP_PROFILE = $(if $(filter $(TEST_GOALS),$(MAKECMDGOALS)),test,demo)
 N ?= 2
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 LIVE_FILES = -f docker-compose.yml -f docker-compose.live.yml
@@ -16,36 +24,35 @@ help: ## List the targets with a one-line description
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [N=workers]\n\n"} \
 		/^[a-zA-Z0-9_-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Install the locked dependencies (uv sync --frozen; installs uv with pip if missing)
-	@command -v $(UV) >/dev/null 2>&1 || $(PYTHON) -m pip install uv
-	$(UV) sync --frozen
+install: ## Install what is missing: uv, the locked dependencies, redis-server; for test/check also chromium, chromedriver, docker-compose (scripts/bootstrap.sh)
+	bash scripts/bootstrap.sh $(BOOTSTRAP_PROFILE)
 
-lint: ## Lint with ruff
-	$(UV) run ruff check .
+lint: install ## Lint with ruff
+	$(RUN) ruff check .
 
-fmt: ## Format and auto-fix with ruff
-	$(UV) run ruff check --fix .
-	$(UV) run ruff format .
+fmt: install ## Format and auto-fix with ruff
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
 
-type: ## Type-check shared/, services/ and cli/ with mypy (strict)
-	$(UV) run mypy
+type: install ## Type-check shared/, services/ and cli/ with mypy (strict)
+	$(RUN) mypy
 
-test: ## Run the whole test suite (unit, integration, architecture, e2e)
-	$(UV) run pytest -q
+test: install ## Run the whole test suite (unit, integration, architecture, e2e)
+	$(RUN) pytest -q
 
-test-fast: ## Run the unit and architecture tests only (no servers)
-	$(UV) run pytest -q tests/unit tests/architecture
+test-fast: install ## Run the unit and architecture tests only (no servers)
+	$(RUN) pytest -q tests/unit tests/architecture
 
-audit: ## Audit the locked dependencies with pip-audit; fails on a known vulnerability or a package it could not check
-	$(UV) run python scripts/audit.py --strict
+audit: install ## Audit the locked dependencies with pip-audit; fails on a known vulnerability or a package it could not check
+	$(RUN) python scripts/audit.py --strict
 
-audit-report: ## The same audit, but only reports packages it could not check (no route to the service); fails on a vulnerability
-	$(UV) run python scripts/audit.py
+audit-report: install ## The same audit, but only reports packages it could not check (no route to the service); fails on a vulnerability
+	$(RUN) python scripts/audit.py
 
-check: lint type audit-report test ## lint + type + dependency audit + test: what CI runs
+check: install lint type audit-report compose-check test ## lint + type + dependency audit + test: what CI runs
 
-bench: ## Run every benchmark in bench/ (figures go to docs/benchmarks.md by hand, with the machine line)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python -m bench.$$(basename $$b .py) || exit 1; done
+bench: install ## Run every benchmark in bench/ (figures go to docs/benchmarks.md by hand, with the machine line)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(RUN) python -m bench.$$(basename $$b .py) || exit 1; done
 
 SOAK_SECONDS ?= 3600
 SOAK_SEED ?= 9
@@ -55,18 +62,18 @@ SOAK_WALLETS ?= 12
 SOAK_WS_RATE ?= 0
 .PHONY: soak soak-short
 
-soak: ## Whole-system soak under chaos, long (SOAK_SECONDS=3600 SOAK_SEED=9 SOAK_MARKETS SOAK_WORKERS SOAK_WALLETS SOAK_WS_RATE); summary in var/soak/summary.json
-	$(UV) run python -m tests.soak.harness --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) \
+soak: install ## Whole-system soak under chaos, long (SOAK_SECONDS=3600 SOAK_SEED=9 SOAK_MARKETS SOAK_WORKERS SOAK_WALLETS SOAK_WS_RATE); summary in var/soak/summary.json
+	$(RUN) python -m tests.soak.harness --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) \
 		--markets $(SOAK_MARKETS) --workers $(SOAK_WORKERS) --wallets $(SOAK_WALLETS) --ws-rate $(SOAK_WS_RATE) \
 		--log-dir var/soak/logs --out var/soak/summary.json
 
-soak-short: ## The CI soak (~100 s of chaos + settle; `make test` runs it too)
-	$(UV) run pytest -q -s -m soak tests/soak
+soak-short: install ## The CI soak (~100 s of chaos + settle; `make test` runs it too)
+	$(RUN) pytest -q -s -m soak tests/soak
 
-demo: ## Run the sim-mode demo (scripts/demo.sh)
+demo: install ## Run the sim-mode demo (scripts/demo.sh)
 	bash scripts/demo.sh
 
-redis: ## Start a local redis-server on 6379 unless one answers (scripts/ensure-redis.sh)
+redis: install ## Start a local redis-server on 6379 unless one answers (scripts/ensure-redis.sh)
 	bash scripts/ensure-redis.sh
 
 up: ## Sim mode in containers: redis, sim_exchange (profile sim), every service, API on 127.0.0.1:8800
@@ -87,9 +94,9 @@ ps: ## Containers with their health
 scale-workers: ## Run N maker workers under compose (make scale-workers N=4; default 2)
 	$(COMPOSE) --profile sim up -d --no-recreate --scale maker_worker=$(N)
 
-compose-check: ## Validate the compose files with the compose CLI (no engine needed) + the structural tests
+compose-check: install ## Validate the compose files with the compose CLI (no engine needed) + the structural tests
 	$(COMPOSE) config -q && echo "docker-compose.yml: valid ($(COMPOSE) config)"
-	$(UV) run pytest -q tests/unit/test_compose.py
+	$(RUN) pytest -q tests/unit/test_compose.py
 
 dashboard: ## Print the dashboard URL (with PF_API_TOKEN in the fragment, which never reaches a server)
 	@test -n "$$PF_API_TOKEN" || { echo "PF_API_TOKEN is not set"; exit 1; }

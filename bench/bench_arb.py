@@ -2,8 +2,8 @@
 
 ``uv run python -m bench.bench_arb [--markets 5000] [--rate 1000] [--seconds 10]``
 
-* A private redis-server (never 6379). The scanner (the real ``ArbScannerService``: its PSUBSCRIBE
-  listener, tick evaluation, tracker and XADD) runs in a child process with the catalogue built
+* A private redis-server (never 6379). The scanner (the real ``ArbScannerService``: its tick
+  feed, tick evaluation, tracker and XADD) runs in a child process with the catalogue built
   by ``catalogue.build`` from 5,000 Gamma-shaped events and installed in Redis (wanted set too).
 * This process publishes ticks on ``pf:tick:{token}`` at ``--rate`` a second over all 10,000
   tokens: ordinary moves (YES + NO asks sum >= 1.02, nothing to report) and, every 50th tick, a
@@ -62,8 +62,8 @@ async def scanner(url: str, markets: int) -> None:
     r = aioredis.Redis.from_url(url, decode_responses=True)
     svc = ArbScannerService(settings, "bench", redis=r)
     sets, _ = catalogue.build(events(markets), set(Kind))
-    await svc.install_catalogue(sets)
-    listen = asyncio.create_task(svc._listen())
+    await svc.catalogue.install(sets)
+    listen = asyncio.create_task(svc.ticks.feed.run(asyncio.Event()))
     print("READY", flush=True)
     while True:
         t = os.times()
@@ -76,7 +76,7 @@ async def scanner(url: str, markets: int) -> None:
 
 
 def _pct(svc: Any, q: float) -> float:
-    s = sorted(svc.latency_ms)
+    s = sorted(svc.ticks.latency_ms)
     return round(s[min(len(s) - 1, int(q * len(s)))], 3) if s else 0.0
 
 

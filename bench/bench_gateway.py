@@ -216,7 +216,7 @@ async def wait_seeded(r: aioredis.Redis, tokens: list[str], timeout: float = 60)
 
 def gateway_config(d: Path, ws_url: str, clob_url: str, sim_port: int) -> Path:
     return write_config(d / "gateway.yaml", sim_port, {
-        "polymarket": {"ws_market_url": ws_url, "clob_url": clob_url},
+        "polymarket": {"url_overrides": {"clob_market_ws_url": ws_url, "clob_url": clob_url}},
         "gateway": {"stale_after_sec": 3600, "reconcile_interval_sec": 5},
         "monitoring": {"heartbeat_interval_sec": 1.0},
         "logging": {"level": "WARNING"},

@@ -421,9 +421,11 @@ async def signing_phase(sim: SimExchangeProcess, args: argparse.Namespace) -> No
     from services.maker_worker.executor import ClobExecutor
     from shared.config import Secrets, load_settings
     from shared.venue.clob import make_clob_client
+    from shared.venue.environment import fetch_sim_environment
 
     settings = load_settings(sim.env["PF_CONFIG"], environ={})
-    client = await asyncio.to_thread(make_clob_client, settings, Secrets())
+    env = await fetch_sim_environment(sim.url)
+    client = await asyncio.to_thread(make_clob_client, settings, Secrets(), env)
     ex = ClobExecutor(client)
     http = httpx.AsyncClient(base_url=sim.url, timeout=10)
     markets = (await http.get("/_sim/markets")).json()

@@ -21,6 +21,7 @@ import httpx
 import redis
 
 from shared.config import ConfigError, Secrets, Settings, load_secrets, load_settings, redis_url
+from shared.venue.environment import VenueEnvironment, resolve_environment
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -47,18 +48,18 @@ class Check:
 def wallet_check(signer: str, signature_type: int, funder: str) -> Check:
     kind = SIGNATURE_TYPES.get(signature_type, f"unknown ({signature_type})")
     if signature_type not in SIGNATURE_TYPES:
-        return Check("wallet", "fail", f"polymarket.signature_type {signature_type} is not one of 0-3")
+        return Check("wallet", "fail", f"signature type {signature_type} is not one of 0-3")
     if signature_type == 0:
         if funder and funder.lower() != signer.lower():
-            return Check("wallet", "fail", f"signature_type 0 (EOA) signs for the key's own address {signer}, but "
-                         f"polymarket.funder is {funder}: for a proxy/Safe wallet set signature_type 1 or 2; "
-                         "for an EOA leave funder empty")
+            return Check("wallet", "fail", f"an EOA wallet signs for the key's own address {signer}, but "
+                         f"polymarket.wallet_address is {funder}: for a proxy/Safe wallet set polymarket.wallet "
+                         "to proxy or safe; for an EOA leave wallet_address empty")
         return Check("wallet", "ok", f"signer {signer}, signature type 0 (EOA), funds held by the signer")
     if not funder:
-        return Check("wallet", "fail", f"signature_type {signature_type} ({kind}) needs polymarket.funder = the "
-                     "proxy wallet that holds the funds (the profile's address on polymarket.com)")
+        return Check("wallet", "fail", f"signature_type {signature_type} ({kind}) needs polymarket.wallet_address = "
+                     "the wallet that holds the funds (the profile's address on polymarket.com)")
     if funder.lower() == signer.lower():
-        return Check("wallet", "fail", f"signature_type {signature_type} ({kind}) but funder is the signer itself "
+        return Check("wallet", "fail", f"signature_type {signature_type} ({kind}) but the wallet is the signer itself "
                      f"({signer}): the funder must be the proxy wallet, or use signature_type 0")
     return Check("wallet", "ok", f"signer {signer}, signature type {signature_type} ({kind}), funder {funder}")
 
@@ -145,19 +146,20 @@ def _redis() -> list[Check]:
     return out
 
 
-def _clob(settings: Settings, secrets: Secrets) -> list[Check]:
+def _clob(settings: Settings, secrets: Secrets, env: VenueEnvironment) -> list[Check]:
     from py_clob_client_v2.clob_types import AssetType, BalanceAllowanceParams
 
-    from shared.venue.clob import make_clob_client
+    from shared.venue.clob import SIGNATURE_TYPES, make_clob_client
 
     out: list[Check] = []
     try:
-        client = make_clob_client(settings, secrets)
+        client = make_clob_client(settings, secrets, env)
     except ConfigError as exc:
         return [Check("credentials", "fail", str(exc))]
     except Exception as exc:
         return [Check("credentials", "fail", f"could not create or derive CLOB API credentials: {exc}")]
-    out.append(wallet_check(client.get_address(), settings.polymarket.signature_type, settings.polymarket.funder))
+    signature_type = SIGNATURE_TYPES[settings.polymarket.wallet]
+    out.append(wallet_check(client.get_address(), signature_type, settings.polymarket.wallet_address))
     try:
         client.get_api_keys()
         how = "from PF_CLOB_API_KEY" if secrets.clob_api_key else "derived from the key (L1)"
@@ -167,7 +169,7 @@ def _clob(settings: Settings, secrets: Secrets) -> list[Check]:
         return out
     try:
         reply = client.get_balance_allowance(BalanceAllowanceParams(
-            asset_type=AssetType.COLLATERAL, signature_type=settings.polymarket.signature_type))  # type: ignore[arg-type]
+            asset_type=AssetType.COLLATERAL, signature_type=signature_type))  # type: ignore[arg-type]
     except Exception as exc:
         return [*out, Check("collateral", "fail", f"balance-allowance failed: {exc}")]
     return out + balance_checks(reply if isinstance(reply, dict) else {}, settings.mode)
@@ -184,21 +186,26 @@ def run(config_path: str | None = None) -> list[Check]:
     if settings.mode != "sim" and not secrets.private_key:
         checks.append(Check("secrets", "fail", f"mode {settings.mode} needs PF_PRIVATE_KEY (or PF_PRIVATE_KEY_FILE)"))
     checks.extend(_redis())
-    pm = settings.polymarket
+    try:
+        env = asyncio.run(resolve_environment(settings.polymarket, settings.mode))
+    except (ConnectionError, ValueError) as exc:
+        return [*checks, Check("environment", "fail", str(exc))]
+    checks.append(Check("environment", "ok", f"{env.name}: chain {env.chain_id}, CLOB {env.url('clob_url')}"))
+    clob_url = env.url("clob_url")
     with httpx.Client(timeout=5) as http:
-        checks.append(_http("data api", f"{pm.data_api_url}/trades?limit=1", http))
-        checks.append(_http("gamma", f"{pm.gamma_url}/markets?limit=1", http))
-        checks.append(_http("clob", f"{pm.clob_url}/ok", http))
+        checks.append(_http("data api", f"{env.url('data_url')}/trades?limit=1", http))
+        checks.append(_http("gamma", f"{env.url('gamma_url')}/markets?limit=1", http))
+        checks.append(_http("clob", f"{clob_url}/ok", http))
         try:
             before = time.time()
-            resp = http.get(f"{pm.clob_url}/time")
+            resp = http.get(f"{clob_url}/time")
             local = (before + time.time()) / 2
             server = float(resp.text.strip().strip('"'))
             # /time answers whole seconds: its true value lies within the next second
             checks.append(drift_check(server + 0.5 if server.is_integer() else server, local))
         except (httpx.HTTPError, ValueError) as exc:
-            checks.append(Check("clock", "fail", f"{pm.clob_url}/time: {exc}"))
-    checks.append(_websocket(pm.ws_market_url))
+            checks.append(Check("clock", "fail", f"{clob_url}/time: {exc}"))
+    checks.append(_websocket(env.url("clob_market_ws_url")))
     if not any(c.status == "fail" and c.name == "clob" for c in checks):
-        checks.extend(_clob(settings, secrets))
+        checks.extend(_clob(settings, secrets, env))
     return checks

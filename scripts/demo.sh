@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # `make demo`: the whole system in sim mode on this machine — no keys, no internet.
-# Creates the environment, starts a redis-server if none is reachable, runs every service with
-# honcho (Procfile), and shows a live status table. Ctrl-C stops everything.
+# `make demo` runs scripts/bootstrap.sh first (uv, .venv, redis-server); this starts a redis-server if
+# none is reachable, runs every service with honcho (Procfile), and shows a live status table.
+# Ctrl-C stops everything.
 # DEMO_SECONDS=N stops by itself after N seconds (used to check the demo non-interactively).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
-uv sync --frozen --quiet
 bash scripts/ensure-redis.sh
 
 export PF_CONFIG="${PF_CONFIG:-config/polyfleet.example.yaml}"
@@ -15,9 +14,9 @@ export PF_NAMESPACE="${PF_NAMESPACE:-pfdemo}"   # its own namespace: never mixes
 # The API (dashboard) needs a bearer token; a fresh random one per demo unless you set one.
 export PF_API_TOKEN="${PF_API_TOKEN:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')}"
 mkdir -p var/demo
-uv run --frozen python -m cli wipe --yes >/dev/null   # every demo starts fresh
+uv run --locked python -m cli wipe --yes >/dev/null   # every demo starts fresh
 
-uv run --frozen honcho start -f Procfile > var/demo/services.log 2>&1 &
+uv run --locked honcho start -f Procfile > var/demo/services.log 2>&1 &
 services=$!
 stop() { kill -TERM "$services" 2>/dev/null || true; wait "$services" 2>/dev/null || true; }
 trap stop EXIT INT TERM
@@ -32,4 +31,4 @@ polyfleet demo (sim mode, namespace $PF_NAMESPACE, config $PF_CONFIG)
   API:           curl -s -H "Authorization: Bearer $PF_API_TOKEN" http://127.0.0.1:8800/api/tokens
 Scripted wallets trade every ~20-30 s; the first token usually starts trading within 30 s.
 MSG
-uv run --frozen python -m cli status --watch --interval 2 ${DEMO_SECONDS:+--duration "$DEMO_SECONDS"}
+uv run --locked python -m cli status --watch --interval 2 ${DEMO_SECONDS:+--duration "$DEMO_SECONDS"}

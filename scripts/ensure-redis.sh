@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make sure a Redis answers at PF_REDIS_URL (default redis://127.0.0.1:6379/0).
 # If one already answers PING, do nothing. Otherwise start a local redis-server on 127.0.0.1:6379
-# with append-only persistence under <repo>/var/redis (installing redis-server with apt-get if the
-# binary is missing and we are root) and wait until it answers.
+# with append-only persistence under <repo>/var/redis and wait until it answers. redis-server itself
+# comes from scripts/bootstrap.sh (`make redis` and `make demo` run it first).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,15 +21,8 @@ if ping_ok; then
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "redis: installing redis-server with apt-get"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq redis-server >/dev/null
-    else
-        echo "redis: redis-server is not installed; install it (apt-get install redis-server) or run 'make up'" >&2
-        exit 1
-    fi
+    echo "redis: redis-server is not installed; 'make redis' installs it (scripts/bootstrap.sh), or run 'make up'" >&2
+    exit 1
 fi
 
 case "$URL" in

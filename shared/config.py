@@ -49,15 +49,63 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+WalletKind = Literal["deposit", "eoa", "proxy", "safe"]
+# Removed keys, and what took their place: a config that still has one fails naming the new home.
+_POLYMARKET_MOVED = {
+    "data_api_url": "the environment's data_url",
+    "gamma_url": "the environment's gamma_url",
+    "clob_url": "the environment's clob_url",
+    "ws_market_url": "the environment's clob_market_ws_url",
+    "rtds_url": "the environment's rtds_ws_url",
+    "chain_id": "the environment's chain_id",
+    "signature_type": "polymarket.wallet (deposit | eoa | proxy | safe)",
+    "funder": "polymarket.wallet_address",
+}
+ENVIRONMENT_URL_FIELDS = ("clob_url", "clob_market_ws_url", "clob_user_ws_url", "relayer_url", "gamma_url",
+                          "data_url", "rfq_url", "rtds_ws_url", "sports_ws_url", "rpc_url")
+
+
 class PolymarketSection(Section):
-    data_api_url: str = "http://127.0.0.1:8700/data-api"
-    gamma_url: str = "http://127.0.0.1:8700/gamma"
-    clob_url: str = "http://127.0.0.1:8700"
-    ws_market_url: str = "ws://127.0.0.1:8700/ws/market"
-    rtds_url: str = "ws://127.0.0.1:8700/ws/live-data"
-    chain_id: int = 137
-    signature_type: int = Field(0, ge=0, le=3)
-    funder: str = ""
+    """Which venue, and which wallet trades on it (docs/venue.md, "Environments" and W-rules).
+
+    Every URL and contract address comes from the venue environment: the official SDK's production
+    environment, or the sim's (served at ``{sim_url}/_sim/environment``). ``environment: auto`` is
+    the sim in sim mode and production otherwise. ``url_overrides`` replaces environment URLs (a
+    proxy, a test's fault injector); addresses cannot be overridden."""
+
+    environment: Literal["auto", "sim", "production"] = "auto"
+    sim_url: str = "http://127.0.0.1:8700"
+    wallet: WalletKind = "eoa"  # the SDK move (issue 15) makes the deposit wallet the default
+    wallet_address: str = ""  # empty: the wallet derived for the signing key (deposit wallet, proxy, Safe)
+    url_overrides: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            moved = [f"polymarket.{k} was removed: use {_POLYMARKET_MOVED[k]}" for k in data if k in _POLYMARKET_MOVED]
+            if moved:
+                raise ValueError("; ".join(moved) + " (URLs and addresses come from the venue environment, "
+                                 "docs/venue.md \"Environments\")")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> PolymarketSection:
+        unknown = sorted(set(self.url_overrides) - set(ENVIRONMENT_URL_FIELDS))
+        if unknown:
+            raise ValueError(f"polymarket.url_overrides: unknown URL field(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(ENVIRONMENT_URL_FIELDS)})")
+        if self.wallet_address and not re.fullmatch(r"0x[0-9a-fA-F]{40}", self.wallet_address):
+            raise ValueError(f"polymarket.wallet_address {self.wallet_address!r} is not a 0x-prefixed address")
+        if self.wallet == "eoa" and self.wallet_address:
+            raise ValueError("polymarket.wallet_address is for deposit, proxy and Safe wallets; an EOA trades "
+                             "as the key's own address")
+        return self
+
+    def resolved_environment(self, mode: str) -> Literal["sim", "production"]:
+        if self.environment != "auto":
+            return self.environment
+        return "sim" if mode == "sim" else "production"
 
 
 class Target(Section):
@@ -244,15 +292,9 @@ ARB_KINDS: tuple[ArbKind, ...] = ("buy_both", "split_sell", "negrisk_buy_all", "
 class ArbChainSection(Section):
     """Merge/split/convert on Polygon (docs/arbitrage.md "Live merge and split"). The RPC URL is
     secret-ish (providers put the API key in it): ``PF_POLYGON_RPC_URL``, never this file. The chain
-    id is ``polymarket.chain_id``. The collateral adapter addresses are the ones Polymarket's V2
-    contracts page lists; a third-party list names others, so they are settings, not constants."""
+    id and every contract address come from the venue environment (docs/venue.md "Environments")."""
 
     ctf: Literal["auto", "sim_api", "rpc"] = "auto"  # auto: sim mode -> sim_api, live -> rpc (paper refuses execute)
-    collateral: str = "0xC011a7E12a19f7B1f670d46F03B03f3342E82DFB"  # pUSD
-    ctf_collateral_adapter: str = "0xADa100874d00e3331D00F2007a9c336a65009718"
-    neg_risk_collateral_adapter: str = "0xAdA200001000ef00D07553cEE7006808F895c6F1"
-    neg_risk_adapter: str = "0xd91E80cF2E7be2e162c6513ceD06f1dD0dA35296"
-    conditional_tokens: str = "0x4D97DCd97eC945f40cF65F87097ACe5EA0476045"  # the ERC-1155 holding the positions
     # at start (rpc): read pUSD allowance / CTF isApprovedForAll for the adapters, send what is missing
     approve: bool = True
     # neg-risk split/merge: CTF-shaped call on the neg-risk collateral adapter (V2, pUSD) or the
@@ -264,14 +306,16 @@ class ArbChainSection(Section):
     receipt_timeout_sec: float = Field(60.0, gt=0)
     receipt_poll_sec: float = Field(1.0, gt=0)
 
-    @model_validator(mode="after")
-    def _addresses(self) -> ArbChainSection:
-        for name in ("collateral", "ctf_collateral_adapter", "neg_risk_collateral_adapter", "neg_risk_adapter",
-                     "conditional_tokens"):
-            value = getattr(self, name)
-            if not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
-                raise ValueError(f"arbitrage.chain.{name} must be a 0x-prefixed 40-hex-digit address, got {value!r}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_addresses(cls, data: Any) -> Any:
+        moved = ("collateral", "ctf_collateral_adapter", "neg_risk_collateral_adapter", "neg_risk_adapter",
+                 "conditional_tokens")
+        if isinstance(data, dict) and any(k in data for k in moved):
+            keys = ", ".join(f"arbitrage.chain.{k}" for k in moved if k in data)
+            raise ValueError(f"{keys} removed: contract addresses come from the venue environment "
+                             "(docs/venue.md \"Environments\"); delete the key(s)")
+        return data
 
 
 class ArbitrageSection(Section):
@@ -357,10 +401,11 @@ class SimWallet(Section):
 
 
 class SimExchangeSection(Section):
-    """The local Polymarket (sim mode). Its URLs are what ``polymarket.*`` points at."""
+    """The local Polymarket (sim mode). It serves its own venue environment at /_sim/environment."""
 
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=1, le=65535)
+    chain_id: int = Field(137, ge=1)
     seed: int = 7
     markets: int = Field(6, ge=1)
     tick_interval_ms: int = Field(1000, ge=10)

@@ -291,10 +291,6 @@ class Keys:
     def health_pattern(self, service: str = "*") -> str:
         return self._k(f"health:{service}:*")
 
-    def tick_pattern(self) -> str:
-        """PSUBSCRIBE pattern matching every token's tick channel."""
-        return self._k("tick:*")
-
     def arb_catalogue(self) -> str:
         return self._k("arb:catalogue")
 

@@ -1,4 +1,5 @@
-"""Worker-side tick subscription: one pub/sub connection for every token a process owns.
+"""Tick subscription: one pub/sub connection for every token a process follows (a maker worker's
+sessions, the arbitrage scanner's catalogue).
 
 * Each token has a latest-tick slot, not a queue: a session that was busy sees the freshest tick
   next, never a backlog of stale ones (:meth:`TickFeed.next_tick`).
@@ -11,13 +12,15 @@
   (``stale: true`` in the tick); and a gateway that is down cannot flag anything, so the feed also
   watches the gateway's liveness key (``pf:gw:alive``, refreshed every gateway heartbeat). A session that sees ``stale``
   should stop quoting on the feed (B6: fall back to REST).
+* A ``listener`` (optional) is awaited with every tick the feed takes, from the channel or a
+  hash read, for a consumer that reacts to each change instead of waiting on one token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import redis.asyncio as aioredis
 from loguru import logger
@@ -27,12 +30,17 @@ from shared.keys import Keys
 from shared.ticks import Tick
 
 GATEWAY_CHECK_SEC = 2.0
+SUBSCRIBE_CHUNK = 500  # channels per SUBSCRIBE and hashes per pipeline when many tokens are added
+
+# (tick, arrived): arrived is time.perf_counter() when the message (or the hash) was in hand
+Listener = Callable[[Tick, float], Awaitable[None]]
 
 
 class TickFeed:
-    def __init__(self, r: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, r: aioredis.Redis, keys: Keys, listener: Listener | None = None) -> None:
         self.r = r
         self.keys = keys
+        self.listener = listener
         self.pubsub = r.pubsub(ignore_subscribe_messages=True)
         self.latest: dict[str, Tick] = {}
         self.received_at: dict[str, float] = {}  # monotonic time the latest tick arrived
@@ -50,16 +58,37 @@ class TickFeed:
     # --- subscriptions -------------------------------------------------------------------------
 
     async def add(self, token_id: str) -> None:
-        self._changed.setdefault(token_id, asyncio.Condition())
-        await self.pubsub.subscribe(self.keys.tick(token_id))
-        await self._read_hash(token_id)
+        await self.add_many([token_id])
+
+    async def add_many(self, token_ids: Iterable[str]) -> None:
+        """Subscribe, then read each token's hash: one SUBSCRIBE and one pipeline per chunk."""
+        todo = list(token_ids)
+        for i in range(0, len(todo), SUBSCRIBE_CHUNK):
+            chunk = todo[i:i + SUBSCRIBE_CHUNK]
+            for token_id in chunk:
+                self._changed.setdefault(token_id, asyncio.Condition())
+            await self.pubsub.subscribe(*(self.keys.tick(t) for t in chunk))
+            async with self.r.pipeline(transaction=False) as p:
+                for token_id in chunk:
+                    p.hgetall(self.keys.book(token_id))
+                hashes = await p.execute()
+            for h in hashes:
+                tick = Tick.from_hash(h)
+                if tick is not None:
+                    await self._offer(tick, time.perf_counter(), from_hash=True)
 
     async def remove(self, token_id: str) -> None:
-        await self.pubsub.unsubscribe(self.keys.tick(token_id))
-        self.latest.pop(token_id, None)
-        self.received_at.pop(token_id, None)
-        self._changed.pop(token_id, None)
-        self._reread.discard(token_id)
+        await self.remove_many([token_id])
+
+    async def remove_many(self, token_ids: Iterable[str]) -> None:
+        todo = list(token_ids)
+        for i in range(0, len(todo), SUBSCRIBE_CHUNK):  # never an empty UNSUBSCRIBE: that drops every channel
+            await self.pubsub.unsubscribe(*(self.keys.tick(t) for t in todo[i:i + SUBSCRIBE_CHUNK]))
+        for token_id in todo:
+            self.latest.pop(token_id, None)
+            self.received_at.pop(token_id, None)
+            self._changed.pop(token_id, None)
+            self._reread.discard(token_id)
 
     @property
     def tokens(self) -> list[str]:
@@ -125,15 +154,16 @@ class TickFeed:
                 continue
             if msg is None or msg.get("type") != "message":
                 continue
+            arrived = time.perf_counter()
             try:
                 tick = Tick.from_json(msg["data"])
             except (ValueError, KeyError, TypeError):
                 self.bad += 1
                 continue
             self.received += 1
-            await self._offer(tick)
+            await self._offer(tick, arrived)
 
-    async def _offer(self, tick: Tick, from_hash: bool = False) -> None:
+    async def _offer(self, tick: Tick, arrived: float, from_hash: bool = False) -> None:
         cond = self._changed.get(tick.token_id)
         if cond is None:
             return
@@ -148,6 +178,8 @@ class TickFeed:
         self.received_at[tick.token_id] = time.monotonic()
         async with cond:
             cond.notify_all()
+        if self.listener is not None:
+            await self.listener(tick, arrived)
 
     def _schedule_reread(self, tokens: Iterable[str]) -> None:
         self._reread.update(tokens)
@@ -172,7 +204,7 @@ class TickFeed:
     async def _read_hash(self, token_id: str) -> None:
         tick = Tick.from_hash(await self.r.hgetall(self.keys.book(token_id)))
         if tick is not None:
-            await self._offer(tick, from_hash=True)
+            await self._offer(tick, time.perf_counter(), from_hash=True)
 
     async def _check_gateway(self) -> None:
         now = time.monotonic()

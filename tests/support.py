@@ -142,16 +142,10 @@ class ServiceProcess:
             return ""
 
 
-def sim_polymarket_urls(port: int) -> dict[str, str]:
-    """The polymarket.* URLs that point every client at a sim_exchange on ``port``."""
-    base = f"127.0.0.1:{port}"
-    return {
-        "data_api_url": f"http://{base}/data-api",
-        "gamma_url": f"http://{base}/gamma",
-        "clob_url": f"http://{base}",
-        "ws_market_url": f"ws://{base}/ws/market",
-        "rtds_url": f"ws://{base}/ws/live-data",
-    }
+def sim_polymarket(port: int) -> dict[str, str]:
+    """The polymarket section that points every client at a sim_exchange on ``port`` (the sim serves
+    its venue environment, every URL and address, at /_sim/environment)."""
+    return {"environment": "sim", "sim_url": f"http://127.0.0.1:{port}"}
 
 
 def write_config(path: Path, sim_port: int, overrides: dict[str, object] | None = None) -> Path:
@@ -162,7 +156,7 @@ def write_config(path: Path, sim_port: int, overrides: dict[str, object] | None 
 
     base: dict[str, object] = {
         "mode": "sim",
-        "polymarket": sim_polymarket_urls(sim_port),
+        "polymarket": sim_polymarket(sim_port),
         # trades settle at once unless a test sets a lag (the sim's default lag is for demos)
         "sim_exchange": {"host": "127.0.0.1", "port": sim_port, "wallets": [], "tick_interval_ms": 200,
                          "settle_lag_ms": 0},

@@ -20,8 +20,8 @@ One transaction, start to end: chain id checked once; nonce from ``eth_getTransa
 ``eth_sendRawTransaction``; poll ``eth_getTransactionReceipt`` for ``receipt_timeout_sec``.
 
 Outcomes: a receipt with status 1 is done; status 0 (reverted) or a send the node rejects is
-:class:`CtfFailed` (nothing happened); anything else (transport error, no receipt in time) is
-:class:`CtfUnknown`. The only resend is of the *same signed bytes* (same nonce, same hash): it
+:class:`CtfRejected` (nothing happened); anything else (transport error, no receipt in time) is
+:class:`CtfHalt`. The only resend is of the *same signed bytes* (same nonce, same hash): it
 can be mined at most once, so a resend never doubles an operation.
 """
 
@@ -37,9 +37,10 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from loguru import logger
 
-from services.arb_scanner.ctf import CtfFailed, CtfUnknown
+from services.arb_scanner.ctf import CtfHalt, CtfRejected
 from shared.config import ArbChainSection
-from shared.venue.ctf_calls import MAX_UINT256, CtfCall, encode_approval, encode_call
+from shared.venue.ctf_calls import MAX_UINT256, ChainAddresses, CtfCall, encode_approval, encode_call
+from shared.venue.environment import VenueEnvironment
 
 GWEI = 10**9
 
@@ -82,12 +83,13 @@ def _int(value: Any) -> int:
 
 
 class ChainCtf:
-    def __init__(self, rpc: EthRpc, private_key: str, chain_id: int, cfg: ArbChainSection) -> None:
+    def __init__(self, rpc: EthRpc, private_key: str, env: VenueEnvironment, cfg: ArbChainSection) -> None:
         self.rpc = rpc
         self.key = private_key
         self.address = Account.from_key(private_key).address
-        self.chain_id = chain_id
+        self.chain_id = env.chain_id
         self.cfg = cfg
+        self.addr = ChainAddresses.from_environment(env.address)
         self.chain_checked = False
 
     # ---- the operations -------------------------------------------------------------------------
@@ -99,14 +101,14 @@ class ChainCtf:
 
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
         call = CtfCall("nr_convert", neg_risk_market_id, amount, outcome_indexes=tuple(outcome_indexes))
-        return await self.send(self.cfg.neg_risk_adapter, encode_call(call), f"convert {amount:g}")
+        return await self.send(self.addr.neg_risk_adapter, encode_call(call), f"convert {amount:g}")
 
     async def redeem(self, condition_id: str, amounts: tuple[float, float], neg_risk: bool = False) -> str:
         if neg_risk:
-            to, call = self.cfg.neg_risk_adapter, CtfCall("nr_redeem", condition_id, 0.0, amounts=amounts)
+            to, call = self.addr.neg_risk_adapter, CtfCall("nr_redeem", condition_id, 0.0, amounts=amounts)
         else:
-            to = self.cfg.ctf_collateral_adapter
-            call = CtfCall("ctf_redeem", condition_id, 0.0, self.cfg.collateral, (1, 2))
+            to = self.addr.ctf_collateral_adapter
+            call = CtfCall("ctf_redeem", condition_id, 0.0, self.addr.collateral, (1, 2))
         return await self.send(to, encode_call(call), f"redeem {condition_id[:12]}")
 
     # ---- approvals ------------------------------------------------------------------------------
@@ -115,16 +117,16 @@ class ChainCtf:
         The collateral adapters take pUSD (split) and the positions (merge, redeem); the
         NegRiskAdapter takes the positions (convert, redeem) and, when neg-risk splits go through
         it, pUSD too."""
-        c = self.cfg
+        c = self.addr
         pusd = [c.ctf_collateral_adapter, c.neg_risk_collateral_adapter]
-        if c.neg_risk_split_via == "neg_risk_adapter":
+        if self.cfg.neg_risk_split_via == "neg_risk_adapter":
             pusd.append(c.neg_risk_adapter)
         ctf = [c.ctf_collateral_adapter, c.neg_risk_collateral_adapter, c.neg_risk_adapter]
         return [(c.collateral, "erc20", a) for a in pusd] + [(c.conditional_tokens, "erc1155", a) for a in ctf]
 
     async def ensure_approvals(self) -> list[str]:
         """Read each allowance / isApprovedForAll (``eth_call``) and send only what is missing, one
-        transaction each; what was sent, as text. Raises CtfFailed/CtfUnknown like any call."""
+        transaction each; what was sent, as text. Raises CtfRejected/CtfHalt like any call."""
         sent = []
         for token, kind, spender in self.approvals_needed():
             if kind == "erc20":
@@ -145,10 +147,10 @@ class ChainCtf:
 
     async def _position(self, op: str, condition_id: str, amount: float, neg_risk: bool) -> str:
         if neg_risk and self.cfg.neg_risk_split_via == "neg_risk_adapter":
-            to, call = self.cfg.neg_risk_adapter, CtfCall(f"nr_{op}", condition_id, amount)
+            to, call = self.addr.neg_risk_adapter, CtfCall(f"nr_{op}", condition_id, amount)
         else:
-            to = self.cfg.neg_risk_collateral_adapter if neg_risk else self.cfg.ctf_collateral_adapter
-            call = CtfCall(f"ctf_{op}", condition_id, amount, self.cfg.collateral, (1, 2))
+            to = self.addr.neg_risk_collateral_adapter if neg_risk else self.addr.ctf_collateral_adapter
+            call = CtfCall(f"ctf_{op}", condition_id, amount, self.addr.collateral, (1, 2))
         return await self.send(to, encode_call(call), f"{op} {amount:g} of {condition_id[:12]}")
 
     # ---- one transaction ------------------------------------------------------------------------
@@ -157,13 +159,13 @@ class ChainCtf:
         try:
             return await self.rpc.call(method, params)
         except (RpcError, httpx.HTTPError, ValueError) as exc:
-            raise CtfFailed(f"{what} refused: {method} failed ({exc}); nothing sent") from exc
+            raise CtfRejected(f"{what} refused: {method} failed ({exc}); nothing sent") from exc
 
     async def send(self, to: str, data: bytes, what: str) -> str:
         if not self.chain_checked:
             chain = _int(await self._before_send("eth_chainId", [], what))
             if chain != self.chain_id:
-                raise CtfFailed(f"{what} refused: the RPC serves chain {chain}, not {self.chain_id}")
+                raise CtfRejected(f"{what} refused: the RPC serves chain {chain}, not {self.chain_id}")
             self.chain_checked = True
         nonce = _int(await self._before_send("eth_getTransactionCount", [self.address, "pending"], what))
         gas_price = _int(await self._before_send("eth_gasPrice", [], what))
@@ -171,12 +173,12 @@ class ChainCtf:
                   int(self.cfg.min_priority_fee_gwei * GWEI))
         max_fee = min(2 * gas_price + tip, int(self.cfg.max_fee_gwei_cap * GWEI))
         if tip > max_fee:
-            raise CtfFailed(f"{what} refused: priority fee {tip / GWEI:g} gwei above max_fee_gwei_cap")
+            raise CtfRejected(f"{what} refused: priority fee {tip / GWEI:g} gwei above max_fee_gwei_cap")
         call = {"from": self.address, "to": to, "data": "0x" + data.hex()}
         estimate = _int(await self._before_send("eth_estimateGas", [call], what))
         gas = int(estimate * 1.2) + 10_000
         if estimate > self.cfg.gas_limit_cap:
-            raise CtfFailed(f"{what} refused: gas estimate {estimate} above gas_limit_cap {self.cfg.gas_limit_cap}")
+            raise CtfRejected(f"{what} refused: gas estimate {estimate} above gas_limit_cap {self.cfg.gas_limit_cap}")
         gas = min(gas, self.cfg.gas_limit_cap)
         signed = Account.sign_transaction({
             "type": 2, "chainId": self.chain_id, "nonce": nonce, "to": to, "value": 0, "data": data,
@@ -196,7 +198,7 @@ class ChainCtf:
             if "already known" in exc.message.lower():
                 return
             if first:
-                raise CtfFailed(f"{what} refused by the node ({exc.message}); tx {tx_hash} not sent") from exc
+                raise CtfRejected(f"{what} refused by the node ({exc.message}); tx {tx_hash} not sent") from exc
             logger.warning("chain {}: resend of {} answered {}", what, tx_hash, exc.message)
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("chain {}: send of {} failed in transport ({}); waiting for a receipt", what, tx_hash, exc)
@@ -213,10 +215,10 @@ class ChainCtf:
             if isinstance(receipt, dict):
                 if _int(receipt.get("status", "0x0")) == 1:
                     return tx_hash
-                raise CtfFailed(f"{what}: tx {tx_hash} reverted (status 0)")
+                raise CtfRejected(f"{what}: tx {tx_hash} reverted (status 0)")
             now = time.monotonic()
             if now >= deadline:
-                raise CtfUnknown(f"{what}: outcome unknown, tx {tx_hash} has no receipt after "
+                raise CtfHalt(f"{what}: outcome unknown, tx {tx_hash} has no receipt after "
                                  f"{self.cfg.receipt_timeout_sec:g} s (same nonce: a resend cannot double it)")
             if not resent and now >= deadline - self.cfg.receipt_timeout_sec / 2:
                 resent = True  # half-way without a receipt: the node may have dropped it; same bytes again

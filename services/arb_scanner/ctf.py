@@ -17,14 +17,30 @@ from typing import Any, Protocol
 import httpx
 
 from shared.config import SIM_PRIVATE_KEY, ConfigError, Secrets, Settings
+from shared.venue.environment import VenueEnvironment
 
 
-class CtfFailed(RuntimeError):
-    """The operation was refused or reverted: nothing changed."""
+class CtfError(RuntimeError):
+    """A position call (split, merge, convert, redeem, approval) that did not finish as asked.
+
+    Never raised itself; the subclass says what the caller must do::
+
+        CtfError
+        ├── CtfRejected  refused or reverted, nothing changed: record it and move on
+        └── CtfHalt      sent with no answer, the outcome is unknown: stop trading until a person looks
+
+    Siblings, so ``except CtfRejected`` can never swallow a halt by accident.
+    """
 
 
-class CtfUnknown(CtfFailed):
-    """The outcome is unknown (sent, no answer): execution must stop until a person looks."""
+class CtfRejected(CtfError):
+    """Refused or reverted: nothing changed. Record it and move on (hold what was bought, merge a
+    split back, retry a redeem at the next check)."""
+
+
+class CtfHalt(CtfError):
+    """Sent with no answer (a transaction without a receipt, an order that may have filled): the
+    position is unknown. Stop trading until a person looks."""
 
     report: dict[str, Any] | None = None  # the execution so far, when the executor knows it
 
@@ -49,9 +65,9 @@ class SimCtf:
         try:
             resp = await self.http.post(f"/_sim/ctf/{op}", json={"address": self.address, **body})
         except httpx.HTTPError as exc:
-            raise CtfUnknown(f"{op}: outcome unknown ({type(exc).__name__}: {exc})") from exc
+            raise CtfHalt(f"{op}: outcome unknown ({type(exc).__name__}: {exc})") from exc
         if resp.status_code != 200:
-            raise CtfFailed(f"{op} refused: {resp.text[:200]}")
+            raise CtfRejected(f"{op} refused: {resp.text[:200]}")
         return str(resp.json()["op"]["tx_hash"])
 
     async def split(self, condition_id: str, amount: float, neg_risk: bool = False) -> str:
@@ -87,31 +103,31 @@ def ctf_backend(settings: Settings) -> str:
     return ("sim_api" if settings.mode == "sim" else "rpc") if choice == "auto" else choice
 
 
-def make_ctf(settings: Settings, address: str, secrets: Secrets) -> Ctf:
+def make_ctf(settings: Settings, address: str, secrets: Secrets, env: VenueEnvironment) -> Ctf:
     """The CTF side for execution, or a ConfigError saying what is missing (before any trade)."""
     check_execution_mode(settings)
     backend = ctf_backend(settings)
     if backend == "sim_api":
         if settings.mode != "sim":
             raise ConfigError(f"arbitrage.chain.ctf: sim_api exists only in sim mode, not {settings.mode}")
-        return SimCtf(settings.polymarket.clob_url, address)
+        return SimCtf(env.url("clob_url"), address)
     from eth_account import Account
 
     from services.arb_scanner.chain_ctf import ChainCtf, EthRpc
 
     pm = settings.polymarket
-    if pm.signature_type != 0:
+    if pm.wallet != "eoa":
         raise ConfigError(
-            f"arbitrage execution merges/splits from the signing key's own address (EOA, signature_type 0); "
-            f"signature_type {pm.signature_type} is a proxy/Safe wallet whose positions move only through "
-            "the builder relayer (not implemented): set arbitrage.execute: false")
+            f"arbitrage execution merges/splits from the signing key's own address (polymarket.wallet: eoa); "
+            f"a {pm.wallet} wallet's positions move only through the relayer (not implemented here yet): "
+            "set arbitrage.execute: false")
     if not secrets.polygon_rpc_url:
         raise ConfigError("arbitrage execution on chain needs PF_POLYGON_RPC_URL (or PF_POLYGON_RPC_URL_FILE)")
     key = secrets.private_key or (SIM_PRIVATE_KEY if settings.mode == "sim" else "")
     if not key:
         raise ConfigError(f"mode {settings.mode} needs PF_PRIVATE_KEY to sign merge/split transactions")
     signer = Account.from_key(key).address.lower()
-    if signer != address.lower() or (pm.funder and pm.funder.lower() != signer):
+    if signer != address.lower() or (pm.wallet_address and pm.wallet_address.lower() != signer):
         raise ConfigError(f"the orders trade for {address} but the key signs for {signer}: "
                           "merge/split must come from the address that holds the shares")
-    return ChainCtf(EthRpc(secrets.polygon_rpc_url), key, pm.chain_id, settings.arbitrage.chain)
+    return ChainCtf(EthRpc(secrets.polygon_rpc_url), key, env, settings.arbitrage.chain)

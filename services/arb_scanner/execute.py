@@ -22,7 +22,7 @@ from typing import Any, Literal
 from loguru import logger
 
 from services.arb_scanner.catalogue import ArbSet
-from services.arb_scanner.ctf import Ctf, CtfFailed, CtfUnknown
+from services.arb_scanner.ctf import Ctf, CtfHalt, CtfRejected
 from services.arb_scanner.detect import EPS, Evaluation, Kind, floor_size
 from shared.venue.taker import TakeResult, TakerOrders
 
@@ -85,7 +85,7 @@ class Executor:
                 await self._buy_sets(s, ev, rep)
             else:
                 await self._sell_sets(s, ev, rep)
-        except CtfUnknown as exc:  # a merge/split/convert sent with no answer: the caller halts
+        except CtfHalt as exc:  # an order or a merge/split/convert sent with no answer: the caller halts
             rep.status = "unknown"
             rep.errors.append(str(exc))
             exc.report = rep.detail()
@@ -103,7 +103,7 @@ class Executor:
             fee = s.fees[i].fee(res.filled, res.avg_price) if res.filled > 0 else 0.0
             out.append(LegFill(t, side, res.filled, res.avg_price, fee, res.error))
             if res.ambiguous:
-                raise CtfFailed(f"order on {t[:12]} has an unknown outcome ({res.error}): stopping")
+                raise CtfHalt(f"order on {t[:12]} has an unknown outcome ({res.error}): stopping")
         return out
 
     async def _buy_sets(self, s: ArbSet, ev: Evaluation, rep: ExecReport) -> None:
@@ -118,9 +118,7 @@ class Executor:
                     await self.ctf.merge(s.condition_ids[0], complete, s.neg_risk)
                     rep.merged = complete
                     rep.cash_in += complete
-                except CtfUnknown:
-                    raise
-                except CtfFailed as exc:
+                except CtfRejected as exc:
                     rep.errors.append(str(exc))
                     rep.held_sets = complete
             else:
@@ -138,25 +136,19 @@ class Executor:
     async def _sell_sets(self, s: ArbSet, ev: Evaluation, rep: ExecReport) -> None:
         try:
             await self.ctf.split(s.condition_ids[0], ev.size, s.neg_risk)
-        except CtfUnknown:
-            raise
-        except CtfFailed as exc:
+        except CtfRejected as exc:
             rep.status = "failed"
             rep.errors.append(str(exc))
             return
         if ev.kind is Kind.NEGRISK_SELL_ALL:
             try:
                 await self.ctf.convert(s.neg_risk_market_id, [0], ev.size)
-            except CtfUnknown:
-                raise
-            except CtfFailed as exc:  # split done, convert not: merge the split back
+            except CtfRejected as exc:  # split done, convert not: merge the split back
                 rep.status = "failed"
                 rep.errors.append(str(exc))
                 try:
                     await self.ctf.merge(s.condition_ids[0], ev.size, s.neg_risk)
-                except CtfUnknown:
-                    raise
-                except CtfFailed as exc2:
+                except CtfRejected as exc2:
                     rep.errors.append(f"merging the split back: {exc2}")
                     rep.split = ev.size
                     rep.cash_out += ev.size
@@ -173,9 +165,7 @@ class Executor:
                 await self.ctf.merge(s.condition_ids[0], back, s.neg_risk)
                 rep.merged = back
                 rep.cash_in += back
-            except CtfUnknown:
-                raise
-            except CtfFailed as exc:
+            except CtfRejected as exc:
                 rep.errors.append(str(exc))
                 back = 0.0
         if any(u > EPS for u in unsold):

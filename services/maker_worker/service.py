@@ -37,6 +37,7 @@ from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.tickfeed import TickFeed
 from shared.venue.clob import make_clob_client
+from shared.venue.environment import resolve_environment
 
 COMMAND_BATCH = 50  # commands read per step
 
@@ -57,15 +58,16 @@ class MakerWorkerService(RedisService):
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(self.settings.workers.venue_threads, thread_name_prefix="venue"))
         await self.connect_redis()
+        self.venue_env = await resolve_environment(self.settings.polymarket, self.settings.mode)
         self.feed = TickFeed(self.redis, self.keys)
         # B6: one REST poller for the whole process, used only by sessions whose ticks are stale.
-        self.http = httpx.AsyncClient(base_url=self.settings.polymarket.clob_url, timeout=5.0)
+        self.http = httpx.AsyncClient(base_url=self.venue_env.url("clob_url"), timeout=5.0)
         self.books = RestBooks(self._fetch_book, self.settings.orderbook)
         if self.executor is None:
             if self.settings.mode == "paper":  # fills against the gateway's ticks; no keys, no orders sent
                 self.executor = PaperExecutor(PaperVenue(), self.feed.latest.get)
             else:
-                client = await asyncio.to_thread(make_clob_client, self.settings, load_secrets())
+                client = await asyncio.to_thread(make_clob_client, self.settings, load_secrets(), self.venue_env)
                 self.executor = ClobExecutor(client)
         self.consumer = StreamConsumer(self.redis, [self.keys.cmd(self.worker_id)], GROUP_WORKER, self.worker_id)
         await self.consumer.ensure_groups()

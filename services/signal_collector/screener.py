@@ -34,7 +34,8 @@ class ScreenError(Exception):
 
 class ScreenSource:
     def __init__(self, http: httpx.AsyncClient, meta: MetaCache, writer: SignalWriter, latency: LatencyBook,
-                 settings: Callable[[], Settings]) -> None:
+                 settings: Callable[[], Settings], gamma_url: str) -> None:
+        self.gamma_url = gamma_url.rstrip("/")
         self.http = http
         self.meta = meta
         self.writer = writer
@@ -61,7 +62,7 @@ class ScreenSource:
 
     async def _markets(self, now: datetime) -> list[GammaMarket]:
         settings = self.settings()
-        url = f"{settings.polymarket.gamma_url.rstrip('/')}/markets"
+        url = f"{self.gamma_url}/markets"
         out: list[GammaMarket] = []
         offset = 0
         while len(out) < settings.screen.max_markets:

@@ -46,6 +46,7 @@ from shared.messages import Signal
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.venue.data_api import Trade, parse_trades
+from shared.venue.environment import VenueEnvironment, resolve_environment
 from shared.venue.live_data import LiveTrade
 
 SERVICE = "signal_collector"
@@ -101,10 +102,18 @@ class SignalCollectorService(RedisService):
         self.screen: ScreenSource | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._recent = RecentIds()
+        self._env: VenueEnvironment | None = None  # resolved once, before the first poll
+
+    async def venue(self) -> VenueEnvironment:
+        """The venue environment (the sim's or production's): resolved on first use."""
+        if self._env is None:
+            self._env = await resolve_environment(self.settings.polymarket, self.settings.mode)
+        return self._env
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:
         await self.connect_redis()
+        await self.venue()
         self._spawn("heartbeat", self._heartbeat_loop())
         self._spawn("reload", self._reload_loop())
         self._apply_sources()
@@ -135,7 +144,8 @@ class SignalCollectorService(RedisService):
         want_live = self.settings.copytrade.rtds_enabled
         live_task = self._tasks.get("live")
         if want_live and (live_task is None or live_task.done()):
-            self.live = LiveSource(self.settings.polymarket.rtds_url, lambda: self.settings.copytrade,
+            assert self._env is not None  # run() resolved it before any source starts
+            self.live = LiveSource(self._env.url("rtds_ws_url"), lambda: self.settings.copytrade,
                                    self._backoff, self.on_live_trades)
             self._spawn("live", self.live.run())
         elif not want_live and live_task is not None:
@@ -169,12 +179,15 @@ class SignalCollectorService(RedisService):
     @property
     def meta(self) -> MetaCache:
         if self._meta is None:
-            self._meta = MetaCache(self.redis, self.keys, self._http_client(), self.settings.polymarket.gamma_url)
+            if self._env is None:
+                raise RuntimeError("the venue environment is resolved in run()/step() before metadata is read")
+            self._meta = MetaCache(self.redis, self.keys, self._http_client(), self._env.url("gamma_url"))
         return self._meta
 
     # --- polling ------------------------------------------------------------------------------
     async def step(self) -> int:
         """One poll of every enabled target that is not backing off; returns signals emitted."""
+        await self.venue()
         targets = list(active(self.settings.copytrade.targets).values())
         results = await asyncio.gather(*(self._poll_guarded(t) for t in targets))
         return sum(results)
@@ -235,7 +248,7 @@ class SignalCollectorService(RedisService):
     async def _poll(self, target: Target, state: TargetState) -> int:
         cursor = await self._load_cursor(target, state)
         cfg = self.settings.copytrade
-        rows = await fetch_trades(self._http_client(), self.settings.polymarket.data_api_url, target.account,
+        rows = await fetch_trades(self._http_client(), (await self.venue()).url("data_url"), target.account,
                                   cursor.read_from(cfg.poll_overlap_sec), cfg.page_size, self.budget)
         seen_ms = now_ms()
         self.counters.polls += 1
@@ -309,7 +322,9 @@ class SignalCollectorService(RedisService):
 
     # --- screen -------------------------------------------------------------------------------
     async def _screen_loop(self) -> None:
-        self.screen = ScreenSource(self._http_client(), self.meta, self.writer, self.latency, lambda: self.settings)
+        gamma_url = (await self.venue()).url("gamma_url")
+        self.screen = ScreenSource(self._http_client(), self.meta, self.writer, self.latency, lambda: self.settings,
+                                   gamma_url)
         while True:
             try:
                 await self.screen.step()
@@ -335,8 +350,6 @@ class SignalCollectorService(RedisService):
             self.budget = RequestBudget(cfg.max_concurrent_requests, cfg.max_requests_per_10s)
             self._poll_slots = _poll_slots(cfg.max_concurrent_requests)
         if self._tasks:  # running: sources follow the new settings
-            if self.live is not None and self.live.url != new.polymarket.rtds_url:
-                await self.live.close()
             self._apply_sources()
         return True
 

@@ -18,6 +18,7 @@ from services.sim_exchange import (
     arb_admin,
     chain_admin,
     copytrade_admin,
+    environment,
     gamma,
     lifecycle,
     livedata,
@@ -276,5 +277,6 @@ def create_app(state: SimState) -> FastAPI:
     app.include_router(copytrade_admin.router(state))
     app.include_router(arb_admin.router(state))
     app.include_router(chain_admin.router(state, state.auth.chain_id))
+    app.include_router(environment.router(state.auth.chain_id))
     lifecycle.install(app, state)  # the CLOB gate (restart, rate-limit headers) and /ws/user
     return app

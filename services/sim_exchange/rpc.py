@@ -28,9 +28,17 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
 from services.sim_exchange.ctf import CtfError
+from services.sim_exchange.environment import environment_json
 from services.sim_exchange.state import SimState
-from shared.config import ArbChainSection
-from shared.venue.ctf_calls import BINARY_PARTITION, ZERO32, BadCall, CtfCall, decode_approval, decode_call
+from shared.venue.ctf_calls import (
+    BINARY_PARTITION,
+    ZERO32,
+    BadCall,
+    ChainAddresses,
+    CtfCall,
+    decode_approval,
+    decode_call,
+)
 
 GAS_PRICE = 80 * 10**9
 PRIORITY_FEE = 30 * 10**9
@@ -79,7 +87,7 @@ class SimChain:
     approvals: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        d = ArbChainSection()
+        d = ChainAddresses.from_environment(lambda name: str(environment_json("sim", self.chain_id)[name]))
         self.collateral = d.collateral.lower()
         self.tokens = {d.collateral.lower(): "erc20", d.conditional_tokens.lower(): "erc1155"}
         self.contracts = {d.ctf_collateral_adapter.lower(): "ctf_collateral_adapter",

@@ -26,7 +26,7 @@ class _Server(uvicorn.Server):
 class SimExchange:
     def __init__(self, settings: Settings, instance: str = "") -> None:
         self.cfg = settings.sim_exchange
-        self.state = SimState(self.cfg, settings.polymarket.chain_id)
+        self.state = SimState(self.cfg, self.cfg.chain_id)
         config = uvicorn.Config(create_app(self.state), host=self.cfg.host, port=self.cfg.port, log_level="warning",
                                 ws="websockets-sansio", lifespan="off", timeout_graceful_shutdown=1)
         self.server = _Server(config)

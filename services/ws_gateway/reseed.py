@@ -21,15 +21,20 @@ BATCH = 100
 
 
 class BookFetcher:
-    def __init__(self, clob_url: str, timeout: float = 5.0, min_interval: float = 2.0,
+    def __init__(self, clob_url: str = "", timeout: float = 5.0, min_interval: float = 2.0,
                  client: httpx.AsyncClient | None = None) -> None:
-        self.url = clob_url.rstrip("/") + "/books"
+        self.url = ""
+        self.point_at(clob_url)
         self.min_interval = min_interval
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._last_asked: dict[str, float] = {}
         self.requests = 0
         self.failures = 0
         self.bad_books = 0
+
+    def point_at(self, clob_url: str) -> None:
+        """The CLOB whose ``/books`` this fetcher reads (known once the venue environment is)."""
+        self.url = clob_url.rstrip("/") + "/books" if clob_url else ""
 
     def due(self, tokens: Iterable[str]) -> list[str]:
         """The tokens not asked for within ``min_interval`` (so a drifting token cannot hammer REST)."""

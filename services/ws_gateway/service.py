@@ -39,6 +39,7 @@ from shared.config import Settings
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.ticks import Tick
+from shared.venue.environment import resolve_environment
 from shared.venue.market_ws import MarketEvent, MarketFrameError, decode_frame
 
 SERVICE = "ws_gateway"
@@ -59,7 +60,8 @@ class WsGatewayService(RedisService):
         self._reconcile_now = asyncio.Event()
         self._reseed_now = asyncio.Event()
         self._gate = ConnectGate(settings.gateway.connect_stagger_sec)
-        self.fetcher = BookFetcher(settings.polymarket.clob_url, min_interval=settings.gateway.reseed_min_interval_sec)
+        self.fetcher = BookFetcher(min_interval=settings.gateway.reseed_min_interval_sec)  # pointed at run()
+        self.market_ws_url = ""
         self.metrics = GatewayMetrics()
         self._publisher: TickPublisher | None = None
         self._latest: dict[str, Tick] = {}  # every token's newest tick: rewritten after a Redis reconnect
@@ -82,6 +84,9 @@ class WsGatewayService(RedisService):
 
     async def run(self) -> None:
         await self.connect_redis()
+        env = await resolve_environment(self.settings.polymarket, self.settings.mode)
+        self.market_ws_url = env.url("clob_market_ws_url")
+        self.fetcher.point_at(env.url("clob_url"))
         loops = {"publisher": self.publisher.run(), "notify": self._notify_loop(), "reconcile": self._reconcile_loop(),
                  "heartbeat": self._heartbeat_loop(), "reseed": self._reseed_loop(), "stale": self._stale_loop()}
         tasks = {asyncio.create_task(c, name=f"gateway-{name}"): name for name, c in loops.items()}
@@ -167,7 +172,7 @@ class WsGatewayService(RedisService):
 
     async def _open_conn(self, tokens: set[str]) -> None:
         self._conn_serial += 1
-        conn = MarketConnection(f"conn-{self._conn_serial}", self.settings.polymarket.ws_market_url,
+        conn = MarketConnection(f"conn-{self._conn_serial}", self.market_ws_url,
                                 self.settings.gateway.ping_interval_sec, self._backoff,
                                 self.on_frame, self.books.invalidate, self.books.ready, self._gate,
                                 self.publisher.room)

@@ -20,6 +20,7 @@ Amounts are collateral base units: 6 decimals (pUSD and USDC.e), and shares use 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,3 +168,20 @@ def decode_approval(data: bytes) -> tuple[str, tuple[Any, ...]]:
         return name, tuple(decode(list(APPROVALS[name][1]), bytes(data[4:])))
     except Exception as exc:  # eth_abi raises several decoding error types
         raise BadCall(f"{name}: calldata does not decode ({exc})") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ChainAddresses:
+    """The v1 (CTF) contracts the position calls go to, from the venue environment."""
+
+    collateral: str  # pUSD
+    conditional_tokens: str  # the ERC-1155 holding v1 positions
+    ctf_collateral_adapter: str  # binary split/merge/redeem
+    neg_risk_collateral_adapter: str  # neg-risk split/merge
+    neg_risk_adapter: str  # convert, neg-risk redeem
+
+    @classmethod
+    def from_environment(cls, address: Callable[[str], str]) -> ChainAddresses:
+        """``address``: an environment's address lookup (``VenueEnvironment.address``)."""
+        return cls(address("collateral_token"), address("conditional_tokens"), address("collateral_adapter"),
+                   address("neg_risk_collateral_adapter"), address("neg_risk_adapter"))

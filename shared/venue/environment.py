@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from shared.config import PolymarketSection
+
 WALLET_DERIVATION_FIELDS = ("proxy_factory", "proxy_implementation", "safe_factory", "safe_init_code_hash",
                             "deposit_wallet_factory", "deposit_wallet_implementation", "deposit_wallet_beacon")
 
@@ -49,6 +51,12 @@ class VenueEnvironment:
     @property
     def wallet_derivation(self) -> dict[str, str]:
         return dict(self.config["wallet_derivation"])
+
+    def with_urls(self, overrides: dict[str, str]) -> VenueEnvironment:
+        """This environment with some URL fields replaced (``polymarket.url_overrides``)."""
+        if not overrides:
+            return self
+        return VenueEnvironment(self.name, {**self.config, **overrides})
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.config)
@@ -107,3 +115,13 @@ async def fetch_sim_environment(sim_url: str, timeout_s: float = 60.0) -> VenueE
                 raise ConnectionError(f"the sim at {sim_url} did not serve /_sim/environment within "
                                       f"{timeout_s:.0f} s: {last}")
             await asyncio.sleep(0.5)
+
+
+async def resolve_environment(pm: PolymarketSection, mode: str) -> VenueEnvironment:
+    """The environment a service talks to: the sim's (sim mode, or ``environment: sim``) or the
+    SDK's production one, with ``polymarket.url_overrides`` applied."""
+    if pm.resolved_environment(mode) == "sim":
+        env = await fetch_sim_environment(pm.sim_url)
+    else:
+        env = production()
+    return env.with_urls(pm.url_overrides)

@@ -38,7 +38,7 @@ def chrome() -> WebDriver:
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not browser or not driver:
         raise RuntimeError("the dashboard test needs Debian's chromium and chromedriver: "
-                           "apt-get install -y chromium chromium-driver (.ci/run installs them)")
+                           "apt-get install -y chromium chromium-driver (`make test` installs them)")
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

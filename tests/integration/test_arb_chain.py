@@ -15,9 +15,11 @@ import redis.asyncio as aioredis
 from eth_account import Account
 
 from services.arb_scanner.chain_ctf import ChainCtf, EthRpc
-from services.arb_scanner.ctf import CtfFailed, CtfUnknown, check_execution_mode, make_ctf
+from services.arb_scanner.ctf import CtfHalt, CtfRejected, check_execution_mode, make_ctf
 from shared.config import SIM_PRIVATE_KEY, ArbChainSection, ConfigError, Secrets, load_settings
 from shared.keys import Keys
+from shared.venue.ctf_calls import ChainAddresses
+from shared.venue.environment import VenueEnvironment, fetch_sim_environment, production
 from tests.integration import test_arb_scanner as base
 from tests.integration.test_arb_scanner import Running, arm_ask_sum_095, audits, start
 from tests.support import SimExchangeProcess, eventually, write_config
@@ -28,8 +30,13 @@ ME = Account.from_key(SIM_PRIVATE_KEY).address.lower()
 
 
 @pytest.fixture
-async def chain(sim: SimExchangeProcess) -> AsyncIterator[ChainCtf]:
-    ctf = ChainCtf(EthRpc(f"{sim.url}/_sim/rpc"), SIM_PRIVATE_KEY, 137,
+async def env(sim: SimExchangeProcess) -> VenueEnvironment:
+    return await fetch_sim_environment(sim.url)
+
+
+@pytest.fixture
+async def chain(sim: SimExchangeProcess, env: VenueEnvironment) -> AsyncIterator[ChainCtf]:
+    ctf = ChainCtf(EthRpc(f"{sim.url}/_sim/rpc"), SIM_PRIVATE_KEY, env,
                    ArbChainSection(receipt_timeout_sec=1.0, receipt_poll_sec=0.05))
     yield ctf
     await ctf.aclose()
@@ -48,7 +55,7 @@ async def _fault(sim: SimExchangeProcess, kind: str, count: int = 1) -> None:
 
 
 async def test_split_merge_convert_are_signed_transactions_applied_to_the_sender(
-        sim: SimExchangeProcess, chain: ChainCtf) -> None:
+        sim: SimExchangeProcess, chain: ChainCtf, env: VenueEnvironment) -> None:
     m = (await _get(sim, "/_sim/markets"))[0]
     cid, yes, no = m["condition_id"], m["tokens"][0]["token_id"], m["tokens"][1]["token_id"]
     h1 = await chain.split(cid, 10)
@@ -61,7 +68,7 @@ async def test_split_merge_convert_are_signed_transactions_applied_to_the_sender
     assert [t["hash"] for t in txs[:2]] == [h1, h2]
     assert [(t["call"], t["nonce"], t["status"]) for t in txs] == [
         ("ctf_split", 0, 1), ("ctf_merge", 1, 1), ("ctf_split", 2, 1), ("nr_convert", 3, 1)]
-    d = ArbChainSection()
+    d = ChainAddresses.from_environment(env.address)
     assert [t["to"] for t in txs] == [d.ctf_collateral_adapter.lower(), d.ctf_collateral_adapter.lower(),
                                       d.neg_risk_collateral_adapter.lower(), d.neg_risk_adapter.lower()]
     acct = (await _get(sim, "/_sim/positions", address=ME))[ME]
@@ -76,7 +83,7 @@ async def test_split_merge_convert_are_signed_transactions_applied_to_the_sender
 
 async def test_a_call_that_would_revert_is_refused_before_sending(sim: SimExchangeProcess, chain: ChainCtf) -> None:
     event = (await _get(sim, "/_sim/events"))[0]
-    with pytest.raises(CtfFailed, match="eth_estimateGas"):  # binary adapter for a neg-risk market
+    with pytest.raises(CtfRejected, match="eth_estimateGas"):  # binary adapter for a neg-risk market
         await chain.split(event["outcomes"][0]["condition_id"], 5, neg_risk=False)
     assert await _get(sim, "/_sim/rpc/txs") == []
 
@@ -84,9 +91,9 @@ async def test_a_call_that_would_revert_is_refused_before_sending(sim: SimExchan
 async def test_a_reverted_receipt_is_a_failure_and_changes_nothing(sim: SimExchangeProcess, chain: ChainCtf) -> None:
     cid = (await _get(sim, "/_sim/markets"))[0]["condition_id"]
     await _fault(sim, "revert")
-    with pytest.raises(CtfFailed, match="reverted") as info:
+    with pytest.raises(CtfRejected, match="reverted") as info:
         await chain.split(cid, 10)
-    assert not isinstance(info.value, CtfUnknown)
+    assert not isinstance(info.value, CtfHalt)
     assert (await _get(sim, "/_sim/positions", address=ME))[ME]["cash"] == pytest.approx(10_000)
     await chain.split(cid, 10)  # the next one goes through, on the next nonce
     assert [(t["nonce"], t["status"]) for t in await _get(sim, "/_sim/rpc/txs")] == [(0, 0), (1, 1)]
@@ -105,12 +112,13 @@ async def test_a_dropped_tx_is_resent_with_the_same_bytes_and_mined_once(
 async def test_no_receipt_at_all_is_an_unknown_outcome(sim: SimExchangeProcess, chain: ChainCtf) -> None:
     cid = (await _get(sim, "/_sim/markets"))[0]["condition_id"]
     await _fault(sim, "drop", 2)
-    with pytest.raises(CtfUnknown, match="outcome unknown"):
+    with pytest.raises(CtfHalt, match="outcome unknown"):
         await chain.split(cid, 10)
     assert await _get(sim, "/_sim/rpc/txs") == []
 
 
-async def test_approvals_are_read_first_and_sent_once(sim: SimExchangeProcess, chain: ChainCtf) -> None:
+async def test_approvals_are_read_first_and_sent_once(sim: SimExchangeProcess, chain: ChainCtf,
+                                                     env: VenueEnvironment) -> None:
     first = await chain.ensure_approvals()
     assert len(first) == 5  # pUSD to both collateral adapters; CTF to them and the NegRiskAdapter
     assert await chain.ensure_approvals() == []  # eth_call reads them back: nothing sent twice
@@ -119,16 +127,17 @@ async def test_approvals_are_read_first_and_sent_once(sim: SimExchangeProcess, c
         ("erc1155_set_approval_for_all", 1)] * 3
     assert txs[0]["args"]["amount"] == 2**256 - 1
     # the NegRiskAdapter split path also pulls pUSD: one more approve, the rest already in place
-    via_adapter = ChainCtf(chain.rpc, SIM_PRIVATE_KEY, 137,
+    via_adapter = ChainCtf(chain.rpc, SIM_PRIVATE_KEY, env,
                            ArbChainSection(neg_risk_split_via="neg_risk_adapter", receipt_poll_sec=0.05))
     assert [x.split(":")[0] for x in await via_adapter.ensure_approvals()] == [
-        f"pUSD approve {ArbChainSection().neg_risk_adapter}"]
+        f"pUSD approve {env.address('neg_risk_adapter')}"]
 
 
-async def test_wrong_chain_is_refused(sim: SimExchangeProcess) -> None:
-    ctf = ChainCtf(EthRpc(f"{sim.url}/_sim/rpc"), SIM_PRIVATE_KEY, 80002, ArbChainSection())
+async def test_wrong_chain_is_refused(sim: SimExchangeProcess, env: VenueEnvironment) -> None:
+    other_chain = VenueEnvironment("other", {**env.config, "chain_id": 80002})
+    ctf = ChainCtf(EthRpc(f"{sim.url}/_sim/rpc"), SIM_PRIVATE_KEY, other_chain, ArbChainSection())
     try:
-        with pytest.raises(CtfFailed, match="chain 137, not 80002"):
+        with pytest.raises(CtfRejected, match="chain 137, not 80002"):
             await ctf.merge("0x" + "00" * 32, 1)
     finally:
         await ctf.aclose()
@@ -138,20 +147,22 @@ def test_make_ctf_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     def settings(**over: Any) -> Any:
         return load_settings(write_config(tmp_path / "c.yaml", 1, over), environ={})
 
+    env = production()
+
     rpc = Secrets(polygon_rpc_url="http://127.0.0.1:1/rpc")
     with pytest.raises(ConfigError, match="relayer"):
-        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}, polymarket={"signature_type": 2}), ME, rpc)
+        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}, polymarket={"wallet": "safe"}), ME, rpc, env)
     with pytest.raises(ConfigError, match="PF_POLYGON_RPC_URL"):
-        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), ME, Secrets())
+        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), ME, Secrets(), env)
     with pytest.raises(ConfigError, match="signs for"):
-        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), "0x" + "11" * 20, rpc)
+        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), "0x" + "11" * 20, rpc, env)
     with pytest.raises(ConfigError, match="only in sim mode"):
-        make_ctf(settings(mode="paper", arbitrage={"chain": {"ctf": "sim_api"}}), ME, rpc)
+        make_ctf(settings(mode="paper", arbitrage={"chain": {"ctf": "sim_api"}}), ME, rpc, env)
     with pytest.raises(ConfigError, match="paper mode"):  # paper mode never trades, not even arbitrage
         check_execution_mode(settings(mode="paper", arbitrage={"execute": True}))
     with pytest.raises(ConfigError, match="paper mode"):
-        make_ctf(settings(mode="paper", arbitrage={"execute": True, "chain": {"ctf": "rpc"}}), ME, rpc)
-    assert isinstance(make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), ME, rpc), ChainCtf)
+        make_ctf(settings(mode="paper", arbitrage={"execute": True, "chain": {"ctf": "rpc"}}), ME, rpc, env)
+    assert isinstance(make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), ME, rpc, env), ChainCtf)
 
 
 async def test_scanner_execution_merges_on_chain(
@@ -169,7 +180,7 @@ async def test_scanner_execution_merges_on_chain(
     assert d["merged"] == pytest.approx(48)
     assert d["pnl"] == pytest.approx(2.24)
     txs = await _get(sim, "/_sim/rpc/txs", address=ME)
-    d = ArbChainSection()
+    d = ChainAddresses.from_environment((await fetch_sim_environment(sim.url)).address)
     # at start: the approvals the position calls need (2 pUSD approve, 3 CTF setApprovalForAll), then the merge
     assert [(t["call"], t["to"], t["args"]["spender"]) for t in txs[:5]] == [
         ("erc20_approve", d.collateral.lower(), d.ctf_collateral_adapter.lower()),
@@ -191,15 +202,25 @@ async def _ready(r: aioredis.Redis, keys: Keys, scanner: Any) -> bool:
     return await r.hlen(keys.arb_catalogue()) == 5 and bool(tokens) and tokens <= set(scanner.tops)
 
 
-async def test_scanner_halts_when_a_merge_has_no_receipt(
-        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def _merge_on_chain_with_fault(tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys,
+                                     running: Running, monkeypatch: pytest.MonkeyPatch, fault: str,
+                                     count: int) -> tuple[Any, str]:
+    """A scanner merging on chain, ready; the next ``count`` transactions get ``fault``; then the
+    ask sum 0.95 arms: (scanner, condition id)."""
     monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
     scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"], "chain": {
         "ctf": "rpc", "receipt_poll_sec": 0.05, "receipt_timeout_sec": 1.0}})
     await eventually(lambda: _ready(r, keys, scanner), timeout=20)
-    await _fault(sim, "drop", 2)  # the merge and its one resend are both dropped
-    await arm_ask_sum_095(sim)
+    await _fault(sim, fault, count)
+    cid, _yes, _no = await arm_ask_sum_095(sim)
+    return scanner, cid
+
+
+async def test_scanner_halts_when_a_merge_has_no_receipt(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the merge and its one resend are both dropped
+    scanner, _ = await _merge_on_chain_with_fault(tmp_path, sim, r, keys, running, monkeypatch, "drop", 2)
     halted = await eventually(lambda: audits(r, keys, "arb.halted"), timeout=20)
     assert "outcome unknown" in halted[0].reason
     report = halted[0].detail["execution"]
@@ -212,3 +233,23 @@ async def test_scanner_halts_when_a_merge_has_no_receipt(
     claim = await r.hget(keys.reserved(), "arb:" + report["set"])
     assert claim is not None  # the set's budget claim stays while the outcome is unknown
     assert float(claim) > 40
+
+
+async def test_scanner_goes_on_when_a_merge_reverts(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the sibling of the halt above: a rejected merge (CtfRejected) changed nothing, so the sets are
+    # held and booked, and execution stays on
+    # the merge is mined with status 0
+    scanner, cid = await _merge_on_chain_with_fault(tmp_path, sim, r, keys, running, monkeypatch, "revert", 1)
+    done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
+    d = done[0].detail
+    assert d["status"] == "partial"
+    assert d["merged"] == 0
+    assert d["held_sets"] == pytest.approx(48)
+    assert any("reverted" in e for e in d["errors"])
+    assert await audits(r, keys, "arb.halted") == []
+    assert scanner.executor is not None  # still trading
+    assert await r.hexists(keys.arb_held(), cid)  # held to resolution, redeemed when it resolves
+    assert [(t["call"], t["status"]) for t in await _get(sim, "/_sim/rpc/txs")
+            if not t["call"].startswith("erc")] == [("ctf_merge", 0)]

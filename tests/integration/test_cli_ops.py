@@ -141,11 +141,11 @@ def test_doctor_names_a_missing_funder_and_a_dead_endpoint(start_sim: Callable[.
                                                            redis_server: RedisServer, tmp_path: Path) -> None:
     sim = start_sim()
     env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "COLUMNS": "250",
-           "PF__POLYMARKET__SIGNATURE_TYPE": "2"}
+           "PF__POLYMARKET__WALLET": "safe"}
     res = runner.invoke(app, ["doctor"], env=env)
     assert res.exit_code == 1
-    assert "needs polymarket.funder" in res.output
-    env = {**env, "PF__POLYMARKET__SIGNATURE_TYPE": "0", "PF__POLYMARKET__GAMMA_URL": "http://127.0.0.1:1/gamma",
+    assert "needs polymarket.wallet_address" in res.output
+    env = {**env, "PF__POLYMARKET__WALLET": "eoa", "PF__POLYMARKET__URL_OVERRIDES": "{gamma_url: 'http://127.0.0.1:1/gamma'}",
            "PF_REDIS_URL": "redis://127.0.0.1:1/0"}
     res = runner.invoke(app, ["doctor"], env=env)
     assert res.exit_code == 1

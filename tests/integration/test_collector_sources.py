@@ -352,7 +352,8 @@ async def test_market_screen_emits_each_new_candidate_once(
     svc = SignalCollectorService(settings, "t", redis=r)
     try:
         from services.signal_collector.screener import ScreenSource
-        screen = ScreenSource(svc._http_client(), svc.meta, svc.writer, svc.latency, lambda: svc.settings)
+        gamma_url = (await svc.venue()).url("gamma_url")
+        screen = ScreenSource(svc._http_client(), svc.meta, svc.writer, svc.latency, lambda: svc.settings, gamma_url)
         assert await screen.step() == 0
         assert screen.rejected["volume"] == len(markets) or sum(screen.rejected.values()) == 0
         m = markets[1]

@@ -147,3 +147,38 @@ async def _is(value: bool) -> bool:
 
 async def _not(value: bool) -> bool:
     return not value
+
+
+async def test_tokens_added_and_removed_in_bulk_and_a_listener_sees_every_tick_taken(
+        r: aioredis.Redis, keys: Keys) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def listener(t: Tick, arrived: float) -> None:
+        seen.append((t.token_id, t.seq))
+
+    def at(token: str, seq: int) -> Tick:
+        return Tick(token, seq, 0.40, 0.42, 10, 10, None, 0.01, 1_000 + seq, 2_000 + seq)
+
+    await r.hset(keys.book("a"), mapping=at("a", 1).to_hash())
+    feed = TickFeed(r, keys, listener=listener)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(feed.run(stop))
+    try:
+        await feed.add_many(["a", "b"])
+        assert seen == [("a", 1)]  # a's hash at once; b has none yet
+        await r.publish(keys.tick("b"), at("b", 1).to_json())
+        await r.publish(keys.tick("a"), at("a", 1).to_json())  # the same tick again: not taken
+        await r.publish(keys.tick("a"), at("a", 2).to_json())
+        await eventually(lambda: _is(("a", 2) in seen), timeout=5, what="a's seq 2")
+        assert seen == [("a", 1), ("b", 1), ("a", 2)]
+        await feed.remove_many(["a"])
+        assert feed.tokens == ["b"]
+        assert "a" not in feed.latest
+        await r.publish(keys.tick("a"), at("a", 3).to_json())  # no longer followed
+        await r.publish(keys.tick("b"), at("b", 2).to_json())
+        await eventually(lambda: _is(("b", 2) in seen), timeout=5, what="b's seq 2")
+        assert seen == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    finally:
+        stop.set()
+        await runner
+        await feed.close()

@@ -25,6 +25,7 @@ from shared.messages import stable_id
 from shared.tickfeed import TickFeed
 from shared.ticks import Tick
 from shared.venue.clob import make_clob_client
+from shared.venue.environment import fetch_sim_environment
 from tests.support import SimExchangeProcess, eventually
 
 WORKER = "worker-it"
@@ -64,7 +65,8 @@ async def venue(start_sim: Callable[..., SimExchangeProcess], r: aioredis.Redis,
     http = httpx.AsyncClient(base_url=sim.url, timeout=5)
     token = (await http.get("/_sim/markets")).json()[0]["tokens"][0]["token_id"]
     settings = load_settings(sim.env["PF_CONFIG"], environ={})
-    client = await asyncio.to_thread(make_clob_client, settings, Secrets())
+    env = await fetch_sim_environment(sim.url)
+    client = await asyncio.to_thread(make_clob_client, settings, Secrets(), env)
     v = Venue(sim, http, token, ClobExecutor(client))
     await v.path([0.50], 10)
     stop = asyncio.Event()

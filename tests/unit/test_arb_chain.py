@@ -1,5 +1,6 @@
 """On-chain pieces, pure: calldata (shared.venue.ctf_calls), the sim's JSON-RPC node
-(services.sim_exchange.rpc), resolution payouts, and the executor's neg-risk convert failure."""
+(services.sim_exchange.rpc), resolution payouts, the executor's neg-risk convert failure and its
+halt on an order of unknown outcome."""
 
 from __future__ import annotations
 
@@ -9,20 +10,21 @@ import pytest
 from eth_account import Account
 
 from services.arb_scanner.catalogue import ArbSet
-from services.arb_scanner.ctf import CtfFailed
+from services.arb_scanner.ctf import CtfHalt, CtfRejected
 from services.arb_scanner.detect import Evaluation, FeeSchedule, Kind, Verdict
 from services.arb_scanner.execute import Executor
 from services.sim_exchange.ctf import CtfError
+from services.sim_exchange.environment import environment_json
 from services.sim_exchange.resolution import ResolutionError, Resolutions
 from services.sim_exchange.rpc import RpcFault, SimChain
 from services.sim_exchange.state import SimState
-from shared.config import ArbChainSection, SimExchangeSection
-from shared.venue.ctf_calls import BadCall, CtfCall, decode_call, encode_call, index_set, selector
+from shared.config import SimExchangeSection
+from shared.venue.ctf_calls import BadCall, ChainAddresses, CtfCall, decode_call, encode_call, index_set, selector
 from shared.venue.taker import TakeResult
 
 KEY = "0x" + "11" * 32
 ME = Account.from_key(KEY).address.lower()
-CHAIN = ArbChainSection()
+CHAIN = ChainAddresses.from_environment(lambda name: str(environment_json("sim", 137)[name]))  # the sim's contracts
 PUSD = CHAIN.collateral
 
 
@@ -205,7 +207,7 @@ class _Ctf:
     def _do(self, op: str, amount: float) -> str:
         self.calls.append((op, amount))
         if op in self.fail:
-            raise CtfFailed(f"{op} reverted")
+            raise CtfRejected(f"{op} reverted")
         return "0x1"
 
     async def aclose(self) -> None:
@@ -230,3 +232,30 @@ async def test_a_failed_convert_merges_the_split_back(fail: set[str], held: floa
     assert ctf.calls == [("split", 40.0), ("convert", 40.0), ("merge", 40.0)]
     assert rep.held_cost == held
     assert rep.pnl == 0.0
+
+
+class _AmbiguousOrders:
+    """The first leg fills; the second is a transport error (5xx): it may have filled."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def take(self, *args: Any) -> TakeResult:
+        self.sent += 1
+        if self.sent == 1:
+            return TakeResult(True, 48.0, 0.45, "o1")
+        return TakeResult(False, error="502 Bad Gateway", ambiguous=True)
+
+
+async def test_an_order_of_unknown_outcome_halts_with_the_execution_so_far() -> None:
+    fee = FeeSchedule(0.0, 1.0)
+    s = ArbSet("m", (Kind.BUY_BOTH,), "t", ("yes", "no"), (fee, fee), 5.0, 0.01, None, False, ("c", "c"), "")
+    ev = Evaluation(Kind.BUY_BOTH, Verdict.OPPORTUNITY, s.tokens, (0.45, 0.50), 0.95, 0.0, 0.05,
+                    size=48.0, limits=(0.45, 0.50))
+    ctf = _Ctf(set())
+    with pytest.raises(CtfHalt, match="unknown outcome") as info:  # a halt, never a CtfRejected
+        await Executor(_AmbiguousOrders(), ctf, "FOK", 0.05).run(s, ev)  # type: ignore[arg-type]
+    assert not isinstance(info.value, CtfRejected)
+    assert info.value.report is not None
+    assert info.value.report["status"] == "unknown"
+    assert ctf.calls == []  # nothing merged on a position it does not know

@@ -1,6 +1,6 @@
 """docker-compose.yml (and docker-compose.live.yml): validated by the compose CLI itself
-(``docker compose config`` or docker-compose 1.29's, no engine needed; .ci/run installs
-docker-compose) and checked structurally: every service, one image, health-gated start, nothing
+(``docker compose config`` or docker-compose 1.29's, no engine needed; `make test`
+installs docker-compose) and checked structurally: every service, one image, health-gated start, nothing
 exposed beyond loopback, live secrets required."""
 
 from __future__ import annotations
@@ -20,12 +20,7 @@ APP_SERVICES = ("sim_exchange", "signal_collector", "ws_gateway", "orchestrator"
 LIVE = ROOT / "docker-compose.live.yml"
 LIVE_SECRETS = ("PF_LIVE_CONFIRMED", "PF_PRIVATE_KEY", "PF_CLOB_API_KEY", "PF_CLOB_API_SECRET", "PF_CLOB_API_PASSPHRASE",
                 "PF_API_TOKEN")
-SIM_URLS = {
-    "PF__POLYMARKET__DATA_API_URL": "http://sim_exchange:8700/data-api",
-    "PF__POLYMARKET__GAMMA_URL": "http://sim_exchange:8700/gamma",
-    "PF__POLYMARKET__CLOB_URL": "http://sim_exchange:8700",
-    "PF__POLYMARKET__WS_MARKET_URL": "ws://sim_exchange:8700/ws/market",
-}
+SIM_URLS = {"PF__POLYMARKET__SIM_URL": "http://sim_exchange:8700"}  # the rest comes from /_sim/environment
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +117,7 @@ def _compose_cli() -> list[str]:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    raise AssertionError("no compose CLI to validate with: apt-get install docker-compose (.ci/run does)")
+    raise AssertionError("no compose CLI to validate with: apt-get install docker-compose (`make test` does)")
 
 
 def _config(files: list[Path], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -151,7 +146,7 @@ def test_live_mode_points_every_service_at_polymarket() -> None:
     for svc in live["services"].values():
         env = svc["environment"]
         assert env["PF__MODE"] == "live"
-        assert _default(env["PF__POLYMARKET__CLOB_URL"]) == "https://clob.polymarket.com"
+        assert env["PF__POLYMARKET__ENVIRONMENT"] == "production"
         for name in LIVE_SECRETS:
             target = "PF__LIVE_CONFIRMED" if name == "PF_LIVE_CONFIRMED" else name
             assert env[target].startswith("${" + name + ":?"), target
@@ -176,7 +171,7 @@ def test_the_dockerfile_builds_one_locked_non_root_image() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert text.startswith("#") or "FROM python:3.11-slim" in text
     assert "FROM python:3.11-slim" in text
-    assert "uv sync --frozen --no-dev" in text
+    assert "uv sync --locked --no-dev" in text
     assert "\nUSER " in text
     assert "USER root" not in text
 

@@ -113,7 +113,7 @@ def test_env_overrides_nest_with_double_underscores(tmp_path: Path) -> None:
         "PF__MAKER_STRATEGY__COUNTDOWN__TIMEZONE": "Asia/Shanghai",
         "PF__RUN_PARAMS__DEADLINE_POLICY__ENABLED": "true",
         "PF__MODE": "paper",
-        "PF__POLYMARKET__CLOB_URL": "http://sim_exchange:8700",
+        "PF__POLYMARKET__SIM_URL": "http://sim_exchange:8700",
         "PF__SIM_EXCHANGE__HOST": "0.0.0.0",
         "PF__LOGGING__JSON": "true",
     })
@@ -121,7 +121,7 @@ def test_env_overrides_nest_with_double_underscores(tmp_path: Path) -> None:
     assert s.maker_strategy.drop_pct == 0.1  # the file's sibling value survives
     assert s.run_params.deadline_policy.enabled is True
     assert s.mode == "paper"
-    assert s.polymarket.clob_url == "http://sim_exchange:8700"
+    assert s.polymarket.sim_url == "http://sim_exchange:8700"
     assert s.sim_exchange.host == "0.0.0.0"
     assert s.logging.json_output is True
 
@@ -396,3 +396,14 @@ def test_the_example_config_documents_every_section_and_key() -> None:
         return out
 
     assert missing(Settings) == []
+
+
+def test_removed_venue_keys_name_their_replacement(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"polymarket.clob_url was removed: use the environment's clob_url"):
+        load(tmp_path, "polymarket: {clob_url: 'http://x'}\n")
+    with pytest.raises(ConfigError, match=r"polymarket.signature_type was removed: use polymarket.wallet"):
+        load(tmp_path, "polymarket: {signature_type: 3}\n")
+    with pytest.raises(ConfigError, match=r"arbitrage.chain.collateral removed: contract addresses come from"):
+        load(tmp_path, "arbitrage: {chain: {collateral: '0xC011a7E12a19f7B1f670d46F03B03f3342E82DFB'}}\n")
+    with pytest.raises(ConfigError, match=r"url_overrides: unknown URL field\(s\) clob"):
+        load(tmp_path, "polymarket: {url_overrides: {clob: 'http://x'}}\n")

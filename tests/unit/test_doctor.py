@@ -13,9 +13,9 @@ def test_wallet_signature_type_and_funder() -> None:
     assert wallet_check(SIGNER, 0, SIGNER.upper().replace("0X", "0x")).status == "ok"
     eoa_with_proxy = wallet_check(SIGNER, 0, PROXY)
     assert eoa_with_proxy.status == "fail"
-    assert "signature_type 1 or 2" in eoa_with_proxy.detail
+    assert "polymarket.wallet" in eoa_with_proxy.detail
     assert wallet_check(SIGNER, 2, PROXY).status == "ok"
-    assert "needs polymarket.funder" in wallet_check(SIGNER, 1, "").detail
+    assert "needs polymarket.wallet_address" in wallet_check(SIGNER, 1, "").detail
     assert wallet_check(SIGNER, 2, SIGNER).status == "fail"
     assert wallet_check(SIGNER, 7, "").status == "fail"
 

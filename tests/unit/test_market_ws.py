@@ -170,6 +170,27 @@ def test_rest_book_keeps_tick_size_and_last_trade_price() -> None:
         decode_rest_book(["not", "an", "object"])
 
 
+@pytest.mark.parametrize(("side", "level"), [
+    ("bids", {"price": "NaN", "size": "10"}),
+    ("asks", {"price": float("nan"), "size": "10"}),  # what json.loads makes of a bare NaN
+    ("bids", {"price": "0.4", "size": "nan"}),
+    ("asks", {"price": "inf", "size": "10"}),
+    ("bids", {"price": "0.4", "size": "Infinity"}),
+    ("asks", {"price": "0.5", "size": float("-inf")}),
+    ("bids", {"price": "1.01", "size": "10"}),
+    ("asks", {"price": "-0.01", "size": "10"}),
+    ("bids", {"price": "0.4", "size": "-1"}),
+])
+def test_rest_book_refuses_nan_infinities_prices_outside_0_1_and_negative_sizes(
+        side: str, level: dict[str, object]) -> None:
+    rest: dict[str, object] = {"asset_id": YES, "bids": [{"price": "0.4", "size": "10"}],
+                               "asks": [{"price": "0.5", "size": "10"}]}
+    decode_rest_book(rest)  # the book without the bad level is fine
+    rest[side] = [*rest[side], level]  # type: ignore[misc]
+    with pytest.raises(MarketFrameError):
+        decode_rest_book(rest)
+
+
 def test_levels_may_be_pairs_and_sides_are_case_insensitive() -> None:
     raw = json.dumps({"event_type": "book", "asset_id": "1", "bids": [["0.4", "1"]], "asks": [],
                       "timestamp": ""})
