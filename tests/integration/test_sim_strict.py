@@ -38,7 +38,7 @@ from py_clob_client_v2 import (
 from py_clob_client_v2.exceptions import PolyApiException
 
 from shared.config import SIM_PRIVATE_KEY
-from shared.venue.environment import VenueEnvironment, production
+from shared.venue.environment import VenueEnvironment
 from tests.support import SimExchangeProcess, eventually
 
 StartSim = Callable[..., SimExchangeProcess]
@@ -83,22 +83,10 @@ def v1_client(sim: SimExchangeProcess, nonce: int = 0) -> ClobClient:
     return c
 
 
-def sdk_environment(sim: SimExchangeProcess) -> Any:
-    """The sim's own environment when it serves one; else production's with the sim's URLs."""
-    served = httpx.get(f"{sim.url}/_sim/environment")
-    if served.status_code == 200:
-        return VenueEnvironment.from_json("sim", served.json()).to_sdk()
-    ws = f"ws://127.0.0.1:{sim.port}"
-    urls = {name: f"{sim.url}/_sim/not-served" for name in production().config if name.endswith("_url")}
-    return VenueEnvironment("sim", {
-        **production().config, **urls, "clob_url": sim.url, "gamma_url": f"{sim.url}/gamma",
-        "data_url": f"{sim.url}/data-api", "rpc_url": f"{sim.url}/_sim/rpc", "clob_market_ws_url": f"{ws}/ws/market",
-        "clob_user_ws_url": f"{ws}/ws/user"}).to_sdk()  # every other URL: the sim too, so nothing leaves the box
-
-
 async def sdk_client(sim: SimExchangeProcess, nonce: int = 0,
                      on_rate_limit_update: Callable[[RateLimitUpdate], None] | None = None) -> AsyncSecureClient:
-    return await AsyncSecureClient.create(private_key=SIM_PRIVATE_KEY, wallet=EOA, environment=sdk_environment(sim),
+    environment = VenueEnvironment.from_json("sim", httpx.get(f"{sim.url}/_sim/environment").json()).to_sdk()
+    return await AsyncSecureClient.create(private_key=SIM_PRIVATE_KEY, wallet=EOA, environment=environment,
                                           nonce=nonce, on_rate_limit_update=on_rate_limit_update)
 
 
