@@ -20,6 +20,7 @@ from services.sim_exchange import (
     copytrade_admin,
     environment,
     gamma,
+    lifecycle,
     livedata,
     private,
     wire,
@@ -277,4 +278,5 @@ def create_app(state: SimState) -> FastAPI:
     app.include_router(arb_admin.router(state))
     app.include_router(chain_admin.router(state, state.auth.chain_id))
     app.include_router(environment.router(state.auth.chain_id))
+    lifecycle.install(app, state)  # the CLOB gate (restart, rate-limit headers) and /ws/user
     return app
