@@ -22,7 +22,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from shared.clock import now_ms
 from shared.keys import Keys
-from shared.messages import Fill, TradeStatus
+from shared.messages import AuditEvent, Fill, TradeStatus
 from shared.redisio import add_message
 from shared.redisio.health import healthy_instances
 from tests.support import ROOT, RedisServer, ServiceProcess, SimExchangeProcess, eventually, free_port
@@ -136,6 +136,15 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
     assert "pending" in (_read(browser, cells[1], lambda e: e.get_attribute("class")) or "")
     await add_message(r, keys.fills(), TradeStatus(id="dash-failed", **common, trade_id="dash-trade", status="FAILED"))
     await eventually(lambda: shown("10.00", ""), timeout=15, what="the failed trade voided on the page")
+
+    # Events written while the page's websocket is down show once it is back (the server pushes only
+    # what comes after it connects; the page loads the rest again on its "hello").
+    browser.execute_script("state.ws.close()")
+    await eventually(lambda: _aread(browser, "#conn", lambda e: e.text == "offline"), timeout=5, what="socket down")
+    await add_message(r, keys.events(), AuditEvent(id="dash-gap", ts_event=now_ms(), ts_init=now_ms(), producer="test",
+                                                   kind="test.while_offline", reason="written while offline"))
+    await eventually(lambda: _aread(browser, "#events", lambda e: "test.while_offline" in e.text), timeout=10,
+                     what="the event written while the socket was down")
     worker_row = await eventually(
         lambda: _aread(browser, '#workers tr[data-worker="worker-dash"]', lambda e: e.text), timeout=5, what="worker row")
     assert worker_row.startswith(WORKER)

@@ -138,6 +138,7 @@ function renderTokens() {
 }
 
 function addEvent(e, front = true) {
+  if (state.events.some((x) => x.entry_id === e.entry_id)) return;  // already loaded by loadStreams
   state.events[front ? "unshift" : "push"](e);
   state.events.length = Math.min(state.events.length, 200);
 }
@@ -218,9 +219,18 @@ async function refreshBlacklist() {
   try { renderBlacklist(await api("/api/blacklist")); } catch (e) { /* reported elsewhere */ }
 }
 
+// Stream entry ids ("ms-seq") newest first.
+const newestFirst = (a, b) => {
+  const [am, as] = String(a.entry_id).split("-").map(Number), [bm, bs] = String(b.entry_id).split("-").map(Number);
+  return bm - am || bs - as;
+};
+
 async function loadStreams() {
   const [events, opps] = await Promise.all([api("/api/events?count=100"), api("/api/opportunities?count=50")]);
-  state.events = events; state.opps = opps;
+  // merged with what was pushed meanwhile: a push may have come before this answer but after its read
+  const loaded = new Set(events.map((e) => e.entry_id));
+  state.events = [...events, ...state.events.filter((e) => !loaded.has(e.entry_id))].sort(newestFirst).slice(0, 200);
+  state.opps = opps;
   renderEvents(); renderOpps();
 }
 
@@ -236,7 +246,11 @@ function connectWs() {
   };
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
-    if (msg.type === "event") { addEvent(msg.entry); renderEvents(); }
+    // "hello" comes once the server follows the streams: it pushes only what is written after that,
+    // so load them again now, or the events written since the first load (or while the socket was
+    // down) would never show.
+    if (msg.type === "hello") { loadStreams().catch((e) => notice(e.message)); }
+    else if (msg.type === "event") { addEvent(msg.entry); renderEvents(); }
     else if (msg.type === "token") { state.tokens.set(msg.token.token_id, msg.token); renderTokens(); }
     else if (msg.type === "fill") { refreshPnl(); }
     else if (msg.type === "opportunity") { state.opps.unshift(msg.entry); state.opps.length = Math.min(state.opps.length, 100); renderOpps(); }
