@@ -42,6 +42,18 @@ from shared.venue.environment import VenueEnvironment
 from tests.support import SimExchangeProcess, eventually
 
 StartSim = Callable[..., SimExchangeProcess]
+
+
+@pytest.fixture
+def start_sim(start_sim: StartSim) -> StartSim:
+    """These tests sign with py-clob-client-v2, which knows v1 (CTF) markets only: a sim of v1
+    markets (the v2 ones are tests/integration/test_sim_sdk_*.py's, through the official SDK)."""
+    from shared.config import _deep_merge  # test-only use of the merge helper
+
+    def _start(overrides: dict[str, Any] | None = None) -> SimExchangeProcess:
+        return start_sim(_deep_merge({"sim_exchange": {"v2_share": 0}}, overrides or {}))
+
+    return _start
 EOA = Account.from_key(SIM_PRIVATE_KEY).address
 P3 = ("invalid amounts, the market buy orders maker amount supports a max accuracy of 2 decimals, "
       "taker amount a max of 4 decimals")
