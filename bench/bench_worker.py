@@ -319,8 +319,9 @@ def start_sim(redis: RedisServer, args: argparse.Namespace, tmp: Path) -> SimExc
     port = free_port()
     config = write_config(tmp / "sim.yaml", port, {
         "mode": "sim", "logging": {"level": "WARNING"}, "polymarket": {"wallet": args.wallet},
+        # the venue's per-signer buckets off: this measures polyfleet's path, not the sim's throttle
         "sim_exchange": {"markets": (args.order_tokens + 1) // 2, "tick_interval_ms": 3_600_000, "volatility": 0,
-                         "starting_cash": 1_000_000},
+                         "starting_cash": 1_000_000, "rate_limit": "off"},
         "workers": {"capacity": 1000, "lease_ms": 30_000, "heartbeat_interval_sec": 1.0},
     })
     return SimExchangeProcess(config, port, tmp, {"PF_REDIS_URL": redis.url}).start()
