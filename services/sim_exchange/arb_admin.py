@@ -43,12 +43,12 @@ def router(state: SimState) -> APIRouter:
                 raise CtfError("address must be a 0x-prefixed 40-hex-digit address")
             amount = float(body.get("amount", 0))
             if op in ("split", "merge"):
-                market = state.sim.by_condition.get(str(body.get("condition_id", "")))
+                market = state.sim.condition(str(body.get("condition_id", "")))
                 if market is None:
                     return _err(404, f"unknown condition id {body.get('condition_id')!r}")
                 done = (state.ctf.split if op == "split" else state.ctf.merge)(address, market, amount)
             elif op == "redeem":
-                market = state.sim.by_condition.get(str(body.get("condition_id", "")))
+                market = state.sim.condition(str(body.get("condition_id", "")))
                 if market is None:
                     return _err(404, f"unknown condition id {body.get('condition_id')!r}")
                 raw = body.get("amounts")  # NegRiskAdapter shape [YES, NO]; absent: the whole balance
@@ -85,7 +85,7 @@ def router(state: SimState) -> APIRouter:
 
     @r.put("/fees/{condition_id}")
     async def put_fees(condition_id: str, request: Request) -> Any:
-        market = state.sim.by_condition.get(condition_id)
+        market = state.sim.condition(condition_id)
         if market is None:
             return _err(404, f"unknown condition id {condition_id!r}")
         body = await request.json()
