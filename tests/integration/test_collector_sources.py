@@ -372,11 +372,57 @@ async def test_market_screen_emits_each_new_candidate_once(
         assert {(s.source, s.side, s.token_id, s.price) for s in got} == {
             ("screen", "BUY", m["tokens"][0]["token_id"], 0.3), ("screen", "BUY", m["tokens"][1]["token_id"], 0.7)}
         assert all(s.slug == m["slug"] and s.tick_size == 0.01 for s in got)
+        assert {s.market_version for s in got} == {m["version"]}
         assert await r.hgetall(keys.meta(m["tokens"][0]["token_id"]))
         httpx.patch(f"{sim.url}/_sim/gamma/{markets[2]['gamma_id']}",
                     json={"volumeNum": 30_000_000, "question": "Will Bitcoin close above 100k?"}, timeout=5)
         assert await screen.step() == 0
         assert screen.rejected["keyword"] == 1
+    finally:
+        await svc.aclose()
+
+
+async def test_signals_of_both_market_systems_carry_their_version_and_gamma_minimum(
+        r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, tmp_path: Path) -> None:
+    # a v2 market has positionIds, no clobTokenIds: its metadata is found by position_ids
+    # (docs/venue.md V1, G3) and its signals say v2, so the session signs for the right exchange
+    every: list[dict[str, Any]] = httpx.get(f"{sim.url}/_sim/markets", timeout=5).json()
+    v1 = next(m for m in every if m["version"] == "v1" and not m["neg_risk"])
+    v2 = next(m for m in every if m["version"] == "v2")
+    settings = load_settings(config(tmp_path, sim, {"targets": [{"account": W1}]}), {})
+    svc = SignalCollectorService(settings, "t", redis=r)
+    try:
+        await svc.step()
+        post(sim, "/_sim/trades", [trade(W1, v1["tokens"][0]["token_id"], 9), trade(W1, v2["tokens"][1]["token_id"], 8)])
+        assert await svc.step() == 2
+        got = {s.token_id: s for s in await signals(r, keys)}
+        new, old = got[v2["tokens"][1]["token_id"]], got[v1["tokens"][0]["token_id"]]
+        assert (new.market_version, new.condition_id, new.sibling_token, new.min_order_size) == (
+            "v2", v2["condition_id"], v2["tokens"][0]["token_id"], v2["tokens"][1]["min_size"])
+        assert (old.market_version, old.min_order_size) == ("v1", v1["tokens"][0]["min_size"])
+        assert (await r.hgetall(keys.meta(v2["tokens"][0]["token_id"])))["version"] == "v2"  # type: ignore[misc]
+        assert svc.meta.fetches == 2  # one keyset query per id kind: clob_token_ids, position_ids
+        assert svc.meta.misses == 0
+    finally:
+        await svc.aclose()
+
+
+async def test_the_screen_reads_v2_markets_from_the_keyset_and_says_so(
+        r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, tmp_path: Path) -> None:
+    v2 = next(m for m in httpx.get(f"{sim.url}/_sim/markets", timeout=5).json() if m["version"] == "v2")
+    httpx.patch(f"{sim.url}/_sim/gamma/{v2['gamma_id']}", json={"volumeNum": 20_000_000}, timeout=5).raise_for_status()
+    settings = load_settings(config(tmp_path, sim, {"targets": []}, screen={
+        "enabled": True, "min_volume": 10_000_000, "min_price": 0.0, "max_price": 1.0,
+        "end_within_hours": 24 * 365}), {})
+    svc = SignalCollectorService(settings, "t", redis=r)
+    try:
+        from services.signal_collector.screener import ScreenSource
+        gamma_url = (await svc.venue()).url("gamma_url")
+        screen = ScreenSource(svc._http_client(), svc.meta, svc.writer, svc.latency, lambda: svc.settings, gamma_url)
+        assert await screen.step() == 2
+        got = await signals(r, keys)
+        assert {(s.token_id, s.market_version) for s in got} == {(t["token_id"], "v2") for t in v2["tokens"]}
+        assert (await r.hgetall(keys.meta(v2["tokens"][0]["token_id"])))["version"] == "v2"  # type: ignore[misc]
     finally:
         await svc.aclose()
 
