@@ -1,7 +1,7 @@
 """``polyfleet``: the operator's command line (reads Redis directly; writes go via pf:control).
 
-Read commands: ``status`` (with ``--watch``), ``workers``, ``ignored``, ``blacklist ls``,
-``signals tail``, ``events tail`` (cli/tail.py). Control commands (cli/control.py): ``stop``,
+Read commands: ``status`` (with ``--watch``), ``workers``, ``token ID`` (cli/token.py), ``ignored``,
+``blacklist ls``, ``signals tail``, ``events tail`` (cli/tail.py). Control commands (cli/control.py): ``stop``,
 ``halt``, ``resume``, ``drain``, ``unignore``, ``blacklist add/rm``, ``handled reset``. Operations
 (cli/ops.py): ``config check FILE``, ``doctor``. Also ``backtest`` and ``wipe``.
 """
@@ -22,6 +22,8 @@ from cli.connection import client as _client
 from cli.control import register as register_control
 from cli.ops import register as register_ops
 from cli.tail import register as register_tail
+from cli.token import pending_cell
+from cli.token import register as register_token
 from shared.clock import now_ms
 from shared.config import redis_url
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys, keys_from_env
@@ -78,15 +80,15 @@ def render_status(r: redis.Redis, k: Keys, limit: int = 20) -> Group:
     worker_info = {wid: (worker_rows[2 * i], worker_rows[2 * i + 1]) for i, wid in enumerate(worker_ids)}
 
     tokens = Table(title="tokens", expand=True)
-    for col in ("token", "market", "state", "worker", "epoch", "started", "last beat", "position", "avg cost",
-                "PnL", "last event"):
+    for col in ("token", "market", "state", "worker", "epoch", "started", "last beat", "position", "pending",
+                "avg cost", "PnL", "last event"):
         tokens.add_column(col, overflow="fold")
     for (state, token_id), h in zip(shown, token_rows, strict=True):
         market = f"{h.get('slug', '')} {h.get('outcome', '')}".strip()[:28] + f" {h.get('market_version') or 'v1'}"
         owner = h.get("owner", "")
         beat = _age(worker_info.get(owner, ({}, 0))[0].get("last_beat"), now) if owner else ""
         tokens.add_row(_short(token_id), market, state, owner, h.get("epoch", ""), _ts(h.get("started_at")),
-                       beat, h.get("position", ""), h.get("avg_cost", ""), h.get("realized_pnl", ""),
+                       beat, h.get("position", ""), pending_cell(h), h.get("avg_cost", ""), h.get("realized_pnl", ""),
                        (h.get("last_event") or "")[:48])
     workers = Table(title="workers", expand=True)
     for col in ("worker", "alive", "load", "capacity", "draining", "last beat"):
@@ -170,6 +172,7 @@ def backtest(ctx: typer.Context) -> None:
 
 register_control(app)
 register_tail(app)
+register_token(app)
 register_ops(app)
 
 if __name__ == "__main__":

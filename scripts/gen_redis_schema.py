@@ -20,28 +20,18 @@ from shared.keys import (  # noqa: E402 - after the sys.path tweak, so the scrip
     GROUP_ORCHESTRATOR,
     KEY_SPECS,
     STREAM_MAXLEN,
+    TOKEN_LEDGER_FIELDS,
     KeySpec,
 )
-from shared.messages import (  # noqa: E402
-    AuditEvent,
-    Command,
-    ControlRequest,
-    Fill,
-    Message,
-    OrderEvent,
-    Resolution,
-    SessionReport,
-    Signal,
-)
+from shared.messages import MESSAGE_TYPES  # noqa: E402
 
-MESSAGE_TYPES: tuple[type[Message], ...] = (Signal, Command, ControlRequest, OrderEvent, Fill, SessionReport, AuditEvent,
-                                            Resolution)
 EXAMPLES = (
     ("XRANGE {NS}:signals - + COUNT 10", "the first signals"),
     ("XREVRANGE {NS}:events + - COUNT 20", "the latest audit events"),
     ("XINFO GROUPS {NS}:signals", "consumer groups, lag and pending counts"),
     ("XPENDING {NS}:signals {group}", "entries delivered but not acked yet"),
     ("HGETALL {NS}:token:<id>", "one token's lifecycle, owner, epoch, position"),
+    ("HGETALL {NS}:ledger:<id>", "its fills not folded yet and their trades' settlement status"),
     ("SMEMBERS {NS}:tokens:running", "tokens by state"),
     ("SMEMBERS {NS}:gw:want:orchestrator", "what the orchestrator wants the gateway to stream"),
     ("HGETALL {NS}:book:<id>", "the latest tick of a token"),
@@ -71,6 +61,12 @@ def key_table(specs: tuple[KeySpec, ...] = KEY_SPECS) -> str:
     for s in ordered:
         rows.append(f"| `{NS}:{s.pattern}` | {s.kind} | {_cell(s.writers)} | {_cell(s.readers)} | "
                     f"{_cell(s.meaning)} | {_cell(s.retention or _default_retention(s))} |")
+    return "\n".join(rows)
+
+
+def token_fields_table() -> str:
+    rows = ["| field | meaning |", "|---|---|"]
+    rows += [f"| `{name}` | {_cell(meaning)} |" for name, meaning in TOKEN_LEDGER_FIELDS]
     return "\n".join(rows)
 
 
@@ -106,6 +102,14 @@ at once. Placeholders in braces (`{{token_id}}`) are filled in by the `Keys` met
 
 {key_table()}
 
+### Position fields of `{NS}:token:{{token_id}}`
+
+Written together by the orchestrator from the token's ledger (`{NS}:ledger:{{token_id}}`) each time a
+fill or a trade status is booked. Matched counts every fill whose trade did not fail; confirmed only
+fills whose trade is CONFIRMED; a FAILED trade's fills count nowhere (docs/orchestrator.md, Settlement).
+
+{token_fields_table()}
+
 ## Stream entries
 
 Every stream entry is a flat map of human-readable strings (`shared/messages.py`), so
@@ -114,7 +118,7 @@ Every stream entry is a flat map of human-readable strings (`shared/messages.py`
 | field | meaning |
 |---|---|
 | `type` | message type: {types} |
-| `v` | schema version of that type; a change of shape is a new version |
+| `v` | schema version of that type; a change of shape is a new version (`fill` is v2: v1 entries still decode, as CONFIRMED fills) |
 | `id` | idempotency key (deterministic, e.g. `stable_id(...)`); effects are idempotent by it |
 | `ts_event` | when it happened at the venue, ms since the epoch |
 | `ts_init` | when we created the message, ms since the epoch |

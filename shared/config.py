@@ -426,6 +426,20 @@ class SimExchangeSection(Section):
     fee_exponent: float = Field(1.0, gt=0)
     arb_drift: float = Field(0.0, ge=0)
     arb_drift_max: float = Field(0.05, ge=0, le=0.5)
+    # the strict venue (docs/sim-exchange.md "A venue as strict as the real one")
+    settle_lag_ms: int = Field(3000, ge=0)  # MATCHED -> MINED at half of it, CONFIRMED (or FAILED) at all of it
+    settle_fail_share: float = Field(0.0, ge=0, le=1)  # trades that go RETRYING -> FAILED (seeded)
+    heartbeat_timeout_ms: int = Field(10_000, gt=0)  # open orders cancelled this long after the last heartbeat
+    fine_tick_share: float = Field(0.5, ge=0, le=1)  # binary markets (after the first) on tick 0.001
+    large_min_share: float = Field(0.5, ge=0, le=1)  # binary markets (after the first) with orderMinSize 15
+    delayed_share: float = Field(0.0, ge=0, le=1)  # binary markets (after the first) that delay marketable orders
+    delay_ms: int = Field(1000, ge=0)  # how long a delayed market holds a marketable order before matching it
+    rate_limit: Literal["enforce", "warn", "off"] = "enforce"  # per-signer order/cancel buckets
+    rate_limit_tier: str = "standard"
+    order_rate_per_sec: float = Field(40.0, gt=0)
+    order_burst: float = Field(60.0, gt=0)
+    cancel_rate_per_sec: float = Field(80.0, gt=0)
+    cancel_burst: float = Field(120.0, gt=0)
     # today's venue (docs/sim-exchange.md "Today's venue: the official SDK against the sim")
     v2_share: float = Field(0.5, ge=0, le=1)  # share of the binary markets that are Protocol V2 ("v2")
     own_addresses: bool = False  # the sim's own contract addresses instead of production's

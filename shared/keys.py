@@ -65,7 +65,8 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("orders", "stream", "maker_worker", "orchestrator, api",
             "order placed / cancelled / rejected", "MAXLEN ~1,000,000"),
     KeySpec("fills", "stream", "maker_worker", "orchestrator (group orchestrator), api",
-            "fills with price, size, fee", "MAXLEN ~1,000,000"),
+            "fills with price, size, fee, trade id and settlement status; trade status changes (type trade)",
+            "MAXLEN ~1,000,000"),
     KeySpec("events", "stream", "every service", "api, cli, alerter (group alerter)",
             "audit: decisions with reasons, state changes, errors", "MAXLEN ~1,000,000"),
     KeySpec("sessions", "stream", "maker_worker", "orchestrator (group orchestrator)",
@@ -88,10 +89,15 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("gw:alive", "string", "ws_gateway", "maker_worker (shared.tickfeed), arb_scanner",
             "gateway liveness for tick consumers: instance id; missing = no gateway is publishing",
             "PX 3 x heartbeat interval"),
-    KeySpec("token:{token_id}", "hash", "orchestrator (lifecycle, position from fills)",
+    KeySpec("token:{token_id}", "hash", "orchestrator (lifecycle, position from its ledger)",
             "maker_worker, api, cli",
-            "state, owner, epoch, source, timestamps, params, position, avg cost, PnL, last event, "
-            "market_version (v1/v2; absent = v1); fills@{epoch} = fills of that epoch's session applied so far"),
+            "state, owner, epoch, source, timestamps, params, last event, market_version (v1/v2; absent = v1); "
+            "position, PnL and exposure, matched, confirmed and pending (the fields below); fills@{epoch} = fills "
+            "of that epoch's session applied so far"),
+    KeySpec("ledger:{token_id}", "hash", "orchestrator", "orchestrator, api",
+            "the token's fills and their trades' settlement status: base (JSON: what settled entries folded "
+            "into), f:{fill id} (JSON fill), t:{trade id} (status), adj:{epoch} (shares a session held without "
+            "fills); shared/ledger.py", "settled entries folded into base at each session's close"),
     KeySpec("tokens:{state}", "set", "orchestrator", "api, cli",
             "index of tokens by state: " + ", ".join(TOKEN_STATES)),
     KeySpec("session:{token_id}", "hash", "maker_worker (the owner at the current epoch)",
@@ -157,10 +163,32 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "execution id -> start time (ms): trades per minute", "trimmed to the last hour"),
     KeySpec("redeemable", "hash", "orchestrator", "the redeemer, api, cli",
             "token -> JSON of a position held when its market resolved: condition_id, token_id, won, "
-            "winning_token, winning_outcome, position, market_version, neg_risk, resolved_at (ms)",
+            "winning_token, winning_outcome, position (matched), position_confirmed, market_version, neg_risk, "
+            "resolved_at (ms)",
             "until redeemed"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
             "global kill switch: absent, reduce_only or halt"),
+)
+
+
+# The position fields of pf:token:{token_id}, written together from the token's ledger
+# (services/orchestrator/ledger.py). Matched = every fill not voided (what the worker trades on);
+# confirmed = fills whose trade is CONFIRMED (what the venue's balances show); pending = the rest.
+TOKEN_LEDGER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("position", "shares held, matched: every fill whose trade did not fail (pending ones included)"),
+    ("avg_cost", "average cost of the matched position"),
+    ("realized_pnl", "realised PnL of the matched fills, fees included (booked to pf:pnl:daily on the fill's day)"),
+    ("exposure", "$ at risk: the larger of |position| x avg_cost and the same for the confirmed book "
+                 "(a pending BUY is paid, a pending SELL's shares are still held); what pf:exposure holds"),
+    ("position_confirmed", "shares held by CONFIRMED trades only: what the venue's balance shows"),
+    ("avg_cost_confirmed", "average cost of the confirmed position"),
+    ("realized_pnl_confirmed", "realised PnL of CONFIRMED fills only"),
+    ("pending", "position - position_confirmed: shares matched but not settled (negative: pending sells)"),
+    ("pending_buy", "shares in BUY fills whose trade is MATCHED, MINED or RETRYING"),
+    ("pending_sell", "shares in SELL fills whose trade is MATCHED, MINED or RETRYING"),
+    ("pending_notional", "$ of those pending fills (BUY cost + SELL proceeds)"),
+    ("pending_trades", "number of trades still pending"),
+    ("failed_trades", "number of trades that ended FAILED and were voided"),
 )
 
 
@@ -226,6 +254,9 @@ class Keys:
 
     def token(self, token_id: str) -> str:
         return self._k(f"token:{token_id}")
+
+    def ledger(self, token_id: str) -> str:
+        return self._k(f"ledger:{token_id}")
 
     def tokens_in_state(self, state: str) -> str:
         if state not in TOKEN_STATES:

@@ -6,11 +6,13 @@ ms), ``ts_init`` (our ms) and ``producer``. Nested values (strategy parameters, 
 JSON text in one field.
 
 Evolution rules: adding a field needs a default; removing or renaming one is a new version (a new
-class with the same ``TYPE`` and a higher ``VERSION``). So is adding a field an older consumer
-must not drop (it would act wrongly without it): the version goes up, the class keeps decoding
-the older versions (listed in ``_OLDER_VERSIONS``) with the field at its default, and an older
-consumer refuses the new version instead of misreading it. :func:`decode` raises
-:class:`UnknownMessage` for a type/version it does not know; consumers log, count, ack and skip it.
+class with the same ``TYPE`` and a higher ``VERSION``). So is a field whose absence an older
+consumer would misread (a fill's settlement status: an old orchestrator would book a fill that may
+still fail as final; a signal's market version: it would start a v2 market as v1), so that
+consumer skips the entry visibly instead. The older versions a build still reads are listed in
+:data:`_OLDER`: their entries decode into the current class, the missing fields taking their
+defaults. :func:`decode` raises :class:`UnknownMessage` for a type/version it does not know;
+consumers log, count, ack and skip it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 Side = Literal["BUY", "SELL"]
+# A venue trade's settlement status (docs/venue.md T1): MATCHED -> MINED -> CONFIRMED, or (the
+# transaction failed) RETRYING -> FAILED. Only CONFIRMED and FAILED are final.
+TradeStatusName = Literal["MATCHED", "MINED", "RETRYING", "CONFIRMED", "FAILED"]
 
 
 class MessageError(ValueError):
@@ -144,9 +149,19 @@ class OrderEvent(Message):
 
 
 class Fill(Message):
-    """Shares changed hands for one of our orders. ``id`` is the venue trade id + order id."""
+    """Shares changed hands for one of our orders in one venue trade.
+
+    v2 adds the trade and its settlement status: ``trade_id`` is the venue's trade id ("" when
+    there is none: the paper executor, a fill found by reconciling with the venue; the fill's own
+    ``id`` then stands for the trade) and ``status`` the trade's status when the fill was written.
+    A fill is pending until its trade is CONFIRMED (a later :class:`TradeStatus` says so) and void
+    if it ends FAILED. A v1 entry (older producers) and a v2 fill without a status count as
+    CONFIRMED: the paper executor's fills and the old venue path settle at once. What the worker
+    writes, exactly: docs/architecture.md "Fills and settlement".
+    """
 
     TYPE: ClassVar[str] = "fill"
+    VERSION: ClassVar[int] = 2
 
     token_id: str
     epoch: int
@@ -156,6 +171,27 @@ class Fill(Message):
     price: float
     size: float
     fee: float = 0.0
+    trade_id: str = ""
+    status: TradeStatusName = "CONFIRMED"
+
+
+class TradeStatus(Message):
+    """A trade we already wrote a fill for changed settlement status (worker -> ``pf:fills``).
+
+    Applies to every fill of ``trade_id`` on ``token_id``, whether it arrives before or after
+    them, and any number of times (``id`` = stable_id("trade", trade_id, status)). ``epoch`` and
+    ``worker`` say who saw it; a status is a fact about the trade, so it counts whoever reports it.
+    """
+
+    TYPE: ClassVar[str] = "trade"
+
+    token_id: str
+    epoch: int
+    worker: str
+    trade_id: str
+    status: TradeStatusName
+    tx_hash: str = ""
+    reason: str = ""
 
 
 class SessionReport(Message):
@@ -242,14 +278,18 @@ class Opportunity(Message):
     reason: str = ""
 
 
-_REGISTRY: dict[tuple[str, int], type[Message]] = {
-    (cls.TYPE, cls.VERSION): cls
-    for cls in (Signal, Command, ControlRequest, OrderEvent, Fill, SessionReport, AuditEvent, Opportunity,
-                Resolution)
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    Signal, Command, ControlRequest, OrderEvent, Fill, TradeStatus, SessionReport, AuditEvent, Opportunity,
+    Resolution,
+)
+# Older versions still read: (type, version) -> the current class their entries decode into.
+_OLDER: dict[tuple[str, int], type[Message]] = {
+    ("fill", 1): Fill,  # v1 had no trade_id/status: decodes as a CONFIRMED fill without a trade id
+    ("signal", 1): Signal,  # v1 had no market_version: decodes with None (a v1 market)
 }
-# Older versions a class still decodes (the fields it added take their defaults).
-_OLDER_VERSIONS: dict[tuple[str, int], type[Message]] = {(Signal.TYPE, 1): Signal}
-_REGISTRY.update(_OLDER_VERSIONS)
+_REGISTRY: dict[tuple[str, int], type[Message]] = {
+    **{(cls.TYPE, cls.VERSION): cls for cls in MESSAGE_TYPES}, **_OLDER,
+}
 
 
 def _json_fields(cls: type[Message]) -> set[str]:
@@ -261,7 +301,7 @@ def _json_fields(cls: type[Message]) -> set[str]:
     return names
 
 
-_JSON_FIELDS = {cls: _json_fields(cls) for cls in _REGISTRY.values()}
+_JSON_FIELDS = {cls: _json_fields(cls) for cls in MESSAGE_TYPES}
 
 
 def decode(fields: dict[str, str] | dict[bytes, bytes]) -> Message:

@@ -157,7 +157,9 @@ def write_config(path: Path, sim_port: int, overrides: dict[str, object] | None 
     base: dict[str, object] = {
         "mode": "sim",
         "polymarket": sim_polymarket(sim_port),
-        "sim_exchange": {"host": "127.0.0.1", "port": sim_port, "wallets": [], "tick_interval_ms": 200},
+        # trades settle at once unless a test sets a lag (the sim's default lag is for demos)
+        "sim_exchange": {"host": "127.0.0.1", "port": sim_port, "wallets": [], "tick_interval_ms": 200,
+                         "settle_lag_ms": 0},
         "copytrade": {"poll_interval_sec": 0.5},
         "gateway": {"reconcile_interval_sec": 1.0},
         "workers": {"lease_ms": 3000, "heartbeat_interval_sec": 0.5},

@@ -12,9 +12,11 @@ import redis.asyncio as aioredis
 from services.api.pnl import as_float, mark_price, series_from_fills, unrealized
 from shared.clock import now_ms
 from shared.keys import REQUESTER_ORCHESTRATOR, TOKEN_STATES, Keys
+from shared.ledger import Ledger, LedgerFill
 
 LIVE_STATES = ("queued", "starting", "running", "exiting")
 PNL_SERIES_FILLS = 20_000  # the PnL chart is rebuilt from at most this many latest fills
+TOKEN_TRADES = 100  # a token's detail lists at most this many of the fills its ledger still holds
 
 
 def entry(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
@@ -52,6 +54,22 @@ async def stream_page(r: aioredis.Redis, stream: str, count: int, before: str = 
     return out
 
 
+def settlement_view(h: dict[str, str]) -> dict[str, Any]:
+    """A token's matched vs confirmed figures (docs/redis-schema.md): a token from before the
+    ledger has no confirmed fields, and everything it holds counts as confirmed."""
+    position, avg, realized = as_float(h.get("position")), as_float(h.get("avg_cost")), as_float(h.get("realized_pnl"))
+    pending_trades = int(as_float(h.get("pending_trades")))
+    return {
+        "position_confirmed": as_float(h.get("position_confirmed"), position),
+        "avg_cost_confirmed": as_float(h.get("avg_cost_confirmed"), avg),
+        "realized_pnl_confirmed": as_float(h.get("realized_pnl_confirmed"), realized),
+        "pending": as_float(h.get("pending")), "pending_buy": as_float(h.get("pending_buy")),
+        "pending_sell": as_float(h.get("pending_sell")), "pending_notional": as_float(h.get("pending_notional")),
+        "pending_trades": pending_trades, "failed_trades": int(as_float(h.get("failed_trades"))),
+        "settled": pending_trades == 0,
+    }
+
+
 def token_view(token_id: str, h: dict[str, str], book: dict[str, str]) -> dict[str, Any]:
     position, avg = as_float(h.get("position")), as_float(h.get("avg_cost"))
     realized = as_float(h.get("realized_pnl"))
@@ -64,8 +82,18 @@ def token_view(token_id: str, h: dict[str, str], book: dict[str, str]) -> dict[s
         "ask": as_float(book.get("ask"), 0.0) or None, "mark": mark, "unrealized_pnl": round(upnl, 6),
         "pnl": round(realized + upnl, 6), "book_ts": int(as_float(book.get("ts_recv"))) or None,
         "market_version": h.get("market_version") or "v1",  # the market system; tokens queued before it: v1
+        **settlement_view(h),
     })
     return view
+
+
+def ledger_trades(ledger_hash: dict[str, str], token_fields: dict[str, str]) -> list[dict[str, Any]]:
+    """The fills a token's ledger still holds (those of trades not settled at the last close, and
+    the current session's), newest first, each with its trade's status now."""
+    ledger = Ledger.from_hash(ledger_hash, token_fields)
+    fills = sorted(ledger.fills.values(), key=LedgerFill.sort_key, reverse=True)[:TOKEN_TRADES]
+    return [{"fill_id": f.fill_id, "trade_id": f.trade_id, "side": f.side, "price": f.price, "size": f.size,
+             "fee": f.fee, "ts": f.ts, "epoch": f.epoch, "status": ledger.status_of(f)} for f in fills]
 
 
 async def tokens(r: aioredis.Redis, k: Keys, states: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
@@ -97,10 +125,12 @@ async def token_detail(r: aioredis.Redis, k: Keys, token_id: str) -> dict[str, A
     pipe.sismember(k.handled(), token_id)
     pipe.zscore(k.ignored(), token_id)
     pipe.pttl(k.cooldown(token_id))
-    h, book, session, meta, handled, ignored_until, cooldown_ms = await pipe.execute()
+    pipe.hgetall(k.ledger(token_id))
+    h, book, session, meta, handled, ignored_until, cooldown_ms, ledger = await pipe.execute()
     if not h and not book and not meta:
         return None
     view = token_view(token_id, h, book)
+    view["trades"] = ledger_trades(ledger, h)
     params = h.get("params")
     view["params"] = json.loads(params) if params else None
     view.update({"session": session, "meta": meta, "book": book, "handled": bool(handled),
@@ -196,13 +226,17 @@ async def pnl(r: aioredis.Redis, k: Keys, series_points: int = 500) -> dict[str,
     upnl = sum(t["unrealized_pnl"] for t in live)
     return {
         "realized_pnl": round(realized, 6), "unrealized_pnl": round(upnl, 6), "total_pnl": round(realized + upnl, 6),
+        "realized_pnl_confirmed": round(sum(t["realized_pnl_confirmed"] for t in live), 6),
+        "pending_notional": round(sum(t["pending_notional"] for t in live), 6),
+        "pending_trades": sum(t["pending_trades"] for t in live),
         "daily": {day: as_float(v) for day, v in sorted(daily.items())},
         "exposure": as_float(exposure), "committed": as_float(committed),
         "series": [{"ts": ts, "realized_pnl": v} for ts, v in series],
         "series_from_fills": len(fills),
         "tokens": [{"token_id": t["token_id"], "state": t["state"], "realized_pnl": t["realized_pnl"],
-                    "unrealized_pnl": t["unrealized_pnl"], "position": t["position"]}
-                   for t in live if t["position"] or t["realized_pnl"]],
+                    "realized_pnl_confirmed": t["realized_pnl_confirmed"], "unrealized_pnl": t["unrealized_pnl"],
+                    "position": t["position"], "position_confirmed": t["position_confirmed"], "pending": t["pending"]}
+                   for t in live if t["position"] or t["realized_pnl"] or t["pending_trades"]],
     }
 
 

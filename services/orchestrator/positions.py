@@ -3,42 +3,58 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 
-def apply_fill(fields: dict[str, str], side: str, price: float, size: float, fee: float) -> tuple[dict[str, str], float]:
-    """New position fields for the token hash, and the change in exposure (notional at cost).
+@dataclass
+class Book:
+    """One book of a token's shares: position, average cost and realised PnL.
 
     A BUY raises the position and re-averages the cost; a SELL realises PnL against the average
     cost. Fees always reduce realised PnL. Exposure is |position| x average cost.
     """
-    pos = float(fields.get("position", 0) or 0)
-    avg = float(fields.get("avg_cost", 0) or 0)
-    realized = float(fields.get("realized_pnl", 0) or 0)
-    before = pos * avg
-    if side == "BUY":
-        new_pos = pos + size
-        avg = (pos * avg + size * price) / new_pos if new_pos > 0 else 0.0
-        pos = new_pos
-    else:
-        held = max(pos, 0.0)
-        sold = min(size, held)
-        realized += sold * (price - avg)
-        pos = pos - size
-        if abs(pos) <= 1e-9:
-            pos, avg = 0.0, 0.0
-        elif pos < 0:
-            # Sold more than held: a short (only possible when risk.allow_short is on, or by a
-            # bug the orchestrator reports). It is kept visible, never clamped away.
-            avg = price if held > 0 or avg == 0 else avg
-    realized -= fee
-    after = abs(pos) * avg
-    updated = {
-        "position": f"{pos:.6f}",
-        "avg_cost": f"{avg:.6f}",
-        "realized_pnl": f"{realized:.6f}",
-        "exposure": f"{after:.6f}",
-    }
-    return updated, after - before
+
+    position: float = 0.0
+    avg_cost: float = 0.0
+    realized: float = 0.0
+
+    @property
+    def exposure(self) -> float:
+        return abs(self.position) * self.avg_cost
+
+    def apply(self, side: str, price: float, size: float, fee: float) -> float:
+        """Book one fill; returns the realised PnL it made (fee included)."""
+        pos, avg = self.position, self.avg_cost
+        realized = 0.0
+        if side == "BUY":
+            new_pos = pos + size
+            avg = (pos * avg + size * price) / new_pos if new_pos > 0 else 0.0
+            pos = new_pos
+        else:
+            held = max(pos, 0.0)
+            sold = min(size, held)
+            realized += sold * (price - avg)
+            pos = pos - size
+            if abs(pos) <= 1e-9:
+                pos, avg = 0.0, 0.0
+            elif pos < 0:
+                # Sold more than held: a short (only possible when risk.allow_short is on, or by a
+                # bug the orchestrator reports). It is kept visible, never clamped away.
+                avg = price if held > 0 or avg == 0 else avg
+        realized -= fee
+        self.position, self.avg_cost = pos, avg
+        self.realized += realized
+        return realized
+
+    def adjust(self, shares: float) -> None:
+        """Shares that came without fills (a session's own count of what it holds): at the
+        average cost, no PnL."""
+        self.position += shares
+        if abs(self.position) <= 1e-9:
+            self.position, self.avg_cost = 0.0, 0.0
+
+    def copy(self) -> Book:
+        return Book(self.position, self.avg_cost, self.realized)
 
 
 def utc_day(ms: int) -> str:

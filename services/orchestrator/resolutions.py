@@ -32,7 +32,8 @@ def redeem_record(msg: Resolution, token_id: str, token: dict[str, str], now: in
     return {
         "condition_id": msg.condition_id, "token_id": token_id, "won": token_id == msg.winning_token,
         "winning_token": msg.winning_token, "winning_outcome": msg.winning_outcome,
-        "position": float(token.get("position") or 0.0),
+        "position": float(token.get("position") or 0.0),  # matched (pending trades included)
+        "position_confirmed": float(token.get("position_confirmed") or token.get("position") or 0.0),
         "market_version": token.get("market_version") or params.get("market_version") or "v1",
         "neg_risk": bool(params.get("neg_risk", False)), "resolved_at": now,
     }

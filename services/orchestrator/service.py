@@ -5,7 +5,7 @@ consumer group; each entry's decision and effects commit in one MULTI with its X
 store.py). Only the instance holding the leader lease does any of this.
 
 This class is the loop (leader lease, reads, heartbeat) and config reload; it hands each entry to
-its room: ``intake`` (signals), ``reports`` (session reports, fills), ``control`` (operator
+its room: ``intake`` (signals), ``reports`` (session reports, fills, trade statuses), ``control`` (operator
 requests). Between reads, ``upkeep`` moves the tokens of dead and drained workers, runs queued
 exits and starts queued tokens as slots free up. The rules themselves live in pure modules
 (decisions, scheduling, assignment, positions, risk's planned_notional).
@@ -35,7 +35,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.config_reload import ConfigReloader
 from shared.keys import GROUP_ORCHESTRATOR
-from shared.messages import ControlRequest, Fill, Resolution, SessionReport, Signal
+from shared.messages import ControlRequest, Fill, Resolution, SessionReport, Signal, TradeStatus
 from shared.redisio import StreamConsumer, StreamEntry
 from shared.redisio.client import TRANSIENT_REDIS_ERRORS
 from shared.redisio.health import beat
@@ -197,6 +197,8 @@ class OrchestratorService(RedisService):
                 await self.reports.on_session(pipe, msg, entry.entry_id)
             elif isinstance(msg, Fill):
                 await self.reports.on_fill(pipe, msg, entry.entry_id)
+            elif isinstance(msg, TradeStatus):  # idempotent by itself: a known status changes nothing
+                await self.reports.on_trade_status(pipe, msg, entry.entry_id)
             elif isinstance(msg, ControlRequest):
                 await self.control.on_control(pipe, msg, entry.entry_id)
             elif isinstance(msg, Resolution):
@@ -208,7 +210,7 @@ class OrchestratorService(RedisService):
         pipe.xack(entry.stream, GROUP_ORCHESTRATOR, entry.entry_id)
         await pipe.execute()
         self.tally.decided()
-        if not isinstance(msg, Fill):
+        if not isinstance(msg, (Fill, TradeStatus)):
             self.upkeep.schedule_due = True
 
     async def _decide_buys(self, run: list[StreamEntry]) -> None:

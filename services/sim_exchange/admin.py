@@ -88,7 +88,7 @@ def router(state: SimState) -> APIRouter:
         return [{
             "id": o.id, "token_id": o.token_id, "side": o.side, "price": o.price, "size": o.size,
             "size_matched": o.size_matched, "status": o.status, "owner": o.owner, "maker_address": o.maker_address,
-            "order_type": o.order_type, "created_at": o.created_at,
+            "order_type": o.order_type, "created_at": o.created_at, "cancel_reason": o.cancel_reason,
             "fills": [{"price": f.price, "size": f.size, "ts": f.ts} for f in o.fills],
         } for o in state.matcher.orders.values() if not token or o.token_id == token]
 
@@ -110,9 +110,17 @@ def router(state: SimState) -> APIRouter:
                 acct.cash = float(body["cash"])
             for token, size in (body.get("positions") or {}).items():
                 acct.positions[str(token)] = float(size)
+            for kind, amount in (body.get("allowances") or {}).items():  # $ / shares; null = unlimited again
+                if str(kind) not in ("COLLATERAL", "CONDITIONAL"):
+                    raise ValueError(f"allowances are COLLATERAL or CONDITIONAL, not {kind!r}")
+                if amount is None:
+                    acct.allowances.pop(str(kind), None)
+                else:
+                    acct.allowances[str(kind)] = int(round(float(amount) * 1_000_000))
         except (TypeError, ValueError, AttributeError) as exc:
             return _err(400, f"bad account: {exc}")
-        return {"address": acct.address, "cash": acct.cash, "positions": dict(acct.positions)}
+        return {"address": acct.address, "cash": acct.cash, "positions": dict(acct.positions),
+                "allowances": dict(acct.allowances)}
 
     @r.get("/markets")
     async def markets() -> Any:
@@ -155,6 +163,8 @@ def router(state: SimState) -> APIRouter:
         body = await request.json()
         kind = str(body.get("kind", ""))
         logger.warning("fault injected: {}", body)
+        if (strict := state.life.fault(kind, body)) is not None:  # restart, delayed, rate_limit
+            return strict
         if kind == "ws_drop":
             return {"kind": kind, "closed": await state.hub.drop_all()}
         if kind == "ws_stall":
@@ -210,7 +220,8 @@ def router(state: SimState) -> APIRouter:
         if kind == "rtds_drop":
             return {"kind": kind, "closed": await state.live.drop_all()}
         return _err(400, f"unknown fault kind {kind!r}: expected ws_drop, ws_stall, ws_garbage, ws_load, "
-                         "http_429, order_timeout_after_place, tick_size_change, rtds_lapse or rtds_drop")
+                         "http_429, order_timeout_after_place, tick_size_change, rtds_lapse, rtds_drop, restart, "
+                         "delayed or rate_limit")
 
     @r.post("/reset")
     async def reset() -> Any:

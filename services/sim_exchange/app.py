@@ -21,6 +21,7 @@ from services.sim_exchange import (
     data_v2,
     environment,
     gamma_routes,
+    lifecycle,
     livedata,
     private,
     relayer_routes,
@@ -218,4 +219,5 @@ def create_app(state: SimState) -> FastAPI:
     app.include_router(relayer_routes.router(state))
     app.include_router(gamma_routes.router(state))
     app.include_router(data_v2.router(state))
+    lifecycle.install(app, state)  # the CLOB gate (restart, rate-limit headers) and /ws/user
     return app

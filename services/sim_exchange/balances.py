@@ -10,7 +10,8 @@ Allowances are the wallet's recorded approvals (:mod:`contracts`) towards the ex
 are signed for: pUSD ``approve`` for COLLATERAL, ``setApprovalForAll`` on ConditionalTokens
 (CONDITIONAL) or PositionManager (CONDITIONAL-V2) reported as max uint256 when set. The accounts
 on ``sim_exchange.legacy_eoa_makers`` trade as they did before the deposit-wallet era, so their
-answer is the old sim's: every spender unlimited.
+answer is the old sim's: every spender unlimited. An allowance set on the account by the admin API
+(``PUT /_sim/accounts``, what the order rules check) is reported instead of either.
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ class Balances:
             amount = acct.positions.get(token, 0.0)
         token_field, spenders = _SPENDERS[asset_type]
         env = self.contracts.env
-        if wallet in self.legacy:
+        recorded = acct.allowance("BUY" if asset_type == "COLLATERAL" else "SELL")  # PUT /_sim/accounts
+        if recorded is not None:  # what orders are checked against (docs/sim-exchange.md "Allowance")
+            allowances = {env.address(s): str(recorded) for s in spenders}
+        elif wallet in self.legacy:
             allowances = {env.address(s): str(MAX_UINT256) for s in spenders}
         else:
             allowances = {env.address(s): str(self._allowance(asset_type, token_field, wallet, env.address(s)))

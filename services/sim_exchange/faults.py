@@ -1,10 +1,26 @@
-"""Injected faults: HTTP 429 bursts and orders whose HTTP response stalls after they are stored."""
+"""Injected faults: HTTP 429 bursts, orders whose HTTP response stalls after they are stored, and
+the weekly matching-engine restart (docs/venue.md O1, O2).
+
+A restart (:meth:`Faults.restart`) is two windows, back to back: ``seconds`` of HTTP 425 on every
+CLOB call (the engine is down: nothing matches, nothing is accepted), then ``post_only_seconds``
+in which only post-only orders and cancels are accepted (a plain order is refused 503
+``post_only_mode``). Resting orders survive it: the venue's restart page says the engine reloads
+its books; ``cancel_resting`` stands for an unscheduled restart that loses them (reason
+``restart``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 DEFAULT_ORDER_TIMEOUT_DELAY = 15.0
+# Texts the venue's are not known for (docs/venue.md O1, O2): the sim's picks. The post-only one is
+# the text the official SDK maps to ``post_only_mode`` when it arrives per order.
+RESTART_TEXT = "Too Early: the matching engine is restarting"
+POST_ONLY_TEXT = "post-only mode: only post-only orders and cancels are allowed"
+POST_ONLY_CODE = "post_only_mode"
+# Paths that are not the CLOB (their own services on the venue): a restart leaves them alone.
+NOT_CLOB = ("/_sim", "/gamma", "/data-api", "/ws", "/relayer")
 
 
 @dataclass
@@ -16,14 +32,22 @@ class Http429:
 
 
 @dataclass
+class Restart:
+    down_until: float  # 425 on every CLOB call before this
+    post_only_until: float  # then only post-only orders and cancels before this
+
+
+@dataclass
 class Faults:
     http_429: list[Http429] = field(default_factory=list)
     order_timeouts: int = 0
     order_timeout_delay: float = DEFAULT_ORDER_TIMEOUT_DELAY
+    restart_window: Restart | None = None
 
     def clear(self) -> None:
         self.http_429.clear()
         self.order_timeouts = 0
+        self.restart_window = None
 
     def take_429(self, path: str) -> Http429 | None:
         """The armed 429 fault matching ``path`` (using one of its count), if any."""
@@ -43,3 +67,19 @@ class Faults:
             return None
         self.order_timeouts -= 1
         return self.order_timeout_delay
+
+    # ---- the engine restart ---------------------------------------------------------------------
+    def restart(self, now: float, seconds: float, post_only_seconds: float) -> Restart:
+        self.restart_window = Restart(now + seconds, now + seconds + post_only_seconds)
+        return self.restart_window
+
+    def restarting(self, now: float) -> bool:
+        return self.restart_window is not None and now < self.restart_window.down_until
+
+    def post_only(self, now: float) -> bool:
+        w = self.restart_window
+        return w is not None and w.down_until <= now < w.post_only_until
+
+    @staticmethod
+    def is_clob(path: str) -> bool:
+        return not path.startswith(NOT_CLOB)

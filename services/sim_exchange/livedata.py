@@ -27,7 +27,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import WebSocket
+
+from services.sim_exchange.socketloop import json_object, run_connection
 
 TYPES = ("trades", "orders_matched")
 
@@ -105,29 +107,18 @@ class LiveHub:
         await ws.accept()
         client = LiveClient(ws)
         self.clients.add(client)
-        sender = asyncio.create_task(self._sender(client))
         try:
-            while True:
-                text = await ws.receive_text()
-                if text.strip().lower() == "ping":
-                    client.queue.put_nowait("PONG" if text.strip() == "PING" else "pong")
-                    continue
-                self._on_message(client, text)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+            await run_connection(ws, client.queue, lambda text: self._on_message(client, text))
         finally:
             self.clients.discard(client)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
 
     @staticmethod
     def _on_message(client: LiveClient, text: str) -> None:
-        try:
-            msg = json.loads(text)
-        except ValueError:
+        if text.strip().lower() == "ping":
+            client.queue.put_nowait("PONG" if text.strip() == "PING" else "pong")
             return
-        if not isinstance(msg, dict):
+        msg = json_object(text)
+        if msg is None:
             return
         for sub in msg.get("subscriptions") or []:
             if not isinstance(sub, dict) or sub.get("topic") != "activity":
@@ -147,15 +138,6 @@ class LiveHub:
                     client.subs = [s for s in client.subs if s != (k, filt)]
                 elif (k, filt) not in client.subs:
                     client.subs.append((k, filt))
-
-    @staticmethod
-    async def _sender(client: LiveClient) -> None:
-        while True:
-            text = await client.queue.get()
-            try:
-                await client.ws.send_text(text)
-            except Exception:
-                return
 
 
 async def serve(ws: WebSocket, hub: LiveHub) -> None:

@@ -85,6 +85,7 @@ class SimMarket:
     group_title: str = ""  # the outcome's name inside its neg-risk event
     event_id: str = ""  # Gamma id of the parent event ("" = a one-market event, id derived)
     offset: float = 0.0  # set-sum drift: NO's mid is 1 - YES's mid + offset (see negrisk.py)
+    seconds_delay: float = 0.0  # a marketable order waits this long, answered "delayed" (market_rules.py)
     version: str = "v1"  # Gamma's market system: "v1" CTF (token ids), "v2" Protocol V2 (position ids)
 
     @property

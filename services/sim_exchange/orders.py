@@ -50,14 +50,13 @@ def parse_post(payload: Any, key: ApiKey, verify: bool = True,
     if payload.get("owner") != key.key:
         raise OrderError("the order owner has to be the owner of the API KEY")
     order_id = check(order) if check is not None else _legacy_check(order, key, verify, neg_risk_of)
-    if side == "BUY":
-        size, raw_price = taker_amt / 1e6, maker_amt / taker_amt
-    else:
-        size, raw_price = maker_amt / 1e6, taker_amt / maker_amt
+    # the rules (rules.py) judge the signed amounts themselves; price and size are what they mean
+    shares, cash = (taker_amt, maker_amt) if side == "BUY" else (maker_amt, taker_amt)
     return OrderRequest(
-        order_id=order_id, token_id=str(order["tokenId"]), side=side, price=_price(raw_price), size=round(size, 6),
+        order_id=order_id, token_id=str(order["tokenId"]), side=side, price=cash / shares, size=shares / 1e6,
         owner=key.key, maker=str(order["maker"]).lower(), order_type=str(payload.get("orderType") or "GTC").upper(),
-        post_only=bool(payload.get("postOnly", False)), expiration=expiration,
+        post_only=bool(payload.get("postOnly", False)), expiration=expiration, maker_amount=maker_amt,
+        taker_amount=taker_amt,
     )
 
 
@@ -72,9 +71,3 @@ def _legacy_check(order: dict[str, Any], key: ApiKey, verify: bool, neg_risk_of:
     if verify and int(order["signatureType"]) != 3 and signer != key.address:
         raise OrderError("invalid signature")
     return order_id
-
-
-def _price(raw: float) -> float:
-    """Market orders' amounts carry rounding (e.g. 5 / 9.4339); snap within 1e-4 to 4 decimals."""
-    snapped = round(raw, 4)
-    return snapped if abs(raw - snapped) < 1e-4 else round(raw, 6)

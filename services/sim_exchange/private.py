@@ -13,6 +13,8 @@ from loguru import logger
 from services.sim_exchange import wire
 from services.sim_exchange.auth import ApiKey, AuthError, KeyExists
 from services.sim_exchange.balances import BalanceQueryError
+from services.sim_exchange.lifecycle import hashes
+from services.sim_exchange.limits import CANCELS, ORDERS
 from services.sim_exchange.matching import Fill, Order, OrderError
 from services.sim_exchange.orders import parse_post
 from services.sim_exchange.state import SimState
@@ -34,9 +36,12 @@ def order_response(order: Order, fills: list[Fill]) -> dict[str, Any]:
     shares = sum(f.size for f in fills)
     cash = sum(f.size * f.price for f in fills)
     making, taking = (cash, shares) if order.side == "BUY" else (shares, cash)
-    return {"success": True, "errorMsg": "", "orderID": order.id, "status": "matched" if fills else "live",
-            "makingAmount": _amount(making), "takingAmount": _amount(taking),
-            "transactionsHashes": [f.tx_hash for f in fills], "tradeIDs": [f.trade_id for f in fills]}
+    status = "delayed" if order.status == "DELAYED" else "matched" if fills else "live"
+    out = {"success": True, "errorMsg": "", "orderID": order.id, "status": status,
+           "makingAmount": _amount(making), "takingAmount": _amount(taking), "tradeIDs": [f.trade_id for f in fills]}
+    if known := hashes(fills):  # venue.md T3: hashes only for trades already sent to the chain
+        out["transactionsHashes"] = known
+    return out
 
 
 def _page(items: list[Any], cursor: str) -> dict[str, Any]:
@@ -67,6 +72,7 @@ def router(state: SimState) -> APIRouter:
             key, body = await l2(request)
         except AuthError as exc:
             return _err(401, str(exc))
+        request.state.signer = key.address  # the rate-limit headers are the signer's (lifecycle.py)
         try:
             return key, (json.loads(body) if body else None)
         except ValueError:
@@ -100,6 +106,8 @@ def router(state: SimState) -> APIRouter:
         return got if isinstance(got, JSONResponse) else {"apiKeys": [got[0].key]}
 
     def _place_one(key: ApiKey, payload: Any) -> tuple[dict[str, Any], int]:
+        if refused := state.life.post_only_refusal(payload):
+            return refused
         try:
             req = parse_post(payload, key, check=lambda order: state.signers.check(order, key.address))
             order, fills = state.place(req)
@@ -115,6 +123,8 @@ def router(state: SimState) -> APIRouter:
         got = await authed(request)
         if isinstance(got, JSONResponse):
             return got
+        if limited := state.life.charge(request, got[0].address, ORDERS, 1):
+            return limited
         body, status = _place_one(*got)
         if status == 200 and (delay := state.faults.take_order_timeout()) is not None:
             logger.warning("fault: stalling the response of order {} for {}s", body["orderID"], delay)
@@ -131,6 +141,8 @@ def router(state: SimState) -> APIRouter:
             return _err(400, "Invalid order payload")
         if len(payload) > MAX_BATCH:
             return _err(400, f"Too many orders in payload: {len(payload)}, max allowed: {MAX_BATCH}")
+        if limited := state.life.charge(request, key.address, ORDERS, len(payload)):
+            return limited
         out = []
         for item in payload:
             body, status = _place_one(key, item)
@@ -149,6 +161,8 @@ def router(state: SimState) -> APIRouter:
         oid = body.get("orderID") if isinstance(body, dict) else None
         if not oid:
             return _err(400, "Invalid payload: orderID is required")
+        if limited := state.life.charge(request, key.address, CANCELS, 1):
+            return limited
         return cancel_owned(key, [str(oid)])
 
     @r.delete("/orders")
@@ -159,6 +173,8 @@ def router(state: SimState) -> APIRouter:
         key, body = got
         if not isinstance(body, list):
             return _err(400, "Invalid payload: expected a list of order ids")
+        if limited := state.life.charge(request, key.address, CANCELS, len(body)):
+            return limited
         return cancel_owned(key, [str(o) for o in body])
 
     @r.delete("/cancel-all")
@@ -166,7 +182,9 @@ def router(state: SimState) -> APIRouter:
         got = await authed(request)
         if isinstance(got, JSONResponse):
             return got
-        mine = [o.id for o in state.matcher.open_orders() if o.owner == got[0].key]
+        mine = [o.id for o in state.matcher.working_orders() if o.owner == got[0].key]
+        if limited := state.life.charge(request, got[0].address, CANCELS, 1 + len(mine)):
+            return limited
         return cancel_owned(got[0], mine)
 
     @r.delete("/cancel-market-orders")
@@ -177,8 +195,10 @@ def router(state: SimState) -> APIRouter:
         key, body = got
         body = body if isinstance(body, dict) else {}
         market, asset = body.get("market"), body.get("asset_id")
-        mine = [o.id for o in state.matcher.open_orders() if o.owner == key.key
+        mine = [o.id for o in state.matcher.working_orders() if o.owner == key.key
                 and (not market or o.condition_id == market) and (not asset or o.token_id == asset)]
+        if limited := state.life.charge(request, key.address, CANCELS, 1 + len(mine)):
+            return limited
         return cancel_owned(key, mine)
 
     @r.get("/data/orders")
@@ -189,7 +209,7 @@ def router(state: SimState) -> APIRouter:
         q = request.query_params
         mine = [o for o in state.matcher.orders.values() if o.owner == got[0].key]
         # by id: any status (as the real venue); otherwise only the open ones
-        mine = [o for o in mine if (o.id == q["id"] if q.get("id") else o.status == "LIVE")]
+        mine = [o for o in mine if (o.id == q["id"] if q.get("id") else o.status in ("LIVE", "DELAYED"))]
         mine = [o for o in mine if (not q.get("market") or o.condition_id == q["market"])
                 and (not q.get("asset_id") or o.token_id == q["asset_id"])]
         return _page([wire.open_order(o) for o in mine], q.get("next_cursor", START_CURSOR))
@@ -236,7 +256,11 @@ def router(state: SimState) -> APIRouter:
         if isinstance(got, JSONResponse):
             return got
         body = got[1] if isinstance(got[1], dict) else {}
-        return {"heartbeat_id": body.get("heartbeat_id") or "sim-heartbeat", "error": None}
+        beat = state.life.heartbeat(got[0].key, str(body.get("heartbeat_id") or ""))
+        if not beat.accepted:  # the shape the official SDK turns into OrderHeartbeatMismatchError
+            return JSONResponse({"error_msg": "Invalid Heartbeat ID", "heartbeat_id": beat.heartbeat_id},
+                                status_code=400)
+        return {"heartbeat_id": beat.heartbeat_id}
 
     def cancel_owned(key: ApiKey, order_ids: list[str]) -> dict[str, Any]:
         """Orders belong to the API key that placed them (whichever wallet made them): others are

@@ -57,7 +57,7 @@ class Resolutions:
         for t in market.tokens:
             t.frozen = True
             for o in self.matcher.open_orders(t.token_id):
-                self.matcher.cancel(o.id)
+                self.matcher.cancel(o.id, reason="market_resolved")
         for acct in self.matcher.accounts.values():
             shares = acct.positions.get(win.token_id, 0.0)
             if shares > 0:

@@ -46,6 +46,7 @@ class SimExchange:
                     self.cfg.port, self.cfg.markets, len(self.wallets), self.cfg.seed)
         tasks = [asyncio.create_task(self.walk())] + [asyncio.create_task(w.run()) for w in self.wallets]
         tasks.append(asyncio.create_task(self.state.load.run()))  # ws_rate_per_sec market-data load
+        tasks.append(asyncio.create_task(self.state.life.run()))  # settlement, delayed orders, heartbeats
         try:
             await self.server.serve()
         finally:

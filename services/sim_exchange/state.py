@@ -23,8 +23,10 @@ from services.sim_exchange.environment import SimEnvironment
 from services.sim_exchange.faults import Faults
 from services.sim_exchange.feed import TradeFeed
 from services.sim_exchange.gamma import GammaOverrides
+from services.sim_exchange.lifecycle import Lifecycle, last_trade_hash
 from services.sim_exchange.livedata import LiveHub
 from services.sim_exchange.market import MarketSim, fill_ladder, set_levels, snap
+from services.sim_exchange.market_rules import apply_rules, draw_rules
 from services.sim_exchange.matching import Fill, Matcher, Order, OrderRequest
 from services.sim_exchange.negrisk import SimEvent, make_events, step_event
 from services.sim_exchange.signatures import OrderSigners
@@ -42,7 +44,11 @@ class SimState:
                                                   500_000 + cfg.markets, cfg.fee_rate, cfg.fee_exponent)
         self.sim = MarketSim(cfg.seed, cfg.markets, cfg.volatility, cfg.fee_rate, cfg.fee_exponent, cfg.arb_drift,
                              cfg.arb_drift_max, extra=[m for e in self.events for m in e.markets], v2_share=cfg.v2_share)
-        self.matcher = Matcher(self.sim, cfg.starting_cash)
+        apply_rules(self.sim.markets[:cfg.markets], draw_rules(cfg.seed, cfg.markets, cfg.fine_tick_share,
+                                                               cfg.large_min_share, cfg.delayed_share,
+                                                               cfg.delay_ms / 1000), cfg.seed)
+        self.matcher = Matcher(self.sim, cfg.starting_cash, settle_lag_s=cfg.settle_lag_ms / 1000,
+                               settle_fail_share=cfg.settle_fail_share, seed=cfg.seed)
         self.ctf = Ctf(self.matcher)
         self.feed = TradeFeed(self.sim)
         self.auth = Authenticator(chain_id)
@@ -59,6 +65,7 @@ class SimState:
         self.faults = Faults()
         self.paths: dict[str, asyncio.Task[None]] = {}
         self.published: dict[str, Levels] = {t: self.matcher.displayed(t) for t in self.sim.by_token}
+        self.life = Lifecycle(self)  # settlement, delayed orders, heartbeats, restart, rate limits, user channel
 
     # ---- reads ----------------------------------------------------------------------------------
     def book(self, token_id: str) -> dict[str, Any]:
@@ -95,24 +102,22 @@ class SimState:
         self.hub.emit_many(events)
 
     def record_fills(self, fills: list[tuple[Order, Fill]]) -> None:
-        """Our fills: into the Data-API feed (as our wallet's trades) and out as last_trade_price."""
+        """Our fills: out as last_trade_price and on the user channel (the Data API has them once mined)."""
         for order, fill in fills:
             book = self.sim.by_token[order.token_id]
             side = order.side if fill.role == "TAKER" else ("SELL" if order.side == "BUY" else "BUY")
-            row = self.feed.add(self.feed.make_row({
-                "proxyWallet": order.maker_address, "side": order.side, "asset": order.token_id,
-                "size": fill.size, "price": fill.price, "timestamp": int(fill.ts), "transactionHash": fill.tx_hash,
-            }), maker=fill.role == "MAKER")
-            self.live.push(row)
-            self.hub.emit(order.token_id, wire.last_trade(book, fill.price, fill.size, side, fill.ts, fill.tx_hash))
+            self.hub.emit(order.token_id, wire.last_trade(book, fill.price, fill.size, side, fill.ts,
+                                                          last_trade_hash(fill)))
             logger.info("fill {} {} {} @ {} ({}) order {}", order.side, fill.size, order.token_id[:10], fill.price,
                         fill.role, order.id[:12])
+        self.life.filled(fills)
 
     # ---- mutations ------------------------------------------------------------------------------
     def place(self, req: OrderRequest) -> tuple[Order, list[Fill]]:
         order, fills = self.matcher.place(req)
+        self.life.placed(order)
         self.record_fills([(order, f) for f in fills])
-        self.publish([req.token_id])
+        self.publish({req.token_id} | self.life.flush())
         return order, fills
 
     def cancel(self, order_ids: list[str], maker: str | None) -> dict[str, Any]:
@@ -126,7 +131,7 @@ class SimState:
                 touched.add(self.matcher.orders[oid].token_id)
             else:
                 not_canceled[oid] = reason
-        self.publish(touched)
+        self.publish(touched | self.life.flush())
         return {"canceled": canceled, "not_canceled": not_canceled}
 
     def after_book_change(self, token_ids: list[str]) -> None:
@@ -134,7 +139,7 @@ class SimState:
         for t in token_ids:
             fills.extend(self.matcher.sweep(t))
         self.record_fills(fills)
-        self.publish(token_ids)
+        self.publish(set(token_ids) | self.life.flush())
 
     def tick(self) -> None:
         """One walk step: move mids, fill crossed resting orders, expire GTD orders, publish."""
@@ -210,6 +215,7 @@ class SimState:
 
     def reset(self) -> None:
         self.matcher.reset()
+        self.life.reset()
         self.ctf.ops.clear()
         self.feed.clear()
         self.faults.clear()

@@ -8,6 +8,7 @@ from typing import Any
 
 from services.sim_exchange.market import SimMarket, TokenBook
 from services.sim_exchange.matching import Fill, Order
+from services.sim_exchange.settlement import ON_CHAIN
 
 CROWD_ADDRESS = "0x000000000000000000000000000000000000c0de"
 
@@ -175,7 +176,7 @@ def clob_market(m: SimMarket, winner: str | None = None) -> dict[str, Any]:
         "neg_risk_market_id": m.neg_risk_market_id, "neg_risk_request_id": "", "accepting_orders": winner is None,
         "active": True, "closed": winner is not None, "archived": False, "enable_order_book": True,
         "end_date_iso": m.end_date.strftime("%Y-%m-%dT%H:%M:%SZ"), "maker_base_fee": 0, "taker_base_fee": 0,
-        "seconds_delay": 0, "fpmm": "", "icon": "", "image": "", "tags": [],
+        "seconds_delay": m.seconds_delay, "fpmm": "", "icon": "", "image": "", "tags": [],
         "rewards": {"rates": None, "min_size": 0, "max_spread": 0},
     }
 
@@ -208,8 +209,9 @@ def l2_trade(o: Order, f: Fill) -> dict[str, Any]:
     return {
         "id": f.trade_id, "taker_order_id": o.id if taker else counter["order_id"], "market": o.condition_id,
         "asset_id": o.token_id, "side": o.side if taker else other, "size": num(f.size), "fee_rate_bps": "0",
-        "price": num(f.price), "status": "CONFIRMED", "match_time": str(int(f.ts)), "last_update": str(int(f.ts)),
-        "outcome": o.outcome, "bucket_index": 0, "owner": o.owner, "maker_address": o.maker_address,
-        "maker_orders": [counter] if taker else [ours], "transaction_hash": f.tx_hash,
+        "price": num(f.price), "status": f.status, "match_time": str(int(f.ts)),
+        "last_update": str(int(f.updated or f.ts)), "outcome": o.outcome, "bucket_index": 0, "owner": o.owner,
+        "maker_address": o.maker_address, "maker_orders": [counter] if taker else [ours],
+        "transaction_hash": f.tx_hash if f.status in ON_CHAIN else "",  # no hash before it is sent to the chain
         "trader_side": f.role, "fee": num(f.fee),
     }

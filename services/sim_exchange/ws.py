@@ -27,8 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import WebSocket
 from loguru import logger
+
+from services.sim_exchange.socketloop import run_connection
 
 QUEUE_MAX = 100_000
 PriceChangeForm = Literal["current", "legacy", "mixed"]
@@ -178,24 +180,17 @@ class Hub:
         await ws.accept()
         client = Client(ws)
         self.clients.add(client)
-        sender = asyncio.create_task(self._sender(client))
         try:
-            while True:
-                text = await ws.receive_text()
-                if text.strip().upper() == "PING":
-                    client.put("PONG")
-                    continue
-                self._on_message(client, text, snapshot)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+            await run_connection(ws, client.queue, lambda text: self._on_message(client, text, snapshot),
+                                 self._may_send)
         finally:
             self.clients.discard(client)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
 
     def _on_message(self, client: Client, text: str,
                     snapshot: Callable[[list[str]], list[dict[str, Any]]]) -> None:
+        if text.strip().upper() == "PING":
+            client.put("PONG")
+            return
         try:
             msg = json.loads(text)
         except ValueError:
@@ -220,14 +215,6 @@ class Hub:
                 if books:
                     client.put(_dumps(books))
 
-    async def _sender(self, client: Client) -> None:
-        while True:
-            text = await client.queue.get()
-            if text is None:
-                return
-            if self.stalled and not (self.stall_pong and text == "PONG"):
-                continue  # a stalled venue sends nothing; what it would have sent is lost
-            try:
-                await client.ws.send_text(text)
-            except Exception:
-                return
+    def _may_send(self, text: str) -> bool:
+        # a stalled venue sends nothing; what it would have sent is lost
+        return not (self.stalled and not (self.stall_pong and text == "PONG"))

@@ -19,6 +19,11 @@ from typing import Any
 
 import httpx
 
+# Imported here, at start-up, not on first use: importing the SDK costs seconds (its package imports
+# every client and model), which must not land between a worker's restart and its lease renewal.
+from polymarket._internal.environment import PRODUCTION_CONFIG, create_environment
+from polymarket.environments import _EnvironmentConfig, _WalletDerivation
+
 from shared.config import PolymarketSection
 
 WALLET_DERIVATION_FIELDS = ("proxy_factory", "proxy_implementation", "safe_factory", "safe_init_code_hash",
@@ -64,8 +69,6 @@ class VenueEnvironment:
     @classmethod
     def from_json(cls, name: str, raw: dict[str, Any]) -> VenueEnvironment:
         """Check ``raw`` has every field the SDK's config requires, and keep it."""
-        from polymarket.environments import _EnvironmentConfig  # the field list, not the values
-
         required = {f.name for f in dataclasses.fields(_EnvironmentConfig)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
         missing = sorted(required - set(raw))
@@ -81,9 +84,6 @@ class VenueEnvironment:
 
     def to_sdk(self) -> Any:
         """The SDK's ``Environment`` for this deployment (private SDK constructor: see module doc)."""
-        from polymarket._internal.environment import create_environment
-        from polymarket.environments import _EnvironmentConfig, _WalletDerivation
-
         cfg = dict(self.config)
         cfg["wallet_derivation"] = _WalletDerivation(**cfg["wallet_derivation"])
         return create_environment(name=self.name, config=_EnvironmentConfig(**cfg))
@@ -91,8 +91,6 @@ class VenueEnvironment:
 
 def production() -> VenueEnvironment:
     """The SDK's production environment."""
-    from polymarket._internal.environment import PRODUCTION_CONFIG
-
     raw = {f.name: getattr(PRODUCTION_CONFIG, f.name) for f in dataclasses.fields(PRODUCTION_CONFIG)}
     raw["wallet_derivation"] = {k: getattr(PRODUCTION_CONFIG.wallet_derivation, k) for k in WALLET_DERIVATION_FIELDS}
     return VenueEnvironment("production", raw)

@@ -20,7 +20,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
+from shared.clock import now_ms
 from shared.keys import Keys
+from shared.messages import AuditEvent, Fill, TradeStatus
+from shared.redisio import add_message
 from shared.redisio.health import healthy_instances
 from tests.support import ROOT, RedisServer, ServiceProcess, SimExchangeProcess, eventually, free_port
 
@@ -116,6 +119,32 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
         return _read(browser, f"{row} td:nth-child(5)", lambda e: e.text) == "10.00"
 
     await eventually(bought, timeout=20, what="position 10 shown")
+
+    # A fill whose trade is still settling shows in the pending column; its trade failing takes it
+    # away again (the sim's worker path settles at once, so this one is written here).
+    epoch = int(await r.hget(keys.token(token), "epoch"))
+    common = {"ts_event": now_ms(), "ts_init": now_ms(), "producer": WORKER, "token_id": token, "epoch": epoch,
+              "worker": WORKER}
+    await add_message(r, keys.fills(), Fill(id="dash-fill", **common, order_id="dash-order", side="BUY", price=0.5,
+                                            size=5, trade_id="dash-trade", status="MATCHED"))
+    cells = (f"{row} td:nth-child(5)", f"{row} td:nth-child(6)")
+
+    async def shown(position: str, pending: str) -> bool:
+        return [_read(browser, c, lambda e: e.text) for c in cells] == [position, pending]
+
+    await eventually(lambda: shown("15.00", "+5.00 \u29D7"), timeout=15, what="pending +5 shown")
+    assert "pending" in (_read(browser, cells[1], lambda e: e.get_attribute("class")) or "")
+    await add_message(r, keys.fills(), TradeStatus(id="dash-failed", **common, trade_id="dash-trade", status="FAILED"))
+    await eventually(lambda: shown("10.00", ""), timeout=15, what="the failed trade voided on the page")
+
+    # Events written while the page's websocket is down show once it is back (the server pushes only
+    # what comes after it connects; the page loads the rest again on its "hello").
+    browser.execute_script("state.ws.close()")
+    await eventually(lambda: _aread(browser, "#conn", lambda e: e.text == "offline"), timeout=5, what="socket down")
+    await add_message(r, keys.events(), AuditEvent(id="dash-gap", ts_event=now_ms(), ts_init=now_ms(), producer="test",
+                                                   kind="test.while_offline", reason="written while offline"))
+    await eventually(lambda: _aread(browser, "#events", lambda e: "test.while_offline" in e.text), timeout=10,
+                     what="the event written while the socket was down")
     worker_row = await eventually(
         lambda: _aread(browser, '#workers tr[data-worker="worker-dash"]', lambda e: e.text), timeout=5, what="worker row")
     assert worker_row.startswith(WORKER)

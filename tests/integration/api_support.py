@@ -15,7 +15,7 @@ from services.orchestrator.service import OrchestratorService
 from shared.clock import now_ms
 from shared.config import Secrets, Settings
 from shared.keys import Keys
-from shared.messages import Fill, SessionReport, Signal, stable_id
+from shared.messages import Fill, SessionReport, Signal, TradeStatus, stable_id
 from shared.redisio import add_message
 
 API_TOKEN = "test-token-0123456789"
@@ -76,10 +76,17 @@ async def started(r: aioredis.Redis, keys: Keys, epoch: int, token: str = TOKEN,
 
 
 async def fill(r: aioredis.Redis, keys: Keys, side: str, price: float, size: float, token: str = TOKEN,
-               n: int = 0) -> None:
+               n: int = 0, trade: str = "", status: str = "CONFIRMED") -> None:
     await add_message(r, keys.fills(), Fill(
         id=stable_id("fill", token, side, n), ts_event=now_ms(), ts_init=now_ms(), producer="w1", token_id=token,
-        epoch=1, worker="w1", order_id=f"o{n}", side=side, price=price, size=size))  # type: ignore[arg-type]
+        epoch=1, worker="w1", order_id=f"o{n}", side=side, price=price, size=size,  # type: ignore[arg-type]
+        trade_id=trade, status=status))  # type: ignore[arg-type]
+
+
+async def trade_status(r: aioredis.Redis, keys: Keys, trade: str, status: str, token: str = TOKEN) -> None:
+    await add_message(r, keys.fills(), TradeStatus(
+        id=stable_id("trade", trade, status), ts_event=now_ms(), ts_init=now_ms(), producer="w1", token_id=token,
+        epoch=1, worker="w1", trade_id=trade, status=status))  # type: ignore[arg-type]
 
 
 async def wait_for(check, timeout: float = 5.0):  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from tests.integration.api_support import (
     orchestrator_running,
     register_worker,
     started,
+    trade_status,
     wait_for,
 )
 
@@ -154,6 +155,45 @@ async def test_tokens_workers_and_pnl_reflect_what_the_orchestrator_wrote(r: aio
         assert (await http.get("/api/signals?side=SELL")).json() == []
 
 
+async def test_tokens_and_pnl_tell_pending_from_confirmed_and_drop_a_failed_trade(r: aioredis.Redis,
+                                                                                   keys: Keys) -> None:
+    await register_worker(r, keys)
+    async with orchestrator_running(r), client(make_app(r, keys)) as http:
+        await buy_signal(r, keys)
+        await wait_for(lambda: _state(r, keys, "starting"))
+        await started(r, keys, 1)
+        await fill(r, keys, "BUY", 0.40, 10, n=1, trade="T1", status="MATCHED")
+        await wait_for(lambda: _position(r, keys, 10.0))
+        [tok] = (await http.get("/api/tokens")).json()
+        assert (tok["position"], tok["position_confirmed"], tok["pending"], tok["pending_buy"]) == (10, 0, 10, 10)
+        assert (tok["pending_notional"], tok["pending_trades"], tok["settled"]) == (pytest.approx(4.0), 1, False)
+        [trade] = (await http.get(f"/api/tokens/{TOKEN}")).json()["trades"]
+        assert (trade["trade_id"], trade["side"], trade["size"], trade["status"]) == ("T1", "BUY", 10, "MATCHED")
+        pnl = (await http.get("/api/pnl")).json()
+        assert (pnl["pending_notional"], pnl["pending_trades"]) == (pytest.approx(4.0), 1)
+        assert pnl["tokens"][0]["pending"] == 10
+
+        await trade_status(r, keys, "T1", "CONFIRMED")
+        await fill(r, keys, "SELL", 0.50, 10, n=2, trade="T2", status="MATCHED")
+        await wait_for(lambda: _position(r, keys, 0.0))
+        [tok] = (await http.get("/api/tokens")).json()
+        assert (tok["position"], tok["position_confirmed"], tok["pending"], tok["pending_sell"]) == (0, 10, -10, 10)
+        assert (tok["realized_pnl"], tok["realized_pnl_confirmed"]) == (pytest.approx(1.0), 0.0)
+        assert [p["realized_pnl"] for p in (await http.get("/api/pnl")).json()["series"]] == pytest.approx([0.0, 1.0])
+
+        await trade_status(r, keys, "T2", "FAILED")
+        await wait_for(lambda: _position(r, keys, 10.0))
+        [tok] = (await http.get("/api/tokens")).json()
+        assert (tok["position"], tok["position_confirmed"], tok["pending"], tok["failed_trades"]) == (10, 10, 0, 1)
+        assert (tok["realized_pnl"], tok["settled"]) == (0.0, True)
+        detail = (await http.get(f"/api/tokens/{TOKEN}")).json()
+        assert {t["trade_id"]: t["status"] for t in detail["trades"]} == {"T1": "CONFIRMED", "T2": "FAILED"}
+        assert "trade.failed" in [e["kind"] for e in detail["events"]]
+        pnl = (await http.get("/api/pnl")).json()
+        assert [p["realized_pnl"] for p in pnl["series"]] == [0.0]  # the failed sell never happened
+        assert pnl["realized_pnl"] == 0.0
+
+
 async def test_events_filter_and_page_backwards(r: aioredis.Redis, keys: Keys) -> None:
     await running_token(r, keys)
     async with client(make_app(r, keys)) as http:
@@ -184,6 +224,18 @@ async def test_pnl_series_follows_realised_pnl_from_fills(r: aioredis.Redis, key
     async with client(make_app(r, keys)) as http:
         series = (await http.get("/api/pnl")).json()["series"]
     assert [p["realized_pnl"] for p in series] == pytest.approx([0.0, 0.5, 0.0])
+
+
+async def test_pnl_series_reads_old_fills_and_skips_trade_statuses(r: aioredis.Redis, keys: Keys) -> None:
+    # A v1 fill entry as older workers wrote it, then a v2 one, then a status entry on the same stream.
+    await r.xadd(keys.fills(), {"type": "fill", "v": "1", "id": "old", "ts_event": "1", "ts_init": "1",
+                                "producer": "w0", "token_id": TOKEN, "epoch": "1", "worker": "w0", "order_id": "o",
+                                "side": "BUY", "price": "0.4", "size": "10", "fee": "0"})
+    await fill(r, keys, "SELL", 0.50, 10, n=2, trade="T2", status="MATCHED")
+    await trade_status(r, keys, "T2", "CONFIRMED")
+    async with client(make_app(r, keys)) as http:
+        series = (await http.get("/api/pnl")).json()["series"]
+    assert [p["realized_pnl"] for p in series] == pytest.approx([0.0, 1.0])
 
 
 async def test_config_is_the_effective_one_with_secrets_redacted(r: aioredis.Redis, keys: Keys,

@@ -184,17 +184,19 @@ async def test_negrisk_buy_all_is_held_then_redeemed_and_booked_at_resolution(
 
 async def test_execution_is_capped_by_the_fleet_risk_budget(
         tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running) -> None:
-    # the maker workers hold 995 of risk.max_notional_total 1000: the arbitrage may put $5 at risk
-    await r.hset(keys.reserved(), mapping={"12345": "995", "_committed": "995"})
+    # the maker workers hold 995.23 of risk.max_notional_total 1000: the arbitrage may put $4.77 at risk.
+    # (A whole number of sets: 5.24 sets at 0.45 is a 2.358 collateral FOK, which the venue refuses
+    # (venue.md P3) -- the taker's amount maths is issue 16 item 4, not what this test is about.)
+    await r.hset(keys.reserved(), mapping={"12345": "995.23", "_committed": "995.23"})
     scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"]})
     await eventually(lambda: _ready(r, keys, scanner, sets=5), timeout=20)
     await base.arm_ask_sum_095(sim)
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
     d = done[0].detail
     assert d["status"] == "done", d
-    # $5 / (45.76 / 48 a set) = 5.24 sets, instead of 48
-    assert d["merged"] == pytest.approx(5.24)
-    assert sum(leg["filled"] * leg["avg_price"] for leg in d["legs"]) <= 5.0
-    # merged at once: nothing held, the claim is gone and the workers' 995 is what remains
+    # $4.77 / (45.76 / 48 a set) = 5.00 sets, instead of 48
+    assert d["merged"] == pytest.approx(5)
+    assert sum(leg["filled"] * leg["avg_price"] for leg in d["legs"]) <= 4.77
+    # merged at once: nothing held, the claim is gone and the workers' 995.23 is what remains
     assert await r.hget(keys.reserved(), "arb:" + done[0].detail["set"]) is None
-    assert float(await r.hget(keys.reserved(), "_committed")) == pytest.approx(995)
+    assert float(await r.hget(keys.reserved(), "_committed")) == pytest.approx(995.23)

@@ -25,6 +25,7 @@ from tests.integration.api_support import (
     orchestrator_running,
     register_worker,
     started,
+    trade_status,
     wait_for,
 )
 from tests.support import ROOT, RedisServer, SimExchangeProcess
@@ -60,6 +61,41 @@ async def test_status_shows_tokens_owner_heartbeat_services_and_leader(env: dict
     res = runner.invoke(app, ["workers"], env=env)
     assert "w1" in res.output
     assert "yes" in res.output
+
+
+async def test_status_and_token_show_pending_vs_confirmed(env: dict[str, str], r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys)
+    async with orchestrator_running(r):
+        await buy_signal(r, keys)
+        await wait_for(lambda: _state(r, keys, "starting"))
+        await started(r, keys, 1)
+        await fill(r, keys, "BUY", 0.4, 10, n=1, trade="T1", status="MATCHED")
+        await wait_for(lambda: _field(r, keys, "pending_trades", "1"))
+        status = await asyncio.to_thread(runner.invoke, app, ["status"], env=env)
+        token = await asyncio.to_thread(runner.invoke, app, ["token", TOKEN], env=env)
+        await trade_status(r, keys, "T1", "FAILED")
+        await wait_for(lambda: _field(r, keys, "failed_trades", "1"))
+        failed = await asyncio.to_thread(runner.invoke, app, ["token", TOKEN], env=env)
+        settled = await asyncio.to_thread(runner.invoke, app, ["status"], env=env)
+    assert status.exit_code == 0, status.output
+    assert "pending" in status.output
+    assert "+10.00 in 1" in status.output
+    assert token.exit_code == 0, token.output
+    assert "10.00 @ 0.4000" in token.output.split("position (confirmed)")[0]  # matched
+    assert "0.00 @ 0.0000" in token.output.split("position (confirmed)")[1]
+    assert "+10.00 (buys 10.00, sells 0.00, $4.00 in 1 trade(s))" in token.output
+    assert "T1" in token.output
+    assert "MATCHED" in token.output
+    assert "FAILED" in failed.output
+    assert "0.00 @ 0.0000" in failed.output.split("position (confirmed)")[0]
+    assert "+10.00 in 1" not in settled.output
+    missing = runner.invoke(app, ["token", "999"], env=env)
+    assert missing.exit_code == 1
+    assert "unknown" in missing.output
+
+
+async def _field(r: aioredis.Redis, keys: Keys, name: str, value: str) -> bool:
+    return await r.hget(keys.token(TOKEN), name) == value
 
 
 async def _state(r: aioredis.Redis, keys: Keys, state: str) -> bool:

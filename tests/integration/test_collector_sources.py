@@ -371,7 +371,7 @@ async def test_market_screen_emits_each_new_candidate_once(
         got = await signals(r, keys)
         assert {(s.source, s.side, s.token_id, s.price) for s in got} == {
             ("screen", "BUY", m["tokens"][0]["token_id"], 0.3), ("screen", "BUY", m["tokens"][1]["token_id"], 0.7)}
-        assert all(s.slug == m["slug"] and s.tick_size == 0.01 for s in got)
+        assert all(s.slug == m["slug"] and s.tick_size == m["tokens"][0]["tick_size"] for s in got)
         assert {s.market_version for s in got} == {m["version"]}
         assert await r.hgetall(keys.meta(m["tokens"][0]["token_id"]))
         httpx.patch(f"{sim.url}/_sim/gamma/{markets[2]['gamma_id']}",

@@ -18,7 +18,7 @@ from shared.clock import now_ms
 from shared.config import Settings, load_settings
 from shared.config_reload import ConfigReloader
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
-from shared.messages import ControlRequest, Fill, Resolution, SessionReport, Signal, decode, stable_id
+from shared.messages import ControlRequest, Fill, Resolution, SessionReport, Signal, TradeStatus, decode, stable_id
 from shared.redisio import StreamEntry, add_message
 from shared.venue.ids import v2_condition_id, v2_position_id
 from tests.support import RedisServer, eventually
@@ -180,10 +180,24 @@ async def control(r: aioredis.Redis, keys: Keys, action: str, target: str = "", 
 
 
 async def fill(r: aioredis.Redis, keys: Keys, side: str, price: float, size: float, token: str = TOKEN,
-               n: int = 0) -> None:
+               n: int = 0, trade: str = "", status: str = "CONFIRMED") -> None:
     await add_message(r, keys.fills(), Fill(id=stable_id("fill", token, side, n), ts_event=now_ms(), ts_init=now_ms(),
                                             producer="w1", token_id=token, epoch=1, worker="w1", order_id=f"o{n}",
-                                            side=side, price=price, size=size))  # type: ignore[arg-type]
+                                            side=side, price=price, size=size, trade_id=trade,  # type: ignore[arg-type]
+                                            status=status))  # type: ignore[arg-type]
+
+
+async def trade_status(r: aioredis.Redis, keys: Keys, trade: str, status: str, token: str = TOKEN) -> None:
+    await add_message(r, keys.fills(), TradeStatus(
+        id=stable_id("trade", trade, status), ts_event=now_ms(), ts_init=now_ms(), producer="w1", token_id=token,
+        epoch=1, worker="w1", trade_id=trade, status=status))  # type: ignore[arg-type]
+
+
+async def figures(r: aioredis.Redis, keys: Keys, token: str = TOKEN) -> dict[str, float]:
+    h = await r.hgetall(keys.token(token))
+    return {k: float(h[k]) for k in ("position", "position_confirmed", "pending", "pending_buy", "pending_sell",
+                                     "pending_notional", "pending_trades", "failed_trades", "exposure",
+                                     "realized_pnl", "realized_pnl_confirmed")}
 
 
 async def run_token(r: aioredis.Redis, keys: Keys, svc: OrchestratorService, token: str, worker: str = "w1") -> int:
@@ -780,8 +794,153 @@ async def test_a_resolved_market_stops_its_tokens_and_flags_a_held_position_for_
     assert list(flagged) == [V2_YES]  # the queued token held nothing
     assert flagged[V2_YES] | {"resolved_at": 0} == {
         "condition_id": V2_CID, "token_id": V2_YES, "won": True, "winning_token": V2_YES, "winning_outcome": "Yes",
-        "position": 10.0, "market_version": "v2", "neg_risk": False, "resolved_at": 0}
+        "position": 10.0, "position_confirmed": 10.0, "market_version": "v2", "neg_risk": False, "resolved_at": 0}
     assert [e["token_id"] for e in await events(r, keys, "position.redeemable")] == [V2_YES]
     assert len(await events(r, keys, "market.resolved")) == 1
     assert await r.xpending(keys.resolutions(), "orchestrator") == {"pending": 0, "min": None, "max": None,
                                                                    "consumers": []}
+
+
+# --- settlement (#16 item 2) --------------------------------------------------------------------------
+
+async def test_a_matched_fill_is_pending_until_its_trade_is_confirmed(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await run_token(r, keys, svc, TOKEN)
+    await fill(r, keys, "BUY", 0.50, 10, n=1, trade="T1", status="MATCHED")
+    await steps(svc)
+    f = await figures(r, keys)
+    assert (f["position"], f["position_confirmed"], f["pending"], f["pending_buy"]) == (10, 0, 10, 10)
+    assert (f["pending_notional"], f["pending_trades"]) == (5.0, 1)
+    assert f["exposure"] == float(await r.hget(keys.exposure(), TOKEN)) == pytest.approx(5.0)  # a pending buy is at risk
+    await trade_status(r, keys, "T1", "MINED")
+    await steps(svc)
+    assert (await figures(r, keys))["pending"] == 10
+    await trade_status(r, keys, "T1", "CONFIRMED")
+    await trade_status(r, keys, "T1", "CONFIRMED")  # the worker said it twice
+    await steps(svc)
+    f = await figures(r, keys)
+    assert (f["position"], f["position_confirmed"], f["pending"], f["pending_trades"]) == (10, 10, 0, 0)
+    assert float(await r.hget(keys.exposure(), "_total")) == pytest.approx(5.0)
+    ledger = await r.hgetall(keys.ledger(TOKEN))
+    assert ledger["t:T1"] == "CONFIRMED"
+
+
+async def test_a_status_read_before_its_fill_applies_once_the_fill_comes(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await run_token(r, keys, svc, TOKEN)
+    await trade_status(r, keys, "T1", "CONFIRMED")  # the fill's XADD is slower than the status's (another path)
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "position") is None  # nothing to book yet
+    assert (await r.hgetall(keys.ledger(TOKEN)))["t:T1"] == "CONFIRMED"
+    await fill(r, keys, "BUY", 0.50, 10, n=1, trade="T1", status="MATCHED")
+    await steps(svc)
+    f = await figures(r, keys)
+    assert (f["position"], f["position_confirmed"], f["pending"]) == (10, 10, 0)
+
+
+async def test_a_failed_trade_is_voided_with_an_event(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(risk={"max_daily_loss": 100}), "o1", r)
+    await run_token(r, keys, svc, TOKEN)
+    reserved = float(await r.hget(keys.reserved(), TOKEN))
+    await fill(r, keys, "BUY", 0.40, 10, n=1, trade="T1", status="MATCHED")
+    await trade_status(r, keys, "T1", "CONFIRMED")
+    await fill(r, keys, "BUY", 0.60, 30, n=2, trade="T2", status="MATCHED")  # 18.00 more, above the reservation
+    await fill(r, keys, "SELL", 0.30, 20, n=3, trade="T3", status="MATCHED")  # realises 20 x (0.30 - 0.55)
+    await steps(svc)
+    f = await figures(r, keys)
+    assert (f["position"], f["position_confirmed"], f["realized_pnl"]) == (20, 10, pytest.approx(-5.0))
+    day = next(iter(await r.hgetall(keys.pnl_daily())))
+    assert float(await r.hget(keys.pnl_daily(), day)) == pytest.approx(-5.0)
+    assert float(await r.hget(keys.reserved(), "_committed")) == pytest.approx(max(reserved, 20 * 0.55))
+
+    await trade_status(r, keys, "T2", "RETRYING")
+    await trade_status(r, keys, "T2", "FAILED")
+    await trade_status(r, keys, "T2", "FAILED")  # again: voided once
+    await steps(svc)
+    f = await figures(r, keys)
+    # Without the failed buy the sell sold the 10 held at 0.10 under cost and left a short of 10
+    # (the venue would not settle that sell either; its own FAILED follows).
+    assert (f["position"], f["position_confirmed"], f["failed_trades"]) == (-10, 10, 1)
+    assert f["realized_pnl"] == pytest.approx(-1.0)
+    assert float(await r.hget(keys.pnl_daily(), day)) == pytest.approx(-1.0)
+    [failed] = await events(r, keys, "trade.failed")
+    detail = json.loads(failed["detail"])
+    assert (failed["level"], failed["token_id"], detail["trade_id"], detail["side"], detail["size"]) == (
+        "warning", TOKEN, "T2", "BUY", 30.0)
+    assert "T2" in failed["reason"]
+    assert "BUY 30" in failed["reason"]
+    assert len(await events(r, keys, "risk.short_position")) == 1
+
+    await trade_status(r, keys, "T3", "FAILED")
+    await steps(svc)
+    f = await figures(r, keys)
+    assert (f["position"], f["position_confirmed"], f["pending"], f["failed_trades"]) == (10, 10, 0, 2)
+    assert (f["realized_pnl"], f["exposure"]) == (0.0, pytest.approx(4.0))
+    assert float(await r.hget(keys.pnl_daily(), day)) == pytest.approx(0.0)
+    assert float(await r.hget(keys.reserved(), "_committed")) == pytest.approx(max(reserved, 4.0))
+    assert len(await events(r, keys, "trade.failed")) == 2
+
+
+async def test_a_fill_that_arrives_already_failed_never_counts(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await run_token(r, keys, svc, TOKEN)
+    await trade_status(r, keys, "T1", "FAILED")
+    await fill(r, keys, "BUY", 0.50, 10, n=1, trade="T1", status="MATCHED")
+    await steps(svc)
+    f = await figures(r, keys)
+    assert (f["position"], f["exposure"], f["failed_trades"]) == (0, 0, 1)
+    assert len(await events(r, keys, "trade.failed")) == 1
+
+
+async def test_the_close_folds_settled_fills_and_keeps_pending_ones(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await fill(r, keys, "BUY", 0.50, 10, n=1, trade="T1", status="CONFIRMED")
+    await fill(r, keys, "SELL", 0.60, 10, n=2, trade="T2", status="MATCHED")
+    await add_message(r, keys.sessions(), report("closed", "w1", epoch).model_copy(update={"fills": 2}))
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "state") == "done"
+    ledger = await r.hgetall(keys.ledger(TOKEN))
+    assert {k for k in ledger if k.startswith("f:")} == {f"f:{stable_id('fill', TOKEN, 'SELL', 2)}"}
+    assert json.loads(ledger["base"])["confirmed"][0] == 10
+    f = await figures(r, keys)
+    assert (f["position"], f["position_confirmed"], f["pending"]) == (0, 10, -10)
+    await trade_status(r, keys, "T2", "CONFIRMED")  # settles after the session ended
+    await steps(svc)
+    f = await figures(r, keys)
+    assert (f["position"], f["position_confirmed"], f["pending"]) == (0, 0, 0)
+    assert f["realized_pnl"] == f["realized_pnl_confirmed"] == pytest.approx(1.0)
+    assert await events(r, keys, "session.position_differs") == []
+
+
+async def test_a_closed_report_that_disagrees_with_the_fills_is_a_warning(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await fill(r, keys, "BUY", 0.50, 10, n=1)
+    await add_message(r, keys.sessions(), report("closed", "w1", epoch, position=4.0).model_copy(update={"fills": 1}))
+    await steps(svc)
+    assert float(await r.hget(keys.token(TOKEN), "position")) == 10  # the fills stand
+    [differs] = await events(r, keys, "session.position_differs")
+    assert differs["level"] == "warning"
+    assert "says 4 shares, its fills 10" in differs["reason"]
+
+
+async def test_an_overdue_close_books_the_shares_its_missing_fills_held(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(workers={"lease_ms": 1000}), "o1", r)
+    epoch = await run_token(r, keys, svc, TOKEN)
+    await fill(r, keys, "BUY", 0.50, 10, n=1)
+    # The report counts two fills and says 4 are left: the SELL of 6 never reached pf:fills.
+    await add_message(r, keys.sessions(), report("closed", "w1", epoch, position=4.0).model_copy(update={"fills": 2}))
+    await steps(svc)
+    await asyncio.sleep(1.1)
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "state") == "done"
+    f = await figures(r, keys)
+    assert (f["position"], f["position_confirmed"], f["exposure"]) == (4, 4, pytest.approx(2.0))  # at 0.50

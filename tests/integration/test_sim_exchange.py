@@ -128,7 +128,8 @@ def test_rejections_are_clear_400s_and_401s(start_sim: StartSim) -> None:
     assert "lower than the minimum: 5" in str(small.value.error_msg)
     with pytest.raises(PolyApiException) as short:
         c.create_and_post_order(OrderArgs(token_id=token, price=0.30, size=10, side="SELL"), OPTS)
-    assert short.value.error_msg == {"error": "not enough balance / allowance"}
+    assert short.value.error_msg == {"error": "not enough balance / allowance: the balance is not enough -> "
+                                              "balance: 0, order amount: 10000000"}  # the venue's full text (P8)
     with pytest.raises(PolyApiException) as cross:
         c.create_and_post_order(OrderArgs(token_id=token, price=0.45, size=10, side="BUY"), OPTS, post_only=True)
     assert cross.value.error_msg == {"error": "invalid post-only order: order crosses book"}

@@ -460,7 +460,8 @@ class Soak:
         return rows
 
     async def _positions(self, sim_orders: list[dict[str, Any]]) -> dict[str, Any]:
-        """Compare until equal (a resting order may still fill while we read) or 20 s pass."""
+        """Compare until equal and settled (a resting order may still fill, a trade still settle,
+        while we read) or 20 s pass. The sim's positions are its balances: confirmed trades only."""
         address = next((o["maker_address"] for o in sim_orders), "")
         result: dict[str, Any] = {}
         for _ in range(20):
@@ -469,13 +470,15 @@ class Soak:
             sim_pos = {t: float(v) for t, v in acct["positions"].items()}
             pipe = self.r.pipeline(transaction=False)
             for t in self.tokens:
-                pipe.hget(self.keys.token(t), "position")
+                pipe.hmget(self.keys.token(t), ["position", "position_confirmed"])
                 pipe.hget(self.keys.session(t), "position")
             raw = await pipe.execute()
-            tok = {t: float(raw[2 * i] or 0) for i, t in enumerate(self.tokens)}
+            matched = {t: float(raw[2 * i][0] or 0) for i, t in enumerate(self.tokens)}
+            # a token the ledger never touched has no confirmed field: what it holds is confirmed
+            confirmed = {t: float(raw[2 * i][1] or raw[2 * i][0] or 0) for i, t in enumerate(self.tokens)}
             ses = {t: float(raw[2 * i + 1] or 0) for i, t in enumerate(self.tokens)}
-            result = inv.check_positions(sim_pos, tok, ses)
-            if result["mismatch_token"] == 0 and result["mismatch_session"] == 0:
+            result = inv.check_positions(sim_pos, confirmed, matched, ses)
+            if result["mismatch_token"] == 0 and result["mismatch_session"] == 0 and result["pending_tokens"] == 0:
                 break
             await asyncio.sleep(1.0)
         return result
@@ -653,8 +656,8 @@ def verdict(s: dict[str, Any], lease_ms: int) -> list[str]:
         out.append(f"orphan orders at the sim: {s['orphans']['orphan_orders']} ({s['orphans']['examples']})")
     pos = s["positions"]
     if pos["mismatch_token"] or pos["mismatch_session"]:
-        out.append(f"positions differ: pf:token {pos['mismatch_token']}, pf:session {pos['mismatch_session']} "
-                   f"({pos['examples']})")
+        out.append(f"positions differ: venue balance vs pf:token confirmed {pos['mismatch_token']}, pf:token "
+                   f"matched vs pf:session {pos['mismatch_session']} ({pos['examples']})")
     api = s["api"]
     if api["wrong"]:
         out.append(f"api after the soak: {api['wrong']}")
@@ -687,7 +690,8 @@ def human_line(s: dict[str, Any]) -> str:
             f"trades {sig['sim_trades']} signals {sig['signals']} lost {sig['lost']} duplicated {sig['duplicated']}; "
             f"undecided {s['decisions']['undecided']}; double ownership {s['ownership']['double_ownership']}; "
             f"sent twice {s['intents']['sent_twice']}; orphan orders {s['orphans']['orphan_orders']}; "
-            f"position mismatches {s['positions']['mismatch_token']}/{s['positions']['mismatch_session']}; "
+            f"position mismatches {s['positions']['mismatch_token']}/{s['positions']['mismatch_session']} "
+            f"(pending at the end {s['positions']['pending_tokens']} tokens); "
             f"reassignment p50 {ra['p50_ms']} ms max {ra['max_ms']} ms over {ra['moved']} tokens; "
             f"api ok {s['api']['authorized_ok']} refused {s['api']['unauthorized_refused']}; alerts "
             f"{s['alerts']['posts_during_soak']} (halt alert {s['alerts']['halt_alert_sec']} s); "

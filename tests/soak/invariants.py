@@ -161,17 +161,25 @@ def check_orphans(sim_orders: Iterable[dict[str, Any]], tokens: dict[str, dict[s
             "orphan_orders": len(orphans), "examples": orphans[:EXAMPLES]}
 
 
-def check_positions(sim_positions: dict[str, float], token_positions: dict[str, float],
-                    session_positions: dict[str, float], tol: float = 1e-6) -> dict[str, Any]:
-    """The venue's position per token equals pf:token's (fills) and pf:session's (the owner's)."""
-    names = set(sim_positions) | set(token_positions) | set(session_positions)
-    vs_token = [{"token": t, "sim": sim_positions.get(t, 0.0), "redis": token_positions.get(t, 0.0)}
-                for t in sorted(names) if abs(sim_positions.get(t, 0.0) - token_positions.get(t, 0.0)) > tol]
-    vs_session = [{"token": t, "sim": sim_positions.get(t, 0.0), "session": session_positions.get(t, 0.0)}
-                  for t in sorted(names) if abs(sim_positions.get(t, 0.0) - session_positions.get(t, 0.0)) > tol]
-    return {"tokens": len(names), "held_at_sim": sum(1 for v in sim_positions.values() if abs(v) > tol),
+def check_positions(sim_confirmed: dict[str, float], token_confirmed: dict[str, float],
+                    token_matched: dict[str, float], session_positions: dict[str, float],
+                    tol: float = 1e-6) -> dict[str, Any]:
+    """Per token: the venue's balance (it moves when a trade is CONFIRMED) equals pf:token's
+    confirmed position; the owner's own count (pf:session: every fill it booked, settled or not)
+    equals pf:token's matched position. Shares matched but not settled (matched - confirmed) are
+    counted apart: they are in neither the venue's balance nor a mismatch."""
+    names = set(sim_confirmed) | set(token_confirmed) | set(token_matched) | set(session_positions)
+    vs_token = [{"token": t, "sim": sim_confirmed.get(t, 0.0), "confirmed": token_confirmed.get(t, 0.0)}
+                for t in sorted(names) if abs(sim_confirmed.get(t, 0.0) - token_confirmed.get(t, 0.0)) > tol]
+    vs_session = [{"token": t, "matched": token_matched.get(t, 0.0), "session": session_positions.get(t, 0.0)}
+                  for t in sorted(names) if abs(token_matched.get(t, 0.0) - session_positions.get(t, 0.0)) > tol]
+    pending = {t: token_matched.get(t, 0.0) - token_confirmed.get(t, 0.0) for t in sorted(names)}
+    pending = {t: round(v, 6) for t, v in pending.items() if abs(v) > tol}
+    return {"tokens": len(names), "held_at_sim": sum(1 for v in sim_confirmed.values() if abs(v) > tol),
             "mismatch_token": len(vs_token), "mismatch_session": len(vs_session),
-            "examples": {"token": vs_token[:EXAMPLES], "session": vs_session[:EXAMPLES]}}
+            "pending_tokens": len(pending), "pending_shares": round(sum(abs(v) for v in pending.values()), 6),
+            "examples": {"token": vs_token[:EXAMPLES], "session": vs_session[:EXAMPLES],
+                         "pending": list(pending.items())[:EXAMPLES]}}
 
 
 def reassignment_times(kills: Iterable[dict[str, Any]], events: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

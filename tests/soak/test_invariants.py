@@ -85,8 +85,20 @@ def test_live_orders_of_unowned_tokens_are_orphans() -> None:
 
 
 def test_positions_are_compared_per_token_against_both_records() -> None:
-    got = inv.check_positions({"t1": 10.0, "t2": 0.0}, {"t1": 10.0, "t2": 4.0}, {"t1": 6.0})
-    assert (got["mismatch_token"], got["mismatch_session"]) == (1, 1)
+    got = inv.check_positions({"t1": 10.0, "t2": 0.0}, {"t1": 10.0, "t2": 4.0}, {"t1": 10.0, "t2": 4.0}, {"t1": 6.0})
+    assert (got["mismatch_token"], got["mismatch_session"]) == (1, 2)
+    assert got["pending_tokens"] == 0
+
+
+def test_the_venue_balance_is_compared_with_confirmed_positions_and_pending_counted_apart() -> None:
+    # t1: a BUY of 10 matched but not settled: the venue's balance has not moved yet.
+    # t2: 5 settled, then a SELL of 5 pending: still held at the venue.
+    got = inv.check_positions({"t2": 5.0}, {"t1": 0.0, "t2": 5.0}, {"t1": 10.0, "t2": 0.0}, {"t1": 10.0, "t2": 0.0})
+    assert (got["mismatch_token"], got["mismatch_session"]) == (0, 0)
+    assert (got["pending_tokens"], got["pending_shares"]) == (2, 15.0)
+    assert got["examples"]["pending"] == [("t1", 10.0), ("t2", -5.0)]
+    wrong = inv.check_positions({"t2": 5.0}, {"t1": 10.0, "t2": 5.0}, {"t1": 10.0, "t2": 5.0}, {"t1": 10.0, "t2": 5.0})
+    assert wrong["mismatch_token"] == 1  # t1 counted as held before the venue settled it
 
 
 def test_reassignment_time_is_from_the_kill_to_the_first_move_away() -> None:

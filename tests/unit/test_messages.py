@@ -18,6 +18,7 @@ from shared.messages import (
     OrderEvent,
     SessionReport,
     Signal,
+    TradeStatus,
     UnknownMessage,
     decode,
     stable_id,
@@ -47,12 +48,16 @@ SAMPLES: list[Message] = [
     AuditEvent(**ENVELOPE, kind="token.rejected", level="warning", token_id="7132", reason="blacklisted",
                detail={"rule": "blacklist", "key": "will-it-rain", "nested": {"a": [1, 2]}}),
     AuditEvent(**ENVELOPE, kind="worker.dead"),
+    Fill(**ENVELOPE, token_id="7132", epoch=3, worker="w1", order_id="0xo", side="SELL", price=0.5, size=4.0,
+         trade_id="0xtrade", status="MATCHED"),
+    TradeStatus(**ENVELOPE, token_id="7132", epoch=3, worker="w1", trade_id="0xtrade", status="FAILED",
+                tx_hash="0xhash", reason="reverted"),
 ]
 
 
 def test_every_message_type_has_a_sample() -> None:
     assert {type(m) for m in SAMPLES} == {Signal, Command, ControlRequest, OrderEvent, Fill, SessionReport,
-                                          AuditEvent}
+                                          AuditEvent, TradeStatus}
 
 
 @pytest.mark.parametrize("msg", SAMPLES, ids=lambda m: f"{m.TYPE}")
@@ -125,6 +130,8 @@ def test_missing_type_and_version_is_unknown_message() -> None:
     (SAMPLES[2], {"action": "PAUSE"}),
     (SAMPLES[4], {"force": "maybe"}),
     (SAMPLES[7], {"status": "lost"}),
+    (SAMPLES[13], {"status": "SETTLED"}),
+    (SAMPLES[14], {"status": "matched"}),
 ])
 def test_bad_field_is_bad_message(msg: Message, change: dict[str, str]) -> None:
     with pytest.raises(BadMessage):
@@ -162,3 +169,25 @@ def test_a_field_added_by_a_newer_producer_is_ignored_not_fatal() -> None:
                  size=1.0, price=0.5, source="poll")
     fields = {**sig.encode(), "added_in_a_later_build": "x"}
     assert decode(fields) == sig
+
+
+def test_a_fill_carries_its_trade_and_status_as_version_2() -> None:
+    fields = SAMPLES[13].encode()
+    assert (fields["v"], fields["trade_id"], fields["status"]) == ("2", "0xtrade", "MATCHED")
+    assert TradeStatus.VERSION == 1
+    assert SAMPLES[14].encode()["type"] == "trade"
+
+
+def test_a_version_1_fill_still_decodes_as_a_confirmed_fill() -> None:
+    # What producers wrote before fills carried a settlement status (an entry still on pf:fills).
+    v1 = {"type": "fill", "v": "1", "id": "f1", "ts_event": "1", "ts_init": "2", "producer": "w1", "token_id": "7132",
+          "epoch": "3", "worker": "w1", "order_id": "0xo", "side": "BUY", "price": "0.41", "size": "2.5", "fee": "0"}
+    fill = decode(v1)
+    assert isinstance(fill, Fill)
+    assert (fill.trade_id, fill.status, fill.size) == ("", "CONFIRMED", 2.5)
+
+
+def test_a_fill_without_a_status_counts_as_confirmed() -> None:
+    # The paper executor and the venue path that settles at once write no status.
+    fill = Fill(**ENVELOPE, token_id="7132", epoch=3, worker="w1", order_id="p1", side="BUY", price=0.4, size=1.0)
+    assert fill.status == "CONFIRMED"

@@ -13,7 +13,7 @@ from services.orchestrator.decisions import (
     market_facts,
     reservation_refused,
 )
-from services.orchestrator.positions import apply_fill
+from services.orchestrator.positions import Book
 from services.orchestrator.risk import planned_notional
 from services.orchestrator.scheduling import exits_to_run, tokens_to_start
 from shared.config import RiskSection
@@ -156,15 +156,16 @@ def test_scheduler_spaces_starts_by_the_start_cooldown() -> None:
 
 
 def test_fills_track_position_average_cost_and_realised_pnl() -> None:
-    f, delta = apply_fill({}, "BUY", 0.40, 10, 0.0)
-    assert (f["position"], f["avg_cost"], delta) == ("10.000000", "0.400000", pytest.approx(4.0))
-    f, delta = apply_fill(f, "BUY", 0.60, 10, 0.0)
-    assert f["avg_cost"] == "0.500000"
-    assert delta == pytest.approx(6.0)
-    f, delta = apply_fill(f, "SELL", 0.70, 20, 0.1)
-    assert f["position"] == "0.000000"
-    assert float(f["realized_pnl"]) == pytest.approx(20 * 0.2 - 0.1)
-    assert delta == pytest.approx(-10.0)
+    b = Book()
+    b.apply("BUY", 0.40, 10, 0.0)
+    assert (b.position, b.avg_cost, b.exposure) == (10.0, pytest.approx(0.4), pytest.approx(4.0))
+    b.apply("BUY", 0.60, 10, 0.0)
+    assert b.avg_cost == pytest.approx(0.5)
+    assert b.exposure == pytest.approx(10.0)
+    realized = b.apply("SELL", 0.70, 20, 0.1)
+    assert b.position == 0.0
+    assert realized == b.realized == pytest.approx(20 * 0.2 - 0.1)
+    assert b.exposure == 0.0
 
 
 def test_market_end_from_gamma_iso_dates() -> None:

@@ -122,9 +122,14 @@ def test_sell_needs_shares_and_pays_proceeds_minus_fee() -> None:
 
 def test_gtd_orders_expire() -> None:
     _, m, token = setup()
-    order, _ = m.place(req(token, "BUY", 0.40, 10, "GTD", expiration=1_699_999_999))
+    clock = [1_700_000_000.0]
+    m.now = lambda: clock[0]
+    order, _ = m.place(req(token, "BUY", 0.40, 10, "GTD", expiration=1_700_000_061))  # past the 1-minute threshold
+    assert m.expire() == []
+    clock[0] = 1_700_000_061.0
     assert [o.id for o in m.expire()] == [order.id]
     assert order.status == "CANCELED"
+    assert order.cancel_reason == "expired"
 
 
 def test_feed_trades_and_activity_rules() -> None:

@@ -81,6 +81,7 @@ function renderStats(s, workers, pnl) {
     ["exiting", s.tokens.exiting], ["done", s.tokens.done], ["ticks/s", fmt(s.ticks_per_sec, 1)],
     ["signals", s.streams.signals], ["fills", s.streams.fills],
     ["PnL", pnl ? fmt(pnl.total_pnl, 2) : "…"], ["exposure", pnl ? fmt(pnl.exposure, 2) : "…"],
+    ["pending $", pnl ? fmt(pnl.pending_notional, 2) : "…"],
   ];
   document.getElementById("stats").replaceChildren(
     ...items.map(([k, v]) => el("div", { "data-stat": k }, el("b", {}, String(v)), el("span", {}, k))));
@@ -103,6 +104,17 @@ function renderWorkers(workers) {
   }));
 }
 
+// Shares matched but not settled yet (docs/orchestrator.md, Settlement): empty when every trade
+// of the token is CONFIRMED (or voided), else the net shares with an hourglass and the detail.
+function pendingCell(t) {
+  if (!t.pending_trades) return el("td", { class: "num", "data-testid": "pending" }, "");
+  const title = `${t.pending_trades} trade(s) not settled: buys ${fmt(t.pending_buy)}, sells ${fmt(t.pending_sell)}, ` +
+    `$${fmt(t.pending_notional)}; confirmed position ${fmt(t.position_confirmed)}` +
+    (t.failed_trades ? `; ${t.failed_trades} trade(s) failed and voided` : "");
+  return el("td", { class: "num pending", "data-testid": "pending", title },
+    `${t.pending > 0 ? "+" : ""}${fmt(t.pending, 2)} \u29D7`);
+}
+
 function renderTokens() {
   const order = { running: 0, exiting: 1, starting: 2, queued: 3, error: 4, rejected: 5, done: 6, cooldown: 7 };
   const rows = [...state.tokens.values()].sort((a, b) =>
@@ -119,13 +131,15 @@ function renderTokens() {
       el("td", { title: t.title || "" }, `${t.slug || ""} ${t.outcome || ""}`.trim().slice(0, 36),
         el("small", { class: "sys", title: "market system (Gamma version)" }, ` ${t.market_version || "v1"}`)),
       el("td", { class: "state-" + t.state }, t.state), el("td", {}, t.owner || ""),
-      el("td", { class: "num" }, fmt(t.position, 2)), el("td", { class: "num" }, fmt(t.avg_cost, 3)),
+      el("td", { class: "num", title: `confirmed ${fmt(t.position_confirmed)}` }, fmt(t.position, 2)), pendingCell(t),
+      el("td", { class: "num" }, fmt(t.avg_cost, 3)),
       el("td", { class: "num" }, fmt(t.mark, 3)), el("td", { class: "num" }, signed(t.pnl)),
       el("td", { title: t.last_event || "" }, (t.last_event || "").slice(0, 50)), el("td", {}, stop));
   }));
 }
 
 function addEvent(e, front = true) {
+  if (state.events.some((x) => x.entry_id === e.entry_id)) return;  // already loaded by loadStreams
   state.events[front ? "unshift" : "push"](e);
   state.events.length = Math.min(state.events.length, 200);
 }
@@ -206,9 +220,18 @@ async function refreshBlacklist() {
   try { renderBlacklist(await api("/api/blacklist")); } catch (e) { /* reported elsewhere */ }
 }
 
+// Stream entry ids ("ms-seq") newest first.
+const newestFirst = (a, b) => {
+  const [am, as] = String(a.entry_id).split("-").map(Number), [bm, bs] = String(b.entry_id).split("-").map(Number);
+  return bm - am || bs - as;
+};
+
 async function loadStreams() {
   const [events, opps] = await Promise.all([api("/api/events?count=100"), api("/api/opportunities?count=50")]);
-  state.events = events; state.opps = opps;
+  // merged with what was pushed meanwhile: a push may have come before this answer but after its read
+  const loaded = new Set(events.map((e) => e.entry_id));
+  state.events = [...events, ...state.events.filter((e) => !loaded.has(e.entry_id))].sort(newestFirst).slice(0, 200);
+  state.opps = opps;
   renderEvents(); renderOpps();
 }
 
@@ -224,7 +247,11 @@ function connectWs() {
   };
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
-    if (msg.type === "event") { addEvent(msg.entry); renderEvents(); }
+    // "hello" comes once the server follows the streams: it pushes only what is written after that,
+    // so load them again now, or the events written since the first load (or while the socket was
+    // down) would never show.
+    if (msg.type === "hello") { loadStreams().catch((e) => notice(e.message)); }
+    else if (msg.type === "event") { addEvent(msg.entry); renderEvents(); }
     else if (msg.type === "token") { state.tokens.set(msg.token.token_id, msg.token); renderTokens(); }
     else if (msg.type === "fill") { refreshPnl(); }
     else if (msg.type === "opportunity") { state.opps.unshift(msg.entry); state.opps.length = Math.min(state.opps.length, 100); renderOpps(); }
