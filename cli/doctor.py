@@ -194,7 +194,7 @@ def run(config_path: str | None = None) -> list[Check]:
     clob_url = env.url("clob_url")
     with httpx.Client(timeout=5) as http:
         checks.append(_http("data api", f"{env.url('data_url')}/trades?limit=1", http))
-        checks.append(_http("gamma", f"{env.url('gamma_url')}/markets?limit=1", http))
+        checks.append(_http("gamma", f"{env.url('gamma_url')}/markets/keyset?limit=1", http))  # venue.md G1
         checks.append(_http("clob", f"{clob_url}/ok", http))
         try:
             before = time.time()

@@ -417,6 +417,8 @@ class SimExchangeSection(Section):
     ws_price_change_form: Literal["current", "legacy", "mixed"] = "current"
     ws_batch: int = Field(1, ge=1)
     ws_garbage_every: int = Field(0, ge=0)
+    # false: socket `book` events carry no tick_size, as in the venue's documented example (venue.md M2)
+    ws_book_tick_size: bool = True
     # arbitrage fixtures (docs/sim-exchange.md "Neg-risk events, fees, drift, split/merge")
     negrisk_events: int = Field(0, ge=0)
     negrisk_outcomes: int = Field(3, ge=2, le=26)
@@ -443,7 +445,7 @@ class SimExchangeSection(Section):
     own_addresses: bool = False  # the sim's own contract addresses instead of production's
     # EOA makers (signature type 0) still allowed; everyone else must use a deposit wallet (venue.md W3)
     legacy_eoa_makers: tuple[str, ...] = Field(default_factory=lambda: (SIM_ADDRESS,))
-    legacy_gamma_lists: bool = True  # keep serving the sunset Gamma /markets and /events lists (G1)
+    legacy_gamma_lists: bool = False  # keep serving the sunset Gamma /markets and /events lists (G1)
     relayer_step_ms: int = Field(100, ge=0)  # a relayer transaction moves NEW -> EXECUTED -> MINED -> CONFIRMED
 
     @field_validator("legacy_eoa_makers")
