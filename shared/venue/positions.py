@@ -1,0 +1,184 @@
+"""Split, merge, redeem and convert positions through the official SDK, for both market systems.
+
+The SDK picks the contracts by the market's Gamma ``version`` (docs/venue.md V1, V4, C2):
+
+* v1 (CTF): ``splitPosition``/``mergePositions``/``redeemPositions`` on the collateral adapter, or
+  the neg-risk collateral adapter for a neg-risk market; both take and pay pUSD.
+* v2 (Protocol V2): ``split``/``merge``/``redeem`` on the Router; positions live in PositionManager.
+
+and how to send them by the wallet: an EOA signs and broadcasts its own transaction over the
+environment's JSON-RPC; a deposit, proxy or Safe wallet's call goes gasless through the relayer
+(docs/venue.md W4). ``convert`` (neg-risk, v1) is not in SDK 0.14: its NegRiskAdapter calldata
+(:mod:`shared.venue.ctf_calls`) goes through the SDK's ``execute_transaction``, so it is relayed
+for smart wallets the same way.
+
+What an answer means for the caller (:mod:`shared.venue.errors`):
+
+* returned: done; the transaction hash ("" when nothing was left to redeem);
+* :class:`VenueRejected`: refused before sending, or the transaction failed / reverted: nothing
+  changed;
+* :class:`VenueUnavailable`: throttled or the venue unreachable before anything was sent;
+* :class:`VenueAmbiguous`: sent, and no outcome within ``timeout_s`` (or an answer that cannot be
+  read): the position is unknown until a person looks;
+* :class:`VenueSetupError`: the setup is wrong (no builder key for gasless calls, ...).
+
+Money: the collateral adapters and the Router pay pUSD. The NegRiskAdapter pays USDC.e (C3), so
+polyfleet never redeems through it (the SDK's neg-risk redeem goes through the neg-risk collateral
+adapter), and ``convert`` is limited to one NO, which pays no collateral at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from shared.venue.ctf_calls import CtfCall, encode_call, to_units
+from shared.venue.errors import VenueAmbiguous, VenueError, VenueRejected, VenueSetupError, VenueUnavailable
+
+if TYPE_CHECKING:
+    from polymarket import AsyncSecureClient
+
+POLL_RETRY_S = 0.5  # a failed poll of a sent transaction is retried this often until the deadline
+NOTHING_TO_REDEEM = "no balance to redeem"  # the SDK's v2 redeem refuses an empty position with this text
+BUILDER_KEY_FIX = ("set PF_BUILDER_API_KEY, PF_BUILDER_API_SECRET and PF_BUILDER_API_PASSPHRASE (or "
+                   "PF_RELAYER_API_KEY and PF_RELAYER_API_KEY_ADDRESS): gasless wallet calls go through the relayer")
+
+
+class Handle(Protocol):
+    async def wait(self) -> Any: ...
+
+
+def before_send(what: str, exc: Exception) -> VenueError:
+    """What an exception raised *before* the SDK handed back a transaction handle means.
+
+    The SDK raises from its reads (Gamma, balances, the relayer's nonce), its signing and the
+    submit itself; only the submit can have taken effect."""
+    from polymarket.errors import (
+        RateLimitError,
+        RequestRejectedError,
+        SigningError,
+        TransportError,
+        UnexpectedResponseError,
+        UserInputError,
+    )
+
+    text = f"{what}: {exc}"
+    if isinstance(exc, UserInputError):
+        if "Builder API Key" in str(exc) or "Relayer API Key" in str(exc):
+            return VenueSetupError(f"{what}: the relayer needs an API key", BUILDER_KEY_FIX)
+        return VenueRejected(text)  # checked before any request: nothing sent
+    if isinstance(exc, SigningError):
+        return VenueRejected(text)
+    if isinstance(exc, RateLimitError):
+        return VenueUnavailable(text, 429, exc.retry_after)
+    if isinstance(exc, RequestRejectedError):
+        # JSON-RPC errors come with status 200: the node refused (a call that would revert, a
+        # transaction it will not take); 4xx: the relayer or the venue refused. A 5xx may have
+        # been forwarded after it took the submit.
+        if exc.status < 500 or exc.restriction is not None:
+            return VenueRejected(text, exc.status)
+        return VenueAmbiguous(f"{text} (HTTP {exc.status}: the submit may have been taken)")
+    if isinstance(exc, TransportError):
+        if isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            return VenueUnavailable(f"{text} (not connected: nothing sent)")
+        return VenueAmbiguous(f"{text} (no answer: the submit may have been taken)")
+    if isinstance(exc, UnexpectedResponseError):
+        return VenueAmbiguous(f"{text} (unreadable answer: the submit may have been taken)")
+    return VenueAmbiguous(f"{text} ({type(exc).__name__})")
+
+
+def after_send(what: str, exc: BaseException, timeout_s: float) -> VenueError:
+    """What an exception raised while waiting for a sent transaction means: failed or reverted
+    is a rejection (nothing changed); anything else leaves the outcome unknown."""
+    from polymarket.errors import TransactionFailedError
+
+    if isinstance(exc, TransactionFailedError):
+        return VenueRejected(f"{what} failed: {exc} (nothing changed)")
+    if isinstance(exc, asyncio.TimeoutError):
+        return VenueAmbiguous(f"{what}: outcome unknown, no outcome within {timeout_s:g} s")
+    return VenueAmbiguous(f"{what}: outcome unknown ({type(exc).__name__}: {exc})")
+
+
+def transient_wait_error(exc: BaseException) -> bool:
+    """A failed poll (no answer, a 5xx, 429) says nothing about the transaction: poll again."""
+    from polymarket.errors import RateLimitError, RequestRejectedError, TransportError
+
+    return isinstance(exc, TransportError | RateLimitError) or (
+        isinstance(exc, RequestRejectedError) and exc.status >= 500)
+
+
+async def send_and_wait(what: str, start: Callable[[], Awaitable[Handle]], timeout_s: float) -> str:
+    """Start one SDK transaction flow and wait up to ``timeout_s`` for its outcome: the hash, or
+    the venue error that says what happened (see the module doc)."""
+    try:
+        handle = await start()
+    except Exception as exc:  # the SDK's whole error tree, and anything under it
+        raise before_send(what, exc) from exc
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            outcome = await asyncio.wait_for(handle.wait(), max(left, 0.0))
+            return str(getattr(outcome, "transaction_hash", "") or "")
+        except Exception as exc:
+            if transient_wait_error(exc) and left > POLL_RETRY_S:
+                await asyncio.sleep(POLL_RETRY_S)
+                continue
+            raise after_send(what, exc, timeout_s) from exc
+
+
+class Positions:
+    """The position calls of one wallet (the SDK client it was opened for)."""
+
+    def __init__(self, client: AsyncSecureClient, neg_risk_adapter: str, timeout_s: float = 60.0) -> None:
+        self.client = client
+        self.neg_risk_adapter = neg_risk_adapter
+        self.timeout_s = timeout_s
+
+    @property
+    def wallet(self) -> str:
+        return str(self.client.wallet)
+
+    async def split(self, condition_id: str, amount: float) -> str:
+        """``amount`` pUSD into ``amount`` YES + ``amount`` NO of the market."""
+        units = to_units(amount)
+        return await self._send(f"split {amount:g} of {condition_id[:12]}",
+                                lambda: self.client.split_position(condition_id=condition_id, amount=units))
+
+    async def merge(self, condition_id: str, amount: float) -> str:
+        """``amount`` YES + ``amount`` NO back into ``amount`` pUSD."""
+        units = to_units(amount)
+        return await self._send(f"merge {amount:g} of {condition_id[:12]}",
+                                lambda: self.client.merge_positions(condition_id=condition_id, amount=units))
+
+    async def redeem(self, condition_id: str) -> str:
+        """Every position the wallet holds in the resolved market, paid in pUSD; "" when none is
+        left (a redeem whose outcome was unknown had in fact gone through, or the venue's
+        auto-redeem operator was first)."""
+        try:
+            return await self._send(f"redeem {condition_id[:12]}",
+                                    lambda: self.client.redeem_positions(condition_id=condition_id))
+        except VenueRejected as exc:
+            if NOTHING_TO_REDEEM in exc.text:
+                return ""
+            raise
+
+    async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
+        """NegRiskAdapter ``convertPositions``: ``amount`` NO of the given outcomes into ``amount``
+        YES of every other outcome, plus (m − 1) × amount collateral for m NOs. That collateral
+        would be USDC.e (C3), so only one NO (no collateral) is accepted."""
+        from polymarket.calls import TransactionCall
+        from polymarket.types import EvmAddress, HexString
+
+        if len(set(outcome_indexes)) != 1:
+            raise ValueError("convert takes exactly one outcome: more NOs pay USDC.e, which polyfleet does not book")
+        data = encode_call(CtfCall("nr_convert", neg_risk_market_id, amount, outcome_indexes=tuple(outcome_indexes)))
+        call = TransactionCall(to=EvmAddress(self.neg_risk_adapter), data=HexString("0x" + data.hex()))
+        what = f"convert {amount:g} NO of outcome {outcome_indexes[0]} of {neg_risk_market_id[:12]}"
+        return await self._send(what, lambda: self.client.execute_transaction(calls=[call], metadata=what))
+
+    async def _send(self, what: str, start: Callable[[], Awaitable[Handle]]) -> str:
+        return await send_and_wait(what, start, self.timeout_s)
