@@ -578,6 +578,12 @@ class Secrets(BaseModel):
     api_token: str = ""
     alert_webhook_url: str = ""
     polygon_rpc_url: str = ""  # arbitrage merge/split on chain; may carry a provider key
+    # relayer access (wallet creation, gasless calls): a builder API key, or a relayer API key
+    builder_api_key: str = ""
+    builder_api_secret: str = ""
+    builder_api_passphrase: str = ""
+    relayer_api_key: str = ""
+    relayer_api_key_address: str = ""
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         present = [name for name, value in self if value]
@@ -608,6 +614,11 @@ def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
         api_token=_secret(env, "PF_API_TOKEN"),
         alert_webhook_url=_secret(env, "PF_ALERT_WEBHOOK_URL"),
         polygon_rpc_url=_secret(env, "PF_POLYGON_RPC_URL"),
+        builder_api_key=_secret(env, "PF_BUILDER_API_KEY"),
+        builder_api_secret=_secret(env, "PF_BUILDER_API_SECRET"),
+        builder_api_passphrase=_secret(env, "PF_BUILDER_API_PASSPHRASE"),
+        relayer_api_key=_secret(env, "PF_RELAYER_API_KEY"),
+        relayer_api_key_address=_secret(env, "PF_RELAYER_API_KEY_ADDRESS"),
     )
 
 

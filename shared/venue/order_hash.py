@@ -1,19 +1,34 @@
-"""The V2 order id: the EIP-712 hash of the signed order, as the exchange contract and the CLOB key it.
+"""The order id: the EIP-712 hash of the signed order, as the exchange contract and the CLOB key it.
 
 Computed locally, the id is known before the POST answers, so a placement whose answer is lost
 (timeout, 5xx) can be looked up by id instead of guessed from open orders and positions. The
 sim exchange derives its order ids with the same function, from the posted JSON.
+
+The domain depends on the market system (docs/venue.md V2, P9): a v1 (CTF) order is signed for the
+standard or the neg-risk exchange with domain version "2", a v2 order for ExchangeV3 with domain
+version "3"; the addresses and the chain id come from the venue environment
+(:func:`exchange_domain`). A deposit-wallet order (signature type 3, POLY_1271) carries an
+ERC-7739 envelope as its signature, but its id is the same plain hash of the same ``Order`` struct
+(the envelope's trailer holds exactly that domain separator and struct hash).
+
+Without ``exchange``, the functions fall back to production's two CTF exchanges on chain 137 (the
+sim's order route still calls them that way).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.crypto import keccak
 
+if TYPE_CHECKING:
+    from shared.venue.environment import VenueEnvironment
+    from shared.venue.ids import MarketSystem
+
 EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
+DOMAIN_NAME = "Polymarket CTF Exchange"
 ORDER_STRUCT = [
     {"name": "salt", "type": "uint256"}, {"name": "maker", "type": "address"},
     {"name": "signer", "type": "address"}, {"name": "tokenId", "type": "uint256"},
@@ -28,18 +43,25 @@ DOMAIN_STRUCT = [
 ]
 
 
+def exchange_domain(env: VenueEnvironment, system: MarketSystem, neg_risk: bool) -> tuple[str, str]:
+    """(verifying contract, domain version) an order of this market is signed for."""
+    if system == "v2":
+        return env.address("exchange_v3"), "3"  # one exchange for every v2 market, neg-risk or not
+    return env.address("neg_risk_exchange" if neg_risk else "standard_exchange"), "2"
+
+
 def _b32(value: str) -> bytes:
     return bytes.fromhex(str(value).removeprefix("0x").zfill(64))
 
 
-def typed_order(order: dict[str, Any], neg_risk: bool = False, chain_id: int = 137) -> dict[str, Any]:
+def typed_order(order: dict[str, Any], neg_risk: bool = False, chain_id: int = 137, *, exchange: str | None = None,
+                version: str = "2") -> dict[str, Any]:
     """The EIP-712 message of one ``POST /order`` ``order`` object (side as "BUY"/"SELL")."""
+    contract = exchange or (NEG_RISK_EXCHANGE_V2 if neg_risk else EXCHANGE_V2)
     return {
         "primaryType": "Order",
         "types": {"EIP712Domain": DOMAIN_STRUCT, "Order": ORDER_STRUCT},
-        # neg-risk markets are signed for the Neg Risk exchange: another domain, another hash
-        "domain": {"name": "Polymarket CTF Exchange", "version": "2", "chainId": chain_id,
-                   "verifyingContract": NEG_RISK_EXCHANGE_V2 if neg_risk else EXCHANGE_V2},
+        "domain": {"name": DOMAIN_NAME, "version": version, "chainId": chain_id, "verifyingContract": contract},
         "message": {
             "salt": int(order["salt"]), "maker": order["maker"], "signer": order["signer"],
             "tokenId": int(order["tokenId"]), "makerAmount": int(order["makerAmount"]),
@@ -50,11 +72,13 @@ def typed_order(order: dict[str, Any], neg_risk: bool = False, chain_id: int = 1
     }
 
 
-def encoded_order(order: dict[str, Any], neg_risk: bool = False) -> SignableMessage:
-    return encode_typed_data(full_message=typed_order(order, neg_risk))
+def encoded_order(order: dict[str, Any], neg_risk: bool = False, *, exchange: str | None = None,
+                  version: str = "2", chain_id: int = 137) -> SignableMessage:
+    return encode_typed_data(full_message=typed_order(order, neg_risk, chain_id, exchange=exchange, version=version))
 
 
-def order_hash(order: dict[str, Any], neg_risk: bool = False) -> str:
+def order_hash(order: dict[str, Any], neg_risk: bool = False, *, exchange: str | None = None, version: str = "2",
+               chain_id: int = 137) -> str:
     """``0x``-prefixed order id of a ``POST /order`` ``order`` object."""
-    encoded = encoded_order(order, neg_risk)
+    encoded = encoded_order(order, neg_risk, exchange=exchange, version=version, chain_id=chain_id)
     return "0x" + keccak(b"\x19" + encoded.version + encoded.header + encoded.body).hex()
