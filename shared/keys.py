@@ -36,6 +36,7 @@ STREAM_MAXLEN = {
     "events": 1_000_000,
     "sessions": 100_000,
     "opportunities": 200_000,
+    "resolutions": 100_000,
 }
 
 TOKEN_STATES = ("queued", "starting", "running", "exiting", "cooldown", "done", "rejected", "error")
@@ -71,6 +72,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "session reports: started, closed (token released), failed", "MAXLEN ~100,000"),
     KeySpec("opportunities", "stream", "arb_scanner", "api",
             "arbitrage opportunities and near misses", "MAXLEN ~200,000"),
+    KeySpec("resolutions", "stream", "ws_gateway", "orchestrator (group orchestrator)",
+            "markets the venue resolved (market channel market_resolved): condition id, outcome ids, winner",
+            "MAXLEN ~100,000"),
     # pub/sub
     KeySpec("tick:{token_id}", "channel", "ws_gateway", "maker_worker, arb_scanner",
             "JSON tick: token_id, seq, bid, ask, bid_size, ask_size, last, tick_size, ts_event, ts_recv"),
@@ -86,8 +90,8 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "PX 3 x heartbeat interval"),
     KeySpec("token:{token_id}", "hash", "orchestrator (lifecycle, position from fills)",
             "maker_worker, api, cli",
-            "state, owner, epoch, source, timestamps, params, position, avg cost, PnL, last event; "
-            "fills@{epoch} = fills of that epoch's session applied so far"),
+            "state, owner, epoch, source, timestamps, params, position, avg cost, PnL, last event, "
+            "market_version (v1/v2; absent = v1); fills@{epoch} = fills of that epoch's session applied so far"),
     KeySpec("tokens:{state}", "set", "orchestrator", "api, cli",
             "index of tokens by state: " + ", ".join(TOKEN_STATES)),
     KeySpec("session:{token_id}", "hash", "maker_worker (the owner at the current epoch)",
@@ -102,7 +106,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("cursor:{account}", "hash", "signal_collector", "signal_collector, cli",
             "collector cursor per target: last trade time and the trade keys seen at it"),
     KeySpec("meta:{token_id}", "hash", "signal_collector", "every service",
-            "token metadata (A8)"),
+            "token metadata (A8); version = the market system (Gamma version v1/v2; absent = v1)"),
     KeySpec("seen:{account}", "zset", "signal_collector", "signal_collector",
             "signal ids already emitted for a followed wallet (or `screen`), scored by trade second; "
             "lets the live-data source and the poller emit each trade once",
@@ -133,7 +137,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "token -> a closed session report (JSON) read before all of its session's fills: applied when the "
             "last fill is, or after workers.lease_ms without it"),
     KeySpec("applied:{kind}", "zset", "orchestrator", "orchestrator",
-            "message id -> when applied (ms), kind signals or fills: a repeated id is applied once",
+            "message id -> when applied (ms), kind signals, fills or resolutions: a repeated id is applied once",
             "pruned after 24 h"),
     KeySpec("orchestrator:leader", "string", "orchestrator", "orchestrator, api, cli",
             "instance id of the active orchestrator", "PX 3 x poll interval, renewed"),
@@ -151,6 +155,10 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "UTC day (YYYY-MM-DD) -> realised arbitrage PnL"),
     KeySpec("arb:trades", "zset", "arb_scanner", "arb_scanner",
             "execution id -> start time (ms): trades per minute", "trimmed to the last hour"),
+    KeySpec("redeemable", "hash", "orchestrator", "the redeemer, api, cli",
+            "token -> JSON of a position held when its market resolved: condition_id, token_id, won, "
+            "winning_token, winning_outcome, position, market_version, neg_risk, resolved_at (ms)",
+            "until redeemed"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
             "global kill switch: absent, reduce_only or halt"),
 )
@@ -191,6 +199,9 @@ class Keys:
 
     def opportunities(self) -> str:
         return self._k("opportunities")
+
+    def resolutions(self) -> str:
+        return self._k("resolutions")
 
     # pub/sub
     def tick(self, token_id: str) -> str:
@@ -305,6 +316,9 @@ class Keys:
 
     def arb_trades(self) -> str:
         return self._k("arb:trades")
+
+    def redeemable(self) -> str:
+        return self._k("redeemable")
 
     def halt(self) -> str:
         return self._k("halt")

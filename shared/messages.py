@@ -6,7 +6,10 @@ ms), ``ts_init`` (our ms) and ``producer``. Nested values (strategy parameters, 
 JSON text in one field.
 
 Evolution rules: adding a field needs a default; removing or renaming one is a new version (a new
-class with the same ``TYPE`` and a higher ``VERSION``). :func:`decode` raises
+class with the same ``TYPE`` and a higher ``VERSION``). So is adding a field an older consumer
+must not drop (it would act wrongly without it): the version goes up, the class keeps decoding
+the older versions (listed in ``_OLDER_VERSIONS``) with the field at its default, and an older
+consumer refuses the new version instead of misreading it. :func:`decode` raises
 :class:`UnknownMessage` for a type/version it does not know; consumers log, count, ack and skip it.
 """
 
@@ -62,9 +65,15 @@ class Message(BaseModel):
 
 
 class Signal(Message):
-    """A followed wallet traded (or the market screen picked a token): BUY enters, SELL exits."""
+    """A followed wallet traded (or the market screen picked a token): BUY enters, SELL exits.
+
+    Version 2 adds ``market_version``: a version-1 orchestrator would drop it and start a v2
+    (Protocol V2) market as a v1 (CTF) one, so it must refuse these entries instead. Version-1
+    entries still decode, with ``market_version`` None (their markets are v1: docs/redis-schema.md).
+    """
 
     TYPE: ClassVar[str] = "signal"
+    VERSION: ClassVar[int] = 2
 
     side: Side
     token_id: str
@@ -84,6 +93,10 @@ class Signal(Message):
     neg_risk: bool | None = None
     min_order_size: float | None = None
     sibling_token: str | None = None
+    # The Gamma ``version`` of the token's market (docs/venue.md V1): "v1", "v2", or one polyfleet
+    # does not know (the orchestrator refuses the token with UnknownMarketVersion). None: not known
+    # when the signal was made (no metadata yet, or a version-1 entry): the market counts as v1.
+    market_version: str | None = None
 
 
 class Command(Message):
@@ -181,6 +194,21 @@ class AuditEvent(Message):
     detail: dict[str, Any] = {}
 
 
+class Resolution(Message):
+    """ws_gateway -> orchestrator: the venue resolved a market (market channel ``market_resolved``).
+
+    ``id`` is derived from the condition id, so the same resolution seen on two connections (or by
+    two gateways) is applied once. ``winning_token`` is "" when the venue did not name it."""
+
+    TYPE: ClassVar[str] = "resolution"
+
+    condition_id: str
+    market_id: str = ""  # Gamma market id
+    token_ids: list[str] = []  # the market's outcome ids
+    winning_token: str = ""
+    winning_outcome: str = ""
+
+
 class Opportunity(Message):
     """arb_scanner -> pf:opportunities (E3): one arbitrage set crossing (or nearly crossing) its threshold.
 
@@ -216,8 +244,12 @@ class Opportunity(Message):
 
 _REGISTRY: dict[tuple[str, int], type[Message]] = {
     (cls.TYPE, cls.VERSION): cls
-    for cls in (Signal, Command, ControlRequest, OrderEvent, Fill, SessionReport, AuditEvent, Opportunity)
+    for cls in (Signal, Command, ControlRequest, OrderEvent, Fill, SessionReport, AuditEvent, Opportunity,
+                Resolution)
 }
+# Older versions a class still decodes (the fields it added take their defaults).
+_OLDER_VERSIONS: dict[tuple[str, int], type[Message]] = {(Signal.TYPE, 1): Signal}
+_REGISTRY.update(_OLDER_VERSIONS)
 
 
 def _json_fields(cls: type[Message]) -> set[str]:
