@@ -290,21 +290,14 @@ ARB_KINDS: tuple[ArbKind, ...] = ("buy_both", "split_sell", "negrisk_buy_all", "
 
 
 class ArbChainSection(Section):
-    """Merge/split/convert on Polygon (docs/arbitrage.md "Live merge and split"). The RPC URL is
-    secret-ish (providers put the API key in it): ``PF_POLYGON_RPC_URL``, never this file. The chain
-    id and every contract address come from the venue environment (docs/venue.md "Environments")."""
+    """Split/merge/convert/redeem of the arbitrage (docs/arbitrage.md "Positions"). The calls go
+    through the venue room's SDK client for the trading wallet: by JSON-RPC (the environment's
+    ``rpc_url``, or ``PF_POLYGON_RPC_URL``) for an EOA, through the relayer for the others."""
 
-    ctf: Literal["auto", "sim_api", "rpc"] = "auto"  # auto: sim mode -> sim_api, live -> rpc (paper refuses execute)
-    # at start (rpc): read pUSD allowance / CTF isApprovedForAll for the adapters, send what is missing
+    # at start: send the approvals the contracts in use lack (else execution stays off, naming the fix)
     approve: bool = True
-    # neg-risk split/merge: CTF-shaped call on the neg-risk collateral adapter (V2, pUSD) or the
-    # NegRiskAdapter's own splitPosition(bytes32,uint256) (V1 shape, USDC.e collateral)
-    neg_risk_split_via: Literal["collateral_adapter", "neg_risk_adapter"] = "collateral_adapter"
-    gas_limit_cap: int = Field(600_000, ge=21_000)
-    max_fee_gwei_cap: float = Field(1_000.0, gt=0)
-    min_priority_fee_gwei: float = Field(30.0, ge=0)  # Polygon's floor for the tip is ~25-30 gwei
+    # a call with no outcome (relayer state / receipt) by then is unknown: execution halts
     receipt_timeout_sec: float = Field(60.0, gt=0)
-    receipt_poll_sec: float = Field(1.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -315,6 +308,13 @@ class ArbChainSection(Section):
             keys = ", ".join(f"arbitrage.chain.{k}" for k in moved if k in data)
             raise ValueError(f"{keys} removed: contract addresses come from the venue environment "
                              "(docs/venue.md \"Environments\"); delete the key(s)")
+        sdk = ("ctf", "neg_risk_split_via", "gas_limit_cap", "max_fee_gwei_cap", "min_priority_fee_gwei",
+               "receipt_poll_sec")
+        if isinstance(data, dict) and any(k in data for k in sdk):
+            keys = ", ".join(f"arbitrage.chain.{k}" for k in sdk if k in data)
+            raise ValueError(f"{keys} removed: split, merge, convert and redeem go through the official SDK in "
+                             "every mode (EOA by JSON-RPC, other wallets through the relayer; docs/arbitrage.md "
+                             "\"Positions\"); delete the key(s)")
         return data
 
 
@@ -577,7 +577,7 @@ class Secrets(BaseModel):
     clob_api_passphrase: str = ""
     api_token: str = ""
     alert_webhook_url: str = ""
-    polygon_rpc_url: str = ""  # arbitrage merge/split on chain; may carry a provider key
+    polygon_rpc_url: str = ""  # replaces the environment's rpc_url (providers put their key in it)
     # relayer access (wallet creation, gasless calls): a builder API key, or a relayer API key
     builder_api_key: str = ""
     builder_api_secret: str = ""

@@ -35,6 +35,7 @@ class ArbSet:
     neg_risk: bool
     condition_ids: tuple[str, ...]  # what merge/split/convert act on (one per outcome for an event)
     neg_risk_market_id: str = ""
+    market_version: str = "v1"  # the market system of every leg (sets written before it existed: v1)
 
     @property
     def end_date(self) -> str:
@@ -48,6 +49,7 @@ class ArbSet:
             "fees": [[f.rate, f.exponent] for f in self.fees], "min_order_size": self.min_order_size,
             "tick_size": self.tick_size, "end_ts": self.end_ts, "neg_risk": self.neg_risk,
             "condition_ids": list(self.condition_ids), "neg_risk_market_id": self.neg_risk_market_id,
+            "market_version": self.market_version,
         }, separators=(",", ":"))
 
     @classmethod
@@ -58,7 +60,7 @@ class ArbSet:
             tokens=tuple(d["tokens"]), fees=tuple(FeeSchedule(r, e) for r, e in d["fees"]),
             min_order_size=float(d["min_order_size"]), tick_size=float(d["tick_size"]),
             end_ts=d.get("end_ts"), neg_risk=bool(d.get("neg_risk")), condition_ids=tuple(d["condition_ids"]),
-            neg_risk_market_id=d.get("neg_risk_market_id", ""),
+            neg_risk_market_id=d.get("neg_risk_market_id", ""), market_version=d.get("market_version", "v1"),
         )
 
 

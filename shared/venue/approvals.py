@@ -32,7 +32,7 @@ import httpx
 
 from shared.venue.ctf_calls import MAX_UINT256, encode_approval
 from shared.venue.environment import VenueEnvironment
-from shared.venue.errors import VenueSetupError, VenueUnavailable
+from shared.venue.errors import VenueError, VenueSetupError, VenueUnavailable
 
 if TYPE_CHECKING:
     from polymarket import AsyncSecureClient
@@ -157,3 +157,24 @@ async def grant(client: AsyncSecureClient, missing: list[Approval], timeout_s: f
     what = f"polyfleet approvals ({len(missing)})"
     return await send_and_wait(what, lambda: client.execute_transaction(calls=calls(missing), metadata=what),
                                timeout_s)
+
+
+async def ensure(client: AsyncSecureClient, env: VenueEnvironment, wallet: str, send: bool = True,
+                 timeout_s: float = 60.0) -> list[Approval]:
+    """Read every approval ``wallet`` needs and, when ``send``, grant the missing ones; what was
+    sent. Missing and not sent (``send`` false, the grant refused or of unknown outcome, or still
+    missing when read back) raises :func:`missing_error` naming each contract and the command."""
+    need = required(env)
+    missing = [st.approval for st in await read(env.url("rpc_url"), wallet, need) if not st.ok]
+    if not missing:
+        return []
+    if not send:
+        raise missing_error(missing, wallet)
+    try:
+        await grant(client, missing, timeout_s)
+    except VenueError as exc:
+        raise missing_error(missing, wallet) from exc
+    still = [st.approval for st in await read(env.url("rpc_url"), wallet, need) if not st.ok]
+    if still:
+        raise missing_error(still, wallet)
+    return missing

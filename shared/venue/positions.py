@@ -33,18 +33,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
-
 from shared.venue.ctf_calls import CtfCall, encode_call, to_units
-from shared.venue.errors import VenueAmbiguous, VenueError, VenueRejected, VenueSetupError, VenueUnavailable
+from shared.venue.errors import VenueAmbiguous, VenueError, VenueRejected, VenueSetupError
+from shared.venue.sdk_errors import venue_error
 
 if TYPE_CHECKING:
     from polymarket import AsyncSecureClient
 
 POLL_RETRY_S = 0.5  # a failed poll of a sent transaction is retried this often until the deadline
 NOTHING_TO_REDEEM = "no balance to redeem"  # the SDK's v2 redeem refuses an empty position with this text
-BUILDER_KEY_FIX = ("set PF_BUILDER_API_KEY, PF_BUILDER_API_SECRET and PF_BUILDER_API_PASSPHRASE (or "
-                   "PF_RELAYER_API_KEY and PF_RELAYER_API_KEY_ADDRESS): gasless wallet calls go through the relayer")
 
 
 class Handle(Protocol):
@@ -55,39 +52,20 @@ def before_send(what: str, exc: Exception) -> VenueError:
     """What an exception raised *before* the SDK handed back a transaction handle means.
 
     The SDK raises from its reads (Gamma, balances, the relayer's nonce), its signing and the
-    submit itself; only the submit can have taken effect."""
-    from polymarket.errors import (
-        RateLimitError,
-        RequestRejectedError,
-        SigningError,
-        TransportError,
-        UnexpectedResponseError,
-        UserInputError,
-    )
+    submit itself; only the submit can have taken effect, so it is read as a sent call
+    (:func:`~shared.venue.sdk_errors.venue_error`): a JSON-RPC error (status 200: the node
+    refused, a call that would revert) or a 4xx is a rejection, no answer or a 5xx is ambiguous."""
+    from polymarket.errors import UserInputError
 
-    text = f"{what}: {exc}"
-    if isinstance(exc, UserInputError):
-        if "Builder API Key" in str(exc) or "Relayer API Key" in str(exc):
-            return VenueSetupError(f"{what}: the relayer needs an API key", BUILDER_KEY_FIX)
-        return VenueRejected(text)  # checked before any request: nothing sent
-    if isinstance(exc, SigningError):
-        return VenueRejected(text)
-    if isinstance(exc, RateLimitError):
-        return VenueUnavailable(text, 429, exc.retry_after)
-    if isinstance(exc, RequestRejectedError):
-        # JSON-RPC errors come with status 200: the node refused (a call that would revert, a
-        # transaction it will not take); 4xx: the relayer or the venue refused. A 5xx may have
-        # been forwarded after it took the submit.
-        if exc.status < 500 or exc.restriction is not None:
-            return VenueRejected(text, exc.status)
-        return VenueAmbiguous(f"{text} (HTTP {exc.status}: the submit may have been taken)")
-    if isinstance(exc, TransportError):
-        if isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            return VenueUnavailable(f"{text} (not connected: nothing sent)")
-        return VenueAmbiguous(f"{text} (no answer: the submit may have been taken)")
-    if isinstance(exc, UnexpectedResponseError):
-        return VenueAmbiguous(f"{text} (unreadable answer: the submit may have been taken)")
-    return VenueAmbiguous(f"{text} ({type(exc).__name__})")
+    from shared.venue.account import RELAYER_FIX
+
+    low = str(exc).lower()
+    if isinstance(exc, UserInputError) and ("builder api key" in low or "relayer api key" in low):
+        return VenueSetupError(f"{what}: the relayer needs an API key", RELAYER_FIX)
+    err = venue_error(exc, sent=True, what=what)
+    if type(err) is VenueRejected and not err.text.startswith(what):  # say which call the venue refused
+        return VenueRejected(f"{what}: {err.text}", err.status)
+    return err
 
 
 def after_send(what: str, exc: BaseException, timeout_s: float) -> VenueError:

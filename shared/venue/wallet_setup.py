@@ -19,15 +19,21 @@ Deployment is the relayer's ``GET /deployed`` (what the SDK itself asks; no chai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import httpx
+from eth_account import Account
+from loguru import logger
 
+from shared.config import Secrets, Settings, WalletKind
 from shared.venue.environment import VenueEnvironment
 from shared.venue.errors import VenueSetupError, VenueUnavailable
 
-WalletKind = Literal["deposit", "eoa", "proxy", "safe"]
+if TYPE_CHECKING:
+    from shared.venue.account import VenueAccount
+
 SIGNATURE_TYPE: dict[WalletKind, int] = {"eoa": 0, "proxy": 1, "safe": 2, "deposit": 3}
 RELAYER_TYPE: dict[WalletKind, str] = {"deposit": "WALLET", "proxy": "PROXY", "safe": "SAFE"}
 KIND_NAME: dict[WalletKind, str] = {"deposit": "deposit wallet", "eoa": "EOA", "proxy": "Polymarket proxy wallet",
@@ -56,22 +62,17 @@ class WalletInfo:
 def derived_addresses(kind: WalletKind, signer: str, env: VenueEnvironment) -> list[str]:
     """The addresses the SDK recognises as the signer's wallet of ``kind`` (checksummed). A
     deposit wallet has two: the current (beacon) one first, then the legacy (UUPS) one."""
-    from polymarket._internal.wallet import (
-        derive_beacon_deposit_wallet_address,
-        derive_proxy_wallet_address,
-        derive_safe_wallet_address,
-        derive_uups_deposit_wallet_address,
-    )
+    from polymarket._internal.wallet import derive_beacon_deposit_wallet_address, derive_uups_deposit_wallet_address
     from polymarket.environments import _WalletDerivation
+
+    from shared.venue.sdk_private import derived_wallet
 
     if kind == "eoa":
         return [signer]
+    if kind in ("proxy", "safe"):
+        return [derived_wallet(kind, signer, env.wallet_derivation)]  # type: ignore[arg-type]
     config = _WalletDerivation(**env.wallet_derivation)
-    if kind == "deposit":
-        return [derive_beacon_deposit_wallet_address(signer, config), derive_uups_deposit_wallet_address(signer, config)]
-    if kind == "proxy":
-        return [derive_proxy_wallet_address(signer, config)]
-    return [derive_safe_wallet_address(signer, config)]
+    return [derive_beacon_deposit_wallet_address(signer, config), derive_uups_deposit_wallet_address(signer, config)]
 
 
 def address_error(kind: WalletKind, signer: str, configured: str, env: VenueEnvironment) -> VenueSetupError | None:
@@ -146,3 +147,61 @@ def key_binding_error(given_key: str, used_key: str, signer: str) -> VenueSetupE
         "address): it belongs to another signer or was revoked",
         "unset PF_CLOB_API_KEY, PF_CLOB_API_SECRET and PF_CLOB_API_PASSPHRASE (polyfleet then derives the "
         "signer's own key), or set PF_PRIVATE_KEY to the key that created it")
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    account: VenueAccount
+    info: WalletInfo
+    created: bool  # the deposit wallet was created through the relayer just now
+
+
+async def open_trading_account(settings: Settings, secrets: Secrets, env: VenueEnvironment,
+                               say: Callable[[str], None] = logger.warning) -> Opened:
+    """The configured account, opened for trading, or the one :class:`VenueSetupError` naming the
+    fix before anything is sent: a configured address that is not the signer's wallet, a proxy or
+    Safe that does not exist, an API key bound to another signer (and whatever
+    :func:`~shared.venue.account.open_account` refuses). A missing deposit wallet is created
+    through the relayer (by the SDK, when the client opens); ``say`` gets one line before and one
+    after."""
+    from shared.venue.account import open_account, signing_key
+
+    key = signing_key(settings, secrets)
+    pm = settings.polymarket
+    signer = str(Account.from_key(key).address)
+    info = await inspect(pm.wallet, signer, pm.wallet_address, env)
+    error = not_deployed_error(info)
+    if error is not None:
+        raise error
+    if not info.deployed:
+        say(f"deposit wallet {info.address} of signer {signer} is not deployed: creating it through the relayer")
+    account = await open_account(settings, secrets, env)
+    try:
+        error = key_binding_error(secrets.clob_api_key, account.client.credentials.key, signer)
+        if error is not None:
+            raise error
+    except BaseException:
+        await account.close()
+        raise
+    if not info.deployed:
+        say(f"deposit wallet {account.wallet} created through the relayer (signer {signer})")
+    return Opened(account, WalletInfo(info.kind, signer, account.wallet, True), not info.deployed)
+
+
+async def setup(settings: Settings, secrets: Secrets, env: VenueEnvironment, say: Callable[[str], None],
+                timeout_s: float = 60.0) -> WalletInfo:
+    """``polyfleet setup-wallet``: open the configured account (a missing deposit wallet is created
+    through the relayer) and send every approval the contracts in use lack, through the SDK. The
+    wallet, ready; or the :class:`VenueSetupError` of what cannot be fixed from here."""
+    from shared.venue import approvals
+
+    opened = await open_trading_account(settings, secrets, env, say)
+    try:
+        say(f"wallet: {opened.info.describe()}")
+        sent = await approvals.ensure(opened.account.client, env, opened.info.address, True, timeout_s)
+        for a in sent:
+            say(f"approved: {a.label} {a.spender} ({a.purpose})")
+        say(f"every approval in place ({len(approvals.REQUIRED)} contracts; {len(sent)} sent now)")
+        return opened.info
+    finally:
+        await opened.account.close()

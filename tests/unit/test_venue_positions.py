@@ -58,7 +58,7 @@ def test_an_error_before_the_handle_is_rejected_only_when_nothing_can_have_been_
 def test_a_gasless_call_without_a_relayer_key_is_a_setup_error_naming_the_keys() -> None:
     got = before_send("split 5", UserInputError("Gasless transactions require a Builder API Key or Relayer API Key"))
     assert isinstance(got, VenueSetupError)
-    assert "PF_BUILDER_API_KEY" in got.fix
+    assert "PF_BUILDER_API_KEY" in got.fix  # the relayer key the account opener reads
 
 
 def test_after_sending_only_a_failed_transaction_is_a_rejection() -> None:
