@@ -264,14 +264,18 @@ class WorkersSection(Section):
     capacity: int = Field(200, ge=1)
     lease_ms: int = Field(10_000, ge=1000)
     heartbeat_interval_sec: float = Field(2.0, gt=0)
-    # py-clob-client-v2 is synchronous: each venue call holds a thread while it waits. asyncio's
-    # default pool is min(32, cores + 4) = 6 on a 2-core box, which queued hundreds of sessions'
-    # first orders behind each other in the scale benchmark.
-    venue_threads: int = Field(32, ge=1, le=512)
     # An order is posted only while the lease surely holds for this long yet (by the worker's own
     # clock): the POST must reach the venue before the orchestrator could move the token. None:
     # min(1000, lease_ms / 4).
     send_margin_ms: int | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "venue_threads" in data:
+            raise ValueError("workers.venue_threads was removed: the venue client (polymarket-client) is async, "
+                             "so no venue call holds a thread any more; delete the key")
+        return data
 
     @property
     def send_margin(self) -> int:

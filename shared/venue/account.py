@@ -31,7 +31,7 @@ from shared.venue.environment import VenueEnvironment
 from shared.venue.errors import VenueSetupError
 from shared.venue.ratelimit import SignerRateLimit
 from shared.venue.sdk_errors import CREDENTIALS_FIX, VENUE_FAILURES, venue_error
-from shared.venue.sdk_private import derived_wallet
+from shared.venue.sdk_private import api_credentials, derived_wallet
 
 SIGNATURE_TYPES: dict[WalletKind, int] = {"eoa": 0, "proxy": 1, "safe": 2, "deposit": 3}
 RELAYER_FIX = ("set PF_BUILDER_API_KEY / PF_BUILDER_API_SECRET / PF_BUILDER_API_PASSPHRASE (or PF_RELAYER_API_KEY "
@@ -60,6 +60,11 @@ class VenueAccount:
     @property
     def signature_type(self) -> int:
         return SIGNATURE_TYPES[self.wallet_kind]
+
+    @property
+    def api_credentials(self) -> tuple[str, str, str]:
+        """(key, secret, passphrase): what an operator puts in PF_CLOB_API_* once derived."""
+        return api_credentials(self.client)
 
     async def close(self) -> None:
         await self.client.close()
@@ -117,7 +122,7 @@ async def open_account(settings: Settings, secrets: Secrets, env: VenueEnvironme
     credentials = configured_credentials(secrets)
     relayer_key = configured_relayer_key(secrets)
     if relayer_key is None and pm.wallet != "eoa" and env.name == "sim":
-        relayer_key = await _sim_builder_key(key, signer, env, credentials)
+        relayer_key = await _sim_builder_key(key, signer, env, credentials)  # None: the sim mints none
     rate = rate or SignerRateLimit(signer)
     client = await _create(key, wallet, env, credentials, relayer_key, rate, pm.wallet)
     return VenueAccount(env, client, pm.wallet, rate)
@@ -156,14 +161,14 @@ def _setup_error(text: str, kind: WalletKind) -> VenueSetupError:
 
 
 async def _sim_builder_key(key: str, signer: str, env: VenueEnvironment,
-                           credentials: ApiKeyCreds | None) -> BuilderApiKey:
+                           credentials: ApiKeyCreds | None) -> BuilderApiKey | None:
     """A builder key minted by the sim for this signer (sim mode only: a real venue issues builder
-    keys to builders, not on demand)."""
+    keys to builders, not on demand). None when the sim mints none: the account then opens without
+    relayer access, and the first call that needs it fails naming the fix (RELAYER_FIX)."""
     eoa = await _create(key, signer, env, credentials, None, None, "eoa")
     try:
         return await eoa.create_builder_api_key()
-    except VENUE_FAILURES as exc:
-        raise venue_error(exc, sent=False, what="minting a builder key from the sim") from exc
+    except VENUE_FAILURES:
+        return None
     finally:
         await eoa.close()
-

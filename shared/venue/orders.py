@@ -111,6 +111,20 @@ def fill_of(side: Side, making: Decimal, taking: Decimal) -> tuple[float, float]
     return float(shares), (float(cash / shares) if shares > 0 else 0.0)
 
 
+def order_amounts(market: OrderMarket, side: Side, price: float, size: float | None, tick_size: float,
+                  order_type: str, *, budget: float | None = None, held: float | None = None) -> OrderAmounts:
+    """The amounts of one order, checked against the market's minimum (nothing is sent when they are
+    refused): GTC/GTD exact limit amounts, FOK/FAK within 2/4 decimals (amounts.py)."""
+    if order_type in ("GTC", "GTD"):
+        if size is None:
+            raise VenueRejected("a limit order needs a size")
+        amounts = limit_amounts(side, price, size, tick_size)
+    else:
+        amounts = marketable_amounts(side, price, size, tick_size, budget=budget, held=held)
+    check_minimum(amounts, order_type, market.min_size)
+    return amounts
+
+
 class VenueOrders:
     def __init__(self, account: VenueAccount) -> None:
         self.account = account
@@ -121,8 +135,7 @@ class VenueOrders:
     async def place_limit(self, market: OrderMarket, side: Side, price: float, size: float, tick_size: float, *,
                           post_only: bool = False, may_send: SendGate | None = None) -> OrderAck:
         """A GTC order of ``size`` shares at ``price`` (on the tick grid), optionally post-only."""
-        amounts = limit_amounts(side, price, size, tick_size)
-        check_minimum(amounts, "GTC", market.min_size)
+        amounts = order_amounts(market, side, price, size, tick_size, "GTC")
         return await self.send(market, amounts, "GTC", post_only, may_send)
 
     async def place_marketable(self, market: OrderMarket, side: Side, price: float, size: float | None,
@@ -131,8 +144,7 @@ class VenueOrders:
         """A FOK/FAK order at limit ``price``: BUY ``size`` shares spending at most ``budget``
         (default size x price; ``size`` None spends the budget), SELL ``size`` shares but never
         more than ``held``. Amounts within the venue's precision (amounts.py)."""
-        amounts = marketable_amounts(side, price, size, tick_size, budget=budget, held=held)
-        check_minimum(amounts, order_type, market.min_size)
+        amounts = order_amounts(market, side, price, size, tick_size, order_type, budget=budget, held=held)
         return await self.send(market, amounts, order_type, False, may_send)
 
     async def sign(self, market: OrderMarket, amounts: OrderAmounts, order_type: str,
@@ -244,6 +256,12 @@ class VenueOrders:
         reply = await self._call(lambda: self.client.get_balance_allowance(asset_type="COLLATERAL"),
                                  what="GET /balance-allowance")
         return reply.balance / UNITS
+
+    async def collateral(self) -> tuple[int, dict[str, int]]:
+        """(pUSD balance, allowance per spender), both in base units, as the CLOB reports them."""
+        reply = await self._call(lambda: self.client.get_balance_allowance(asset_type="COLLATERAL"),
+                                 what="GET /balance-allowance")
+        return reply.balance, dict(reply.allowances)
 
     async def heartbeat(self, heartbeat_id: str = "") -> str:
         """One order heartbeat (docs/venue.md H1); the id to send next. A stale id is answered with

@@ -51,6 +51,12 @@ def order_json(signed: SignedOrder) -> dict[str, Any]:
             "builder": signed.builder, "expiration": str(signed.expiration), "signature": signed.signature}
 
 
+def api_credentials(client: AsyncSecureClient) -> tuple[str, str, str]:
+    """(key, secret, passphrase) the client authenticates with: given, or derived at ``create``."""
+    creds = client._ctx.credentials
+    return creds.key, creds.secret, creds.passphrase
+
+
 def derived_wallet(kind: Literal["proxy", "safe"], signer: str, derivation: dict[str, str]) -> str:
     """The proxy or Safe wallet the SDK derives for ``signer`` (CREATE2, no request)."""
     config = _WalletDerivation(**derivation)

@@ -412,6 +412,11 @@ def test_removed_venue_keys_name_their_replacement(tmp_path: Path) -> None:
         load(tmp_path, "polymarket: {url_overrides: {clob: 'http://x'}}\n")
 
 
+def test_removed_worker_thread_pool_key_says_why(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"workers.venue_threads was removed: the venue client .* is async"):
+        load(tmp_path, "workers: {venue_threads: 32}\n")
+
+
 def test_relayer_secrets_come_from_the_environment() -> None:
     s = load_secrets({"PF_BUILDER_API_KEY": "k", "PF_BUILDER_API_SECRET": "c2VjcmV0", "PF_BUILDER_API_PASSPHRASE": "p",
                       "PF_RELAYER_API_KEY": "r", "PF_RELAYER_API_KEY_ADDRESS": "0x" + "11" * 20})
