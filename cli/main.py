@@ -82,10 +82,10 @@ def render_status(r: redis.Redis, k: Keys, limit: int = 20) -> Group:
                 "PnL", "last event"):
         tokens.add_column(col, overflow="fold")
     for (state, token_id), h in zip(shown, token_rows, strict=True):
-        market = f"{h.get('slug', '')} {h.get('outcome', '')}".strip()
+        market = f"{h.get('slug', '')} {h.get('outcome', '')}".strip()[:28] + f" {h.get('market_version') or 'v1'}"
         owner = h.get("owner", "")
         beat = _age(worker_info.get(owner, ({}, 0))[0].get("last_beat"), now) if owner else ""
-        tokens.add_row(_short(token_id), market[:32], state, owner, h.get("epoch", ""), _ts(h.get("started_at")),
+        tokens.add_row(_short(token_id), market, state, owner, h.get("epoch", ""), _ts(h.get("started_at")),
                        beat, h.get("position", ""), h.get("avg_cost", ""), h.get("realized_pnl", ""),
                        (h.get("last_event") or "")[:48])
     workers = Table(title="workers", expand=True)

@@ -420,6 +420,8 @@ class SimExchangeSection(Section):
     ws_price_change_form: Literal["current", "legacy", "mixed"] = "current"
     ws_batch: int = Field(1, ge=1)
     ws_garbage_every: int = Field(0, ge=0)
+    # false: socket `book` events carry no tick_size, as in the venue's documented example (venue.md M2)
+    ws_book_tick_size: bool = True
     # arbitrage fixtures (docs/sim-exchange.md "Neg-risk events, fees, drift, split/merge")
     negrisk_events: int = Field(0, ge=0)
     negrisk_outcomes: int = Field(3, ge=2, le=26)

@@ -41,7 +41,7 @@ class SimState:
         self.ctf = Ctf(self.matcher)
         self.feed = TradeFeed(self.sim)
         self.auth = Authenticator(chain_id)
-        self.hub = Hub(cfg.ws_price_change_form, cfg.ws_batch, cfg.ws_garbage_every)
+        self.hub = Hub(cfg.ws_price_change_form, cfg.ws_batch, cfg.ws_garbage_every, cfg.ws_book_tick_size)
         self.load = WsLoad(self, cfg.ws_rate_per_sec, cfg.seed)
         self.live = LiveHub()
         self.gamma = GammaOverrides()
@@ -177,9 +177,10 @@ class SimState:
             self.set_mid(token_id, point)
         self.paths.pop(token_id, None)
 
-    def external_trade(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A followed wallet's trade (posted or scripted): into the feed and out as last_trade_price."""
-        stored = self.feed.add(row)
+    def external_trade(self, row: dict[str, Any], maker: bool = False) -> dict[str, Any]:
+        """A followed wallet's trade (posted or scripted): into the feed and out as last_trade_price.
+        ``maker``: the wallet's side of the fill was a resting order (``/trades`` hides it by default)."""
+        stored = self.feed.add(row, maker=maker)
         self.live.push(stored)
         book = self.sim.by_token.get(row["asset"])
         if book is not None:
