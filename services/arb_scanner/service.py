@@ -140,8 +140,11 @@ class ArbScannerService(RedisService):
                 logger.error("arbitrage execution stays off: {}; fix: {}", exc.problem, exc.fix)
                 await self.ctx.audit("arb.setup_error", "error", "", exc.problem, {"fix": exc.fix})
                 return
-            except VenueError as exc:  # the venue did not answer: nothing was decided
+            except (VenueError, ConnectionError) as exc:  # the venue did not answer: nothing was decided
                 logger.warning("arbitrage execution not ready ({}); retrying", exc)
+            except Exception:  # a fault of ours: execution stays off, said once
+                logger.exception("arbitrage execution setup failed; execution stays off")
+                return
             await self.sleep_unless_stopped(SETUP_RETRY_SEC)
 
     async def _open_execution(self) -> None:
