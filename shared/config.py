@@ -22,6 +22,7 @@ DEFAULT_CONFIG_PATH = "config/polyfleet.yaml"
 ENV_PREFIX = "PF__"
 # A well-known throwaway key, valid only against sim_exchange (it holds nothing on any chain).
 SIM_PRIVATE_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+SIM_ADDRESS = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"  # its address (tests/unit/test_sim_venue.py checks)
 
 
 class _Loader(yaml.SafeLoader):
@@ -429,6 +430,20 @@ class SimExchangeSection(Section):
     fee_exponent: float = Field(1.0, gt=0)
     arb_drift: float = Field(0.0, ge=0)
     arb_drift_max: float = Field(0.05, ge=0, le=0.5)
+    # today's venue (docs/sim-exchange.md "Today's venue: the official SDK against the sim")
+    v2_share: float = Field(0.5, ge=0, le=1)  # share of the binary markets that are Protocol V2 ("v2")
+    own_addresses: bool = False  # the sim's own contract addresses instead of production's
+    # EOA makers (signature type 0) still allowed; everyone else must use a deposit wallet (venue.md W3)
+    legacy_eoa_makers: tuple[str, ...] = Field(default_factory=lambda: (SIM_ADDRESS,))
+    relayer_step_ms: int = Field(100, ge=0)  # a relayer transaction moves NEW -> EXECUTED -> MINED -> CONFIRMED
+
+    @field_validator("legacy_eoa_makers")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [a for a in value if not re.fullmatch(r"0x[0-9a-fA-F]{40}", a)]
+        if bad:
+            raise ValueError(f"not 0x-prefixed addresses: {', '.join(bad)}")
+        return value
 
 
 class Settings(Section):

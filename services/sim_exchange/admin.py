@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from loguru import logger
 
+from services.sim_exchange.accounts import WalletError
 from services.sim_exchange.faults import Http429
 from services.sim_exchange.feed import FeedError
 from services.sim_exchange.state import SimState
@@ -119,10 +122,33 @@ def router(state: SimState) -> APIRouter:
             for t in m.tokens:
                 bid, ask = state.top(t.token_id)
                 tokens.append({"token_id": t.token_id, "outcome": t.outcome, "best_bid": bid, "best_ask": ask,
-                               "mid": t.mid, "tick_size": t.tick, "frozen": t.frozen})
+                               "mid": t.mid, "tick_size": t.tick, "min_size": t.min_size, "frozen": t.frozen})
             out.append({"condition_id": m.condition_id, "question": m.question, "slug": m.slug,
-                        "gamma_id": m.gamma_id, "tokens": tokens})
+                        "gamma_id": m.gamma_id, "version": m.version, "neg_risk": m.neg_risk, "tokens": tokens})
         return out
+
+    @r.post("/wallets")
+    async def deploy_wallet(request: Request) -> Any:
+        """Deploy ``owner``'s proxy, Safe (or deposit) wallet: the venue's wallet factories, which the
+        official SDK never calls for proxies and Safes (they predate it)."""
+        body = await request.json()
+        if not isinstance(body, dict):
+            return _err(400, "body must be an object")
+        owner, kind = str(body.get("owner", "")), str(body.get("kind", ""))
+        if not re.fullmatch(r"0x[0-9a-fA-F]{40}", owner):
+            return _err(400, "owner must be a 0x-prefixed 40-hex-digit address")
+        if kind not in ("deposit", "proxy", "safe"):
+            return _err(400, "kind must be deposit, proxy or safe")
+        try:
+            wallet = state.wallets.deploy(owner, kind)  # type: ignore[arg-type]
+        except WalletError as exc:
+            return _err(409, str(exc))
+        return asdict(wallet)
+
+    @r.get("/wallets")
+    async def wallets(request: Request) -> Any:
+        only = request.query_params.get("owner", "").lower()
+        return [asdict(w) for w in state.wallets.wallets.values() if not only or w.owner == only]
 
     @r.post("/fault")
     async def fault(request: Request) -> Any:

@@ -22,6 +22,7 @@ from services.sim_exchange import (
     gamma,
     livedata,
     private,
+    relayer_routes,
     wire,
 )
 from services.sim_exchange.feed import FeedError
@@ -177,12 +178,12 @@ def create_app(state: SimState) -> FastAPI:
 
     @app.get("/clob-markets/{condition_id}")
     async def clob_market_compact(condition_id: str) -> Any:
-        m = state.sim.by_condition.get(condition_id)
+        m = state.sim.condition(condition_id)
         return wire.clob_market_compact(m) if m else error(404, "market not found")
 
     @app.get("/markets/{condition_id}")
     async def clob_market(condition_id: str) -> Any:
-        m = state.sim.by_condition.get(condition_id)
+        m = state.sim.condition(condition_id)
         return wire.clob_market(m, state.ctf.winners.get(m.condition_id)) if m else error(404, "market not found")
 
     @app.get("/markets")
@@ -276,5 +277,6 @@ def create_app(state: SimState) -> FastAPI:
     app.include_router(copytrade_admin.router(state))
     app.include_router(arb_admin.router(state))
     app.include_router(chain_admin.router(state, state.auth.chain_id))
-    app.include_router(environment.router(state.auth.chain_id))
+    app.include_router(environment.router(state.env))
+    app.include_router(relayer_routes.router(state))
     return app

@@ -44,7 +44,7 @@ def router(state: SimState) -> APIRouter:
 
     @r.put("/fees/{condition_id}")
     async def put_fees(condition_id: str, request: Request) -> Any:
-        market = state.sim.by_condition.get(condition_id)
+        market = state.sim.condition(condition_id)
         if market is None:
             return _err(404, f"unknown condition id {condition_id!r}")
         body = await request.json()

@@ -1,7 +1,12 @@
-"""CLOB authentication: L1 (EIP-712 ClobAuth signature) and L2 (HMAC over the request).
+"""CLOB authentication: L1 (EIP-712 ClobAuth signature), L2 (HMAC over the request) and the
+builder keys the relayer takes (docs/venue.md W4, W5; sdk-wire §0.1-0.3).
 
 API keys are derived deterministically from (address, nonce), so a client that derived its key
-before a sim restart still authenticates afterwards.
+before a sim restart still authenticates afterwards. A key is bound to the EOA that signed the L1
+request (``POLY_ADDRESS``), as the venue binds it: orders from that EOA's smart wallets are still
+the key's (signatures.py). ``POST /auth/api-key`` for a key already issued is a 400, and the
+official clients then derive it. The HMAC is over ``{timestamp}{METHOD}{path}{body}`` with the
+path the client signed: the un-prefixed one (the relayer's routes sit under ``/relayer``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ class AuthError(Exception):
     """Rejected credentials; ``str(exc)`` is the 401 error text."""
 
 
+class KeyExists(Exception):
+    """``POST /auth/api-key`` for a key already issued (answered 400)."""
+
+
 @dataclass(frozen=True)
 class ApiKey:
     key: str
@@ -35,12 +44,16 @@ class ApiKey:
     def as_json(self) -> dict[str, str]:
         return {"apiKey": self.key, "secret": self.secret, "passphrase": self.passphrase}
 
+    def as_builder_json(self) -> dict[str, str]:
+        return {"key": self.key, "secret": self.secret, "passphrase": self.passphrase}
 
-def derive_key(address: str, nonce: int) -> ApiKey:
+
+def derive_key(address: str, nonce: int, kind: str = "") -> ApiKey:
     addr = address.lower()
-    seed = hmac.new(_SERVER_SECRET, f"{addr}:{nonce}".encode(), hashlib.sha256).digest()
+    label = f"{kind}{addr}:{nonce}"
+    seed = hmac.new(_SERVER_SECRET, label.encode(), hashlib.sha256).digest()
     return ApiKey(
-        key=str(uuid.uuid5(_NAMESPACE, f"{addr}:{nonce}")),
+        key=str(uuid.uuid5(_NAMESPACE, label)),
         secret=base64.urlsafe_b64encode(seed).decode(),
         passphrase=hashlib.sha256(seed + b"pass").hexdigest(),
         address=addr,
@@ -64,13 +77,21 @@ def recover_clob_auth(address: str, timestamp: str, nonce: int, signature: str, 
     return str(Account.recover_message(encoded, signature=signature)).lower()
 
 
-def hmac_signature(secret: str, timestamp: str, method: str, path: str, body: str) -> str:
-    """Exactly py_clob_client_v2.signing.hmac.build_hmac_signature."""
+def hmac_signature(secret: str, timestamp: str, method: str, path: str, body: str, raw: bool = False) -> str:
+    """Exactly py_clob_client_v2.signing.hmac.build_hmac_signature (``raw``: the body as sent,
+    which is what the official SDK signs; the old client swaps ' for ")."""
     message = f"{timestamp}{method}{path}"
     if body:
-        message += body.replace("'", '"')
-    digest = hmac.new(base64.urlsafe_b64decode(secret), message.encode("utf-8"), hashlib.sha256).digest()
+        message += body if raw else body.replace("'", '"')
+    digest = hmac.new(base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4)), message.encode("utf-8"),
+                      hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("utf-8")
+
+
+def _hmac_ok(secret: str, headers: Mapping[str, str], prefix: str, method: str, path: str, body: str) -> bool:
+    ts, sig = _header(headers, f"{prefix}TIMESTAMP"), _header(headers, f"{prefix}SIGNATURE")
+    return bool(ts) and any(hmac.compare_digest(hmac_signature(secret, ts, method, path, body, raw), sig)
+                            for raw in (True, False))
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -81,9 +102,11 @@ class Authenticator:
     def __init__(self, chain_id: int = 137) -> None:
         self.chain_id = chain_id
         self.keys: dict[str, ApiKey] = {}
+        self.builders: dict[str, ApiKey] = {}
 
-    def l1(self, headers: Mapping[str, str]) -> ApiKey:
-        """Check L1 headers and return (registering) the address's key for that nonce."""
+    def l1(self, headers: Mapping[str, str], create: bool = False) -> ApiKey:
+        """Check L1 headers and return (registering) the address's key for that nonce; ``create``
+        refuses a key already issued (:class:`KeyExists`)."""
         address, sig = _header(headers, "POLY_ADDRESS"), _header(headers, "POLY_SIGNATURE")
         ts, nonce_raw = _header(headers, "POLY_TIMESTAMP"), _header(headers, "POLY_NONCE") or "0"
         if not (address and sig and ts):
@@ -96,6 +119,8 @@ class Authenticator:
         if signer != address.lower():
             raise AuthError("Invalid L1 Request headers")
         key = derive_key(address, nonce)
+        if create and key.key in self.keys:
+            raise KeyExists("Could not create api key")
         self.keys[key.key] = key
         return key
 
@@ -111,8 +136,25 @@ class Authenticator:
             key = self.keys[guess.key] = guess
         if _header(headers, "POLY_PASSPHRASE") != key.passphrase:
             raise AuthError("Unauthorized/Invalid api key")
-        ts, sig = _header(headers, "POLY_TIMESTAMP"), _header(headers, "POLY_SIGNATURE")
-        expected = hmac_signature(key.secret, ts, method, path, body)
-        if not ts or not hmac.compare_digest(expected, sig):
+        address = _header(headers, "POLY_ADDRESS")
+        if address and address.lower() != key.address:  # the key is bound to its EOA
             raise AuthError("Unauthorized/Invalid api key")
+        if not _hmac_ok(key.secret, headers, "POLY_", method, path, body):
+            raise AuthError("Unauthorized/Invalid api key")
+        return key
+
+    def builder_key(self, address: str) -> ApiKey:
+        """A new builder key for ``address`` (each call mints one, as the venue does)."""
+        key = derive_key(address, len(self.builders), kind=f"builder:{uuid.uuid4()}:")
+        key = ApiKey(key.key, key.secret, key.passphrase, address.lower())
+        self.builders[key.key] = key
+        return key
+
+    def builder(self, headers: Mapping[str, str], method: str, path: str, body: str) -> ApiKey:
+        """Check the relayer's builder headers (``POLY_BUILDER_*``, same HMAC as L2)."""
+        key = self.builders.get(_header(headers, "POLY_BUILDER_API_KEY"))
+        if key is None or _header(headers, "POLY_BUILDER_PASSPHRASE") != key.passphrase:
+            raise AuthError("invalid builder api key")
+        if not _hmac_ok(key.secret, headers, "POLY_BUILDER_", method, path, body):
+            raise AuthError("invalid builder api key signature")
         return key

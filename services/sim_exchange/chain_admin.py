@@ -85,7 +85,7 @@ def router(state: SimState, chain_id: int) -> APIRouter:
                 paid = resolutions.resolve_event(event, int(body.get("winner_index", -1)))
                 tokens = [t.token_id for m in event.markets for t in m.tokens]
             else:
-                market = state.sim.by_condition.get(str(body.get("condition_id", "")))
+                market = state.sim.condition(str(body.get("condition_id", "")))
                 if market is None:
                     return _err(404, f"unknown condition id {body.get('condition_id')!r}")
                 winner = str(body.get("winner", ""))

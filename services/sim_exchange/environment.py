@@ -7,17 +7,26 @@ name, a test on ``127.0.0.1:<port>`` gets those. Endpoints the sim does not serv
 sports, the realtime socket, ...) point at a path that answers 404, so a stray call fails here
 instead of reaching production.
 
-Contract addresses are production's for now: py-clob-client-v2, still used by some callers, signs
-against the addresses it has built in for chain 137 (docs/venue.md, "Environments").
+Contract addresses: production's by default (``sim_exchange.own_addresses: false``), because
+py-clob-client-v2, still used by some callers, signs against the addresses it has built in for
+chain 137. With ``own_addresses: true`` every contract and wallet-derivation address is the sim's
+own, ``keccak("polyfleet-sim:" + field)[-20:]`` checksummed (the Safe init-code hash is the whole
+32-byte keccak), so a production address typed by hand anywhere shows up as a refusal. Everything
+the sim verifies or reports (order domains, the RPC's contracts, approvals, relayer targets,
+wallet derivation) reads :class:`SimEnvironment`, never a literal.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
+from shared.venue.environment import production
 
 RELAYER_POLL_MS = 100  # the SDK polls the relayer and receipts at this pace (production: 2000 ms)
 RELAYER_MAX_POLLS = 600
@@ -34,34 +43,70 @@ _PATHS = {
 }
 _NOT_SERVED = ("rfq_url", "sports_ws_url", "rfq_quoter_ws_url", "builder_gateway_url", "collateral_return_url",
                "perps_url", "perps_ws_url", "realtime_ws_url")
+_HASHES = ("safe_init_code_hash",)  # 32-byte values among the wallet-derivation fields
 
 
-def environment_json(host: str, chain_id: int) -> dict[str, Any]:
-    from polymarket._internal.environment import PRODUCTION_CONFIG
-
-    out: dict[str, Any] = {f.name: getattr(PRODUCTION_CONFIG, f.name) for f in dataclasses.fields(PRODUCTION_CONFIG)}
-    out["wallet_derivation"] = {f.name: getattr(PRODUCTION_CONFIG.wallet_derivation, f.name)
-                                for f in dataclasses.fields(PRODUCTION_CONFIG.wallet_derivation)}
-    out["chain_id"] = chain_id
-    for name, pattern in _PATHS.items():
-        out[name] = pattern.format(h=host)
-    for name in _NOT_SERVED:
-        scheme = "ws" if name.endswith("ws_url") else "http"
-        out[name] = f"{scheme}://{host}/_sim/not-served/{name}"
-    out["rfq_quoter_ws_headers"] = None
-    out["realtime_ws_headers"] = None
-    out["relayer_poll_frequency_ms"] = RELAYER_POLL_MS
-    out["relayer_max_polls"] = RELAYER_MAX_POLLS
-    return out
+def own_address(name: str) -> str:
+    """The sim's own address for environment field ``name``."""
+    return to_checksum_address(keccak(text=f"polyfleet-sim:{name}")[-20:])
 
 
-def router(chain_id: int) -> APIRouter:
+def _is_address(value: object) -> bool:
+    return isinstance(value, str) and value.startswith("0x") and len(value) == 42
+
+
+@dataclass(frozen=True)
+class SimEnvironment:
+    """The sim's chain id and contract addresses (URLs are added per request by :meth:`json`)."""
+
+    chain_id: int = 137
+    own_addresses: bool = False
+    contracts: dict[str, str] = field(init=False, repr=False)
+    derivation: dict[str, str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        prod = production().config
+        wd = {k: str(v) for k, v in prod["wallet_derivation"].items()}
+        contracts = {k: str(v) for k, v in prod.items() if _is_address(v)}
+        if self.own_addresses:
+            contracts = {k: own_address(k) for k in contracts}
+            wd = {k: ("0x" + keccak(text=f"polyfleet-sim:{k}").hex()) if k in _HASHES else own_address(k)
+                  for k in wd}
+        object.__setattr__(self, "contracts", contracts)
+        object.__setattr__(self, "derivation", wd)
+
+    def address(self, name: str) -> str:
+        """A contract address (``standard_exchange``, ``position_manager``, ...), checksummed."""
+        return self.contracts[name]
+
+    def json(self, host: str) -> dict[str, Any]:
+        out: dict[str, Any] = dict(production().config)  # every field the SDK's config has
+        out.update(self.contracts)
+        out["wallet_derivation"] = dict(self.derivation)
+        out["chain_id"] = self.chain_id
+        for name, pattern in _PATHS.items():
+            out[name] = pattern.format(h=host)
+        for name in _NOT_SERVED:
+            scheme = "ws" if name.endswith("ws_url") else "http"
+            out[name] = f"{scheme}://{host}/_sim/not-served/{name}"
+        out["rfq_quoter_ws_headers"] = None
+        out["realtime_ws_headers"] = None
+        out["relayer_poll_frequency_ms"] = RELAYER_POLL_MS
+        out["relayer_max_polls"] = RELAYER_MAX_POLLS
+        return out
+
+
+def environment_json(host: str, chain_id: int, own_addresses: bool = False) -> dict[str, Any]:
+    return SimEnvironment(chain_id, own_addresses).json(host)
+
+
+def router(env: SimEnvironment) -> APIRouter:
     r = APIRouter()
 
     @r.get("/_sim/environment")
     async def environment(request: Request) -> dict[str, Any]:
         host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-        return environment_json(host, chain_id)
+        return env.json(host)
 
     @r.api_route("/_sim/not-served/{name}", methods=["GET", "POST", "PUT", "DELETE"])
     async def not_served(name: str) -> JSONResponse:

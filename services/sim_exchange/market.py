@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from shared.venue.ids import V2_MODULE_BINARY, v2_condition_id, v2_position_id
+
 LEVELS = 8
 MID_MIN, MID_MAX = 0.03, 0.97
 _TOPICS = (
@@ -83,6 +85,7 @@ class SimMarket:
     group_title: str = ""  # the outcome's name inside its neg-risk event
     event_id: str = ""  # Gamma id of the parent event ("" = a one-market event, id derived)
     offset: float = 0.0  # set-sum drift: NO's mid is 1 - YES's mid + offset (see negrisk.py)
+    version: str = "v1"  # Gamma's market system: "v1" CTF (token ids), "v2" Protocol V2 (position ids)
 
     @property
     def tokens(self) -> tuple[TokenBook, TokenBook]:
@@ -111,8 +114,24 @@ def drift(offset: float, rng: random.Random, step: float, cap: float) -> float:
     return min(max(offset * DRIFT_REVERSION + rng.gauss(0.0, step), -cap), cap)
 
 
-def make_markets(seed: int, count: int, now: datetime | None = None) -> list[SimMarket]:
-    """``count`` deterministic binary markets for ``seed``, each with seeded books around its mid."""
+def is_v2(i: int, v2_share: float) -> bool:
+    """Market ``i`` is Protocol V2: ``v2_share`` of the markets, spread evenly; market 0 stays v1
+    unless every market is v2 (tests and demos that take "the first market" keep a CTF market)."""
+    return int((i + 1) * v2_share + 1e-9) > int(i * v2_share + 1e-9)
+
+
+def market_ids(seed: int, i: int, v2: bool) -> tuple[str, str, str]:
+    """(condition id, YES id, NO id): v1 a hashed condition id and token ids; v2 a binary-module
+    condition id (``v2_condition_id(1, 16 seeded bytes)``, 32-byte form) and its position ids."""
+    if not v2:
+        return "0x" + _hex(seed, f"condition:{i}"), _token_id(seed, f"token:{i}:yes"), _token_id(seed, f"token:{i}:no")
+    cid = v2_condition_id(V2_MODULE_BINARY, bytes.fromhex(_hex(seed, f"v2condition:{i}")[:32]))
+    return cid, v2_position_id(cid, 0), v2_position_id(cid, 1)
+
+
+def make_markets(seed: int, count: int, now: datetime | None = None, v2_share: float = 0.0) -> list[SimMarket]:
+    """``count`` deterministic binary markets for ``seed``, each with seeded books around its mid;
+    ``v2_share`` of them Protocol V2 (:func:`is_v2`: the first market is always v1)."""
     rng = random.Random(seed)
     base = now or datetime.now(UTC)
     markets: list[SimMarket] = []
@@ -120,15 +139,16 @@ def make_markets(seed: int, count: int, now: datetime | None = None) -> list[Sim
         question, slug = _TOPICS[i % len(_TOPICS)]
         if i >= len(_TOPICS):
             question, slug = f"{question} (#{i + 1})", f"{slug}-{i + 1}"
-        cid = "0x" + _hex(seed, f"condition:{i}")
+        version = "v2" if is_v2(i, v2_share) else "v1"
+        cid, yes_id, no_id = market_ids(seed, i, version == "v2")
         mid = snap(rng.uniform(0.2, 0.8), 0.01)
-        yes = TokenBook(_token_id(seed, f"token:{i}:yes"), cid, "Yes", 0, mid)
-        no = TokenBook(_token_id(seed, f"token:{i}:no"), cid, "No", 1, px(1 - mid))
+        yes = TokenBook(yes_id, cid, "Yes", 0, mid)
+        no = TokenBook(no_id, cid, "No", 1, px(1 - mid))
         market = SimMarket(
             gamma_id=str(500_000 + i), condition_id=cid, question_id="0x" + _hex(seed, f"question:{i}"),
             question=question, slug=slug, event_slug=f"{slug}-event",
             end_date=(base + timedelta(days=7 + i)).replace(microsecond=0), yes=yes, no=no,
-            volume=round(rng.uniform(1_000, 50_000), 2),
+            volume=round(rng.uniform(1_000, 50_000), 2), version=version,
         )
         fill_ladder(yes, rng)
         fill_ladder(no, rng)
@@ -182,13 +202,14 @@ class MarketSim:
     """All markets, indexed by token and condition id, plus the seeded walk."""
 
     def __init__(self, seed: int, count: int, volatility: float, fee_rate: float = 0.0, fee_exponent: float = 1.0,
-                 arb_drift: float = 0.0, arb_drift_max: float = 0.05, extra: list[SimMarket] | None = None) -> None:
+                 arb_drift: float = 0.0, arb_drift_max: float = 0.05, extra: list[SimMarket] | None = None,
+                 v2_share: float = 0.0) -> None:
         self.seed = seed
         self.volatility = volatility
         self.arb_drift = arb_drift
         self.arb_drift_max = arb_drift_max
         self.rng = random.Random(seed * 7919 + 1)
-        self.markets = make_markets(seed, count)
+        self.markets = make_markets(seed, count, v2_share=v2_share)
         for m in self.markets:
             m.fee_rate, m.fee_exponent = fee_rate, fee_exponent
         self.markets += extra or []  # neg-risk event markets: walked by their event (negrisk.py)
@@ -203,6 +224,17 @@ class MarketSim:
 
     def token(self, token_id: str) -> TokenBook | None:
         return self.by_token.get(token_id)
+
+    def condition(self, condition_id: str) -> SimMarket | None:
+        """A market by condition id, in any form the venue accepts: any case, and for v2 markets the
+        31-byte form as well as the 32-byte ``...00`` one the sim emits (venue plan, decision 5)."""
+        cid = condition_id.lower()
+        if len(cid) == 64 and not cid.startswith("0x"):
+            cid = "0x" + cid
+        if len(cid) == 64:  # 0x + 31 bytes
+            cid += "00"
+        return self.by_condition.get(cid) or next(
+            (m for m in self.markets if m.condition_id.lower() == cid), None)
 
     def set_mid(self, token_id: str, mid: float, move_sibling: bool = True) -> list[str]:
         """Move a token's mid (and its unfrozen sibling's to 1 - mid); returns the rebuilt tokens."""

@@ -25,8 +25,11 @@ def order_hash_and_signer(order: dict[str, Any], neg_risk: bool = False) -> tupl
 
 
 def parse_post(payload: Any, key: ApiKey, verify: bool = True,
-               neg_risk_of: Callable[[str], bool] = lambda _token: False) -> OrderRequest:
-    """One ``{order, owner, orderType, postOnly, ...}`` element -> OrderRequest (or OrderError)."""
+               neg_risk_of: Callable[[str], bool] = lambda _token: False,
+               check: Callable[[dict[str, Any]], str] | None = None) -> OrderRequest:
+    """One ``{order, owner, orderType, postOnly, ...}`` element -> OrderRequest (or OrderError).
+    ``check``: the venue's signature rules (signatures.OrderSigners), returning the order id;
+    without it, an ECDSA signature of the API key's address for the production CTF exchanges."""
     if not isinstance(payload, dict) or not isinstance(payload.get("order"), dict):
         raise OrderError("Invalid order payload")
     order = payload["order"]
@@ -39,8 +42,6 @@ def parse_post(payload: Any, key: ApiKey, verify: bool = True,
     order = {**order, "side": side}
     try:
         maker_amt, taker_amt = int(order["makerAmount"]), int(order["takerAmount"])
-        # neg-risk markets are signed for the Neg Risk exchange (another EIP-712 domain)
-        order_id, signer = order_hash_and_signer(order, neg_risk_of(str(order["tokenId"])))
         expiration = int(order.get("expiration") or 0)
     except (TypeError, ValueError) as exc:
         raise OrderError(f"Invalid order payload: {exc}") from exc
@@ -48,10 +49,7 @@ def parse_post(payload: Any, key: ApiKey, verify: bool = True,
         raise OrderError("Invalid order payload: amounts must be positive")
     if payload.get("owner") != key.key:
         raise OrderError("the order owner has to be the owner of the API KEY")
-    if str(order["signer"]).lower() != key.address:
-        raise OrderError("the order signer address has to be the address of the API KEY")
-    if verify and int(order["signatureType"]) != 3 and signer != key.address:
-        raise OrderError("invalid signature")
+    order_id = check(order) if check is not None else _legacy_check(order, key, verify, neg_risk_of)
     if side == "BUY":
         size, raw_price = taker_amt / 1e6, maker_amt / taker_amt
     else:
@@ -61,6 +59,19 @@ def parse_post(payload: Any, key: ApiKey, verify: bool = True,
         owner=key.key, maker=str(order["maker"]).lower(), order_type=str(payload.get("orderType") or "GTC").upper(),
         post_only=bool(payload.get("postOnly", False)), expiration=expiration,
     )
+
+
+def _legacy_check(order: dict[str, Any], key: ApiKey, verify: bool, neg_risk_of: Callable[[str], bool]) -> str:
+    try:
+        # neg-risk markets are signed for the Neg Risk exchange (another EIP-712 domain)
+        order_id, signer = order_hash_and_signer(order, neg_risk_of(str(order["tokenId"])))
+    except (TypeError, ValueError) as exc:
+        raise OrderError(f"Invalid order payload: {exc}") from exc
+    if str(order["signer"]).lower() != key.address:
+        raise OrderError("the order signer address has to be the address of the API KEY")
+    if verify and int(order["signatureType"]) != 3 and signer != key.address:
+        raise OrderError("invalid signature")
+    return order_id
 
 
 def _price(raw: float) -> float:

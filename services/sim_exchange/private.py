@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 
 from services.sim_exchange import wire
-from services.sim_exchange.auth import ApiKey, AuthError
+from services.sim_exchange.auth import ApiKey, AuthError, KeyExists
+from services.sim_exchange.balances import BalanceQueryError
 from services.sim_exchange.matching import Fill, Order, OrderError
 from services.sim_exchange.orders import parse_post
 from services.sim_exchange.state import SimState
@@ -19,8 +20,6 @@ from services.sim_exchange.state import SimState
 MAX_BATCH = 15
 PAGE = 500
 START_CURSOR, END_CURSOR = "MA==", "LTE="
-SPENDERS = ("0xE111180000d2663C0091e4f400237545B87B996B", "0xe2222d279d744050d28e00520010520000310F59",
-            "0xd91E80cF2E7be2e162c6513ceD06f1dD0dA35296")
 
 
 def _err(status: int, message: str) -> JSONResponse:
@@ -77,9 +76,23 @@ def router(state: SimState) -> APIRouter:
     @r.get("/auth/derive-api-key")
     async def api_key(request: Request) -> Any:
         try:
-            return state.auth.l1(request.headers).as_json()
+            return state.auth.l1(request.headers, create=request.method == "POST").as_json()
+        except KeyExists as exc:  # the official clients then derive it (sdk-wire §1.3)
+            return _err(400, str(exc))
         except AuthError as exc:
             return _err(401, str(exc))
+
+    @r.post("/auth/builder-api-key")
+    async def builder_api_key(request: Request) -> Any:
+        """A builder key for relayer calls (wallet creation, gasless batches), minted for the caller."""
+        got = await authed(request)
+        return got if isinstance(got, JSONResponse) else state.auth.builder_key(got[0].address).as_builder_json()
+
+    @r.get("/auth/builder-api-key")
+    async def builder_api_keys(request: Request) -> Any:
+        got = await authed(request)
+        return got if isinstance(got, JSONResponse) else [
+            k.key for k in state.auth.builders.values() if k.address == got[0].address]
 
     @r.get("/auth/api-keys")
     async def api_keys(request: Request) -> Any:
@@ -88,7 +101,7 @@ def router(state: SimState) -> APIRouter:
 
     def _place_one(key: ApiKey, payload: Any) -> tuple[dict[str, Any], int]:
         try:
-            req = parse_post(payload, key, neg_risk_of=state.neg_risk)
+            req = parse_post(payload, key, check=lambda order: state.signers.check(order, key.address))
             order, fills = state.place(req)
         except OrderError as exc:
             logger.info("order rejected: {}", exc)
@@ -136,7 +149,7 @@ def router(state: SimState) -> APIRouter:
         oid = body.get("orderID") if isinstance(body, dict) else None
         if not oid:
             return _err(400, "Invalid payload: orderID is required")
-        return state.cancel([str(oid)], key.address)
+        return cancel_owned(key, [str(oid)])
 
     @r.delete("/orders")
     async def cancel_orders(request: Request) -> Any:
@@ -146,15 +159,15 @@ def router(state: SimState) -> APIRouter:
         key, body = got
         if not isinstance(body, list):
             return _err(400, "Invalid payload: expected a list of order ids")
-        return state.cancel([str(o) for o in body], key.address)
+        return cancel_owned(key, [str(o) for o in body])
 
     @r.delete("/cancel-all")
     async def cancel_all(request: Request) -> Any:
         got = await authed(request)
         if isinstance(got, JSONResponse):
             return got
-        mine = [o.id for o in state.matcher.open_orders() if o.maker_address == got[0].address]
-        return state.cancel(mine, got[0].address)
+        mine = [o.id for o in state.matcher.open_orders() if o.owner == got[0].key]
+        return cancel_owned(got[0], mine)
 
     @r.delete("/cancel-market-orders")
     async def cancel_market(request: Request) -> Any:
@@ -164,9 +177,9 @@ def router(state: SimState) -> APIRouter:
         key, body = got
         body = body if isinstance(body, dict) else {}
         market, asset = body.get("market"), body.get("asset_id")
-        mine = [o.id for o in state.matcher.open_orders() if o.maker_address == key.address
+        mine = [o.id for o in state.matcher.open_orders() if o.owner == key.key
                 and (not market or o.condition_id == market) and (not asset or o.token_id == asset)]
-        return state.cancel(mine, key.address)
+        return cancel_owned(key, mine)
 
     @r.get("/data/orders")
     async def open_orders(request: Request) -> Any:
@@ -174,7 +187,7 @@ def router(state: SimState) -> APIRouter:
         if isinstance(got, JSONResponse):
             return got
         q = request.query_params
-        mine = [o for o in state.matcher.orders.values() if o.maker_address == got[0].address]
+        mine = [o for o in state.matcher.orders.values() if o.owner == got[0].key]
         # by id: any status (as the real venue); otherwise only the open ones
         mine = [o for o in mine if (o.id == q["id"] if q.get("id") else o.status == "LIVE")]
         mine = [o for o in mine if (not q.get("market") or o.condition_id == q["market"])
@@ -187,7 +200,7 @@ def router(state: SimState) -> APIRouter:
         if isinstance(got, JSONResponse):
             return got
         order = state.matcher.orders.get(order_id)
-        if order is None or order.maker_address != got[0].address:
+        if order is None or order.owner != got[0].key:
             return _err(404, f"order {order_id} not found")
         return wire.open_order(order)
 
@@ -197,7 +210,7 @@ def router(state: SimState) -> APIRouter:
         if isinstance(got, JSONResponse):
             return got
         q = request.query_params
-        rows = [wire.l2_trade(o, f) for o, f in reversed(state.matcher.trades) if o.maker_address == got[0].address]
+        rows = [wire.l2_trade(o, f) for o, f in reversed(state.matcher.trades) if o.owner == got[0].key]
         rows = [t for t in rows if (not q.get("id") or t["id"] == q["id"])
                 and (not q.get("market") or t["market"] == q["market"])
                 and (not q.get("asset_id") or t["asset_id"] == q["asset_id"])
@@ -211,14 +224,10 @@ def router(state: SimState) -> APIRouter:
         got = await authed(request)
         if isinstance(got, JSONResponse):
             return got
-        acct = state.matcher.account(got[0].address)
-        q = request.query_params
-        if q.get("asset_type", "COLLATERAL").upper().startswith("CONDITIONAL"):
-            amount = acct.positions.get(q.get("token_id", ""), 0.0)
-        else:
-            amount = acct.cash
-        units = str(max(int(round(amount * 1_000_000)), 0))
-        return {"balance": units, "allowances": {s: str(2**256 - 1) for s in SPENDERS}}
+        try:
+            return state.balances.read(got[0].address, dict(request.query_params))
+        except BalanceQueryError as exc:
+            return _err(400, str(exc))
 
     @r.post("/v1/heartbeats")
     @r.post("/heartbeats")
@@ -228,5 +237,13 @@ def router(state: SimState) -> APIRouter:
             return got
         body = got[1] if isinstance(got[1], dict) else {}
         return {"heartbeat_id": body.get("heartbeat_id") or "sim-heartbeat", "error": None}
+
+    def cancel_owned(key: ApiKey, order_ids: list[str]) -> dict[str, Any]:
+        """Orders belong to the API key that placed them (whichever wallet made them): others are
+        answered "order not found", as unknown ids are."""
+        owned = [i for i in order_ids if (o := state.matcher.orders.get(i)) is not None and o.owner == key.key]
+        out = state.cancel(owned, None)
+        out["not_canceled"].update({i: "order not found" for i in order_ids if i not in owned})
+        return out
 
     return r

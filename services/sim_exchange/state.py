@@ -14,8 +14,12 @@ from typing import Any
 from loguru import logger
 
 from services.sim_exchange import wire
+from services.sim_exchange.accounts import WalletBook
 from services.sim_exchange.auth import Authenticator
+from services.sim_exchange.balances import Balances
+from services.sim_exchange.contracts import Contracts
 from services.sim_exchange.ctf import Ctf
+from services.sim_exchange.environment import SimEnvironment
 from services.sim_exchange.faults import Faults
 from services.sim_exchange.feed import TradeFeed
 from services.sim_exchange.gamma import GammaOverrides
@@ -23,6 +27,7 @@ from services.sim_exchange.livedata import LiveHub
 from services.sim_exchange.market import MarketSim, fill_ladder, set_levels, snap
 from services.sim_exchange.matching import Fill, Matcher, Order, OrderRequest
 from services.sim_exchange.negrisk import SimEvent, make_events, step_event
+from services.sim_exchange.signatures import OrderSigners
 from services.sim_exchange.ws import Hub
 from services.sim_exchange.wsload import WsLoad
 from shared.config import SimExchangeSection
@@ -36,11 +41,17 @@ class SimState:
         self.events: list[SimEvent] = make_events(cfg.seed, cfg.negrisk_events, cfg.negrisk_outcomes,
                                                   500_000 + cfg.markets, cfg.fee_rate, cfg.fee_exponent)
         self.sim = MarketSim(cfg.seed, cfg.markets, cfg.volatility, cfg.fee_rate, cfg.fee_exponent, cfg.arb_drift,
-                             cfg.arb_drift_max, extra=[m for e in self.events for m in e.markets])
+                             cfg.arb_drift_max, extra=[m for e in self.events for m in e.markets], v2_share=cfg.v2_share)
         self.matcher = Matcher(self.sim, cfg.starting_cash)
         self.ctf = Ctf(self.matcher)
         self.feed = TradeFeed(self.sim)
         self.auth = Authenticator(chain_id)
+        self.env = SimEnvironment(chain_id, cfg.own_addresses)  # every address the sim checks or reports
+        self.wallets = WalletBook(self.env.derivation)
+        self.signers = OrderSigners(self.env, self.wallets, cfg.legacy_eoa_makers, self.sim.market_of.get)
+        self.contracts = Contracts(self.env, self.ctf, self.sim, self.event)  # the chain's contracts
+        self.balances = Balances(self.matcher, self.wallets, self.contracts, self.sim.market_of.get,
+                                 cfg.legacy_eoa_makers)
         self.hub = Hub(cfg.ws_price_change_form, cfg.ws_batch, cfg.ws_garbage_every, cfg.ws_book_tick_size)
         self.load = WsLoad(self, cfg.ws_rate_per_sec, cfg.seed)
         self.live = LiveHub()
@@ -104,7 +115,7 @@ class SimState:
         self.publish([req.token_id])
         return order, fills
 
-    def cancel(self, order_ids: list[str], maker: str) -> dict[str, Any]:
+    def cancel(self, order_ids: list[str], maker: str | None) -> dict[str, Any]:
         canceled: list[str] = []
         not_canceled: dict[str, str] = {}
         touched: set[str] = set()

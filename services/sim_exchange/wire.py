@@ -113,9 +113,13 @@ def gamma_market(m: SimMarket, bids_asks: dict[str, tuple[float | None, float | 
         "description": f"Simulated market: {m.question}",
         "endDate": m.end_date.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "endDateIso": m.end_date.strftime("%Y-%m-%d"),
+        "version": m.version,
         "outcomes": json.dumps([m.yes.outcome, m.no.outcome]),
         "outcomePrices": json.dumps(prices),
-        "clobTokenIds": json.dumps([m.yes.token_id, m.no.token_id]),
+        # v1 outcomes are CTF token ids (JSON text, as ever); v2 ones position ids (a real array), and
+        # a v2 market has no clobTokenIds (docs/venue.md V1, G3)
+        **({"positionIds": [m.yes.token_id, m.no.token_id]} if m.version == "v2"
+           else {"clobTokenIds": json.dumps([m.yes.token_id, m.no.token_id])}),
         "active": True,
         "closed": winner is not None,
         "archived": False,

@@ -23,7 +23,8 @@ from shared.keys import REQUESTER_ARB_SCANNER, Keys
 from shared.messages import AuditEvent, Opportunity, decode
 from tests.support import SimExchangeProcess, eventually, write_config
 
-SIM = {"markets": 2, "negrisk_events": 1, "negrisk_outcomes": 3, "volatility": 0.0}
+# two v1 binary markets: the arbitrage catalogue reads CTF markets only until it knows v2 ones
+SIM = {"markets": 2, "v2_share": 0.0, "negrisk_events": 1, "negrisk_outcomes": 3, "volatility": 0.0}
 ARB = {"enabled": True, "min_edge": 0.01, "haircut": 0.2, "near_miss_band": 0.005, "depth_min_interval_sec": 0,
        "rescan_interval_sec": 0.5, "catalogue_refresh_sec": 60, "max_trades_per_minute": 1}
 

@@ -36,8 +36,9 @@ def sim(start_sim: Callable[..., SimExchangeProcess]) -> SimExchangeProcess:
 
 @pytest.fixture
 def markets(sim: SimExchangeProcess) -> list[dict[str, Any]]:
+    """The sim's v1 (CTF) markets: the collector reads clobTokenIds only until it knows v2 markets."""
     data: list[dict[str, Any]] = httpx.get(f"{sim.url}/_sim/markets", timeout=5).json()
-    return data
+    return [m for m in data if m["version"] == "v1"]
 
 
 @pytest.fixture
