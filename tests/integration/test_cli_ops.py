@@ -131,7 +131,8 @@ def _doctor_env(sim: SimExchangeProcess, redis_server: RedisServer, **extra: str
 
 
 def _lines(output: str, name: str) -> list[str]:
-    return [line for line in output.splitlines() if line.strip().startswith(name)]
+    """The doctor table's rows whose check is ``name`` (or starts with it)."""
+    return [line for line in output.splitlines() if line.strip("│ ").startswith(name)]
 
 
 def test_setup_wallet_then_doctor_passes_against_sim_exchange(start_sim: Callable[..., SimExchangeProcess],
