@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 from eth_account import Account
@@ -25,29 +24,16 @@ from shared.venue import approvals
 from shared.venue.environment import fetch_sim_environment
 from tests.integration import test_arb_scanner as base
 from tests.integration.test_arb_scanner import Running, audits, put_book, start
-from tests.support import SimExchangeProcess, eventually, write_config
+from tests.support import SimExchangeProcess, eventually, sim_get, sim_post, write_config
 
 sim = base.sim  # 2 binary markets (v1 and v2 among them) and one 3-outcome neg-risk event
 running = base.running
 ME = Account.from_key(SIM_PRIVATE_KEY).address.lower()
 
 
-async def _get(sim: SimExchangeProcess, path: str, **params: Any) -> Any:
-    async with httpx.AsyncClient() as c:
-        resp = await c.get(f"{sim.url}{path}", params=params)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-
-async def _post(sim: SimExchangeProcess, path: str, body: dict[str, Any]) -> None:
-    async with httpx.AsyncClient() as c:
-        resp = await c.post(f"{sim.url}{path}", json=body)
-        assert resp.status_code == 200, resp.text
-
-
 async def _arm(sim: SimExchangeProcess, version: str) -> tuple[str, str, str]:
     """The ask sum 0.95 of test_arb_scanner (48 sets, profit 2.24) on a binary market of ``version``."""
-    m = next(m for m in await _get(sim, "/_sim/markets") if m.get("version", "v1") == version and not m["neg_risk"])
+    m = next(m for m in await sim_get(sim, "/_sim/markets") if m.get("version", "v1") == version and not m["neg_risk"])
     yes, no = m["tokens"][0]["token_id"], m["tokens"][1]["token_id"]
     await put_book(sim, yes, [[0.44, 200]], [[0.45, 40], [0.47, 100]])
     await put_book(sim, no, [[0.48, 200]], [[0.50, 60]])
@@ -87,19 +73,19 @@ async def test_scanner_approves_once_then_merges_through_the_sdk(
     assert d["status"] == "done", d
     assert d["merged"] == pytest.approx(48)
     assert d["pnl"] == pytest.approx(2.24)
-    ops = await _get(sim, "/_sim/ctf/ops", address=address)
+    ops = await sim_get(sim, "/_sim/ctf/ops", address=address)
     assert [(o["kind"], o["amount"]) for o in ops] == [("merge", 48)]
-    acct = (await _get(sim, "/_sim/positions", address=address))[address]
+    acct = (await sim_get(sim, "/_sim/positions", address=address))[address]
     assert acct["positions"][yes] == pytest.approx(0)
     assert acct["positions"][no] == pytest.approx(0)
     assert acct["cash"] == pytest.approx(10_000 + 2.24)
     target = env.address("protocol_v2_router" if version == "v2" else "collateral_adapter").lower()
     if wallet == "eoa":  # the EOA's own transactions: the approvals, then the merge
-        txs = await _get(sim, "/_sim/rpc/txs", address=address)
+        txs = await sim_get(sim, "/_sim/rpc/txs", address=address)
         assert len(txs) == len(approvals.required(env)) + 1
         assert (txs[-1]["to"].lower(), txs[-1]["status"]) == (target, 1)
     else:  # gasless: the wallet's creation, one batch of approvals, the merge
-        txs = await _get(sim, "/relayer/transactions", owner=ME)
+        txs = await sim_get(sim, "/relayer/transactions", owner=ME)
         assert [t["type"] for t in txs] == ["WALLET-CREATE", "WALLET", "WALLET"]
         assert len(await audits(r, keys, "arb.wallet_created")) == 1
         assert [c["call"] for c in txs[-1]["calls"]] == ["v2_merge" if version == "v2" else "ctf_merge"]
@@ -108,7 +94,7 @@ async def test_scanner_approves_once_then_merges_through_the_sdk(
 async def test_scanner_halts_when_a_merge_has_no_outcome(
         tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running) -> None:
     scanner = await _scanner(tmp_path, sim, r, keys, running)
-    await _post(sim, "/_sim/rpc/fault", {"kind": "drop", "count": 1})  # the merge is accepted, never mined
+    await sim_post(sim, "/_sim/rpc/fault", {"kind": "drop", "count": 1})  # the merge is accepted, never mined
     await _arm(sim, "v1")
     halted = await eventually(lambda: audits(r, keys, "arb.halted"), timeout=20)
     assert "outcome unknown" in halted[0].reason
@@ -117,7 +103,7 @@ async def test_scanner_halts_when_a_merge_has_no_outcome(
     assert [leg["filled"] for leg in report["legs"]] == [pytest.approx(48)] * 2  # both legs bought, not merged
     assert scanner.executor is None  # no more trading until a person looks
     assert await audits(r, keys, "arb.executed") == []
-    assert await _get(sim, "/_sim/ctf/ops", address=ME) == []
+    assert await sim_get(sim, "/_sim/ctf/ops", address=ME) == []
     claim = await r.hget(keys.reserved(), "arb:" + report["set"])
     assert claim is not None  # the set's budget claim stays while the outcome is unknown
     assert float(claim) > 40
@@ -127,7 +113,7 @@ async def test_scanner_goes_on_when_a_merge_reverts(
         tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running) -> None:
     # the sibling of the halt: a reverted merge changed nothing, so the sets are held and execution stays on
     scanner = await _scanner(tmp_path, sim, r, keys, running)
-    await _post(sim, "/_sim/rpc/fault", {"kind": "revert", "count": 1})
+    await sim_post(sim, "/_sim/rpc/fault", {"kind": "revert", "count": 1})
     cid, _yes, _no = await _arm(sim, "v1")
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
     d = done[0].detail
@@ -138,7 +124,7 @@ async def test_scanner_goes_on_when_a_merge_reverts(
     assert await audits(r, keys, "arb.halted") == []
     assert scanner.executor is not None  # still trading
     assert await r.hexists(keys.arb_held(), cid)  # held to resolution, redeemed when it resolves
-    assert [t["status"] for t in await _get(sim, "/_sim/rpc/txs", address=ME)][-1] == 0
+    assert [t["status"] for t in await sim_get(sim, "/_sim/rpc/txs", address=ME)][-1] == 0
 
 
 async def _setup_error(r: aioredis.Redis, keys: Keys) -> Any:
@@ -172,8 +158,8 @@ async def test_a_bad_setup_leaves_execution_off_with_one_error_naming_the_fix(
     await _arm(sim, "v1")  # an opportunity: published, never traded
     await eventually(lambda: _published(r, keys), timeout=20)
     assert await audits(r, keys, "arb.executed") == []
-    assert [o for o in await _get(sim, "/_sim/orders") if o["maker_address"].lower() == ME] == []  # no order
-    assert await _get(sim, "/_sim/rpc/txs", address=ME) == []  # no transaction either
+    assert [o for o in await sim_get(sim, "/_sim/orders") if o["maker_address"].lower() == ME] == []  # no order
+    assert await sim_get(sim, "/_sim/rpc/txs", address=ME) == []  # no transaction either
     assert len(await audits(r, keys, "arb.setup_error")) == 1  # one error, not one per opportunity
 
 

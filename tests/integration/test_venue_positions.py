@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from eth_account import Account
 
@@ -22,33 +21,19 @@ from shared.venue.environment import VenueEnvironment, fetch_sim_environment
 from shared.venue.errors import VenueAmbiguous, VenueRejected
 from shared.venue.positions import Positions
 from shared.venue.wallet_setup import Opened, open_trading_account
-from tests.support import SimExchangeProcess, write_config
+from tests.support import SimExchangeProcess, sim_get, sim_post, write_config
 
 START_CASH = 10_000.0
 
 
-async def _get(sim: SimExchangeProcess, path: str, **params: Any) -> Any:
-    async with httpx.AsyncClient() as c:
-        resp = await c.get(f"{sim.url}{path}", params=params)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-
-async def _post(sim: SimExchangeProcess, path: str, body: dict[str, Any]) -> Any:
-    async with httpx.AsyncClient() as c:
-        resp = await c.post(f"{sim.url}{path}", json=body)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-
 async def _account(sim: SimExchangeProcess, address: str) -> dict[str, Any]:
-    got: dict[str, Any] = (await _get(sim, "/_sim/positions", address=address.lower()))[address.lower()]
+    got: dict[str, Any] = (await sim_get(sim, "/_sim/positions", address=address.lower()))[address.lower()]
     return got
 
 
 async def _market(sim: SimExchangeProcess, version: str) -> tuple[str, str, str]:
     """(condition id, YES id, NO id) of a binary market of ``version`` that is not neg-risk."""
-    for m in await _get(sim, "/_sim/markets"):
+    for m in await sim_get(sim, "/_sim/markets"):
         if m.get("version", "v1") == version and not m.get("neg_risk"):
             return m["condition_id"], m["tokens"][0]["token_id"], m["tokens"][1]["token_id"]
     raise AssertionError(f"the sim has no {version} binary market")
@@ -100,7 +85,7 @@ async def test_split_merge_and_redeem_move_the_wallets_cash_and_positions(
         assert acct["positions"][yes] == pytest.approx(6)
         assert acct["positions"][no] == pytest.approx(6)
 
-        await _post(sim, "/_sim/resolve", {"condition_id": cid, "winner": "Yes"})
+        await sim_post(sim, "/_sim/resolve", {"condition_id": cid, "winner": "Yes"})
         assert (await positions.redeem(cid)).startswith("0x")
         acct = await _account(sim, me)
         assert acct["cash"] == pytest.approx(START_CASH - 10 + 4 + 6)  # 6 winning YES at $1, in pUSD
@@ -112,18 +97,18 @@ async def test_split_merge_and_redeem_move_the_wallets_cash_and_positions(
         assert (await _account(sim, me))["cash"] == pytest.approx(START_CASH)
 
     if wallet == "deposit":  # gasless: relayer batches signed by the owner, executed in the wallet
-        txs = await _get(sim, "/relayer/transactions", owner=opened.info.signer.lower())
+        txs = await sim_get(sim, "/relayer/transactions", owner=opened.info.signer.lower())
         assert [t["type"] for t in txs] == ["WALLET-CREATE"] + ["WALLET"] * 4
         assert all(t["state"] == "STATE_CONFIRMED" for t in txs)
     else:  # the EOA's own transactions over JSON-RPC
-        txs = await _get(sim, "/_sim/rpc/txs", address=me.lower())
+        txs = await sim_get(sim, "/_sim/rpc/txs", address=me.lower())
         assert len(txs) == 4
         assert all(t["status"] == 1 for t in txs)
 
 
 async def test_convert_goes_to_the_neg_risk_adapter_through_the_relayer(
         tmp_path: Path, sim: SimExchangeProcess) -> None:
-    event = (await _get(sim, "/_sim/events"))[0]
+    event = (await sim_get(sim, "/_sim/events"))[0]
     first = event["outcomes"][0]
     async with _opened(tmp_path, sim, "deposit") as (opened, positions, env):
         me = opened.info.address
@@ -135,7 +120,7 @@ async def test_convert_goes_to_the_neg_risk_adapter_through_the_relayer(
         assert acct["cash"] == pytest.approx(START_CASH - 5)  # one NO pays no collateral (USDC.e: never booked)
         with pytest.raises(ValueError, match="exactly one outcome"):
             await positions.convert(event["neg_risk_market_id"], [1, 2], 1)
-    txs = await _get(sim, "/relayer/transactions", owner=opened.info.signer.lower())
+    txs = await sim_get(sim, "/relayer/transactions", owner=opened.info.signer.lower())
     calls = [c for t in txs for c in t["calls"]]
     assert calls[-1]["call"] == "nr_convert"
     assert env.address("neg_risk_adapter")  # the calldata's target came from the environment
@@ -159,7 +144,7 @@ async def test_an_eoa_transaction_without_a_receipt_is_unknown(tmp_path: Path, s
     async with _opened(tmp_path, sim, "eoa") as (_opened_, positions, _env):
         positions.timeout_s = 1.0
         cid, _yes, _no = await _market(sim, "v1")
-        await _post(sim, "/_sim/rpc/fault", {"kind": "drop", "count": 1})  # accepted, never mined
+        await sim_post(sim, "/_sim/rpc/fault", {"kind": "drop", "count": 1})  # accepted, never mined
         with pytest.raises(VenueAmbiguous, match="outcome unknown"):
             await positions.split(cid, 10)
 
@@ -170,7 +155,7 @@ async def test_a_relayed_transaction_without_an_outcome_in_time_is_unknown(
     env = await fetch_sim_environment(slow.url)
     key = Account.create().key.hex()
     # deployed beforehand (the admin route): creating it through this slow relayer would wait too
-    await _post(slow, "/_sim/wallets", {"owner": Account.from_key(key).address, "kind": "deposit"})
+    await sim_post(slow, "/_sim/wallets", {"owner": Account.from_key(key).address, "kind": "deposit"})
     opened = await open_trading_account(_settings(tmp_path, slow, "deposit"), Secrets(private_key=key), env)
     try:
         positions = Positions(opened.account.client, env.address("neg_risk_adapter"), timeout_s=1.0)
