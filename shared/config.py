@@ -435,6 +435,7 @@ class SimExchangeSection(Section):
     own_addresses: bool = False  # the sim's own contract addresses instead of production's
     # EOA makers (signature type 0) still allowed; everyone else must use a deposit wallet (venue.md W3)
     legacy_eoa_makers: tuple[str, ...] = Field(default_factory=lambda: (SIM_ADDRESS,))
+    legacy_gamma_lists: bool = True  # keep serving the sunset Gamma /markets and /events lists (G1)
     relayer_step_ms: int = Field(100, ge=0)  # a relayer transaction moves NEW -> EXECUTED -> MINED -> CONFIRMED
 
     @field_validator("legacy_eoa_makers")

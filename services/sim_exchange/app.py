@@ -18,8 +18,9 @@ from services.sim_exchange import (
     arb_admin,
     chain_admin,
     copytrade_admin,
+    data_v2,
     environment,
-    gamma,
+    gamma_routes,
     livedata,
     private,
     relayer_routes,
@@ -40,13 +41,6 @@ def _book_or_404(state: SimState, request: Request) -> TokenBook | JSONResponse:
     if book is None:
         return error(404, "No orderbook exists for the requested token id")
     return book
-
-
-def _csv_list(request: Request, name: str) -> list[str]:
-    out: list[str] = []
-    for raw in request.query_params.getlist(name):
-        out.extend(v.strip() for v in raw.split(",") if v.strip())
-    return out
 
 
 def create_app(state: SimState) -> FastAPI:
@@ -191,63 +185,6 @@ def create_app(state: SimState) -> FastAPI:
         data = [wire.clob_market(m, state.ctf.winners.get(m.condition_id)) for m in state.sim.markets]
         return {"limit": len(data), "count": len(data), "next_cursor": "LTE=", "data": data}
 
-    # ---- Gamma ----------------------------------------------------------------------------------
-    def _gamma_markets(request: Request) -> list[dict[str, Any]]:
-        q = request.query_params
-        if q.get("closed", "").lower() == "true" or q.get("active", "").lower() == "false":
-            return []
-        tokens, cids = set(_csv_list(request, "clob_token_ids")), {c.lower() for c in _csv_list(request, "condition_ids")}
-        slugs, ids = set(_csv_list(request, "slug")), set(_csv_list(request, "id"))
-        tops = state.tops()
-        out = []
-        for m in state.sim.markets:
-            if tokens and not tokens & {m.yes.token_id, m.no.token_id}:
-                continue
-            if (cids and m.condition_id.lower() not in cids) or (slugs and m.slug not in slugs):
-                continue
-            if ids and m.gamma_id not in ids:
-                continue
-            out.append(state.gamma.apply(wire.gamma_market(m, tops, state.ctf.winners.get(m.condition_id))))
-        out = gamma.select(out, dict(q))
-        offset, limit = int(q.get("offset") or 0), int(q.get("limit") or 500)
-        return out[offset:offset + limit]
-
-    @app.get("/gamma/markets")
-    async def gamma_markets(request: Request) -> Any:
-        try:
-            return _gamma_markets(request)
-        except ValueError as exc:
-            return error(400, str(exc))
-
-    @app.get("/gamma/markets/{gamma_id}")
-    async def gamma_market(gamma_id: str) -> Any:
-        for m in state.sim.markets:
-            if gamma_id in (m.gamma_id, m.slug):
-                return state.gamma.apply(wire.gamma_market(m, state.tops(), state.ctf.winners.get(m.condition_id)))
-        return error(404, "market not found")
-
-    @app.get("/gamma/events")
-    async def gamma_events(request: Request) -> Any:
-        q = request.query_params
-        if q.get("closed", "").lower() == "true" or q.get("active", "").lower() == "false":
-            return []
-        slugs, ids = set(_csv_list(request, "slug")), set(_csv_list(request, "id"))
-        tops = state.tops()
-
-        def gm(m: Any) -> dict[str, Any]:
-            return state.gamma.apply(wire.gamma_market(m, tops, state.ctf.winners.get(m.condition_id)))
-
-        out = [wire.gamma_event(m, gm(m)) for m in state.sim.markets if not m.neg_risk]
-        out += [wire.gamma_negrisk_event(e, [gm(m) for m in e.markets]) for e in state.events]
-        out = [e for e in out if (not slugs or e["slug"] in slugs) and (not ids or e["id"] in ids)]
-        if q.get("closed", "").lower() == "false":  # a resolved market's event is closed
-            out = [e for e in out if not e["closed"]]
-        try:
-            offset, limit = int(q.get("offset") or 0), int(q.get("limit") or 500)
-        except ValueError:
-            return error(400, "limit and offset must be integers")
-        return out[offset:offset + limit]
-
     # ---- Data API -------------------------------------------------------------------------------
     @app.get("/data-api/trades")
     async def data_trades(request: Request) -> Any:
@@ -279,4 +216,6 @@ def create_app(state: SimState) -> FastAPI:
     app.include_router(chain_admin.router(state, state.auth.chain_id))
     app.include_router(environment.router(state.env))
     app.include_router(relayer_routes.router(state))
+    app.include_router(gamma_routes.router(state))
+    app.include_router(data_v2.router(state))
     return app

@@ -9,6 +9,7 @@ public; ``POST /submit`` needs a builder key (``POLY_BUILDER_*`` headers, minted
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,21 +38,18 @@ def router(state: SimState) -> APIRouter:
             return _err(400, "address is required")
         return {"deployed": relayer.deployed(q["address"], q.get("type"))}
 
-    @r.get("/v1/account/transactions/params")
-    async def params(request: Request) -> Any:
-        q = request.query_params
-        try:
-            return relayer.params(q.get("address", ""), q.get("type", ""))
-        except RelayerError as exc:
-            return _err(400, str(exc))
+    def owner_read(read: Callable[[str, str], dict[str, str]], default_type: str) -> Any:
+        """A read by owner and transaction type (``?address=<owner>&type=``)."""
+        async def handler(request: Request) -> Any:
+            q = request.query_params
+            try:
+                return read(q.get("address", ""), q.get("type", default_type))
+            except RelayerError as exc:
+                return _err(400, str(exc))
+        return handler
 
-    @r.get("/relay-payload")
-    async def relay_payload(request: Request) -> Any:
-        q = request.query_params
-        try:
-            return relayer.relay_payload(q.get("address", ""), q.get("type", "PROXY"))
-        except RelayerError as exc:
-            return _err(400, str(exc))
+    r.add_api_route("/v1/account/transactions/params", owner_read(relayer.params, ""), methods=["GET"])
+    r.add_api_route("/relay-payload", owner_read(relayer.relay_payload, "PROXY"), methods=["GET"])
 
     @r.post("/submit")
     async def submit(request: Request) -> Any:

@@ -98,11 +98,12 @@ async def test_split_merge_and_redeem_move_the_wallets_cash_and_positions(
 
     if wallet == "deposit":  # gasless: relayer batches signed by the owner, executed in the wallet
         txs = await sim_get(sim, "/relayer/transactions", owner=opened.info.signer.lower())
-        assert [t["type"] for t in txs] == ["WALLET-CREATE"] + ["WALLET"] * 4
+        sent = 4 if version == "v1" else 3  # split, merge, redeem (and v1's redeem of nothing)
+        assert [t["type"] for t in txs] == ["WALLET-CREATE"] + ["WALLET"] * sent
         assert all(t["state"] == "STATE_CONFIRMED" for t in txs)
     else:  # the EOA's own transactions over JSON-RPC
         txs = await sim_get(sim, "/_sim/rpc/txs", address=me.lower())
-        assert len(txs) == 4
+        assert len(txs) == (4 if version == "v1" else 3)
         assert all(t["status"] == 1 for t in txs)
 
 

@@ -1,6 +1,6 @@
-"""sim_exchange's relayer and contracts, pure: deposit-wallet batches signed by the SDK's own code,
-the transaction states over the relayer's lag, all-or-nothing batches, the ledgers' balance reads,
-legacy raw transactions."""
+"""sim_exchange's relayer, contracts and paging, pure: deposit-wallet batches signed by the SDK's own
+code, the transaction states over the relayer's lag, all-or-nothing batches, the ledgers' balance
+reads, legacy raw transactions, and the keyset / cursor pages."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from polymarket._internal.actions.relayer.signing.deposit_wallet import sign_dep
 from polymarket._internal.actions.relayer.submit import _NONCE_MISMATCH_RE
 
 from services.sim_exchange.contracts import CallReverted
+from services.sim_exchange.data_v2 import DataQueryError, page
 from services.sim_exchange.relayer import Relayer, RelayerError
 from services.sim_exchange.rpc import RpcFault, SimChain
 from services.sim_exchange.state import SimState
@@ -138,3 +139,16 @@ def test_each_ledger_reads_its_own_system_and_legacy_transactions_are_mined() ->
         chain.handle("eth_sendRawTransaction", ["0x" + bytes(wrong_chain.raw_transaction).hex()])
     assert int(chain.handle("eth_getBlockByNumber", ["latest", False])["timestamp"], 16) > 1_700_000_000
 
+
+def test_cursor_pages_end_without_a_cursor_and_refuse_offset() -> None:
+    rows = [{"n": i} for i in range(5)]
+    first = page(rows, {"limit": "2"})
+    assert first["data"] == rows[:2]
+    assert first["pagination"]["has_more"] is True
+    cursor = first["pagination"]["next_cursor"]
+    last = page(rows, {"limit": "2", "cursor": page(rows, {"limit": "2", "cursor": cursor})["pagination"]["next_cursor"]})
+    assert last["data"] == rows[4:]
+    assert last["pagination"] == {"limit": 2, "has_more": False, "next_cursor": None}
+    for bad in ({"offset": "2"}, {"limit": "1001"}, {"cursor": "junk"}):
+        with pytest.raises(DataQueryError):
+            page(rows, bad)
