@@ -8,6 +8,7 @@ with one error naming the fix, and nothing is sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,14 @@ from tests.integration import test_arb_scanner as base
 from tests.integration.test_arb_scanner import Running, audits, put_book, start
 from tests.support import SimExchangeProcess, eventually, sim_get, sim_post, write_config
 
-sim = base.sim  # 2 binary markets (v1 and v2 among them) and one 3-outcome neg-risk event
 running = base.running
 ME = Account.from_key(SIM_PRIVATE_KEY).address.lower()
+
+
+@pytest.fixture
+def sim(start_sim: Callable[..., SimExchangeProcess]) -> SimExchangeProcess:
+    """test_arb_scanner's sim with one binary market of each system (and one 3-outcome neg-risk event)."""
+    return start_sim({"sim_exchange": {**base.SIM, "v2_share": 0.5}})
 
 
 async def _arm(sim: SimExchangeProcess, version: str) -> tuple[str, str, str]:
