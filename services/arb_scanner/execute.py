@@ -23,7 +23,7 @@ from loguru import logger
 
 from services.arb_scanner.catalogue import ArbSet
 from services.arb_scanner.ctf import Ctf, CtfHalt, CtfRejected
-from services.arb_scanner.detect import EPS, Evaluation, Kind, floor_size
+from services.arb_scanner.detect import EPS, Evaluation, Kind, floor_size, whole_cent_size
 from shared.venue.ids import system_of
 from shared.venue.taker import TakeResult, TakerOrders
 
@@ -109,7 +109,12 @@ class Executor:
         return out
 
     async def _buy_sets(self, s: ArbSet, ev: Evaluation, rep: ExecReport) -> None:
-        rep.legs = await self._legs(s, ev, "BUY", ev.size)
+        size = whole_cent_size(ev.size, ev.limits)  # every leg buys exactly the same shares
+        if size <= EPS:
+            rep.status = "failed"
+            rep.errors.append(f"{ev.size:g} sets round to none at which every leg costs whole cents")
+            return
+        rep.legs = await self._legs(s, ev, "BUY", size)
         rep.cash_out += sum(x.filled * x.avg_price + x.fee for x in rep.legs)
         complete = floor_size(min(x.filled for x in rep.legs))
         if complete <= EPS:

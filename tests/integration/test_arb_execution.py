@@ -29,8 +29,10 @@ START_CASH = 10_000.0
 
 
 async def _ready(r: aioredis.Redis, keys: Keys, scanner: ArbScannerService, sets: int) -> bool:
+    """The catalogue streamed, and execution on (the account opens and approves in the background)."""
     tokens = {t for s in scanner.sets.values() for t in s.tokens}
-    return await r.hlen(keys.arb_catalogue()) == sets and bool(tokens) and tokens <= set(scanner.tops)
+    return (await r.hlen(keys.arb_catalogue()) == sets and bool(tokens) and tokens <= set(scanner.tops)
+            and scanner.executor is not None)
 
 
 async def _sim_get(sim: SimExchangeProcess, path: str, **params: Any) -> Any:
@@ -203,8 +205,11 @@ async def test_execution_is_capped_by_the_fleet_risk_budget(
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
     d = done[0].detail
     assert d["status"] == "done", d
-    # $5 / (45.76 / 48 a set) = 5.24 sets, instead of 48
-    assert d["merged"] == pytest.approx(5.24)
+    # $5 / (45.76 / 48 a set) = 5.24 sets, instead of 48; bought as 5.2, the largest size at which
+    # both legs (limits 0.45 and 0.50: the top levels) cost whole cents, so each buys the same shares
+    assert d["merged"] == pytest.approx(5.2)
+    assert [leg["filled"] for leg in d["legs"]] == [pytest.approx(5.2)] * 2
+    assert d["unwinds"] == []
     assert sum(leg["filled"] * leg["avg_price"] for leg in d["legs"]) <= 5.0
     # merged at once: nothing held, the claim is gone and the workers' 995 is what remains
     assert await r.hget(keys.reserved(), "arb:" + done[0].detail["set"]) is None
