@@ -41,10 +41,12 @@ class CtfHalt(CtfError):
 
 
 class Ctf(Protocol):
-    async def split(self, condition_id: str, amount: float) -> str: ...
-    async def merge(self, condition_id: str, amount: float) -> str: ...
+    """``version``: the market's Gamma version (``ArbSet.market_version``); the venue routes by it."""
+
+    async def split(self, condition_id: str, amount: float, version: str) -> str: ...
+    async def merge(self, condition_id: str, amount: float, version: str) -> str: ...
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str: ...
-    async def redeem(self, condition_id: str) -> str:
+    async def redeem(self, condition_id: str, version: str) -> str:
         """Redeem every position the wallet holds in a resolved market (paid in pUSD)."""
         ...
 
@@ -59,17 +61,17 @@ class VenueCtf:
     def __init__(self, positions: Positions) -> None:
         self.positions = positions
 
-    async def split(self, condition_id: str, amount: float) -> str:
-        return await self._call(self.positions.split(condition_id, amount))
+    async def split(self, condition_id: str, amount: float, version: str) -> str:
+        return await self._call(self.positions.split(condition_id, amount, version))
 
-    async def merge(self, condition_id: str, amount: float) -> str:
-        return await self._call(self.positions.merge(condition_id, amount))
+    async def merge(self, condition_id: str, amount: float, version: str) -> str:
+        return await self._call(self.positions.merge(condition_id, amount, version))
 
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
         return await self._call(self.positions.convert(neg_risk_market_id, outcome_indexes, amount))
 
-    async def redeem(self, condition_id: str) -> str:
-        return await self._call(self.positions.redeem(condition_id))
+    async def redeem(self, condition_id: str, version: str) -> str:
+        return await self._call(self.positions.redeem(condition_id, version))
 
     @staticmethod
     async def _call(op: Any) -> str:

@@ -122,7 +122,7 @@ class Executor:
         if complete > EPS:
             if ev.kind is Kind.BUY_BOTH:
                 try:
-                    await self.ctf.merge(s.condition_ids[0], complete)
+                    await self.ctf.merge(s.condition_ids[0], complete, s.market_version)
                     rep.merged = complete
                     rep.cash_in += complete
                 except CtfRejected as exc:
@@ -142,7 +142,7 @@ class Executor:
 
     async def _sell_sets(self, s: ArbSet, ev: Evaluation, rep: ExecReport) -> None:
         try:
-            await self.ctf.split(s.condition_ids[0], ev.size)
+            await self.ctf.split(s.condition_ids[0], ev.size, s.market_version)
         except CtfRejected as exc:
             rep.status = "failed"
             rep.errors.append(str(exc))
@@ -154,7 +154,7 @@ class Executor:
                 rep.status = "failed"
                 rep.errors.append(str(exc))
                 try:
-                    await self.ctf.merge(s.condition_ids[0], ev.size)
+                    await self.ctf.merge(s.condition_ids[0], ev.size, s.market_version)
                 except CtfRejected as exc2:
                     rep.errors.append(f"merging the split back: {exc2}")
                     rep.split = ev.size
@@ -169,7 +169,7 @@ class Executor:
         back = min(unsold) if ev.kind is Kind.SPLIT_SELL else 0.0
         if back > EPS:
             try:
-                await self.ctf.merge(s.condition_ids[0], back)
+                await self.ctf.merge(s.condition_ids[0], back, s.market_version)
                 rep.merged = back
                 rep.cash_in += back
             except CtfRejected as exc:

@@ -20,7 +20,9 @@ What an answer means for the caller (:mod:`shared.venue.errors`):
 * :class:`VenueUnavailable`: throttled or the venue unreachable before anything was sent;
 * :class:`VenueAmbiguous`: sent, and no outcome within ``timeout_s`` (or an answer that cannot be
   read): the position is unknown until a person looks;
-* :class:`VenueSetupError`: the setup is wrong (no builder key for gasless calls, ...).
+* :class:`VenueSetupError`: the setup is wrong (no builder key for gasless calls, a market of a
+  Gamma ``version`` polyfleet does not know: :class:`~shared.venue.errors.UnknownMarketVersion`,
+  raised before anything is sent).
 
 Money: the collateral adapters and the Router pay pUSD. The NegRiskAdapter pays USDC.e (C3), so
 polyfleet never redeems through it (the SDK's neg-risk redeem goes through the neg-risk collateral
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.venue.ctf_calls import CtfCall, encode_call, to_units
 from shared.venue.errors import VenueAmbiguous, VenueError, VenueRejected, VenueSetupError
+from shared.venue.ids import system_of
 from shared.venue.sdk_errors import venue_error
 
 if TYPE_CHECKING:
@@ -120,24 +123,24 @@ class Positions:
     def wallet(self) -> str:
         return str(self.client.wallet)
 
-    async def split(self, condition_id: str, amount: float) -> str:
+    async def split(self, condition_id: str, amount: float, version: str | None) -> str:
         """``amount`` pUSD into ``amount`` YES + ``amount`` NO of the market."""
         units = to_units(amount)
-        return await self._send(f"split {amount:g} of {condition_id[:12]}",
+        return await self._send(f"split {amount:g} of {condition_id[:12]}", version, condition_id,
                                 lambda: self.client.split_position(condition_id=condition_id, amount=units))
 
-    async def merge(self, condition_id: str, amount: float) -> str:
+    async def merge(self, condition_id: str, amount: float, version: str | None) -> str:
         """``amount`` YES + ``amount`` NO back into ``amount`` pUSD."""
         units = to_units(amount)
-        return await self._send(f"merge {amount:g} of {condition_id[:12]}",
+        return await self._send(f"merge {amount:g} of {condition_id[:12]}", version, condition_id,
                                 lambda: self.client.merge_positions(condition_id=condition_id, amount=units))
 
-    async def redeem(self, condition_id: str) -> str:
+    async def redeem(self, condition_id: str, version: str | None) -> str:
         """Every position the wallet holds in the resolved market, paid in pUSD; "" when none is
         left (a redeem whose outcome was unknown had in fact gone through, or the venue's
         auto-redeem operator was first)."""
         try:
-            return await self._send(f"redeem {condition_id[:12]}",
+            return await self._send(f"redeem {condition_id[:12]}", version, condition_id,
                                     lambda: self.client.redeem_positions(condition_id=condition_id))
         except VenueRejected as exc:
             if NOTHING_TO_REDEEM in exc.text:
@@ -147,7 +150,8 @@ class Positions:
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
         """NegRiskAdapter ``convertPositions``: ``amount`` NO of the given outcomes into ``amount``
         YES of every other outcome, plus (m − 1) × amount collateral for m NOs. That collateral
-        would be USDC.e (C3), so only one NO (no collateral) is accepted."""
+        would be USDC.e (C3), so only one NO (no collateral) is accepted. Neg-risk events are v1
+        (CTF) markets; the NegRiskAdapter is a v1 contract."""
         from polymarket.calls import TransactionCall
         from polymarket.types import EvmAddress, HexString
 
@@ -156,7 +160,12 @@ class Positions:
         data = encode_call(CtfCall("nr_convert", neg_risk_market_id, amount, outcome_indexes=tuple(outcome_indexes)))
         call = TransactionCall(to=EvmAddress(self.neg_risk_adapter), data=HexString("0x" + data.hex()))
         what = f"convert {amount:g} NO of outcome {outcome_indexes[0]} of {neg_risk_market_id[:12]}"
-        return await self._send(what, lambda: self.client.execute_transaction(calls=[call], metadata=what))
+        return await self._send(what, "v1", neg_risk_market_id,
+                                lambda: self.client.execute_transaction(calls=[call], metadata=what))
 
-    async def _send(self, what: str, start: Callable[[], Awaitable[Handle]]) -> str:
+    async def _send(self, what: str, version: str | None, market: str,
+                    start: Callable[[], Awaitable[Handle]]) -> str:
+        # The SDK routes by the market's Gamma version and reads any version but "v2" as v1: a market
+        # of a version polyfleet does not know is refused here, before anything is sent.
+        system_of(version, market)
         return await send_and_wait(what, start, self.timeout_s)

@@ -18,7 +18,7 @@ from eth_account import Account
 from shared.config import Secrets, Settings, load_settings
 from shared.venue import approvals
 from shared.venue.environment import VenueEnvironment, fetch_sim_environment
-from shared.venue.errors import VenueAmbiguous, VenueRejected
+from shared.venue.errors import UnknownMarketVersion, VenueAmbiguous, VenueRejected
 from shared.venue.positions import Positions
 from shared.venue.wallet_setup import Opened, open_trading_account
 from tests.support import SimExchangeProcess, sim_get, sim_post, write_config
@@ -76,8 +76,8 @@ async def test_split_merge_and_redeem_move_the_wallets_cash_and_positions(
         else:
             assert me.lower() == opened.info.signer.lower()
         cid, yes, no = await _market(sim, version)
-        split_tx = await positions.split(cid, 10)
-        merge_tx = await positions.merge(cid, 4)
+        split_tx = await positions.split(cid, 10, version)
+        merge_tx = await positions.merge(cid, 4, version)
         assert split_tx.startswith("0x")
         assert merge_tx.startswith("0x")
         acct = await _account(sim, me)
@@ -86,13 +86,13 @@ async def test_split_merge_and_redeem_move_the_wallets_cash_and_positions(
         assert acct["positions"][no] == pytest.approx(6)
 
         await sim_post(sim, "/_sim/resolve", {"condition_id": cid, "winner": "Yes"})
-        assert (await positions.redeem(cid)).startswith("0x")
+        assert (await positions.redeem(cid, version)).startswith("0x")
         acct = await _account(sim, me)
         assert acct["cash"] == pytest.approx(START_CASH - 10 + 4 + 6)  # 6 winning YES at $1, in pUSD
         assert acct["positions"].get(yes, 0) == pytest.approx(0)
         assert acct["positions"].get(no, 0) == pytest.approx(0)
         # nothing left: a second redeem pays nothing more (v2: nothing is sent at all)
-        again = await positions.redeem(cid)
+        again = await positions.redeem(cid, version)
         assert again == "" if version == "v2" else again.startswith("0x")
         assert (await _account(sim, me))["cash"] == pytest.approx(START_CASH)
 
@@ -114,7 +114,7 @@ async def test_convert_goes_to_the_neg_risk_adapter_through_the_relayer(
     first = event["outcomes"][0]
     async with _opened(tmp_path, sim, "deposit") as (opened, positions, env):
         me = opened.info.address
-        await positions.split(first["condition_id"], 5)
+        await positions.split(first["condition_id"], 5, "v1")
         await positions.convert(event["neg_risk_market_id"], [0], 5)
         acct = await _account(sim, me)
         assert acct["positions"].get(first["no"], 0) == pytest.approx(0)  # outcome 0's NO converted ...
@@ -134,9 +134,9 @@ async def test_a_failed_transaction_is_a_rejection_and_changes_nothing(
     async with _opened(tmp_path, sim, wallet) as (opened, positions, _env):
         cid, _yes, _no = await _market(sim, "v1")
         with pytest.raises(VenueRejected, match="split 20000"):  # more than the wallet's cash: the contract reverts
-            await positions.split(cid, 20_000)
+            await positions.split(cid, 20_000, "v1")
         with pytest.raises(VenueRejected):  # merge more than held: refused before anything is sent
-            await positions.merge(cid, 5)
+            await positions.merge(cid, 5, "v1")
         acct = await _account(sim, opened.info.address)
         assert acct["cash"] == pytest.approx(START_CASH)
         assert not any(acct["positions"].values())
@@ -148,7 +148,7 @@ async def test_an_eoa_transaction_without_a_receipt_is_unknown(tmp_path: Path, s
         cid, _yes, _no = await _market(sim, "v1")
         await sim_post(sim, "/_sim/rpc/fault", {"kind": "drop", "count": 1})  # accepted, never mined
         with pytest.raises(VenueAmbiguous, match="outcome unknown"):
-            await positions.split(cid, 10)
+            await positions.split(cid, 10, "v1")
 
 
 async def test_a_relayed_transaction_without_an_outcome_in_time_is_unknown(
@@ -163,7 +163,7 @@ async def test_a_relayed_transaction_without_an_outcome_in_time_is_unknown(
         positions = Positions(opened.account.client, env.address("neg_risk_adapter"), timeout_s=1.0)
         cid, _yes, _no = await _market(slow, "v1")
         with pytest.raises(VenueAmbiguous, match="no outcome within 1 s"):
-            await positions.split(cid, 10)
+            await positions.split(cid, 10, "v1")
     finally:
         await opened.account.close()
 
@@ -180,3 +180,15 @@ async def test_approvals_are_read_then_granted_once_through_the_sdk(
         assert sent == need
         assert all(st.ok for st in await approvals.read(env.url("rpc_url"), me, need))
         assert await approvals.ensure(opened.account.client, env, me, send=True) == []  # nothing twice
+
+
+async def test_a_market_of_an_unknown_version_is_refused_before_anything_is_sent(
+        tmp_path: Path, sim: SimExchangeProcess) -> None:
+    async with _opened(tmp_path, sim, "eoa") as (opened, positions, _env):
+        cid, _yes, _no = await _market(sim, "v1")
+        for call in (positions.split(cid, 10, "v3"), positions.merge(cid, 10, "v3"), positions.redeem(cid, "v3")):
+            with pytest.raises(UnknownMarketVersion, match="version 'v3'") as info:
+                await call
+            assert "fix:" in str(info.value)
+        assert await sim_get(sim, "/_sim/rpc/txs", address=opened.info.address.lower()) == []
+        assert (await _account(sim, opened.info.address))["cash"] == pytest.approx(START_CASH)
