@@ -76,7 +76,7 @@ class PolymarketSection(Section):
 
     environment: Literal["auto", "sim", "production"] = "auto"
     sim_url: str = "http://127.0.0.1:8700"
-    wallet: WalletKind = "eoa"  # the SDK move (issue 15) makes the deposit wallet the default
+    wallet: WalletKind = "deposit"  # the venue's default wallet (docs/venue.md W1); eoa / proxy / safe stay
     wallet_address: str = ""  # empty: the wallet derived for the signing key (deposit wallet, proxy, Safe)
     url_overrides: dict[str, str] = Field(default_factory=dict)
 

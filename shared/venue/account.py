@@ -19,11 +19,12 @@ naming the fix.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from eth_account import Account
 from polymarket import AsyncSecureClient, BuilderApiKey, RelayerApiKey
-from polymarket.errors import RequestRejectedError, UserInputError
+from polymarket.errors import RequestRejectedError, TransactionFailedError, UserInputError
 from polymarket.models import ApiKeyCreds
 
 from shared.config import SIM_PRIVATE_KEY, Secrets, Settings, WalletKind
@@ -34,6 +35,7 @@ from shared.venue.sdk_errors import CREDENTIALS_FIX, VENUE_FAILURES, venue_error
 from shared.venue.sdk_private import api_credentials, derived_wallet
 
 SIGNATURE_TYPES: dict[WalletKind, int] = {"eoa": 0, "proxy": 1, "safe": 2, "deposit": 3}
+WALLET_RACE_PAUSE_S = 1.0
 RELAYER_FIX = ("set PF_BUILDER_API_KEY / PF_BUILDER_API_SECRET / PF_BUILDER_API_PASSPHRASE (or PF_RELAYER_API_KEY "
                "and PF_RELAYER_API_KEY_ADDRESS), or trade as polymarket.wallet: eoa")
 
@@ -131,18 +133,28 @@ async def open_account(settings: Settings, secrets: Secrets, env: VenueEnvironme
 async def _create(key: str, wallet: str | None, env: VenueEnvironment, credentials: ApiKeyCreds | None,
                   relayer_key: BuilderApiKey | RelayerApiKey | None, rate: SignerRateLimit | None,
                   kind: WalletKind) -> AsyncSecureClient:
-    try:
-        return await AsyncSecureClient.create(private_key=key, wallet=wallet, environment=env.to_sdk(),
-                                              credentials=credentials, api_key=relayer_key,
-                                              on_rate_limit_update=rate.on_update if rate else None)
-    except UserInputError as exc:
-        raise _setup_error(str(exc), kind) from exc
-    except RequestRejectedError as exc:
-        if exc.status in (400, 401, 403):
-            raise VenueSetupError(f"the venue refused the API credentials ({exc})", CREDENTIALS_FIX) from exc
-        raise venue_error(exc, sent=False, what="opening the account") from exc
-    except VENUE_FAILURES as exc:
-        raise venue_error(exc, sent=False, what="opening the account") from exc
+    for attempt in (1, 2):
+        try:
+            return await AsyncSecureClient.create(private_key=key, wallet=wallet, environment=env.to_sdk(),
+                                                  credentials=credentials, api_key=relayer_key,
+                                                  on_rate_limit_update=rate.on_update if rate else None)
+        except UserInputError as exc:
+            raise _setup_error(str(exc), kind) from exc
+        except (RequestRejectedError, TransactionFailedError) as exc:
+            if isinstance(exc, RequestRejectedError) and exc.status in (401, 403):
+                raise VenueSetupError(f"the venue refused the API credentials ({exc})", CREDENTIALS_FIX) from exc
+            if attempt == 1 and kind != "eoa":
+                # Several processes of one account start together: another may be creating the same
+                # deposit wallet this very moment (its creation refused or failed here). Once more:
+                # the SDK then finds it deployed.
+                await asyncio.sleep(WALLET_RACE_PAUSE_S)
+                continue
+            if isinstance(exc, TransactionFailedError):
+                raise VenueSetupError(f"the relayer could not create the {kind} wallet ({exc})", RELAYER_FIX) from exc
+            raise venue_error(exc, sent=False, what="opening the account") from exc
+        except VENUE_FAILURES as exc:
+            raise venue_error(exc, sent=False, what="opening the account") from exc
+    raise AssertionError("unreachable")
 
 
 def _setup_error(text: str, kind: WalletKind) -> VenueSetupError:

@@ -49,7 +49,8 @@ async def running() -> AsyncIterator[Running]:
 async def start(tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, running: Running,
                 arb: dict[str, Any], polymarket: dict[str, Any] | None = None) -> ArbScannerService:
     cfg = write_config(tmp_path / "polyfleet.yaml", sim.port, {
-        "sim_exchange": SIM, "arbitrage": {**ARB, **arb}, "polymarket": polymarket or {},
+        "polymarket": {"wallet": "eoa", **(polymarket or {})},  # the sim's legacy EOA unless a test says
+        "sim_exchange": SIM, "arbitrage": {**ARB, **arb},
         "gateway": {"reconcile_interval_sec": 1.0, "ping_interval_sec": 1.0}})
     settings = load_settings(cfg, environ={})
     gw = WsGatewayService(settings, "g1", redis=r)

@@ -1,8 +1,10 @@
 """The venue room's order side (shared/venue/account.py, orders.py) against sim_exchange: the real
-process, the unmodified official SDK underneath, an EOA account on v1 markets."""
+process, the unmodified official SDK underneath; the sim's legacy EOA and a fresh deposit wallet,
+on v1 (CTF) and v2 (Protocol V2) markets."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +28,14 @@ class Room:
     http: httpx.AsyncClient
     account: VenueAccount
     orders: VenueOrders
-    tokens: list[str]
+    versions: dict[str, str]  # token -> its market's Gamma version, from the sim
+
+    def token(self, version: str = "v1", index: int = 0) -> str:
+        """The YES token of the ``index``-th market of ``version``."""
+        return [t for t, v in self.versions.items() if v == version][2 * index]
 
     def market(self, token: str, min_size: float = 5.0) -> OrderMarket:
-        return OrderMarket(outcome(token, "v1"), False, min_size)
+        return OrderMarket(outcome(token, self.versions[token]), False, min_size)
 
     async def book(self, token: str, bids: list[list[float]], asks: list[list[float]]) -> None:
         resp = await self.http.put(f"/_sim/book/{token}", json={"bids": bids, "asks": asks, "freeze": True})
@@ -42,20 +48,28 @@ class Room:
         assert (await self.http.post("/_sim/fault", json=body)).status_code == 200
 
 
-@pytest.fixture
-async def room(start_sim: Callable[..., SimExchangeProcess]) -> AsyncIterator[Room]:
-    sim = start_sim({"sim_exchange": {"markets": 2, "volatility": 0.0}})
+async def open_room(sim: SimExchangeProcess, wallet: str) -> Room:
     http = httpx.AsyncClient(base_url=sim.url, timeout=15)
     env = await fetch_sim_environment(sim.url)
-    account = await open_account(load_settings(sim.env["PF_CONFIG"], environ={}), Secrets(), env)
-    tokens = [t["token_id"] for m in (await http.get("/_sim/markets")).json() for t in m["tokens"]]
-    yield Room(sim, http, account, VenueOrders(account), tokens)
-    await account.close()
-    await http.aclose()
+    settings = load_settings(sim.env["PF_CONFIG"], environ={"PF__POLYMARKET__WALLET": wallet})
+    account = await open_account(settings, Secrets(), env)
+    markets = (await http.get("/_sim/markets")).json()
+    versions = {t["token_id"]: m["version"] for m in markets if not m["neg_risk"] for t in m["tokens"]}
+    return Room(sim, http, account, VenueOrders(account), versions)
 
 
-async def test_a_limit_order_rests_is_read_back_and_cancelled(room: Room) -> None:
-    token = room.tokens[0]
+@pytest.fixture
+async def room(start_sim: Callable[..., SimExchangeProcess]) -> AsyncIterator[Room]:
+    """The sim's legacy EOA (an allowed maker), on a sim with v1 and v2 markets."""
+    got = await open_room(start_sim({"sim_exchange": {"markets": 4, "volatility": 0.0}}), "eoa")
+    yield got
+    await got.account.close()
+    await got.http.aclose()
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_a_limit_order_rests_is_read_back_and_cancelled(room: Room, version: str) -> None:
+    token = room.token(version)
     await room.book(token, [[0.40, 100]], [[0.45, 100]])
     m = room.market(token)
     ack = await room.orders.place_limit(m, "BUY", 0.30, 5, 0.01)
@@ -72,7 +86,7 @@ async def test_a_limit_order_rests_is_read_back_and_cancelled(room: Room) -> Non
     # cancelling an outcome's orders takes every resting one of this account on it, and only there
     first = await room.orders.place_limit(m, "BUY", 0.31, 5, 0.01)
     second = await room.orders.place_limit(m, "BUY", 0.32, 5, 0.01)
-    other = room.market(room.tokens[2])
+    other = room.market(room.token(version, 1))
     kept = await room.orders.place_limit(other, "BUY", 0.05, 5, 0.01)
     assert set(await room.orders.cancel_outcome(m.outcome)) == {first.order_id, second.order_id}
     assert [o.order_id for o in await room.orders.open_orders(other.outcome)] == [kept.order_id]
@@ -80,7 +94,7 @@ async def test_a_limit_order_rests_is_read_back_and_cancelled(room: Room) -> Non
 
 
 async def test_post_only_rests_and_a_crossing_one_is_refused(room: Room) -> None:
-    token = room.tokens[0]
+    token = room.token()
     await room.book(token, [[0.40, 100]], [[0.45, 100]])
     m = room.market(token)
     rests = await room.orders.place_limit(m, "BUY", 0.41, 5, 0.01, post_only=True)
@@ -90,8 +104,9 @@ async def test_post_only_rests_and_a_crossing_one_is_refused(room: Room) -> None
     assert [o["id"] for o in await room.sim_orders(token)] == [rests.order_id]
 
 
-async def test_marketable_orders_carry_exact_amounts_and_fill(room: Room) -> None:
-    token = room.tokens[0]
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_marketable_orders_carry_exact_amounts_and_fill(room: Room, version: str) -> None:
+    token = room.token(version)
     m = room.market(token)
     await room.book(token, [[0.50, 100]], [[0.57, 100]])
     # $1.05 at 0.57 is 1.8421 shares: a limit order of that size would carry 5 decimals of collateral
@@ -114,7 +129,7 @@ async def test_marketable_orders_carry_exact_amounts_and_fill(room: Room) -> Non
 
 
 async def test_minimums_refuse_before_anything_is_sent(room: Room) -> None:
-    token = room.tokens[0]
+    token = room.token()
     await room.book(token, [[0.40, 100]], [[0.45, 100]])
     with pytest.raises(AmountRefused, match="minimum order size 15"):
         await room.orders.place_limit(room.market(token, min_size=15), "BUY", 0.30, 10, 0.01)
@@ -124,7 +139,7 @@ async def test_minimums_refuse_before_anything_is_sent(room: Room) -> None:
 
 
 async def test_a_closed_send_gate_sends_nothing(room: Room) -> None:
-    token = room.tokens[0]
+    token = room.token()
     await room.book(token, [[0.40, 100]], [[0.45, 100]])
     with pytest.raises(VenueNotSent):
         await room.orders.place_limit(room.market(token), "BUY", 0.30, 5, 0.01, may_send=lambda: False)
@@ -132,7 +147,7 @@ async def test_a_closed_send_gate_sends_nothing(room: Room) -> None:
 
 
 async def test_a_resent_order_is_duplicated_and_its_id_is_the_hash_computed_here(room: Room) -> None:
-    token = room.tokens[0]
+    token = room.token()
     await room.book(token, [[0.40, 100]], [[0.45, 100]])
     m = room.market(token)
     from shared.venue.amounts import limit_amounts
@@ -146,7 +161,7 @@ async def test_a_resent_order_is_duplicated_and_its_id_is_the_hash_computed_here
 
 
 async def test_a_5xx_after_sending_is_ambiguous_and_names_the_order(room: Room) -> None:
-    token = room.tokens[0]
+    token = room.token()
     await room.book(token, [[0.40, 100]], [[0.45, 100]])
     await room.fault(kind="http_429", count=1, retry_after=0, path_prefix="/order", status=502)
     with pytest.raises(VenueAmbiguous) as caught:
@@ -157,7 +172,7 @@ async def test_a_5xx_after_sending_is_ambiguous_and_names_the_order(room: Room) 
 
 
 async def test_a_429_is_unavailable_and_holds_the_signer_back(room: Room) -> None:
-    token = room.tokens[0]
+    token = room.token()
     await room.book(token, [[0.40, 100]], [[0.45, 100]])
     await room.fault(kind="http_429", count=1, retry_after=3, path_prefix="/order")
     with pytest.raises(VenueUnavailable) as caught:
@@ -168,10 +183,71 @@ async def test_a_429_is_unavailable_and_holds_the_signer_back(room: Room) -> Non
 
 
 async def test_position_cash_and_heartbeats(room: Room) -> None:
-    token = room.tokens[1]
+    token = room.token("v2")
     await room.http.put(f"/_sim/accounts/{room.account.wallet}", json={"cash": 123.45, "positions": {token: 7.5}})
-    assert await room.orders.position(outcome(token, "v1")) == 7.5
+    assert await room.orders.position(room.market(token).outcome) == 7.5
     assert await room.orders.cash() == 123.45
     first = await room.orders.heartbeat()
     assert first
     assert await room.orders.heartbeat(first)
+
+
+async def test_a_deposit_wallet_account_is_created_and_trades_both_systems(
+        start_sim: Callable[..., SimExchangeProcess]) -> None:
+    """polymarket.wallet: deposit, no relayer key configured: in sim mode the account mints a builder
+    key from the sim, the SDK creates the key's deposit wallet through the relayer, and orders go
+    out with signature type 3 (maker = signer = the wallet)."""
+    room = await open_room(start_sim({"sim_exchange": {"markets": 4, "volatility": 0.0}}), "deposit")
+    try:
+        wallet = room.account.wallet
+        assert wallet.lower() != room.account.signer.lower()
+        assert room.account.signature_type == 3
+        deployed = (await room.http.get("/_sim/wallets", params={"owner": room.account.signer.lower()})).json()
+        assert [(w["address"], w["kind"]) for w in deployed] == [(wallet.lower(), "deposit")]
+        for version in ("v1", "v2"):
+            token = room.token(version)
+            m = room.market(token)
+            await room.book(token, [[0.40, 100]], [[0.45, 100]])
+            resting = await room.orders.place_limit(m, "BUY", 0.30, 5, 0.01)
+            assert [(o.order_id, o.status) for o in await room.orders.open_orders(m.outcome)] == \
+                [(resting.order_id, "LIVE")]
+            assert await room.orders.cancel(resting.order_id)
+            bought = await room.orders.place_marketable(m, "BUY", 0.45, None, 0.01, budget=1.01, order_type="FOK")
+            assert (bought.status, bought.shares) == ("matched", 2.2444)  # $1.01 / 0.45, four decimals
+            assert await room.orders.position(m.outcome) == pytest.approx(2.2444)
+            assert {o["maker_address"].lower() for o in await room.sim_orders(token)} == {wallet.lower()}
+    finally:
+        await room.account.close()
+        await room.http.aclose()
+
+
+async def test_processes_of_one_account_starting_together_share_one_deposit_wallet(
+        start_sim: Callable[..., SimExchangeProcess]) -> None:
+    """Workers of one account start together: each finds the wallet missing, one creation wins, the
+    other is refused; it opens once more and finds the wallet deployed."""
+    sim = start_sim({"sim_exchange": {"markets": 2, "volatility": 0.0}})
+    env = await fetch_sim_environment(sim.url)
+    settings = load_settings(sim.env["PF_CONFIG"], environ={})
+    accounts = await asyncio.gather(*(open_account(settings, Secrets(), env) for _ in range(3)))
+    try:
+        assert len({a.wallet for a in accounts}) == 1
+        async with httpx.AsyncClient(base_url=sim.url) as http:
+            deployed = (await http.get("/_sim/wallets", params={"owner": accounts[0].signer.lower()})).json()
+        assert [w["address"] for w in deployed] == [accounts[0].wallet.lower()]
+    finally:
+        await asyncio.gather(*(a.close() for a in accounts))
+
+
+async def test_a_refused_wallet_creation_is_tried_once_more(start_sim: Callable[..., SimExchangeProcess]) -> None:
+    """What the process that loses that race sees: its WALLET-CREATE refused. It opens once more."""
+    sim = start_sim({"sim_exchange": {"markets": 2, "volatility": 0.0}})
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        fault = {"kind": "http_429", "count": 1, "retry_after": 0, "path_prefix": "/relayer/submit", "status": 400}
+        assert (await http.post("/_sim/fault", json=fault)).status_code == 200
+        account = await open_account(load_settings(sim.env["PF_CONFIG"], environ={}), Secrets(),
+                                     await fetch_sim_environment(sim.url))
+        try:
+            deployed = (await http.get("/_sim/wallets", params={"owner": account.signer.lower()})).json()
+            assert [(w["address"], w["kind"]) for w in deployed] == [(account.wallet.lower(), "deposit")]
+        finally:
+            await account.close()

@@ -128,6 +128,11 @@ async def test_a_drop_buys_at_the_ask_and_a_rise_sells_at_profit_pct(
     assert [(f["side"], float(f["price"]), float(f["size"])) for f in fills] == [("BUY", 0.48, 10.0), ("SELL", 0.51, 10.0)]
     orders = [f for _, f in await r.xrange(keys.orders()) if f["token_id"] == v.token]
     assert [o["status"] for o in orders] == ["matched", "matched"]
+    # through the default wallet: the key's deposit wallet (signature type 3) made both orders
+    account = v.executor.venue.account
+    assert (account.wallet_kind, account.signature_type) == ("deposit", 3)
+    assert {o["maker_address"] for o in await v.orders()} == {account.wallet.lower()}
+    assert account.wallet.lower() != account.signer.lower()
     await stop_session(s, task)
 
     # A new owner (epoch 2) resumes the strategy from the snapshot: same window, same sell count.
