@@ -19,19 +19,18 @@ Everything runs on loopback against a private redis-server (never 6379); the wor
    evaluation minus the tick's ``ts_recv`` (stamped by the bench just before PUBLISH, whole ms, so
    samples over-state by 0-1 ms; percentiles are bucket upper bounds, 0.5 ms wide up to 20 ms).
 2. Tick-to-order-acknowledged against sim_exchange, signing included. A worker in ``mode: sim``
-   (py-clob-client-v2 -> sim_exchange) runs ``--order-tokens`` sessions; for each token in turn
+   (the venue room on the official SDK -> sim_exchange) runs ``--order-tokens`` sessions; for each token in turn
    the bench sets the sim's book, then publishes a tick with the ask dropped from 0.60 to 0.50
    (``drop_pct`` 0.1: BUY 10 @ 0.50, FAK, fills), then one with the bid at 0.56 (``profit_pct``
    0.1: SELL 10 @ 0.56, FAK, fills); ``--cycles`` times. Latency = the order's ``pf:orders`` event
    (``ts_event``, stamped after ``ClobExecutor.place()`` returned and the intent was updated, one
    HSET later) minus the tick's publish time. The first BUY of a token also fetches its market
-   info (``prepare``: 2 GETs) and is reported apart; a SELL reads the venue position first.
-   Then a burst: the drop tick for every token at once, to see the default thread pool at work.
-3. Signing alone: ``client.create_order`` (what ``ClobExecutor.place`` runs in a thread) in a loop
-   of ``--signs``; and ``client.post_order`` alone. Finally ``--order-tokens`` concurrent
-   ``ClobExecutor.place`` calls in this process with asyncio's default executor (``min(32, cpus
-   + 4)`` threads) and again with one thread per order: does the default pool limit concurrent
-   orders?
+   info (``prepare``: its REST book, 1 GET) and is reported apart; a SELL reads the venue position
+   first. Then a burst: the drop tick for every token at once (all on the worker's one event loop).
+3. Order create + sign alone: ``ClobExecutor.sign`` (exact amounts, the SDK's order draft and
+   EIP-712 signer, no request) in a loop of ``--signs`` after a warm-up, with the secp256k1 backend
+   eth-keys uses printed beside it; then posting alone; finally ``--order-tokens`` concurrent
+   ``ClobExecutor.place`` calls on one event loop (the venue client is async: no thread pool).
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +186,7 @@ async def publish_steady(r: aioredis.Redis, tokens: list[str], seq: dict[str, in
     return sent
 
 
-async def sessions_phase(redis: RedisServer, args: argparse.Namespace, tmp: Path) -> None:
+async def sessions_phase(redis: RedisServer, sim: SimExchangeProcess, args: argparse.Namespace, tmp: Path) -> None:
     name = "bench-paper"
     r = make_client(redis.url)
     await r.flushall()
@@ -199,7 +197,8 @@ async def sessions_phase(redis: RedisServer, args: argparse.Namespace, tmp: Path
         for t in tokens:
             p.execute_command("HSET", KEYS.book(t), *tick(t, 1, 0.51, 0.52).hash_args())
         await p.execute()
-    config = write_config(tmp / "paper.yaml", 1, {
+    # paper mode sends nothing, but the worker resolves its venue environment at start: the idle sim's
+    config = write_config(tmp / "paper.yaml", sim.port, {
         "mode": "paper", "logging": {"level": "WARNING"},
         "workers": {"capacity": max(1000, args.tokens), "lease_ms": 30_000, "heartbeat_interval_sec": 1.0},
     })
@@ -364,7 +363,7 @@ async def orders_phase(redis: RedisServer, sim: SimExchangeProcess, args: argpar
         warm = buy + sell
         print(f"[orders] tick published -> order acknowledged (pf:orders event after ClobExecutor.place() returned), "
               f"one order at a time, {len(first_buy) + len(warm)} orders:")
-        print(f"[orders]   first BUY of a token (includes prepare: /markets-by-token + /clob-markets), n {len(first_buy)}: "
+        print(f"[orders]   first BUY of a token (includes prepare: GET /book), n {len(first_buy)}: "
               f"{fmt(percentiles(first_buy))}")
         if buy:
             print(f"[orders]   BUY, market info cached, n {len(buy)}: {fmt(percentiles(buy))}")
@@ -403,8 +402,7 @@ async def orders_phase(redis: RedisServer, sim: SimExchangeProcess, args: argpar
         ok = sum(1 for e in events.values() if e["status"] == "matched")
         span = max(lat) / 1000
         print(f"[orders] burst: the drop tick for all {len(tokens)} tokens in one pipeline: {ok} matched; tick -> ack "
-              f"{fmt(percentiles(lat))}; {len(tokens) / span:.0f} orders/s; worker threads (main + asyncio's default pool of "
-              f"min(32, cpus + 4) = {min(32, (os.cpu_count() or 1) + 4)}, started on first use): {threads_before} before, "
+              f"{fmt(percentiles(lat))}; {len(tokens) / span:.0f} orders/s; worker threads {threads_before} before, "
               f"up to {threads_max} during")
     finally:
         worker.stop()
@@ -413,67 +411,64 @@ async def orders_phase(redis: RedisServer, sim: SimExchangeProcess, args: argpar
         await r.aclose()
 
 
-# --- 3. signing alone, and the thread pool ---------------------------------------------------------
+# --- 3. create + sign alone, post alone, concurrency -----------------------------------------------
 
 async def signing_phase(sim: SimExchangeProcess, args: argparse.Namespace) -> None:
-    from py_clob_client_v2 import OrderArgs, OrderType, PartialCreateOrderOptions
+    from eth_keys.backends import get_backend
 
     from services.maker_worker.executor import ClobExecutor
     from shared.config import Secrets, load_settings
-    from shared.venue.clob import make_clob_client
+    from shared.venue.account import open_account
     from shared.venue.environment import fetch_sim_environment
+    from shared.venue.orders import VenueOrders
 
     settings = load_settings(sim.env["PF_CONFIG"], environ={})
     env = await fetch_sim_environment(sim.url)
-    client = await asyncio.to_thread(make_clob_client, settings, Secrets(), env)
-    ex = ClobExecutor(client)
+    account = await open_account(settings, Secrets(), env)
+    ex = ClobExecutor(VenueOrders(account))
     http = httpx.AsyncClient(base_url=sim.url, timeout=10)
     markets = (await http.get("/_sim/markets")).json()
     tokens = [t["token_id"] for m in markets for t in m["tokens"]][:args.order_tokens]
     for t in tokens:
-        await ex.prepare(t, 0.01)
+        await ex.prepare(t)
         await set_book(http, t, 0.45, 0.50)
-    opts = PartialCreateOrderOptions(tick_size="0.01", neg_risk=ex.info[tokens[0]].neg_risk)
+    for i in range(50):  # warm-up: first-call costs (imports, caches) are not the steady state
+        await ex.sign(tokens[i % len(tokens)], "BUY", 0.50, 10, 0.01, "FAK")
     signs: list[float] = []
+    cpu: list[float] = []  # this thread's CPU time: the work itself, without the waits a loaded box adds
     signed = []
     for i in range(args.signs):
         t = tokens[i % len(tokens)]
-        t0 = time.perf_counter()
-        signed.append(client.create_order(OrderArgs(token_id=t, price=0.50, size=10, side="BUY"), opts))
+        t0, c0 = time.perf_counter(), time.thread_time()
+        signed.append((t, await ex.sign(t, "BUY", 0.50, 10, 0.01, "FAK")))
+        cpu.append((time.thread_time() - c0) * 1000)
         signs.append((time.perf_counter() - t0) * 1000)
-    print(f"[signing] client.create_order (build + EIP-712 sign, no request), {args.signs} orders: {fmt(percentiles(signs))}, "
-          f"mean {sum(signs) / len(signs):.2f} ms")
+    print(f"[signing] order create + sign (exact amounts, the SDK's draft and EIP-712 signer, no request; secp256k1 "
+          f"backend {type(get_backend()).__name__}), {args.signs} orders: wall {fmt(percentiles(signs))}, "
+          f"mean {sum(signs) / len(signs):.3f} ms; CPU {fmt(percentiles(cpu))}")
     posts: list[float] = []
-    for s in signed[:100]:
+    for t, s in signed[:100]:
         t0 = time.perf_counter()
-        resp = client.post_order(s, OrderType.FAK)
+        res = await ex.post_signed(t, s)
         posts.append((time.perf_counter() - t0) * 1000)
-        if not resp.get("success"):
-            raise SystemExit(f"post_order failed: {resp}")
-    print(f"[signing] client.post_order alone (HTTP + sim matching, FAK that fills), {len(posts)} orders: "
-          f"{fmt(percentiles(posts))}")
+        if not res.ok:
+            raise SystemExit(f"post failed: {res}")
+    print(f"[signing] post alone (HTTP + sim matching, FAK that fills), {len(posts)} orders: {fmt(percentiles(posts))}")
 
-    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
 
-    async def concurrent(label: str) -> None:
-        t0 = time.perf_counter()
+    async def one(t: str) -> float:
+        s = time.perf_counter()
+        res = await ex.place(t, "BUY", 0.50, 10, 0.01, "FAK")
+        if not res.ok:
+            raise SystemExit(f"place failed: {res}")
+        return (time.perf_counter() - s) * 1000
 
-        async def one(t: str) -> float:
-            s = time.perf_counter()
-            res = await ex.place(t, "BUY", 0.50, 10, 0.01, OrderType.FAK)
-            if not res.ok:
-                raise SystemExit(f"place failed: {res}")
-            return (time.perf_counter() - s) * 1000
-
-        lat = await asyncio.gather(*(one(t) for t in tokens))
-        wall = time.perf_counter() - t0
-        print(f"[pool] {len(tokens)} concurrent ClobExecutor.place (sign + post in threads), {label}: "
-              f"all done in {wall * 1000:.0f} ms ({len(tokens) / wall:.0f} orders/s); per order {fmt(percentiles(list(lat)))}")
-
-    await concurrent(f"asyncio default executor ({min(32, (os.cpu_count() or 1) + 4)} threads)")
-    pool = ThreadPoolExecutor(max_workers=len(tokens))
-    loop.set_default_executor(pool)
-    await concurrent(f"{len(tokens)} threads")
+    lat = await asyncio.gather(*(one(t) for t in tokens))
+    wall = time.perf_counter() - t0
+    print(f"[concurrent] {len(tokens)} concurrent ClobExecutor.place (sign + post, one event loop, no threads): "
+          f"all done in {wall * 1000:.0f} ms ({len(tokens) / wall:.0f} orders/s); per order {fmt(percentiles(list(lat)))}")
+    await account.close()
     await http.aclose()
 
 
@@ -484,10 +479,14 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pf-bench-worker-"))
     sim: SimExchangeProcess | None = None
     try:
-        await sessions_phase(redis, args, tmp)
         sim = start_sim(redis, args, tmp)
-        await orders_phase(redis, sim, args, tmp)
-        await signing_phase(sim, args)
+        phases = set(args.phases.split(","))
+        if "sessions" in phases:
+            await sessions_phase(redis, sim, args, tmp)
+        if "orders" in phases:
+            await orders_phase(redis, sim, args, tmp)
+        if "signing" in phases:
+            await signing_phase(sim, args)
         print(f"load average (1, 5, 15 min) after the run: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if sim is not None:
@@ -503,5 +502,6 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--order-tokens", type=int, default=40)
     ap.add_argument("--cycles", type=int, default=2)
-    ap.add_argument("--signs", type=int, default=200)
+    ap.add_argument("--signs", type=int, default=2000)
+    ap.add_argument("--phases", default="sessions,orders,signing", help="comma-separated subset to run")
     asyncio.run(main(ap.parse_args()))

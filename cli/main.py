@@ -3,7 +3,7 @@
 Read commands: ``status`` (with ``--watch``), ``workers``, ``token ID`` (cli/token.py), ``ignored``,
 ``blacklist ls``, ``signals tail``, ``events tail`` (cli/tail.py). Control commands (cli/control.py): ``stop``,
 ``halt``, ``resume``, ``drain``, ``unignore``, ``blacklist add/rm``, ``handled reset``. Operations
-(cli/ops.py): ``config check FILE``, ``doctor``. Also ``backtest`` and ``wipe``.
+(cli/ops.py): ``config check FILE``, ``doctor``, ``setup-wallet``. Also ``backtest`` and ``wipe``.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class PolymarketSection(Section):
 
     environment: Literal["auto", "sim", "production"] = "auto"
     sim_url: str = "http://127.0.0.1:8700"
-    wallet: WalletKind = "eoa"  # the SDK move (issue 15) makes the deposit wallet the default
+    wallet: WalletKind = "deposit"  # the venue's default wallet (docs/venue.md W1); eoa / proxy / safe stay
     wallet_address: str = ""  # empty: the wallet derived for the signing key (deposit wallet, proxy, Safe)
     url_overrides: dict[str, str] = Field(default_factory=dict)
 
@@ -265,14 +265,18 @@ class WorkersSection(Section):
     capacity: int = Field(200, ge=1)
     lease_ms: int = Field(10_000, ge=1000)
     heartbeat_interval_sec: float = Field(2.0, gt=0)
-    # py-clob-client-v2 is synchronous: each venue call holds a thread while it waits. asyncio's
-    # default pool is min(32, cores + 4) = 6 on a 2-core box, which queued hundreds of sessions'
-    # first orders behind each other in the scale benchmark.
-    venue_threads: int = Field(32, ge=1, le=512)
     # An order is posted only while the lease surely holds for this long yet (by the worker's own
     # clock): the POST must reach the venue before the orchestrator could move the token. None:
     # min(1000, lease_ms / 4).
     send_margin_ms: int | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "venue_threads" in data:
+            raise ValueError("workers.venue_threads was removed: the venue client (polymarket-client) is async, "
+                             "so no venue call holds a thread any more; delete the key")
+        return data
 
     @property
     def send_margin(self) -> int:
@@ -291,21 +295,14 @@ ARB_KINDS: tuple[ArbKind, ...] = ("buy_both", "split_sell", "negrisk_buy_all", "
 
 
 class ArbChainSection(Section):
-    """Merge/split/convert on Polygon (docs/arbitrage.md "Live merge and split"). The RPC URL is
-    secret-ish (providers put the API key in it): ``PF_POLYGON_RPC_URL``, never this file. The chain
-    id and every contract address come from the venue environment (docs/venue.md "Environments")."""
+    """Split/merge/convert/redeem of the arbitrage (docs/arbitrage.md "Positions"). The calls go
+    through the venue room's SDK client for the trading wallet: by JSON-RPC (the environment's
+    ``rpc_url``, or ``PF_POLYGON_RPC_URL``) for an EOA, through the relayer for the others."""
 
-    ctf: Literal["auto", "sim_api", "rpc"] = "auto"  # auto: sim mode -> sim_api, live -> rpc (paper refuses execute)
-    # at start (rpc): read pUSD allowance / CTF isApprovedForAll for the adapters, send what is missing
+    # at start: send the approvals the contracts in use lack (else execution stays off, naming the fix)
     approve: bool = True
-    # neg-risk split/merge: CTF-shaped call on the neg-risk collateral adapter (V2, pUSD) or the
-    # NegRiskAdapter's own splitPosition(bytes32,uint256) (V1 shape, USDC.e collateral)
-    neg_risk_split_via: Literal["collateral_adapter", "neg_risk_adapter"] = "collateral_adapter"
-    gas_limit_cap: int = Field(600_000, ge=21_000)
-    max_fee_gwei_cap: float = Field(1_000.0, gt=0)
-    min_priority_fee_gwei: float = Field(30.0, ge=0)  # Polygon's floor for the tip is ~25-30 gwei
+    # a call with no outcome (relayer state / receipt) by then is unknown: execution halts
     receipt_timeout_sec: float = Field(60.0, gt=0)
-    receipt_poll_sec: float = Field(1.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -316,6 +313,13 @@ class ArbChainSection(Section):
             keys = ", ".join(f"arbitrage.chain.{k}" for k in moved if k in data)
             raise ValueError(f"{keys} removed: contract addresses come from the venue environment "
                              "(docs/venue.md \"Environments\"); delete the key(s)")
+        sdk = ("ctf", "neg_risk_split_via", "gas_limit_cap", "max_fee_gwei_cap", "min_priority_fee_gwei",
+               "receipt_poll_sec")
+        if isinstance(data, dict) and any(k in data for k in sdk):
+            keys = ", ".join(f"arbitrage.chain.{k}" for k in sdk if k in data)
+            raise ValueError(f"{keys} removed: split, merge, convert and redeem go through the official SDK in "
+                             "every mode (EOA by JSON-RPC, other wallets through the relayer; docs/arbitrage.md "
+                             "\"Positions\"); delete the key(s)")
         return data
 
 
@@ -609,7 +613,13 @@ class Secrets(BaseModel):
     clob_api_passphrase: str = ""
     api_token: str = ""
     alert_webhook_url: str = ""
-    polygon_rpc_url: str = ""  # arbitrage merge/split on chain; may carry a provider key
+    polygon_rpc_url: str = ""  # replaces the environment's rpc_url (providers put their key in it)
+    # relayer access (wallet creation, gasless calls): a builder API key, or a relayer API key
+    builder_api_key: str = ""
+    builder_api_secret: str = ""
+    builder_api_passphrase: str = ""
+    relayer_api_key: str = ""
+    relayer_api_key_address: str = ""
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         present = [name for name, value in self if value]
@@ -640,6 +650,11 @@ def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
         api_token=_secret(env, "PF_API_TOKEN"),
         alert_webhook_url=_secret(env, "PF_ALERT_WEBHOOK_URL"),
         polygon_rpc_url=_secret(env, "PF_POLYGON_RPC_URL"),
+        builder_api_key=_secret(env, "PF_BUILDER_API_KEY"),
+        builder_api_secret=_secret(env, "PF_BUILDER_API_SECRET"),
+        builder_api_passphrase=_secret(env, "PF_BUILDER_API_PASSPHRASE"),
+        relayer_api_key=_secret(env, "PF_RELAYER_API_KEY"),
+        relayer_api_key_address=_secret(env, "PF_RELAYER_API_KEY_ADDRESS"),
     )
 
 

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from services.maker_worker import metrics
-from services.maker_worker.execution import Bounds, OrderWork, Placement, is_balance_error
+from services.maker_worker.execution import DEFAULT_MIN_SIZE, Bounds, OrderWork, Placement, is_balance_error
 from services.maker_worker.executor import NOT_SENT, Executor, OrderResult, OrderStatus, is_transient
 from services.maker_worker.lease import LeaseClock
 from services.maker_worker.strategy import OrderIntent
@@ -68,7 +68,7 @@ class OrderDesk:
     def __init__(self, r: aioredis.Redis, keys: Keys, executor: Executor, host: DeskHost, worker_id: str,
                  token_id: str, epoch: int, params: MakerStrategySection, execution: ExecutionSection,
                  stop_requested: asyncio.Event, exit_requested: asyncio.Event,
-                 lease: LeaseClock | None = None) -> None:
+                 lease: LeaseClock | None = None, min_size: float = DEFAULT_MIN_SIZE) -> None:
         self.r, self.keys, self.ex, self.host = r, keys, executor, host
         self.worker_id, self.token_id, self.epoch = worker_id, token_id, epoch
         self.params, self.execution = params, execution
@@ -76,6 +76,7 @@ class OrderDesk:
         # The worker's lease as its clock knows it: no order is posted unless the lease held without
         # a break since the ownership check (None: no worker lease, a bare session in a test or tool).
         self.lease = lease
+        self.min_size = min_size  # the market's own resting minimum (START params), for every order
         self.intent_seq = 0
         self.resting_order = ""  # id of this session's GTC while it rests (a fenced session cancels only it)
 
@@ -94,7 +95,8 @@ class OrderDesk:
                 self.strategy.on_reject("BUY", f"kill switch {halt}: no new BUY", now_ms())
                 await self.host.snapshot()
                 return
-        work = OrderWork(intent, self.execution, self._bounds(intent), now_ms(), self.strategy.exit_attempts)
+        work = OrderWork(intent, self.execution, self._bounds(intent), now_ms(), self.strategy.exit_attempts,
+                         min_size=self.min_size)
         try:
             await self._work(work)
         except BaseException:
@@ -178,8 +180,7 @@ class OrderDesk:
         return filled, (cost / filled if filled > 0 else 0.0), error
 
     def _send_gate(self, checked_at: float) -> Callable[[], bool]:
-        """Asked on the venue thread just before the POST (after any wait for a thread, the market
-        info and the signature): still ours for sure? A STOP (hand-back, halt, a newer epoch here)
+        """Asked just before the POST (after the market info and the signature): still ours for sure? A STOP (hand-back, halt, a newer epoch here)
         sends nothing more; a lease that lapsed or broke since ``checked_at`` means the token may
         have moved (soak finding: orders reached the venue up to 2.8 s after a supersede)."""
         lease, stop = self.lease, self.stop_requested

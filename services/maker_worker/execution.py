@@ -8,8 +8,11 @@
   BUY cap, the SELL floor (the profit target when conservative, the entry when aggressive) or, for
   a liquidation, ``exit_floor_price``;
 * prices rounded to the live tick size at each placement (a tick size change takes effect at once);
-* venue minimums: a marketable order under $1 notional is raised (BUY) or not sent (SELL), an
-  order under the resting minimum (5 shares) is sent FAK, as it cannot rest;
+* venue minimums (docs/venue.md P2): a marketable order under $1 notional is raised (BUY) or not
+  sent (SELL), an order under the market's own resting minimum (``min_order_size`` of the START
+  params) is sent FAK, as it cannot rest. FOK/FAK amounts are made exact by the venue room
+  (shared/venue/amounts.py): a BUY raised to $1 spends at most its size x price, rounded down to
+  the cent;
 * "not enough balance / allowance" shrinks the size to what the account can pay for (or holds)
   and retries without conceding;
 * a SELL never asks for more than the venue says is held.
@@ -27,7 +30,7 @@ from services.maker_worker.strategy import OrderIntent, exit_price, round_to_tic
 from shared.config import ExecutionSection
 
 EPS = 1e-9
-VENUE_MIN_SIZE = 5.0  # shares: the smallest order the venue lets rest (markets' min_order_size)
+DEFAULT_MIN_SIZE = 5.0  # shares: a market's resting minimum when its START params do not name one
 VENUE_MIN_NOTIONAL = 1.0  # $: the smallest marketable order
 MAX_SHRINKS = 3  # balance shrinks per slice before giving the slice up
 BALANCE_TEXT = "not enough balance / allowance"
@@ -56,7 +59,7 @@ def slice_sizes(total: float, x: ExecutionSection) -> list[float]:
 
 
 def fit_to_venue(side: str, price: float, size: float, marketable: bool,
-                 min_size: float = VENUE_MIN_SIZE, min_notional: float = VENUE_MIN_NOTIONAL,
+                 min_size: float = DEFAULT_MIN_SIZE, min_notional: float = VENUE_MIN_NOTIONAL,
                  cap_size: float | None = None) -> tuple[float, str]:
     """(size, "") adjusted to the venue's minimums, or (0, why) when it cannot be sent.
 
@@ -79,7 +82,7 @@ def fit_to_venue(side: str, price: float, size: float, marketable: bool,
     return size, ""
 
 
-def order_type(size: float, wait_seconds: float, min_size: float = VENUE_MIN_SIZE) -> str:
+def order_type(size: float, wait_seconds: float, min_size: float = DEFAULT_MIN_SIZE) -> str:
     """GTC when the rest may wait for fills; FAK when there is no wait or it is too small to rest."""
     return "GTC" if wait_seconds > 0 and size >= min_size - EPS else "FAK"
 
@@ -111,7 +114,7 @@ class Bounds:
 
 class OrderWork:
     def __init__(self, intent: OrderIntent, x: ExecutionSection, bounds: Bounds, started_ms: int,
-                 exit_attempt_base: int = 0, min_size: float = VENUE_MIN_SIZE,
+                 exit_attempt_base: int = 0, min_size: float = DEFAULT_MIN_SIZE,
                  min_notional: float = VENUE_MIN_NOTIONAL) -> None:
         self.intent, self.x, self.bounds = intent, x, bounds
         self.side = intent.side

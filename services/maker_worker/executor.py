@@ -1,48 +1,29 @@
-"""Order execution behind one interface (D7). The sim executor is the live client pointed at
-sim_exchange, so sim and live share this code; the paper executor is in :mod:`paper`.
+"""Order execution behind one interface (D7). :class:`ClobExecutor` is a thin adapter over the venue
+room (shared/venue: the official SDK, exact amounts, errors by what to do), pointed at Polymarket
+live or at sim_exchange, so sim and live share this code; the paper executor is in :mod:`paper`.
 
-py-clob-client-v2 is synchronous: every call runs in a thread so a slow venue never blocks the
-event loop (and with it other sessions and the lease renewal).
-
-Per-token market facts are fetched once, not per order: :meth:`ClobExecutor.prepare` reads the
-condition id (``/markets-by-token``) and the compact market info (``/clob-markets``), which fills
-the client's caches of tick size, neg-risk and fee info; every order then passes the live tick
-size (from the tick feed) and the cached neg-risk flag, so creating an order makes no request.
-A tick size that differs from the prepared one refreshes the market info once (the client
-refuses a tick smaller than the one it cached).
+The venue client is async: no call holds a thread. Per-token market facts are known before the
+first order: the session's START params name the market system (``market_version``) and its
+minimum order size (``min_order_size``) (:class:`MarketFacts`); :meth:`ClobExecutor.prepare` reads
+the rest once per token from the venue (its REST book: neg-risk, which picks the exchange a v1
+order is signed for). Every order then uses the live tick size from the tick feed, and creating
+one makes no request.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from py_clob_client_v2 import (
-    AssetType,
-    BalanceAllowanceParams,
-    OpenOrderParams,
-    OrderArgs,
-    OrderMarketCancelParams,
-    OrderPayload,
-    OrderType,
-    PartialCreateOrderOptions,
-)
-from py_clob_client_v2.exceptions import PolyApiException, PolyException
-from py_clob_client_v2.http_helpers import get as http_get
-from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
-
-from shared.venue.order_hash import order_hash
+from services.maker_worker.execution import DEFAULT_MIN_SIZE
+from shared.venue.errors import VenueAmbiguous, VenueNotSent, VenueRejected, VenueUnavailable
+from shared.venue.ids import OutcomeId, outcome, system_of
+from shared.venue.orders import OrderMarket, OrderView, VenueOrders, order_amounts
 
 Side = Literal["BUY", "SELL"]
-UNITS = 1_000_000  # amounts and balances are 6-decimal integers on the wire
 NOT_SENT = "not sent: ownership no longer certain"  # the send gate said no at the last moment
-SendGate = Callable[[], bool]  # asked on the venue thread just before the POST; False: do not send
-
-
-class _NotSent(Exception):
-    pass
+SendGate = Callable[[], bool]  # asked just before the POST; False: do not send
 
 
 @dataclass(frozen=True)
@@ -70,12 +51,34 @@ class OrderStatus:
         return self.status.upper() == "LIVE"
 
 
+@dataclass(frozen=True)
+class MarketFacts:
+    """What a session knows of its token's market from its START params (the orchestrator writes
+    them from the signal and ``pf:meta``; anything without them is a v1 market with minimum 5)."""
+
+    version: str = "v1"
+    min_order_size: float = DEFAULT_MIN_SIZE
+    neg_risk: bool = False
+    condition_id: str = ""
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> MarketFacts:
+        """Raises ``ValueError`` (or :class:`~shared.venue.errors.UnknownMarketVersion`) on a bad value."""
+        version = system_of(str(params.get("market_version") or "v1"))
+        raw = params.get("min_order_size")
+        min_size = DEFAULT_MIN_SIZE if raw in (None, "") else float(raw)  # type: ignore[arg-type]
+        if not min_size > 0:
+            raise ValueError(f"min_order_size must be positive, got {raw!r}")
+        return cls(version, min_size, bool(params.get("neg_risk", False)), str(params.get("condition_id") or ""))
+
+
 class Executor(Protocol):
     venue_is_truth: bool  # False: positions do not survive a restart (paper); the snapshot is adopted
 
+    def describe(self, token_id: str, facts: MarketFacts) -> None: ...
     async def prepare(self, token_id: str, tick_size: float | None = None) -> None: ...
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
-                    order_type: str = OrderType.FAK, may_send: SendGate | None = None) -> OrderResult: ...
+                    order_type: str = "FAK", may_send: SendGate | None = None) -> OrderResult: ...
     async def order_status(self, order_id: str) -> OrderStatus | None: ...
     async def cancel_order(self, order_id: str) -> None: ...
     async def open_orders(self, token_id: str) -> list[dict[str, Any]]: ...
@@ -86,168 +89,114 @@ class Executor(Protocol):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A venue error worth retrying after a pause: throttling (429), the venue's own trouble (5xx,
-    425) or no answer at all (transport error, timeout). Anything else is an answer to act on."""
-    if isinstance(exc, PolyApiException):
-        code = exc.status_code
-        return code is None or code in (425, 429) or code >= 500
-    return isinstance(exc, OSError | TimeoutError | ConnectionError | PolyException)
+    """A venue error worth retrying after a pause: throttled (429), restarting (425), a trading
+    window, the venue's own trouble (5xx) or no answer at all. Anything else is an answer to act on."""
+    return isinstance(exc, VenueUnavailable | VenueAmbiguous | OSError | TimeoutError | ConnectionError)
 
 
-def tick_str(tick_size: float) -> str:
-    """The SDK's TickSize literal for a float tick ("0.01", "0.001", ...)."""
-    return f"{tick_size:.6f}".rstrip("0").rstrip(".")
+def _status(view: OrderView) -> OrderStatus:
+    return OrderStatus(view.order_id, view.status, view.size_matched, view.price)
 
 
-def fill_from_response(side: Side, resp: dict[str, Any]) -> tuple[float, float]:
-    """(shares filled, average price) from a POST /order reply's making/taking amounts.
-
-    BUY: making = collateral paid, taking = shares received; SELL: the other way round.
-    """
-    try:
-        making = float(resp.get("makingAmount") or 0)
-        taking = float(resp.get("takingAmount") or 0)
-    except (TypeError, ValueError):
-        return 0.0, 0.0
-    shares, cash = (taking, making) if side == "BUY" else (making, taking)
-    return shares, (cash / shares if shares > 0 else 0.0)
-
-
-def status_from_order(raw: Any) -> OrderStatus | None:
-    """A ``GET /data/order/{id}`` object (strings for numbers) as an :class:`OrderStatus`."""
-    if not isinstance(raw, dict) or not raw.get("id"):
-        return None
-    try:
-        return OrderStatus(str(raw["id"]), str(raw.get("status", "")).upper(), float(raw.get("size_matched") or 0),
-                           float(raw.get("price") or 0))
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass
-class TokenInfo:
-    condition_id: str
-    tick_size: str
-    neg_risk: bool
+def _row(view: OrderView) -> dict[str, Any]:
+    return {"id": view.order_id, "side": view.side, "price": view.price, "original_size": view.original_size,
+            "size_matched": view.size_matched, "status": view.status}
 
 
 class ClobExecutor:
     venue_is_truth = True
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.info: dict[str, TokenInfo] = {}
-        self.prepared = 0  # market-info fetches (one per token, plus one per tick size change)
+    def __init__(self, venue: VenueOrders) -> None:
+        self.venue = venue
+        self.facts: dict[str, MarketFacts] = {}
+        self.outcomes: dict[str, OutcomeId] = {}
+        self.markets: dict[str, OrderMarket] = {}
+        self.prepared = 0  # market-info reads (one per token)
+
+    def describe(self, token_id: str, facts: MarketFacts) -> None:
+        """The market facts of ``token_id``; refuses (UnknownMarketVersion, a setup error naming the
+        fix) an id that contradicts its market's version before any order is signed."""
+        self.outcomes[token_id] = outcome(token_id, facts.version)
+        self.facts[token_id] = facts
+        known = self.markets.get(token_id)
+        if known is not None and known.min_size != facts.min_order_size:
+            self.markets[token_id] = OrderMarket(known.outcome, known.neg_risk, facts.min_order_size)
+
+    def outcome_of(self, token_id: str) -> OutcomeId:
+        """The outcome of a token this executor was told about (a v1 token if it was not)."""
+        found = self.outcomes.get(token_id)
+        if found is None:
+            self.describe(token_id, MarketFacts())
+            found = self.outcomes[token_id]
+        return found
 
     async def prepare(self, token_id: str, tick_size: float | None = None) -> None:
-        """Warm the client's tick size / neg-risk / fee caches for ``token_id`` (once per token, and
-        again when the live tick size differs from the cached one)."""
-        info = self.info.get(token_id)
-        if info is not None and (tick_size is None or tick_str(tick_size) == info.tick_size):
+        """Read the token's market info once (neg-risk: the exchange a v1 order is signed for)."""
+        if token_id in self.markets:
             return
-
-        def call() -> TokenInfo:
-            cid = info.condition_id if info else str(
-                http_get(f"{self.client.host}/markets-by-token/{token_id}")["condition_id"])
-            self.client.get_clob_market_info(cid)
-            return TokenInfo(cid, str(self.client.get_tick_size(token_id)), bool(self.client.get_neg_risk(token_id)))
-
-        self.info[token_id] = await asyncio.to_thread(call)
+        oc = self.outcome_of(token_id)
+        info = await self.venue.market_info(oc)
+        facts = self.facts.get(token_id, MarketFacts())
+        self.markets[token_id] = OrderMarket(oc, info.neg_risk, facts.min_order_size)
         self.prepared += 1
 
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
-                    order_type: str = OrderType.FAK, may_send: SendGate | None = None) -> OrderResult:
+                    order_type: str = "FAK", may_send: SendGate | None = None) -> OrderResult:
+        """One order: GTC/GTD as a limit order, FOK/FAK as a marketable one with exact amounts
+        (shared/venue/amounts.py; a BUY spends at most size x price). Refused before sending (off
+        the grid, under the market's minimum) or by the venue: ``rejected``."""
         try:
-            await self.prepare(token_id, tick_size)
-        except (PolyException, KeyError, TypeError) as exc:  # nothing was sent
-            return OrderResult(False, status="rejected", error=f"market info unavailable: {exc}")
-        info = self.info[token_id]
+            signed = await self.sign(token_id, side, price, size, tick_size, order_type)
+        except (VenueRejected, VenueUnavailable, VenueAmbiguous) as exc:  # nothing was sent
+            return OrderResult(False, status="rejected", error=str(exc))
+        return await self.post_signed(token_id, signed, may_send)
 
-        def sign() -> Any:
-            return self.client.create_order(
-                OrderArgs(token_id=token_id, price=price, size=size, side=side),
-                PartialCreateOrderOptions(tick_size=tick_str(tick_size), neg_risk=info.neg_risk),  # type: ignore[arg-type]
-            )
-
+    async def sign(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
+                   order_type: str = "FAK") -> Any:
+        """A signed order (the SDK's type, kept opaque here), its market info read first if need be."""
         try:
-            signed = await asyncio.to_thread(sign)
-        except PolyException as exc:  # refused before sending (bad price, tick): nothing reached the venue
-            return OrderResult(False, status="rejected", error=str(exc.msg))
-        return await self.post_signed(signed, order_type, side, info.neg_risk, may_send)
+            await self.prepare(token_id)
+        except (VenueRejected, VenueUnavailable, VenueAmbiguous) as exc:
+            raise VenueRejected(f"market info unavailable: {exc}") from exc
+        market = self.markets[token_id]
+        return await self.venue.sign(market, order_amounts(market, side, price, size, tick_size, order_type),
+                                     order_type)
 
-    async def post_signed(self, signed: Any, order_type: str, side: Side, neg_risk: bool = False,
-                          may_send: SendGate | None = None) -> OrderResult:
-        """POST one signed order. "Duplicated" means the venue already holds this very order (a
-        retried POST): it counts as placed. No answer / 5xx is ambiguous: the caller must ask the
-        venue before doing anything else; the result then carries the order id (the order's EIP-712
-        hash, computed here) so the venue can be asked about this very order.
-
-        ``may_send`` is asked on the venue thread right before the POST, after any wait for a free
-        thread: an order whose sender lost the token meanwhile is never sent (result ``NOT_SENT``)."""
-        expected_id = order_hash(order_to_json_v2(signed, "", order_type)["order"], neg_risk)
-
-        def post() -> Any:
-            if may_send is not None and not may_send():
-                raise _NotSent()
-            return self.client.post_order(signed, order_type)
-
+    async def post_signed(self, token_id: str, signed: Any, may_send: SendGate | None = None) -> OrderResult:
+        """POST one signed order. ``may_send`` is asked right before the POST: an order whose sender
+        lost the token meanwhile is never sent (``NOT_SENT``). "Duplicated" means the venue already
+        holds this very order (a retried POST): it counts as placed. No answer / 5xx is ambiguous and
+        carries the order's own id (its EIP-712 hash), so the caller can ask the venue about it."""
         try:
-            resp = await asyncio.to_thread(post)
-        except _NotSent:
+            ack = await self.venue.post(self.markets[token_id], signed, may_send)
+        except VenueNotSent:
             return OrderResult(False, status="rejected", error=NOT_SENT)
-        except PolyApiException as exc:
-            status = exc.status_code
-            msg = _error_text(exc.error_msg)
-            if "Duplicated" in msg:
-                return OrderResult(True, order_id=expected_id, status="live", error=msg)
-            ambiguous = status is None or status >= 500
-            return OrderResult(False, order_id=expected_id if ambiguous else "",
-                               status="unknown" if ambiguous else "rejected", error=msg, ambiguous=ambiguous)
-        except PolyException as exc:
-            return OrderResult(False, status="rejected", error=str(exc.msg))
-        if not isinstance(resp, dict) or not resp.get("success", False):
-            err = _error_text(resp.get("errorMsg") if isinstance(resp, dict) else resp)
-            return OrderResult(False, status="rejected", error=err)
-        shares, avg = fill_from_response(side, resp)
-        return OrderResult(True, order_id=str(resp.get("orderID", "")), status=str(resp.get("status", "")),
-                           filled_size=shares, avg_price=avg)
+        except VenueAmbiguous as exc:
+            return OrderResult(False, order_id=exc.order_id, status="unknown", error=exc.text, ambiguous=True)
+        except (VenueRejected, VenueUnavailable) as exc:
+            return OrderResult(False, status="rejected", error=exc.text)
+        return OrderResult(True, order_id=ack.order_id, status=ack.status, filled_size=ack.shares,
+                           avg_price=ack.avg_price, error=ack.note)
 
     async def order_status(self, order_id: str) -> OrderStatus | None:
-        try:
-            raw = await asyncio.to_thread(self.client.get_order, order_id)
-        except PolyApiException as exc:
-            if exc.status_code == 404:
-                return None
-            raise
-        return status_from_order(raw)
+        view = await self.venue.order(order_id)
+        return None if view is None else _status(view)
 
     async def cancel_order(self, order_id: str) -> None:
-        await asyncio.to_thread(self.client.cancel_order, OrderPayload(orderID=order_id))
+        await self.venue.cancel(order_id)
 
     async def open_orders(self, token_id: str) -> list[dict[str, Any]]:
-        rows = await asyncio.to_thread(self.client.get_open_orders, OpenOrderParams(asset_id=token_id))
-        return list(rows or [])
+        return [_row(v) for v in await self.venue.open_orders(self.outcome_of(token_id))]
 
     async def cancel_token_orders(self, token_id: str) -> None:
-        await asyncio.to_thread(self.client.cancel_market_orders, OrderMarketCancelParams(asset_id=token_id))
+        await self.venue.cancel_outcome(self.outcome_of(token_id))
 
     async def position(self, token_id: str) -> float:
-        resp = await asyncio.to_thread(
-            self.client.get_balance_allowance,
-            BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=token_id),
-        )
-        return float(resp.get("balance", 0) or 0) / UNITS
+        return await self.venue.position(self.outcome_of(token_id))
 
     async def cash(self) -> float:
-        resp = await asyncio.to_thread(self.client.get_balance_allowance,
-                                       BalanceAllowanceParams(asset_type=AssetType.COLLATERAL))
-        return float(resp.get("balance", 0) or 0) / UNITS
+        return await self.venue.cash()
 
     async def adopt_position(self, token_id: str, size: float) -> None:
         """The venue holds the position; nothing to adopt."""
 
-
-def _error_text(raw: Any) -> str:
-    if isinstance(raw, dict):
-        return str(raw.get("error") or raw.get("errorMsg") or raw)
-    return str(raw)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.maker_worker.executor import NOT_SENT, OrderResult, OrderStatus, SendGate, Side
+from services.maker_worker.executor import NOT_SENT, MarketFacts, OrderResult, OrderStatus, SendGate, Side
 from shared.ticks import Tick
 
 EPS = 1e-9
@@ -168,6 +168,9 @@ class PaperExecutor:
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    def describe(self, token_id: str, facts: MarketFacts) -> None:
+        """Paper fills against the top of book; the market's system and minimum change nothing."""
 
     def _refresh(self, token_id: str) -> None:
         tick = self.book(token_id)

@@ -12,7 +12,6 @@ import asyncio
 import os
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -36,8 +35,9 @@ from shared.redisio.client import TRANSIENT_REDIS_ERRORS
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.tickfeed import TickFeed
-from shared.venue.clob import make_clob_client
+from shared.venue.account import VenueAccount, open_account
 from shared.venue.environment import resolve_environment
+from shared.venue.orders import VenueOrders
 
 COMMAND_BATCH = 50  # commands read per step
 
@@ -52,11 +52,9 @@ class MakerWorkerService(RedisService):
         self._unreported: dict[str, tuple[TokenSession, str]] = {}  # failed sessions not yet reported
         self.decisions = LatencyHistogram()  # tick ts_recv -> strategy evaluated, every session (heartbeat)
         self.lease = LeaseClock(settings.workers.lease_ms, settings.workers.send_margin)  # gates every order
+        self.account: VenueAccount | None = None  # the venue account this worker opened (sim, live)
 
     async def _setup(self) -> None:
-        # venue calls (a synchronous SDK) run in this pool: sized for waiting on I/O, not for CPU
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(self.settings.workers.venue_threads, thread_name_prefix="venue"))
         await self.connect_redis()
         self.venue_env = await resolve_environment(self.settings.polymarket, self.settings.mode)
         self.feed = TickFeed(self.redis, self.keys)
@@ -66,9 +64,9 @@ class MakerWorkerService(RedisService):
         if self.executor is None:
             if self.settings.mode == "paper":  # fills against the gateway's ticks; no keys, no orders sent
                 self.executor = PaperExecutor(PaperVenue(), self.feed.latest.get)
-            else:
-                client = await asyncio.to_thread(make_clob_client, self.settings, load_secrets(), self.venue_env)
-                self.executor = ClobExecutor(client)
+            else:  # the venue room's account (the official SDK, async): sim_exchange in sim mode
+                self.account = await open_account(self.settings, load_secrets(), self.venue_env)
+                self.executor = ClobExecutor(VenueOrders(self.account))
         self.consumer = StreamConsumer(self.redis, [self.keys.cmd(self.worker_id)], GROUP_WORKER, self.worker_id)
         await self.consumer.ensure_groups()
         await self._register()
@@ -123,6 +121,8 @@ class MakerWorkerService(RedisService):
             await asyncio.gather(*background, return_exceptions=True)
             await self.feed.close()
             await self.http.aclose()
+            if self.account is not None:
+                await self.account.close()
 
     async def step(self, block_ms: int = 300) -> None:
         """Read and apply this worker's pending commands; reap finished sessions."""

@@ -26,7 +26,7 @@ from loguru import logger
 from services.maker_worker import metrics
 from services.maker_worker.deadline import epoch_ms
 from services.maker_worker.desk import OrderDesk
-from services.maker_worker.executor import Executor
+from services.maker_worker.executor import Executor, MarketFacts
 from services.maker_worker.latency import LatencyHistogram
 from services.maker_worker.lease import LeaseClock
 from services.maker_worker.restbook import RestBooks
@@ -38,6 +38,7 @@ from shared.messages import Fill, SessionReport, stable_id
 from shared.redisio import add_message
 from shared.tickfeed import TickFeed
 from shared.ticks import Tick
+from shared.venue.errors import VenueSetupError
 
 DUST = 0.01  # shares below this cannot be sold (two-decimal sizes)
 SNAPSHOT_EVERY_MS = 5_000  # the drop window changes on every tick; persist it at most this often
@@ -62,12 +63,14 @@ class TokenSession:
             self.params = MakerStrategySection.model_validate(params.get("maker_strategy", {}))
             self.run_params = RunParamsSection.model_validate(params.get("run_params", {}))
             self.execution = ExecutionSection.model_validate(params.get("execution", {}))
+            self.facts = MarketFacts.from_params(params)
             end = params.get("market_end_ts")
             self.market_end_ms = epoch_ms(end) if end else None
             self.strategy = self._new_strategy()
-        except (ConfigError, ValueError) as exc:  # reported as "failed" by run(), naming the key
+        except (ConfigError, ValueError, VenueSetupError) as exc:  # reported as "failed" by run(), naming the key
             self.setup_error = str(exc)
             self.params, self.run_params, self.execution = MakerStrategySection(), RunParamsSection(), ExecutionSection()
+            self.facts = MarketFacts()
             self.market_end_ms = None
             self.strategy = self._new_strategy()
         self.exit_requested = asyncio.Event()
@@ -81,7 +84,7 @@ class TokenSession:
         self.snapshot_ms = 0
         # Every order goes through the desk; it sees this session only as its DeskHost.
         self.desk = OrderDesk(r, keys, executor, self, worker_id, token_id, epoch, self.params, self.execution,
-                              self.stop_requested, self.exit_requested, lease)
+                              self.stop_requested, self.exit_requested, lease, self.facts.min_order_size)
 
     def _new_strategy(self) -> VolatilityStrategy:
         return VolatilityStrategy(self.params, self.run_params, self.execution, now_ms(), self.market_end_ms)
@@ -113,6 +116,11 @@ class TokenSession:
         try:
             if self.setup_error:
                 await self._report("failed", reason=f"bad parameters: {self.setup_error}")
+                return
+            try:  # the market's system and minimum: a token its market version contradicts trades nothing
+                self.ex.describe(self.token_id, self.facts)
+            except VenueSetupError as exc:
+                await self._report("failed", reason=f"market not tradable: {exc}")
                 return
             # A START read late (the orchestrator gave the token a newer epoch or another owner since,
             # e.g. a restarted worker reading its predecessor's unread commands) must run nothing:

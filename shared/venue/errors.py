@@ -10,10 +10,12 @@
     ├── VenueUnavailable            transient, and nothing happened: throttled (429), restarting (425),
     │                               a post-only or cancel-only window, 5xx before the venue took the
     │                               request. Retry after ``retry_after`` seconds (or a backoff).
-    └── VenueAmbiguous              the request may have taken effect (no answer, a timeout, a 5xx
-                                    after it was sent): ask the venue before doing anything else.
+    ├── VenueAmbiguous              the request may have taken effect (no answer, a timeout, a 5xx
+    │                               after it was sent): ask the venue before doing anything else.
+    └── VenueNotSent                the caller's own send gate said no right before the POST:
+                                    nothing left this process (the venue was not asked).
 
-The four branches are siblings: a caller that catches one never swallows another by accident (an
+The branches are siblings: a caller that catches one never swallows another by accident (an
 ambiguous send caught as "rejected" would be sent again; a setup error caught as "transient" would
 be retried forever).
 """
@@ -69,3 +71,12 @@ class VenueAmbiguous(VenueError):
         super().__init__(text)
         self.text = text
         self.order_id = order_id
+
+
+class VenueNotSent(VenueError):
+    """The caller's send gate (``may_send``), asked right before the POST, said no: the order never
+    left. Not a venue answer, so it spends no attempt and concedes no price."""
+
+    def __init__(self, text: str = "not sent: the send gate closed") -> None:
+        super().__init__(text)
+        self.text = text

@@ -2,20 +2,33 @@
 
 Computed locally, the id is known before the POST answers, so a placement whose answer is lost
 (timeout, 5xx) can be looked up by id instead of guessed from open orders and positions. The
-sim exchange derives its order ids with the same function, from the posted JSON. The struct is the
-same for both market systems; the domain differs (v1: the CTF or Neg Risk exchange, version "2";
-v2: ExchangeV3, version "3"; docs/venue.md V2).
+sim exchange derives its order ids with the same function, from the posted JSON.
+
+The domain depends on the market system (docs/venue.md V2, P9): a v1 (CTF) order is signed for the
+standard or the neg-risk exchange with domain version "2", a v2 order for ExchangeV3 with domain
+version "3"; the addresses and the chain id come from the venue environment
+(:func:`exchange_domain`). A deposit-wallet order (signature type 3, POLY_1271) carries an
+ERC-7739 envelope as its signature, but its id is the same plain hash of the same ``Order`` struct
+(the envelope's trailer holds exactly that domain separator and struct hash).
+
+Without ``exchange``, the functions fall back to production's two CTF exchanges on chain 137 (the
+sim's order route still calls them that way).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.crypto import keccak
 
+if TYPE_CHECKING:
+    from shared.venue.environment import VenueEnvironment
+    from shared.venue.ids import MarketSystem
+
 EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
+DOMAIN_NAME = "Polymarket CTF Exchange"
 ORDER_STRUCT = [
     {"name": "salt", "type": "uint256"}, {"name": "maker", "type": "address"},
     {"name": "signer", "type": "address"}, {"name": "tokenId", "type": "uint256"},
@@ -30,6 +43,13 @@ DOMAIN_STRUCT = [
 ]
 
 
+def exchange_domain(env: VenueEnvironment, system: MarketSystem, neg_risk: bool) -> tuple[str, str]:
+    """(verifying contract, domain version) an order of this market is signed for."""
+    if system == "v2":
+        return env.address("exchange_v3"), "3"  # one exchange for every v2 market, neg-risk or not
+    return env.address("neg_risk_exchange" if neg_risk else "standard_exchange"), "2"
+
+
 def _b32(value: str) -> bytes:
     return bytes.fromhex(str(value).removeprefix("0x").zfill(64))
 
@@ -37,7 +57,7 @@ def _b32(value: str) -> bytes:
 def order_domain(exchange: str, version: str = "2", chain_id: int = 137) -> dict[str, Any]:
     """The exchange's EIP-712 domain: version "2" for the CTF exchanges (v1 markets), "3" for
     ExchangeV3 (v2 markets, docs/venue.md V2)."""
-    return {"name": "Polymarket CTF Exchange", "version": version, "chainId": chain_id, "verifyingContract": exchange}
+    return {"name": DOMAIN_NAME, "version": version, "chainId": chain_id, "verifyingContract": exchange}
 
 
 def order_message(order: dict[str, Any]) -> dict[str, Any]:

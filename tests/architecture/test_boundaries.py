@@ -6,7 +6,9 @@
     that spells the namespace prefix ``pf:`` or glues a known key head after a formatted
     namespace (``f"{ns}:token:{tid}"``);
 (c) pure decision modules (book.py, strategy.py, ...) under services/ import no Redis, websocket,
-    HTTP or socket library and use no asyncio networking.
+    HTTP or socket library and use no asyncio networking;
+(d) only the venue room (shared/venue) imports a venue SDK (``polymarket``, ``py_clob_client_v2``):
+    services, the CLI and the benchmarks talk to the venue through it.
 
 Each rule is a plain function from (module name, source) to a list of violations; the
 ``*_can_fail`` tests feed it synthetic sources so a rule that silently stopped matching is noticed.
@@ -44,6 +46,11 @@ ASYNCIO_NETWORKING = frozenset({
     "sock_connect", "sock_accept", "sock_recv", "sock_sendall",
 })
 
+# (d): the venue SDKs, and the one package allowed to import them
+VENUE_SDKS = ("polymarket", "py_clob_client_v2")
+VENUE_ROOM = "shared.venue"
+SDK_SCANNED_PACKAGES = (*SCANNED_PACKAGES, "bench")
+
 NAMESPACE_LITERAL = re.compile(r"(?<![A-Za-z0-9_])pf:")
 KEY_HEADS = sorted({spec.pattern.split(":", 1)[0].split("{", 1)[0] for spec in KEY_SPECS} - {""})
 GLUED_KEY_HEAD = re.compile(r"^:(?:" + "|".join(map(re.escape, KEY_HEADS)) + r")(?::|$)")
@@ -60,8 +67,8 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def python_files() -> Iterator[Path]:
-    for package in SCANNED_PACKAGES:
+def python_files(packages: tuple[str, ...] = SCANNED_PACKAGES) -> Iterator[Path]:
+    for package in packages:
         base = ROOT / package
         if base.is_dir():
             yield from sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
@@ -160,6 +167,15 @@ def impure_imports(module: str, source: str, is_package: bool = False) -> list[s
     return found
 
 
+def venue_sdk_imports(module: str, source: str, is_package: bool = False) -> list[str]:
+    """(d) a venue SDK imported outside the venue room."""
+    if _within(module, VENUE_ROOM):
+        return []
+    return [f"{module}:{line} imports {name} (only {VENUE_ROOM} talks to the venue SDK)"
+            for name, line in imported_modules(module, ast.parse(source), is_package)
+            if any(_within(name, sdk) for sdk in VENUE_SDKS)]
+
+
 # --------------------------------------------------------------------------- the real codebase
 
 
@@ -186,6 +202,12 @@ def test_no_redis_key_literal_outside_the_key_module() -> None:
 def test_pure_decision_modules_do_no_io() -> None:
     pure = [(p, m, s) for p, m, s in _sources() if m.startswith("services.") and p.name in PURE_MODULE_NAMES]
     violations = [v for path, mod, src in pure for v in impure_imports(mod, src, path.name == "__init__.py")]
+    assert violations == [], "\n".join(violations)
+
+
+def test_only_the_venue_room_imports_a_venue_sdk() -> None:
+    violations = [v for p in python_files(SDK_SCANNED_PACKAGES)
+                  for v in venue_sdk_imports(module_name(p), p.read_text(), p.name == "__init__.py")]
     assert violations == [], "\n".join(violations)
 
 
@@ -277,3 +299,23 @@ def test_pure_module_rule_catches(source: str) -> None:
 ])
 def test_pure_module_rule_allows(source: str) -> None:
     assert impure_imports("services.orchestrator.risk", source) == []
+
+
+@pytest.mark.parametrize(("module", "source"), [
+    ("services.maker_worker.executor", "import polymarket\n"),
+    ("services.maker_worker.executor", "from polymarket.errors import RateLimitError\n"),
+    ("cli.doctor", "def f():\n    from polymarket import AsyncSecureClient\n"),
+    ("bench.bench_worker", "from py_clob_client_v2 import OrderArgs\n"),
+    ("shared.venues", "import polymarket\n"),
+])
+def test_venue_sdk_rule_catches(module: str, source: str) -> None:
+    assert venue_sdk_imports(module, source)
+
+
+@pytest.mark.parametrize(("module", "source"), [
+    ("shared.venue.orders", "from polymarket import AsyncSecureClient\n"),
+    ("shared.venue", "import polymarket\n"),
+    ("services.maker_worker.executor", "from shared.venue.orders import VenueOrders\nimport polymarketing\n"),
+])
+def test_venue_sdk_rule_allows(module: str, source: str) -> None:
+    assert venue_sdk_imports(module, source) == []

@@ -42,8 +42,7 @@ async def test_kill_9_of_a_worker_moves_its_tokens_within_lease_plus_2s(
     tmp_path: Path,
 ) -> None:
     sim = start_sim({
-        # v1 markets: the worker on main still signs with py-clob-client-v2, which knows no v2 market
-        "sim_exchange": {"markets": 2, "volatility": 0.0, "v2_share": 0},
+        "sim_exchange": {"markets": 2, "volatility": 0.0},
         "workers": {"lease_ms": LEASE_MS, "heartbeat_interval_sec": 0.3, "capacity": 10},
         "scheduler": {"poll_interval_seconds": 0.1},
         "cooldown": {"cooldown_sec_per_token": 0},

@@ -1,4 +1,4 @@
-"""The execution layer against sim_exchange (real process, real py-clob-client-v2, real Redis):
+"""The execution layer against sim_exchange (real process, the venue room on the official SDK, real Redis):
 balance shrink-and-retry, a timeout after placement, "Duplicated", the kill switch, a tick size
 change, incremental drops, and the REST fallback when ticks go stale (B6)."""
 
@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from py_clob_client_v2 import OrderArgs, OrderType, PartialCreateOrderOptions
 
 from services.maker_worker.execution import Placement
 from services.maker_worker.restbook import RestBooks
@@ -25,11 +24,12 @@ sim_venue = base.venue  # the worker-session fixture, registered here as "sim_ve
 
 
 def session(r: aioredis.Redis, keys: Keys, feed: TickFeed, v: Venue, epoch: int, books: RestBooks | None = None,
-            ms: dict[str, Any] | None = None, execution: dict[str, Any] | None = None) -> TokenSession:
+            ms: dict[str, Any] | None = None, execution: dict[str, Any] | None = None,
+            extra: dict[str, Any] | None = None) -> TokenSession:
     params = {"maker_strategy": {"drop_pct": 0.04, "profit_pct": 0.05, "order_size": 10, "reject_cooldown_sec": 0.5,
                                  **(ms or {})},
               "execution": {"poll_interval_seconds": 0.2, "wait_seconds": 1, "order_interval_seconds": 0.1,
-                            **(execution or {})}}
+                            **(execution or {})}, **(extra or {})}
     return TokenSession(r, keys, feed, v.executor, WORKER, v.token, epoch, params, books)
 
 
@@ -47,7 +47,7 @@ async def order_events(r: aioredis.Redis, keys: Keys, token: str) -> list[dict[s
 async def test_balance_reject_shrinks_to_the_cash_and_retries(sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis,
                                                               keys: Keys) -> None:
     v, feed = sim_venue
-    address = v.executor.client.get_address()
+    address = v.executor.venue.account.wallet
     resp = await v.http.put(f"/_sim/accounts/{address}", json={"cash": 3.0})
     assert resp.status_code == 200, resp.text
     s = session(r, keys, feed, v, 1)
@@ -67,13 +67,13 @@ async def test_balance_reject_shrinks_to_the_cash_and_retries(sim_venue: tuple[V
 async def test_a_timeout_after_placement_is_reconciled_not_sent_again(
         sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
     v, feed = sim_venue
-    # The order is stored and matched, then its HTTP answer stalls past the client's 5 s timeout.
-    resp = await v.http.post("/_sim/fault", json={"kind": "order_timeout_after_place", "count": 1, "delay_sec": 7})
+    # The order is stored and matched, then its HTTP answer stalls past the client's 10 s read timeout.
+    resp = await v.http.post("/_sim/fault", json={"kind": "order_timeout_after_place", "count": 1, "delay_sec": 11})
     assert resp.status_code == 200
     s = session(r, keys, feed, v, 1)
     task = await start(r, keys, s)
     await v.path([0.48, 0.47])
-    snap = await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=20, what="LONG after the timeout")
+    snap = await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=25, what="LONG after the timeout")
     assert snap["position"] == pytest.approx(10)
     await asyncio.sleep(2.5)  # the stalled answer arrives; nothing else must be sent
     buys = await v.orders("BUY")
@@ -92,12 +92,9 @@ async def test_a_timeout_after_placement_is_reconciled_not_sent_again(
 
 async def test_duplicated_counts_as_placed(sim_venue: tuple[Venue, TickFeed]) -> None:
     v, _ = sim_venue
-    client = v.executor.client
-    await v.executor.prepare(v.token)
-    signed = await asyncio.to_thread(client.create_order, OrderArgs(token_id=v.token, price=0.40, size=5, side="BUY"),
-                                     PartialCreateOrderOptions(tick_size="0.01"))
-    first = await v.executor.post_signed(signed, OrderType.GTC, "BUY")
-    again = await v.executor.post_signed(signed, OrderType.GTC, "BUY")  # a retried POST of the same order
+    signed = await v.executor.sign(v.token, "BUY", 0.40, 5, 0.01, "GTC")
+    first = await v.executor.post_signed(v.token, signed)
+    again = await v.executor.post_signed(v.token, signed)  # a retried POST of the same order
     assert first.ok
     assert first.status == "live"
     assert again.ok  # "Duplicated": the venue has it, so it was placed
@@ -247,7 +244,7 @@ async def test_a_503_storm_on_market_info_is_a_reject_not_a_failed_session(
     the error escaped the placement and the session failed (its token then ignored for an hour)."""
     v, feed = sim_venue
     resp = await v.http.post("/_sim/fault", json={"kind": "http_429", "status": 503, "count": 3, "retry_after": 0,
-                                                  "path_prefix": "/clob-markets"})
+                                                  "path_prefix": "/book"})
     assert resp.status_code == 200, resp.text
     s = session(r, keys, feed, v, 1)
     task = await start(r, keys, s)
@@ -277,3 +274,48 @@ async def test_a_503_storm_around_an_ambiguous_placement_does_not_fail_the_sessi
     reports = [f["status"] for _, f in await r.xrange(keys.sessions()) if f["token_id"] == v.token]
     assert "failed" not in reports
     await stop_session(s, task)
+
+
+async def test_a_small_buy_raised_to_one_dollar_goes_fak_with_exact_amounts(
+        sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    """BUY 1 @ 0.32 is under the $1 marketable minimum: raised to 3.13 shares (1.0016 at 0.32, four
+    decimals of collateral, which the venue refuses for a FAK). The FAK spends $1.00 for 3.125."""
+    v, feed = sim_venue
+    s = session(r, keys, feed, v, 1, ms={"order_size": 1})
+    task = await start(r, keys, s)
+    await v.path([0.31])  # ask 0.32
+    snap = await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=15, what="LONG")
+    buys = await v.orders("BUY")
+    assert [(o["order_type"], o["price"], o["size_matched"]) for o in buys] == [("FAK", 0.32, 3.125)]
+    assert snap["position"] == pytest.approx(3.125)
+    await stop_session(s, task)
+
+
+async def test_the_markets_own_minimum_from_the_start_params_decides_what_can_rest(
+        sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys) -> None:
+    """BUY 10 below a minimum of 15 cannot rest: it goes FAK (with the default 5 it would be GTC)."""
+    v, feed = sim_venue
+    s = session(r, keys, feed, v, 1, extra={"min_order_size": 15, "market_version": "v1"})
+    task = await start(r, keys, s)
+    await v.path([0.48, 0.47])
+    await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=15, what="LONG")
+    assert [o["order_type"] for o in await v.orders("BUY")] == ["FAK"]
+    assert (s.desk.min_size, session(r, keys, feed, v, 2).desk.min_size) == (15.0, 5.0)
+    await stop_session(s, task)
+
+
+@pytest.mark.parametrize(("params", "why"), [
+    ({"market_version": "v3"}, "Gamma version 'v3'"),
+    ({"market_version": "v2"}, "shaped like a v1 token id"),
+    ({"min_order_size": 0}, "min_order_size must be positive"),
+])
+async def test_a_market_the_worker_cannot_trade_fails_its_session_naming_why(
+        sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis, keys: Keys, params: dict[str, Any], why: str) -> None:
+    v, feed = sim_venue
+    s = session(r, keys, feed, v, 1, extra=params)
+    await own(r, keys, v.token, 1)
+    await asyncio.wait_for(s.run(), 10)
+    reports = [f for _, f in await r.xrange(keys.sessions()) if f["token_id"] == v.token]
+    assert [f["status"] for f in reports] == ["failed"]
+    assert why in reports[0]["reason"]
+    assert await v.orders() == []

@@ -1,5 +1,5 @@
-"""A token session running the volatility strategy against sim_exchange (real process, real
-py-clob-client-v2, real Redis). Ticks are published on the gateway's channel by a small poller of
+"""A token session running the volatility strategy against sim_exchange (real process, the venue
+room on the official SDK, real Redis). Ticks are published on the gateway's channel by a small poller of
 the sim's top of book, in the shape shared/ticks.py defines."""
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from shared.keys import Keys
 from shared.messages import stable_id
 from shared.tickfeed import TickFeed
 from shared.ticks import Tick
-from shared.venue.clob import make_clob_client
+from shared.venue.account import open_account
 from shared.venue.environment import fetch_sim_environment
+from shared.venue.orders import VenueOrders
 from tests.support import SimExchangeProcess, eventually
 
 WORKER = "worker-it"
@@ -66,8 +67,8 @@ async def venue(start_sim: Callable[..., SimExchangeProcess], r: aioredis.Redis,
     token = (await http.get("/_sim/markets")).json()[0]["tokens"][0]["token_id"]
     settings = load_settings(sim.env["PF_CONFIG"], environ={})
     env = await fetch_sim_environment(sim.url)
-    client = await asyncio.to_thread(make_clob_client, settings, Secrets(), env)
-    v = Venue(sim, http, token, ClobExecutor(client))
+    account = await open_account(settings, Secrets(), env)
+    v = Venue(sim, http, token, ClobExecutor(VenueOrders(account)))
     await v.path([0.50], 10)
     stop = asyncio.Event()
     feed = TickFeed(r, keys)
@@ -76,6 +77,7 @@ async def venue(start_sim: Callable[..., SimExchangeProcess], r: aioredis.Redis,
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     await feed.close()
+    await account.close()
     await http.aclose()
 
 
@@ -126,6 +128,11 @@ async def test_a_drop_buys_at_the_ask_and_a_rise_sells_at_profit_pct(
     assert [(f["side"], float(f["price"]), float(f["size"])) for f in fills] == [("BUY", 0.48, 10.0), ("SELL", 0.51, 10.0)]
     orders = [f for _, f in await r.xrange(keys.orders()) if f["token_id"] == v.token]
     assert [o["status"] for o in orders] == ["matched", "matched"]
+    # through the default wallet: the key's deposit wallet (signature type 3) made both orders
+    account = v.executor.venue.account
+    assert (account.wallet_kind, account.signature_type) == ("deposit", 3)
+    assert {o["maker_address"] for o in await v.orders()} == {account.wallet.lower()}
+    assert account.wallet.lower() != account.signer.lower()
     await stop_session(s, task)
 
     # A new owner (epoch 2) resumes the strategy from the snapshot: same window, same sell count.

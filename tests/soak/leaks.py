@@ -31,13 +31,24 @@ class SoakSecrets:
     clob_api_secret: str = ""
     clob_api_passphrase: str = ""
 
-    def derive_clob_creds(self, clob_url: str) -> None:
+    def derive_clob_creds(self, sim_url: str) -> None:
         """What an operator does once: derive the L2 API credentials for the wallet key at the venue."""
-        from py_clob_client_v2 import ClobClient
+        import asyncio
 
-        creds = ClobClient(clob_url, chain_id=137, key=self.private_key).create_or_derive_api_key()
-        self.clob_api_key, self.clob_api_secret = creds.api_key, creds.api_secret
-        self.clob_api_passphrase = creds.api_passphrase
+        from shared.config import Secrets, Settings
+        from shared.venue.account import open_account
+        from shared.venue.environment import fetch_sim_environment
+
+        async def derive() -> tuple[str, str, str]:
+            env = await fetch_sim_environment(sim_url)
+            settings = Settings.model_validate({"mode": "sim", "polymarket": {"wallet": "eoa"}})
+            account = await open_account(settings, Secrets(private_key=self.private_key), env)
+            try:
+                return account.api_credentials
+            finally:
+                await account.close()
+
+        self.clob_api_key, self.clob_api_secret, self.clob_api_passphrase = asyncio.run(derive())
 
     def webhook_url(self, port: int) -> str:
         return f"http://127.0.0.1:{port}/hook/bot{self.webhook_token}"

@@ -405,5 +405,21 @@ def test_removed_venue_keys_name_their_replacement(tmp_path: Path) -> None:
         load(tmp_path, "polymarket: {signature_type: 3}\n")
     with pytest.raises(ConfigError, match=r"arbitrage.chain.collateral removed: contract addresses come from"):
         load(tmp_path, "arbitrage: {chain: {collateral: '0xC011a7E12a19f7B1f670d46F03B03f3342E82DFB'}}\n")
+    with pytest.raises(ConfigError, match=r"arbitrage.chain.ctf, arbitrage.chain.gas_limit_cap removed: split, merge, "
+                                          r"convert and redeem go through the official SDK"):
+        load(tmp_path, "arbitrage: {chain: {ctf: rpc, gas_limit_cap: 1000000}}\n")
     with pytest.raises(ConfigError, match=r"url_overrides: unknown URL field\(s\) clob"):
         load(tmp_path, "polymarket: {url_overrides: {clob: 'http://x'}}\n")
+
+
+def test_removed_worker_thread_pool_key_says_why(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"workers.venue_threads was removed: the venue client .* is async"):
+        load(tmp_path, "workers: {venue_threads: 32}\n")
+
+
+def test_relayer_secrets_come_from_the_environment() -> None:
+    s = load_secrets({"PF_BUILDER_API_KEY": "k", "PF_BUILDER_API_SECRET": "c2VjcmV0", "PF_BUILDER_API_PASSPHRASE": "p",
+                      "PF_RELAYER_API_KEY": "r", "PF_RELAYER_API_KEY_ADDRESS": "0x" + "11" * 20})
+    assert (s.builder_api_key, s.builder_api_secret, s.builder_api_passphrase) == ("k", "c2VjcmV0", "p")
+    assert (s.relayer_api_key, s.relayer_api_key_address) == ("r", "0x" + "11" * 20)
+    assert "c2VjcmV0" not in repr(s)

@@ -256,19 +256,28 @@ async def test_rest_poller_stays_inside_the_orderbook_budget() -> None:
 
 
 def test_transient_venue_errors_are_told_apart_from_answers() -> None:
-    import httpx
-    from py_clob_client_v2.exceptions import PolyApiException
-
     from services.maker_worker.executor import is_transient
+    from shared.venue.errors import VenueAmbiguous, VenueRejected, VenueSetupError, VenueUnavailable
 
-    def api(code: int) -> PolyApiException:
-        return PolyApiException(httpx.Response(code, json={"error": "x"}))
-
-    assert is_transient(api(429))
-    assert is_transient(api(503))
-    assert is_transient(api(425))
-    assert is_transient(PolyApiException(error_msg="Request exception!"))  # no answer
+    assert is_transient(VenueUnavailable("throttled", status=429, retry_after=1))
+    assert is_transient(VenueUnavailable("unavailable", status=503))
+    assert is_transient(VenueUnavailable("restarting", status=425, restriction="restarting"))
+    assert is_transient(VenueAmbiguous("no answer"))
     assert is_transient(TimeoutError())
-    assert not is_transient(api(400))
-    assert not is_transient(api(404))
+    assert not is_transient(VenueRejected("bad", status=400))
+    assert not is_transient(VenueRejected("not found", status=404))
+    assert not is_transient(VenueSetupError("credentials refused", "fix them"))
     assert not is_transient(ValueError("bad"))
+
+
+def test_market_facts_come_from_the_start_params_with_v1_and_5_by_default() -> None:
+    from services.maker_worker.executor import MarketFacts
+    from shared.venue.errors import UnknownMarketVersion
+
+    assert MarketFacts.from_params({}) == MarketFacts("v1", 5.0, False, "")
+    assert MarketFacts.from_params({"market_version": "V2", "min_order_size": "15", "neg_risk": True,
+                                    "condition_id": "0xab"}) == MarketFacts("v2", 15.0, True, "0xab")
+    with pytest.raises(UnknownMarketVersion):
+        MarketFacts.from_params({"market_version": "v3"})
+    with pytest.raises(ValueError, match="min_order_size"):
+        MarketFacts.from_params({"min_order_size": -1})

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from services.maker_worker.executor import fill_from_response, tick_str
+from decimal import Decimal
+
 from services.maker_worker.strategy import exit_price, round_to_tick, shares
 from services.maker_worker.volatility import VolatilityStrategy
 from shared.config import ExecutionSection, MakerStrategySection, RunParamsSection
+from shared.venue.orders import fill_of
 
 
 def test_exit_concedes_per_attempt_when_aggressive_but_not_below_the_floor() -> None:
@@ -46,12 +48,9 @@ def test_rounding_helpers() -> None:
     assert round_to_tick(0.48, 0.01, down=False) == 0.48
     assert round_to_tick(0.1234, 0.001, down=True) == 0.123
     assert shares(10.019) == 10.01
-    assert tick_str(0.01) == "0.01"
-    assert tick_str(0.001) == "0.001"
-    assert tick_str(0.0025) == "0.0025"
 
 
 def test_fill_amounts_follow_the_side() -> None:
-    assert fill_from_response("BUY", {"makingAmount": "5", "takingAmount": "10"}) == (10.0, 0.5)
-    assert fill_from_response("SELL", {"makingAmount": "10", "takingAmount": "4.8"}) == (10.0, 0.48)
-    assert fill_from_response("BUY", {"makingAmount": "", "takingAmount": "0"}) == (0.0, 0.0)
+    assert fill_of("BUY", Decimal("5"), Decimal("10")) == (10.0, 0.5)
+    assert fill_of("SELL", Decimal("10"), Decimal("4.8")) == (10.0, 0.48)
+    assert fill_of("BUY", Decimal("0"), Decimal("0")) == (0.0, 0.0)
