@@ -2,6 +2,13 @@
 PUBLISH rate measured by ``redis-benchmark`` in the same run.
 
 ``uv run python -m bench.bench_gateway [--tokens 2000] [--seconds 10] [--rate 2000]``
+``uv run python -m bench.bench_gateway --decoder`` (only 0. below)
+
+0. The frame decoder: the same market-channel frames (built by sim_exchange's wire module, as the
+   feeder builds them) decoded by the gateway's hand-written ``decode_frame`` and by the SDK's own
+   stream decoding (``json.loads`` + ``parse_events``, shared.venue.sdk_reference), one frame at a
+   time in this process: per-frame p50 / p99 in microseconds. The hand-written decoder stays while
+   the SDK's costs more here (docs/benchmarks.md).
 
 1. ``redis-benchmark -t publish`` against a private redis-server (never 6379): Redis's own limit.
 2. Throughput: a feeder process (a websocket server speaking the market channel, frames built by
@@ -44,6 +51,94 @@ def other_cpus() -> set[int]:
     cpus = os.sched_getaffinity(0)
     rest = cpus - {GATEWAY_CPU}
     return rest or cpus
+
+
+# --- 0. the frame decoder against the SDK's -----------------------------------------------------------
+
+def decoder_frames() -> dict[str, str]:
+    """One frame of each kind the gateway meets, in the venue's shapes (sim_exchange's wire module)."""
+    from services.sim_exchange import wire
+    from services.sim_exchange.market import make_markets
+
+    m = make_markets(7, 1)[0]
+    yes, no = m.tokens
+    now = time.time()
+    entry = {"asset_id": yes.token_id, "price": wire.num(max(yes.bids)), "size": "111", "side": "BUY",
+             "hash": "0" * 40, "best_bid": wire.num(max(yes.bids)), "best_ask": wire.num(min(yes.asks))}
+
+    def dumps(obj: Any) -> str:
+        return json.dumps(obj, separators=(",", ":"))
+
+    return {
+        "price_change (1 level)": dumps(wire.price_change(m.condition_id, [entry], now)),
+        "price_change (both tokens, 4 levels)": dumps(wire.price_change(m.condition_id, [
+            entry, {**entry, "price": wire.num(min(yes.asks)), "side": "SELL"},
+            {**entry, "asset_id": no.token_id, "price": wire.num(max(no.bids))},
+            {**entry, "asset_id": no.token_id, "price": wire.num(min(no.asks)), "side": "SELL"}], now)),
+        "last_trade_price": dumps(wire.last_trade(yes, 0.5, 10, "BUY", now, "0x" + "ab" * 32)),
+        "book dump (2 books)": dumps([wire.ws_book(t, t.bids, t.asks, now) for t in (yes, no)]),
+    }
+
+
+def _ms(ts: Any) -> int:
+    return int(ts.timestamp() * 1000) if ts is not None else 0
+
+
+def _opt(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def sdk_into_books(text: str) -> list[Any]:
+    """The SDK's decode, then what the gateway would still have to do with it: its books keep
+    floats and epoch ms, the SDK gives Decimals and datetimes."""
+    from shared.venue import market_ws as mw
+    from shared.venue import sdk_reference
+
+    out: list[Any] = []
+    for ev in sdk_reference.market_frame(text):
+        p = ev.payload
+        if ev.type == "price_change":
+            out.append(mw.PriceChangeBatch(p.market, _ms(p.timestamp), tuple(
+                mw.PriceChange(c.asset_id, float(c.price), float(c.size), c.side, _opt(c.best_bid), _opt(c.best_ask))
+                for c in p.price_changes)))
+        elif ev.type == "book":
+            out.append(mw.BookSnapshot(p.asset_id, p.market, tuple(mw.Level(float(lv.price), float(lv.size))
+                                                                    for lv in p.bids),
+                                       tuple(mw.Level(float(lv.price), float(lv.size)) for lv in p.asks),
+                                       _ms(p.timestamp), p.hash or "", _opt(p.tick_size), _opt(p.last_trade_price)))
+        elif ev.type == "last_trade_price":
+            out.append(mw.LastTrade(p.asset_id, p.market, float(p.price), float(p.size or 0), p.side, _ms(p.timestamp)))
+    return out
+
+
+def decoder_bench(rounds: int = 20_000) -> list[tuple[str, dict[str, dict[str, float]]]]:
+    """(frame kind, µs percentiles per decoder) per frame kind: ours, the SDK's, and the SDK's
+    followed by the conversion into the gateway's types (the path the gateway would run)."""
+    from shared.venue import sdk_reference
+    from shared.venue.market_ws import decode_frame
+
+    decoders = {"ours": decode_frame, "sdk": sdk_reference.market_frame, "sdk+types": sdk_into_books}
+    out = []
+    for kind, text in decoder_frames().items():
+        assert len(decode_frame(text)) == len(sdk_reference.market_frame(text)) == len(sdk_into_books(text))
+        timings: dict[str, list[float]] = {name: [] for name in decoders}
+        for _ in range(rounds):  # interleaved: every decoder sees the same machine state
+            for name, fn in decoders.items():
+                t0 = time.perf_counter_ns()
+                fn(text)
+                timings[name].append((time.perf_counter_ns() - t0) / 1000)
+        out.append((kind, {name: percentiles(t) for name, t in timings.items()}))
+    return out
+
+
+def print_decoder_bench() -> None:
+    print("frame decoder, one frame at a time, per-frame µs p50 / p99 "
+          "(SDK+types: the SDK's decode, then into the gateway's float/ms types):")
+    for kind, t in decoder_bench():
+        ours, sdk, full = t["ours"], t["sdk"], t["sdk+types"]
+        print(f"  {kind:38} decode_frame {ours['p50']:6.1f} / {ours['p99']:6.1f}   SDK {sdk['p50']:6.1f} / "
+              f"{sdk['p99']:6.1f}   SDK+types {full['p50']:6.1f} / {full['p99']:6.1f}   "
+              f"SDK+types/ours at p50 {full['p50'] / ours['p50']:.1f}x")
 
 
 # --- 1. redis-benchmark ----------------------------------------------------------------------------
@@ -309,6 +404,7 @@ async def main(args: argparse.Namespace) -> None:
     os.sched_setaffinity(redis.proc.pid, other_cpus())
     tmp = Path(tempfile.mkdtemp(prefix="pf-bench-gw-"))
     try:
+        print_decoder_bench()
         rb = redis_benchmark(redis.port)
         for label, value in rb.items():
             print(f"redis-benchmark -n 200000 PUBLISH <tick> ({label}): {value:,.0f} PUBLISH/s")
@@ -339,10 +435,14 @@ if __name__ == "__main__":
     ap.add_argument("--tokens", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=2000.0)
+    ap.add_argument("--decoder", action="store_true", help="only the frame decoder against the SDK's")
     ap.add_argument("--feeder", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.feeder:
+    if a.decoder:
+        print(describe())
+        print_decoder_bench()
+    elif a.feeder:
         feeder_main(a.feeder, a.tokens)
     elif a.worker:
         worker_main(a.worker[0], a.worker[1], a.seconds)

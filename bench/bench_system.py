@@ -83,6 +83,7 @@ from services.maker_worker.latency import diff_counts, quantile
 from services.signal_collector.meta import MetaCache
 from shared.keys import Keys
 from shared.venue.gamma import parse_markets
+from shared.venue.gamma_keyset import BOTH_SYSTEMS, MARKETS_PAGE_MAX, read_keyset
 from tests.soak import invariants as inv
 from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, read_stream, write_config
 
@@ -307,15 +308,11 @@ class Bench:
         """Token metadata in ``pf:meta`` as an earlier collector run leaves it, written by the
         collector's own MetaCache from the sim's Gamma: a signal then needs no Gamma round trip."""
         cache = MetaCache(self.r, KEYS, self.http, f"{self.sys.sim.url}/gamma")
-        offset = 0
-        while True:
-            body = (await self.http.get("/gamma/markets", params={"limit": 500, "offset": offset})).json()
-            markets, _ = parse_markets(body)
-            for m in markets:
-                await cache.put_market(m)
-            if len(body) < 500:
-                return
-            offset += 500
+        rows = await read_keyset(self.http, f"{self.sys.sim.url}/gamma", "markets", BOTH_SYSTEMS, MARKETS_PAGE_MAX,
+                                 1_000_000)
+        markets, _ = parse_markets(rows)
+        for m in markets:
+            await cache.put_market(m)
 
     async def _sample(self, s: Sampler) -> None:
         while True:

@@ -1,13 +1,16 @@
 """``polyfleet doctor``: preflight of a deployment before it trades.
 
-Checks, in order: configuration, Redis, every Polymarket endpoint (Data API, Gamma, CLOB, market
-websocket), clock drift against the CLOB's server time, the wallet (signer, signature type and
-funder: the most common confusion in Polymarket bots), API credentials, and the collateral
-balance with every allowance the V2 exchanges and the neg-risk adapter need. In sim mode all of
-it runs against sim_exchange (the URLs in the config point there).
+Checks, in order: configuration, Redis, the venue environment and its endpoints (Data API, Gamma,
+CLOB, market websocket), clock drift against the CLOB's server time, then the wallet on the
+official SDK: its kind and address, whether it is deployed, that the API key is bound to the
+signer the orders carry, every approval the contracts in use need (shared/venue/approvals.py,
+addresses from the environment) and the pUSD balance. In sim mode all of it runs against
+sim_exchange (the environment points there). Each wrong setup is one line naming the fix.
 
 The verdicts are pure functions of what was observed (tested without a network); :func:`run`
 gathers the observations. Exit code: 0 when nothing failed (warnings allowed), 1 otherwise.
+``polyfleet setup-wallet`` (:func:`setup_wallet`) fixes what can be fixed from here: it creates a
+missing deposit wallet and sends the missing approvals.
 """
 
 from __future__ import annotations
@@ -15,23 +18,19 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 import redis
 
 from shared.config import ConfigError, Secrets, Settings, load_secrets, load_settings, redis_url
-from shared.venue.environment import VenueEnvironment, resolve_environment
+from shared.venue.approvals import ApprovalState
+from shared.venue.environment import VenueEnvironment, resolve_environment, with_rpc_secret
+from shared.venue.errors import VenueSetupError
+from shared.venue.preflight import Observed, observe
+from shared.venue.wallet_setup import SETUP_COMMAND, WalletInfo, key_binding_error, not_deployed_error
 
 Status = Literal["ok", "warn", "fail"]
-
-# Spenders a V2 trader must approve (docs/operations.md "doctor"; reference: contract addresses).
-REQUIRED_SPENDERS = {
-    "0xE111180000d2663C0091e4f400237545B87B996B": "CTF Exchange V2",
-    "0xe2222d279d744050d28e00520010520000310F59": "Neg Risk CTF Exchange V2",
-    "0xd91E80cF2E7be2e162c6513ceD06f1dD0dA35296": "Neg Risk Adapter",
-}
-SIGNATURE_TYPES = {0: "EOA", 1: "POLY_PROXY (email/Magic)", 2: "GNOSIS_SAFE (browser wallet)", 3: "POLY_1271"}
 DRIFT_WARN_SEC, DRIFT_FAIL_SEC = 2.0, 30.0
 
 
@@ -45,23 +44,60 @@ class Check:
 # ------------------------------------------------------------------------------------ verdicts
 
 
-def wallet_check(signer: str, signature_type: int, funder: str) -> Check:
-    kind = SIGNATURE_TYPES.get(signature_type, f"unknown ({signature_type})")
-    if signature_type not in SIGNATURE_TYPES:
-        return Check("wallet", "fail", f"signature type {signature_type} is not one of 0-3")
-    if signature_type == 0:
-        if funder and funder.lower() != signer.lower():
-            return Check("wallet", "fail", f"an EOA wallet signs for the key's own address {signer}, but "
-                         f"polymarket.wallet_address is {funder}: for a proxy/Safe wallet set polymarket.wallet "
-                         "to proxy or safe; for an EOA leave wallet_address empty")
-        return Check("wallet", "ok", f"signer {signer}, signature type 0 (EOA), funds held by the signer")
-    if not funder:
-        return Check("wallet", "fail", f"signature_type {signature_type} ({kind}) needs polymarket.wallet_address = "
-                     "the wallet that holds the funds (the profile's address on polymarket.com)")
-    if funder.lower() == signer.lower():
-        return Check("wallet", "fail", f"signature_type {signature_type} ({kind}) but the wallet is the signer itself "
-                     f"({signer}): the funder must be the proxy wallet, or use signature_type 0")
-    return Check("wallet", "ok", f"signer {signer}, signature type {signature_type} ({kind}), funder {funder}")
+def setup_failure(name: str, exc: VenueSetupError) -> Check:
+    return Check(name, "fail", f"{exc.problem}; fix: {exc.fix}")
+
+
+def wallet_check(info: WalletInfo) -> Check:
+    return Check("wallet", "ok", info.describe())
+
+
+def deployed_check(info: WalletInfo) -> Check:
+    if info.kind == "eoa":
+        return Check("wallet deployed", "ok", "an EOA needs no deployment (it pays its own gas in POL)")
+    if info.deployed:
+        return Check("wallet deployed", "ok", f"{info.address} is deployed (the relayer says so)")
+    if info.kind == "deposit":
+        return Check("wallet deployed", "warn", f"deposit wallet {info.address} is not deployed yet: every service "
+                     f"creates it through the relayer at start, or run `{SETUP_COMMAND}` now")
+    err = not_deployed_error(info)
+    assert err is not None
+    return setup_failure("wallet deployed", err)
+
+
+def key_check(info: WalletInfo, given_key: str, used_key: str) -> Check:
+    err = key_binding_error(given_key, used_key, info.signer)
+    if err is not None:
+        return setup_failure("api key", err)
+    how = "PF_CLOB_API_KEY, accepted" if given_key else "derived from the key (L1)"
+    carried = (f"; orders are signed by {info.signer} for the deposit wallet {info.address} (signature type 3)"
+               if info.kind == "deposit" else f"; orders carry signer {info.signer}, maker {info.address}")
+    return Check("api key", "ok", f"{how}: bound to signer {info.signer}{carried}")
+
+
+def approval_checks(states: list[ApprovalState], wallet: str) -> list[Check]:
+    """One line per approval the contracts in use need."""
+    out = []
+    for st in states:
+        a = st.approval
+        name = f"approval {a.token_name} -> {a.spender_name}"
+        if st.ok:
+            out.append(Check(name, "ok", f"{a.spender} ({a.purpose})"))
+        else:
+            have = f" (allowance {st.value / 1e6:,.2f})" if a.standard == "ERC20" and st.value else ""
+            out.append(Check(name, "fail", f"{wallet} lacks the {a.label} {a.spender}{have}, needed for {a.purpose}; "
+                             f"fix: `{SETUP_COMMAND}`"))
+    return out
+
+
+def balance_check(balance: float | None, mode: str) -> Check:
+    """pUSD the CLOB sees for the wallet (None: the wallet does not exist yet)."""
+    if balance is None:
+        return Check("collateral", "warn", f"no wallet yet, so no pUSD; deposit once `{SETUP_COMMAND}` created it")
+    if balance > 0:
+        return Check("collateral", "ok", f"{balance:,.2f} pUSD available")
+    return Check("collateral", "warn" if mode == "sim" else "fail",
+                 "0.00 pUSD available: nothing to trade with; fix: deposit pUSD to the wallet")
 
 
 def drift_check(server_sec: float, local_sec: float) -> Check:
@@ -72,31 +108,6 @@ def drift_check(server_sec: float, local_sec: float) -> Check:
     if abs(drift) > DRIFT_WARN_SEC:
         return Check("clock", "warn", text + " (more than 2 s: check NTP)")
     return Check("clock", "ok", text)
-
-
-def balance_checks(reply: dict[str, Any], mode: str) -> list[Check]:
-    """Collateral balance and allowances from ``GET /balance-allowance`` (6-decimal integer strings)."""
-    try:
-        balance = int(str(reply.get("balance", "0"))) / 1e6
-    except ValueError:
-        return [Check("collateral", "fail", f"unreadable balance reply: {reply!r}")]
-    out = [Check("collateral", "ok" if balance > 0 else ("warn" if mode == "sim" else "fail"),
-                 f"{balance:,.2f} pUSD available" + ("" if balance > 0 else ": nothing to trade with"))]
-    allowances = {k.lower(): v for k, v in (reply.get("allowances") or {}).items()}
-    for address, label in REQUIRED_SPENDERS.items():
-        raw = allowances.get(address.lower())
-        try:
-            amount = int(str(raw)) / 1e6 if raw is not None else 0.0
-        except ValueError:
-            amount = 0.0
-        if raw is None or amount <= 0:
-            out.append(Check(f"allowance {label}", "fail", f"no pUSD allowance for {label} {address}: approve it "
-                             "(orders fail with 'not enough balance / allowance')"))
-        elif amount < balance:
-            out.append(Check(f"allowance {label}", "warn", f"allowance {amount:,.2f} is below the balance {balance:,.2f}"))
-        else:
-            out.append(Check(f"allowance {label}", "ok", "unlimited" if amount > 1e30 else f"{amount:,.2f}"))
-    return out
 
 
 # ------------------------------------------------------------------------------------ gathering
@@ -146,33 +157,23 @@ def _redis() -> list[Check]:
     return out
 
 
-def _clob(settings: Settings, secrets: Secrets, env: VenueEnvironment) -> list[Check]:
-    return asyncio.run(_account_checks(settings, secrets, env))
+def venue_checks(seen: Observed, mode: str) -> list[Check]:
+    """The wallet's lines from what :func:`shared.venue.preflight.observe` saw."""
+    out = [setup_failure(name, exc) for name, exc in seen.setup_errors]
+    info = seen.info
+    if info is not None:
+        out += [wallet_check(info), deployed_check(info)]
+        if seen.used_key is not None:
+            out.append(key_check(info, seen.given_key, seen.used_key))
+        if not any(name == "collateral" for name, _ in seen.problems):
+            out.append(balance_check(seen.balance if info.deployed else None, mode))
+        out += approval_checks(seen.approvals, info.address)
+    out += [Check(name, "fail", text) for name, text in seen.problems]
+    return out
 
 
-async def _account_checks(settings: Settings, secrets: Secrets, env: VenueEnvironment) -> list[Check]:
-    """The account through the venue room: opening it checks the key, the wallet (deployed; a
-    missing deposit wallet is created) and the API credentials (validated, or derived with the
-    key), each wrong setup as one line naming the fix; then the collateral and its allowances."""
-    from shared.venue.account import open_account
-    from shared.venue.errors import VenueError
-    from shared.venue.orders import VenueOrders
-
-    try:
-        account = await open_account(settings, secrets, env)
-    except VenueError as exc:
-        return [Check("wallet", "fail", f"could not open the account: {exc}")]
-    try:
-        out = [wallet_check(account.signer, account.signature_type, account.wallet)]
-        how = "from PF_CLOB_API_KEY" if secrets.clob_api_key else "derived from the key (L1)"
-        out.append(Check("credentials", "ok", f"API credentials {how} accepted"))
-        try:
-            balance, allowances = await VenueOrders(account).collateral()
-        except VenueError as exc:
-            return [*out, Check("collateral", "fail", f"balance-allowance failed: {exc}")]
-        return out + balance_checks({"balance": str(balance), "allowances": allowances}, settings.mode)
-    finally:
-        await account.close()
+def _venue(settings: Settings, secrets: Secrets, env: VenueEnvironment) -> list[Check]:
+    return venue_checks(asyncio.run(observe(settings, secrets, with_rpc_secret(env, secrets))), settings.mode)
 
 
 def run(config_path: str | None = None) -> list[Check]:
@@ -194,7 +195,7 @@ def run(config_path: str | None = None) -> list[Check]:
     clob_url = env.url("clob_url")
     with httpx.Client(timeout=5) as http:
         checks.append(_http("data api", f"{env.url('data_url')}/trades?limit=1", http))
-        checks.append(_http("gamma", f"{env.url('gamma_url')}/markets?limit=1", http))
+        checks.append(_http("gamma", f"{env.url('gamma_url')}/markets/keyset?limit=1", http))  # venue.md G1
         checks.append(_http("clob", f"{clob_url}/ok", http))
         try:
             before = time.time()
@@ -207,5 +208,5 @@ def run(config_path: str | None = None) -> list[Check]:
             checks.append(Check("clock", "fail", f"{clob_url}/time: {exc}"))
     checks.append(_websocket(env.url("clob_market_ws_url")))
     if not any(c.status == "fail" and c.name == "clob" for c in checks):
-        checks.extend(_clob(settings, secrets, env))
+        checks.extend(_venue(settings, secrets, env))
     return checks

@@ -3,7 +3,7 @@
 Read commands: ``status`` (with ``--watch``), ``workers``, ``token ID`` (cli/token.py), ``ignored``,
 ``blacklist ls``, ``signals tail``, ``events tail`` (cli/tail.py). Control commands (cli/control.py): ``stop``,
 ``halt``, ``resume``, ``drain``, ``unignore``, ``blacklist add/rm``, ``handled reset``. Operations
-(cli/ops.py): ``config check FILE``, ``doctor``. Also ``backtest`` and ``wipe``.
+(cli/ops.py): ``config check FILE``, ``doctor``, ``setup-wallet``. Also ``backtest`` and ``wipe``.
 """
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ def render_status(r: redis.Redis, k: Keys, limit: int = 20) -> Group:
                 "avg cost", "PnL", "last event"):
         tokens.add_column(col, overflow="fold")
     for (state, token_id), h in zip(shown, token_rows, strict=True):
-        market = f"{h.get('slug', '')} {h.get('outcome', '')}".strip()
+        market = f"{h.get('slug', '')} {h.get('outcome', '')}".strip()[:28] + f" {h.get('market_version') or 'v1'}"
         owner = h.get("owner", "")
         beat = _age(worker_info.get(owner, ({}, 0))[0].get("last_beat"), now) if owner else ""
-        tokens.add_row(_short(token_id), market[:32], state, owner, h.get("epoch", ""), _ts(h.get("started_at")),
+        tokens.add_row(_short(token_id), market, state, owner, h.get("epoch", ""), _ts(h.get("started_at")),
                        beat, h.get("position", ""), pending_cell(h), h.get("avg_cost", ""), h.get("realized_pnl", ""),
                        (h.get("last_event") or "")[:48])
     workers = Table(title="workers", expand=True)

@@ -1,7 +1,8 @@
-"""``polyfleet config check FILE`` and ``polyfleet doctor``."""
+"""``polyfleet config check FILE``, ``polyfleet doctor`` and ``polyfleet setup-wallet``."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import typer
@@ -10,6 +11,9 @@ from rich.table import Table
 
 from cli import doctor as doctor_checks
 from shared.config import ConfigError, load_secrets, load_settings
+from shared.venue.environment import resolve_environment, with_rpc_secret
+from shared.venue.errors import VenueError, VenueSetupError
+from shared.venue.wallet_setup import setup
 
 console = Console(highlight=False)
 MARK = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}
@@ -56,3 +60,29 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]{len(failed)} check(s) failed[/red]")
             raise typer.Exit(1)
         console.print("[green]ready[/green]" + (" (with warnings)" if any(c.status == "warn" for c in checks) else ""))
+
+    @app.command("setup-wallet")
+    def setup_wallet(config_file: Path = typer.Option(None, "--config", "-c", help="default: PF_CONFIG")) -> None:
+        """Make the configured wallet ready to trade: create a missing deposit wallet through the
+        relayer and send every approval the contracts in use lack (through the SDK). Exit 1 naming
+        the fix when something cannot be fixed from here."""
+        try:
+            settings = load_settings(str(config_file) if config_file else None)
+            secrets = load_secrets()
+        except ConfigError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+
+        async def run() -> None:
+            env = with_rpc_secret(await resolve_environment(settings.polymarket, settings.mode), secrets)
+            await setup(settings, secrets, env, console.print)
+
+        try:
+            asyncio.run(run())
+        except VenueSetupError as exc:
+            console.print(f"[red]{exc.problem}[/red]\n  fix: {exc.fix}")
+            raise typer.Exit(1) from exc
+        except (VenueError, ConnectionError) as exc:
+            console.print(f"[red]the venue did not answer: {exc}[/red] (it reads before it sends: safe to run again)")
+            raise typer.Exit(1) from exc
+        console.print("[green]wallet ready[/green] (`polyfleet doctor` checks it all)")

@@ -35,7 +35,8 @@ def format_signal(entry_id: str, f: dict[str, str]) -> str:
     who = f.get("account", "")[:10] or f.get("source", "")
     return (f"{_ts(f, entry_id)}  [{colour}]{f.get('side', '?'):4}[/{colour}]  {_short(f.get('token_id', '')):14}  "
             f"{float(f.get('size', 0) or 0):>9.2f} @ {float(f.get('price', 0) or 0):.3f}  {escape(who):10}  "
-            f"{f.get('source', ''):6}  {escape(f.get('slug', ''))} {escape(f.get('outcome', ''))}")
+            f"{f.get('source', ''):6}  {escape(f.get('slug', ''))} {escape(f.get('outcome', ''))} "
+            f"{escape(f.get('market_version') or 'v1')}")
 
 
 def format_event(entry_id: str, f: dict[str, str]) -> str:

@@ -129,6 +129,27 @@ in one field; booleans are `true` / `false`. An entry of an unknown type or vers
 fields do not validate, is logged, counted, acked and skipped by the consumer, never retried
 forever. Streams are trimmed approximately (`XADD ... MAXLEN ~`): {maxlen}.
 
+## Market systems (v1 CTF and v2 Protocol V2 markets)
+
+Polymarket runs two market systems side by side, named by each market's Gamma `version`
+(docs/venue.md V1). Their outcome ids (v1 `tokenId`s, v2 `positionId`s) are uint256 decimal strings
+in disjoint namespaces, so every key stays keyed by the id string alone (`{NS}:book:{{token_id}}`,
+`{NS}:token:{{token_id}}`, `{NS}:tick:{{token_id}}`, ...): the keys are **compatible, nothing is
+migrated**. The system travels beside the id:
+
+- the hash `{NS}:meta:{{token_id}}`: field `version`, Gamma's version of the token's market
+  (absent: v1);
+- `signal` entries: field `market_version` (message version 2; version-1 entries still decode,
+  without it: v1);
+- the hash `{NS}:token:{{token_id}}`: field `market_version`, set when the token is queued (absent: v1);
+- `cmd` START `params`: `market_version`, `min_order_size` (Gamma `orderMinSize`), `neg_risk`,
+  `condition_id` (absent: v1, the worker's default of 5.0, false, "");
+- the sets in `{NS}:arb:catalogue`: `market_version` (absent: v1).
+
+Everything written before market systems existed was a v1 (CTF) market, which is what "absent"
+means. A Gamma version polyfleet does not know is carried as Gamma spelled it, and the orchestrator
+rejects the token (`token.rejected`, `UnknownMarketVersion`, naming the fix): nothing is started.
+
 ## Consumer groups
 
 Delivery is at-least-once: a consumer acks an entry only after its effect is stored, so a crash

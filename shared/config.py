@@ -295,21 +295,14 @@ ARB_KINDS: tuple[ArbKind, ...] = ("buy_both", "split_sell", "negrisk_buy_all", "
 
 
 class ArbChainSection(Section):
-    """Merge/split/convert on Polygon (docs/arbitrage.md "Live merge and split"). The RPC URL is
-    secret-ish (providers put the API key in it): ``PF_POLYGON_RPC_URL``, never this file. The chain
-    id and every contract address come from the venue environment (docs/venue.md "Environments")."""
+    """Split/merge/convert/redeem of the arbitrage (docs/arbitrage.md "Positions"). The calls go
+    through the venue room's SDK client for the trading wallet: by JSON-RPC (the environment's
+    ``rpc_url``, or ``PF_POLYGON_RPC_URL``) for an EOA, through the relayer for the others."""
 
-    ctf: Literal["auto", "sim_api", "rpc"] = "auto"  # auto: sim mode -> sim_api, live -> rpc (paper refuses execute)
-    # at start (rpc): read pUSD allowance / CTF isApprovedForAll for the adapters, send what is missing
+    # at start: send the approvals the contracts in use lack (else execution stays off, naming the fix)
     approve: bool = True
-    # neg-risk split/merge: CTF-shaped call on the neg-risk collateral adapter (V2, pUSD) or the
-    # NegRiskAdapter's own splitPosition(bytes32,uint256) (V1 shape, USDC.e collateral)
-    neg_risk_split_via: Literal["collateral_adapter", "neg_risk_adapter"] = "collateral_adapter"
-    gas_limit_cap: int = Field(600_000, ge=21_000)
-    max_fee_gwei_cap: float = Field(1_000.0, gt=0)
-    min_priority_fee_gwei: float = Field(30.0, ge=0)  # Polygon's floor for the tip is ~25-30 gwei
+    # a call with no outcome (relayer state / receipt) by then is unknown: execution halts
     receipt_timeout_sec: float = Field(60.0, gt=0)
-    receipt_poll_sec: float = Field(1.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -320,6 +313,13 @@ class ArbChainSection(Section):
             keys = ", ".join(f"arbitrage.chain.{k}" for k in moved if k in data)
             raise ValueError(f"{keys} removed: contract addresses come from the venue environment "
                              "(docs/venue.md \"Environments\"); delete the key(s)")
+        sdk = ("ctf", "neg_risk_split_via", "gas_limit_cap", "max_fee_gwei_cap", "min_priority_fee_gwei",
+               "receipt_poll_sec")
+        if isinstance(data, dict) and any(k in data for k in sdk):
+            keys = ", ".join(f"arbitrage.chain.{k}" for k in sdk if k in data)
+            raise ValueError(f"{keys} removed: split, merge, convert and redeem go through the official SDK in "
+                             "every mode (EOA by JSON-RPC, other wallets through the relayer; docs/arbitrage.md "
+                             "\"Positions\"); delete the key(s)")
         return data
 
 
@@ -421,6 +421,8 @@ class SimExchangeSection(Section):
     ws_price_change_form: Literal["current", "legacy", "mixed"] = "current"
     ws_batch: int = Field(1, ge=1)
     ws_garbage_every: int = Field(0, ge=0)
+    # false: socket `book` events carry no tick_size, as in the venue's documented example (venue.md M2)
+    ws_book_tick_size: bool = True
     # arbitrage fixtures (docs/sim-exchange.md "Neg-risk events, fees, drift, split/merge")
     negrisk_events: int = Field(0, ge=0)
     negrisk_outcomes: int = Field(3, ge=2, le=26)
@@ -447,7 +449,7 @@ class SimExchangeSection(Section):
     own_addresses: bool = False  # the sim's own contract addresses instead of production's
     # EOA makers (signature type 0) still allowed; everyone else must use a deposit wallet (venue.md W3)
     legacy_eoa_makers: tuple[str, ...] = Field(default_factory=lambda: (SIM_ADDRESS,))
-    legacy_gamma_lists: bool = True  # keep serving the sunset Gamma /markets and /events lists (G1)
+    legacy_gamma_lists: bool = False  # keep serving the sunset Gamma /markets and /events lists (G1)
     relayer_step_ms: int = Field(100, ge=0)  # a relayer transaction moves NEW -> EXECUTED -> MINED -> CONFIRMED
 
     @field_validator("legacy_eoa_makers")
@@ -611,7 +613,7 @@ class Secrets(BaseModel):
     clob_api_passphrase: str = ""
     api_token: str = ""
     alert_webhook_url: str = ""
-    polygon_rpc_url: str = ""  # arbitrage merge/split on chain; may carry a provider key
+    polygon_rpc_url: str = ""  # replaces the environment's rpc_url (providers put their key in it)
     # relayer access (wallet creation, gasless calls): a builder API key, or a relayer API key
     builder_api_key: str = ""
     builder_api_secret: str = ""

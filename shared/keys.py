@@ -36,6 +36,7 @@ STREAM_MAXLEN = {
     "events": 1_000_000,
     "sessions": 100_000,
     "opportunities": 200_000,
+    "resolutions": 100_000,
 }
 
 TOKEN_STATES = ("queued", "starting", "running", "exiting", "cooldown", "done", "rejected", "error")
@@ -72,6 +73,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "session reports: started, closed (token released), failed", "MAXLEN ~100,000"),
     KeySpec("opportunities", "stream", "arb_scanner", "api",
             "arbitrage opportunities and near misses", "MAXLEN ~200,000"),
+    KeySpec("resolutions", "stream", "ws_gateway", "orchestrator (group orchestrator)",
+            "markets the venue resolved (market channel market_resolved): condition id, outcome ids, winner",
+            "MAXLEN ~100,000"),
     # pub/sub
     KeySpec("tick:{token_id}", "channel", "ws_gateway", "maker_worker, arb_scanner",
             "JSON tick: token_id, seq, bid, ask, bid_size, ask_size, last, tick_size, ts_event, ts_recv"),
@@ -87,8 +91,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "PX 3 x heartbeat interval"),
     KeySpec("token:{token_id}", "hash", "orchestrator (lifecycle, position from its ledger)",
             "maker_worker, api, cli",
-            "state, owner, epoch, source, timestamps, params, last event; position, PnL and exposure, matched, "
-            "confirmed and pending (the fields below); fills@{epoch} = fills of that epoch's session applied so far"),
+            "state, owner, epoch, source, timestamps, params, last event, market_version (v1/v2; absent = v1); "
+            "position, PnL and exposure, matched, confirmed and pending (the fields below); fills@{epoch} = fills "
+            "of that epoch's session applied so far"),
     KeySpec("ledger:{token_id}", "hash", "orchestrator", "orchestrator, api",
             "the token's fills and their trades' settlement status: base (JSON: what settled entries folded "
             "into), f:{fill id} (JSON fill), t:{trade id} (status), adj:{epoch} (shares a session held without "
@@ -107,7 +112,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("cursor:{account}", "hash", "signal_collector", "signal_collector, cli",
             "collector cursor per target: last trade time and the trade keys seen at it"),
     KeySpec("meta:{token_id}", "hash", "signal_collector", "every service",
-            "token metadata (A8)"),
+            "token metadata (A8); version = the market system (Gamma version v1/v2; absent = v1)"),
     KeySpec("seen:{account}", "zset", "signal_collector", "signal_collector",
             "signal ids already emitted for a followed wallet (or `screen`), scored by trade second; "
             "lets the live-data source and the poller emit each trade once",
@@ -138,7 +143,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "token -> a closed session report (JSON) read before all of its session's fills: applied when the "
             "last fill is, or after workers.lease_ms without it"),
     KeySpec("applied:{kind}", "zset", "orchestrator", "orchestrator",
-            "message id -> when applied (ms), kind signals or fills: a repeated id is applied once",
+            "message id -> when applied (ms), kind signals, fills or resolutions: a repeated id is applied once",
             "pruned after 24 h"),
     KeySpec("orchestrator:leader", "string", "orchestrator", "orchestrator, api, cli",
             "instance id of the active orchestrator", "PX 3 x poll interval, renewed"),
@@ -156,6 +161,11 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "UTC day (YYYY-MM-DD) -> realised arbitrage PnL"),
     KeySpec("arb:trades", "zset", "arb_scanner", "arb_scanner",
             "execution id -> start time (ms): trades per minute", "trimmed to the last hour"),
+    KeySpec("redeemable", "hash", "orchestrator", "the redeemer, api, cli",
+            "token -> JSON of a position held when its market resolved: condition_id, token_id, won, "
+            "winning_token, winning_outcome, position (matched), position_confirmed, market_version, neg_risk, "
+            "resolved_at (ms)",
+            "until redeemed"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
             "global kill switch: absent, reduce_only or halt"),
 )
@@ -217,6 +227,9 @@ class Keys:
 
     def opportunities(self) -> str:
         return self._k("opportunities")
+
+    def resolutions(self) -> str:
+        return self._k("resolutions")
 
     # pub/sub
     def tick(self, token_id: str) -> str:
@@ -334,6 +347,9 @@ class Keys:
 
     def arb_trades(self) -> str:
         return self._k("arb:trades")
+
+    def redeemable(self) -> str:
+        return self._k("redeemable")
 
     def halt(self) -> str:
         return self._k("halt")

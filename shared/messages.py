@@ -8,10 +8,11 @@ JSON text in one field.
 Evolution rules: adding a field needs a default; removing or renaming one is a new version (a new
 class with the same ``TYPE`` and a higher ``VERSION``). So is a field whose absence an older
 consumer would misread (a fill's settlement status: an old orchestrator would book a fill that may
-still fail as final), so that consumer skips the entry visibly instead. The older versions a build
-still reads are listed in :data:`_OLDER`: their entries decode into the current class, the missing
-fields taking their defaults. :func:`decode` raises :class:`UnknownMessage` for a type/version it
-does not know; consumers log, count, ack and skip it.
+still fail as final; a signal's market version: it would start a v2 market as v1), so that
+consumer skips the entry visibly instead. The older versions a build still reads are listed in
+:data:`_OLDER`: their entries decode into the current class, the missing fields taking their
+defaults. :func:`decode` raises :class:`UnknownMessage` for a type/version it does not know;
+consumers log, count, ack and skip it.
 """
 
 from __future__ import annotations
@@ -69,9 +70,15 @@ class Message(BaseModel):
 
 
 class Signal(Message):
-    """A followed wallet traded (or the market screen picked a token): BUY enters, SELL exits."""
+    """A followed wallet traded (or the market screen picked a token): BUY enters, SELL exits.
+
+    Version 2 adds ``market_version``: a version-1 orchestrator would drop it and start a v2
+    (Protocol V2) market as a v1 (CTF) one, so it must refuse these entries instead. Version-1
+    entries still decode, with ``market_version`` None (their markets are v1: docs/redis-schema.md).
+    """
 
     TYPE: ClassVar[str] = "signal"
+    VERSION: ClassVar[int] = 2
 
     side: Side
     token_id: str
@@ -91,6 +98,10 @@ class Signal(Message):
     neg_risk: bool | None = None
     min_order_size: float | None = None
     sibling_token: str | None = None
+    # The Gamma ``version`` of the token's market (docs/venue.md V1): "v1", "v2", or one polyfleet
+    # does not know (the orchestrator refuses the token with UnknownMarketVersion). None: not known
+    # when the signal was made (no metadata yet, or a version-1 entry): the market counts as v1.
+    market_version: str | None = None
 
 
 class Command(Message):
@@ -219,6 +230,21 @@ class AuditEvent(Message):
     detail: dict[str, Any] = {}
 
 
+class Resolution(Message):
+    """ws_gateway -> orchestrator: the venue resolved a market (market channel ``market_resolved``).
+
+    ``id`` is derived from the condition id, so the same resolution seen on two connections (or by
+    two gateways) is applied once. ``winning_token`` is "" when the venue did not name it."""
+
+    TYPE: ClassVar[str] = "resolution"
+
+    condition_id: str
+    market_id: str = ""  # Gamma market id
+    token_ids: list[str] = []  # the market's outcome ids
+    winning_token: str = ""
+    winning_outcome: str = ""
+
+
 class Opportunity(Message):
     """arb_scanner -> pf:opportunities (E3): one arbitrage set crossing (or nearly crossing) its threshold.
 
@@ -254,10 +280,12 @@ class Opportunity(Message):
 
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Signal, Command, ControlRequest, OrderEvent, Fill, TradeStatus, SessionReport, AuditEvent, Opportunity,
+    Resolution,
 )
 # Older versions still read: (type, version) -> the current class their entries decode into.
 _OLDER: dict[tuple[str, int], type[Message]] = {
     ("fill", 1): Fill,  # v1 had no trade_id/status: decodes as a CONFIRMED fill without a trade id
+    ("signal", 1): Signal,  # v1 had no market_version: decodes with None (a v1 market)
 }
 _REGISTRY: dict[tuple[str, int], type[Message]] = {
     **{(cls.TYPE, cls.VERSION): cls for cls in MESSAGE_TYPES}, **_OLDER,

@@ -199,6 +199,26 @@ class SimExchangeProcess(ServiceProcess):
         raise RuntimeError(f"sim_exchange did not answer on {self.url}:\n{self.log()}")
 
 
+async def sim_get(sim: SimExchangeProcess, path: str, **params: Any) -> Any:
+    """``GET {sim}{path}`` (admin and venue routes alike), asserting a 200; the JSON answer."""
+    import httpx
+
+    async with httpx.AsyncClient() as c:
+        resp = await c.get(f"{sim.url}{path}", params=params)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def sim_post(sim: SimExchangeProcess, path: str, body: dict[str, Any]) -> Any:
+    """``POST {sim}{path}`` with a JSON body, asserting a 200; the JSON answer."""
+    import httpx
+
+    async with httpx.AsyncClient() as c:
+        resp = await c.post(f"{sim.url}{path}", json=body)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
 WARM_MARKER = "warm spare: imported, waiting"
 _WARM_CODE = (
     "import importlib, runpy, sys\n"

@@ -81,6 +81,7 @@ def token_view(token_id: str, h: dict[str, str], book: dict[str, str]) -> dict[s
         "realized_pnl": realized, "bid": as_float(book.get("bid"), 0.0) or None,
         "ask": as_float(book.get("ask"), 0.0) or None, "mark": mark, "unrealized_pnl": round(upnl, 6),
         "pnl": round(realized + upnl, 6), "book_ts": int(as_float(book.get("ts_recv"))) or None,
+        "market_version": h.get("market_version") or "v1",  # the market system; tokens queued before it: v1
         **settlement_view(h),
     })
     return view

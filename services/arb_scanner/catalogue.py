@@ -6,6 +6,9 @@
   ``negrisk_buy_all`` and ``negrisk_sell_all``. An *augmented* event (outcomes may still be added,
   e.g. "Other") is skipped: its YES set is not known to be complete, so buying all of it is not
   risk-free.
+* Every set carries its market system (Gamma ``version``, docs/venue.md V1): split, merge and
+  redeem differ between v1 (CTF) and v2 (Protocol V2). A market of a version polyfleet does not
+  know is skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.arb_scanner.detect import FeeSchedule, Kind
+from shared.venue.errors import UnknownMarketVersion
 from shared.venue.gamma import BadMarket, GammaEvent, GammaMarket, parse_event
+from shared.venue.ids import system_of
 
 DEFAULT_TICK = 0.01
 DEFAULT_MIN_SIZE = 5.0
@@ -35,6 +40,7 @@ class ArbSet:
     neg_risk: bool
     condition_ids: tuple[str, ...]  # what merge/split/convert act on (one per outcome for an event)
     neg_risk_market_id: str = ""
+    market_version: str = "v1"  # the market system of every leg (sets written before it existed: v1)
 
     @property
     def end_date(self) -> str:
@@ -48,6 +54,7 @@ class ArbSet:
             "fees": [[f.rate, f.exponent] for f in self.fees], "min_order_size": self.min_order_size,
             "tick_size": self.tick_size, "end_ts": self.end_ts, "neg_risk": self.neg_risk,
             "condition_ids": list(self.condition_ids), "neg_risk_market_id": self.neg_risk_market_id,
+            "market_version": self.market_version,
         }, separators=(",", ":"))
 
     @classmethod
@@ -58,7 +65,7 @@ class ArbSet:
             tokens=tuple(d["tokens"]), fees=tuple(FeeSchedule(r, e) for r, e in d["fees"]),
             min_order_size=float(d["min_order_size"]), tick_size=float(d["tick_size"]),
             end_ts=d.get("end_ts"), neg_risk=bool(d.get("neg_risk")), condition_ids=tuple(d["condition_ids"]),
-            neg_risk_market_id=d.get("neg_risk_market_id", ""),
+            neg_risk_market_id=d.get("neg_risk_market_id", ""), market_version=d.get("market_version", "v1"),
         )
 
 
@@ -77,7 +84,7 @@ def _binary(m: GammaMarket, kinds: set[Kind]) -> ArbSet | None:
     fee = FeeSchedule(m.fee_rate, m.fee_exponent)
     return ArbSet(m.condition_id, wanted, m.question, m.token_ids, (fee, fee),
                   m.min_order_size or DEFAULT_MIN_SIZE, m.tick_size or DEFAULT_TICK, _ts(m), m.neg_risk,
-                  (m.condition_id,), m.neg_risk_market_id)
+                  (m.condition_id,), m.neg_risk_market_id, system_of(m.version))
 
 
 def _event_set(ev: GammaEvent, kinds: set[Kind]) -> tuple[ArbSet | None, str]:
@@ -88,6 +95,9 @@ def _event_set(ev: GammaEvent, kinds: set[Kind]) -> tuple[ArbSet | None, str]:
         return None, f"event {ev.slug}: augmented neg-risk (outcomes may be added), YES set not complete"
     if ev.bad or len(ev.markets) < 2 or not all(_tradable(m) for m in ev.markets):
         return None, f"event {ev.slug}: not every outcome market is open and parsed"
+    systems = {system_of(m.version) for m in ev.markets}
+    if len(systems) != 1:
+        return None, f"event {ev.slug}: outcome markets of both market systems"
     yes = tuple(m.token_ids[0] for m in ev.markets)
     nr_id = ev.neg_risk_market_id or ev.markets[0].neg_risk_market_id or ev.id
     ends = [t for t in (_ts(m) for m in ev.markets) if t is not None]
@@ -95,7 +105,7 @@ def _event_set(ev: GammaEvent, kinds: set[Kind]) -> tuple[ArbSet | None, str]:
         nr_id, wanted, ev.title, yes, tuple(FeeSchedule(m.fee_rate, m.fee_exponent) for m in ev.markets),
         max(m.min_order_size or DEFAULT_MIN_SIZE for m in ev.markets),
         max(m.tick_size or DEFAULT_TICK for m in ev.markets), max(ends) if ends else _ts(ev), True,
-        tuple(m.condition_id for m in ev.markets), nr_id,
+        tuple(m.condition_id for m in ev.markets), nr_id, systems.pop(),
     ), ""
 
 
@@ -110,15 +120,27 @@ def build(rows: list[Any], kinds: set[Kind], min_liquidity: float = 0.0) -> tupl
             skipped.append(str(exc))
             continue
         skipped.extend(ev.bad)
+        unknown = {m.id: why for m in ev.markets if (why := _unknown_version(m))}
+        skipped.extend(f"market {mid}: {why}" for mid, why in unknown.items())
         for m in ev.markets:
-            if _tradable(m) and m.liquidity >= min_liquidity and (s := _binary(m, kinds)) is not None:
+            if m.id not in unknown and _tradable(m) and m.liquidity >= min_liquidity \
+                    and (s := _binary(m, kinds)) is not None:
                 out[s.id] = s
-        group, why = _event_set(ev, kinds)
+        group, why = _event_set(ev, kinds) if not unknown else (None, "")
         if group is not None:
             out[group.id] = group
         elif why:
             skipped.append(why)
     return list(out.values()), skipped
+
+
+def _unknown_version(m: GammaMarket) -> str:
+    """Why polyfleet cannot trade ``m``'s market system ("" when it can)."""
+    try:
+        system_of(m.version, m.id)
+    except UnknownMarketVersion as exc:
+        return str(exc)
+    return ""
 
 
 def index(sets: list[ArbSet]) -> dict[str, list[tuple[ArbSet, int]]]:

@@ -1,4 +1,5 @@
-"""The catalogue in force (E1): Gamma ``/events`` pages -> :func:`catalogue.build` ->
+"""The catalogue in force (E1): Gamma ``/events/keyset`` pages (500 a page, paged by
+``after_cursor``, both market systems: docs/venue.md G1-G2) -> :func:`catalogue.build` ->
 ``pf:arb:catalogue`` (replaced in one MULTI) every ``arbitrage.catalogue_refresh_sec``.
 
 Its tokens go into ``pf:gw:want:arb_scanner`` (+ ``pf:gw:notify``) so the gateway streams them,
@@ -21,8 +22,8 @@ from services.arb_scanner.context import ScanContext, sleep_unless
 from services.arb_scanner.detect import Kind
 from services.arb_scanner.evaluation import TickEvaluation
 from shared.keys import REQUESTER_ARB_SCANNER
-
-GAMMA_PAGE = 500
+from shared.venue.errors import VenueError
+from shared.venue.gamma_keyset import BOTH_SYSTEMS, EVENTS_PAGE_MAX, read_keyset
 
 
 class CatalogueSync:
@@ -32,27 +33,16 @@ class CatalogueSync:
         self.kinds = {Kind(k) for k in ctx.cfg.kinds}
 
     async def fetch_events(self) -> list[Any]:
-        rows: list[Any] = []
-        cfg = self.ctx.cfg
         base = await self.ctx.venue_url("gamma_url")
-        while len(rows) < cfg.catalogue_max_events:
-            resp = await self.ctx.http.get(f"{base}/events", params={"closed": "false", "active": "true",
-                                                                      "limit": GAMMA_PAGE, "offset": len(rows)})
-            resp.raise_for_status()
-            page = resp.json()
-            if not isinstance(page, list):
-                raise ValueError(f"Gamma /events answered a {type(page).__name__}, not an array")
-            rows += page
-            if len(page) < GAMMA_PAGE:
-                break
-        return rows[:cfg.catalogue_max_events]
+        return await read_keyset(self.ctx.http, base, "events", [("closed", "false"), *BOTH_SYSTEMS],
+                                 EVENTS_PAGE_MAX, self.ctx.cfg.catalogue_max_events)
 
     async def refresh(self) -> bool:
         """Read Gamma and install what it lists; False (and nothing changed) when Gamma failed."""
         stats = self.ctx.stats
         try:
             rows = await self.fetch_events()
-        except (httpx.HTTPError, ValueError) as exc:
+        except (VenueError, httpx.HTTPError, ValueError) as exc:
             stats["catalogue_errors"] += 1
             logger.warning("catalogue refresh failed: {}", exc)
             return False

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 
 EPS = 1e-9
 SIZE_DECIMALS = 2  # the venue rounds order sizes down to 2 decimals for every tick size
@@ -119,6 +120,21 @@ class Evaluation:
 def floor_size(size: float, decimals: int = SIZE_DECIMALS) -> float:
     scale = 10 ** decimals
     return float(math.floor(size * scale + 1e-6) / scale)
+
+
+def whole_cent_size(size: float, limits: tuple[float, ...] | list[float]) -> float:
+    """The largest set size at most ``size`` (2 decimals) at which every BUY leg at its limit
+    costs whole cents. A FOK/FAK BUY pays at most 2-decimal collateral (docs/venue.md P3), so
+    ``size`` shares at a limit whose product has more decimals cannot be bought exactly: the legs
+    would fill different share counts, and the odd hundredths could not be sold back (under the
+    venue's $1 minimum). Sized here, every leg buys the same shares. A leg of limit a/b (lowest
+    terms) needs hundredths of a share in multiples of b: 0.47 whole shares, 0.5 any even
+    hundredth, 0.473 multiples of 10."""
+    step = 1
+    for limit in limits:
+        step = math.lcm(step, Fraction(str(limit)).denominator)
+    hundredths = math.floor(size * 100 + 1e-6)
+    return float(hundredths // step * step) / 100
 
 
 def set_edge(prices: list[float] | tuple[float, ...], fees: tuple[FeeSchedule, ...], buys: bool) -> tuple[float, float]:

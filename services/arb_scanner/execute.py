@@ -23,7 +23,8 @@ from loguru import logger
 
 from services.arb_scanner.catalogue import ArbSet
 from services.arb_scanner.ctf import Ctf, CtfHalt, CtfRejected
-from services.arb_scanner.detect import EPS, Evaluation, Kind, floor_size
+from services.arb_scanner.detect import EPS, Evaluation, Kind, floor_size, whole_cent_size
+from shared.venue.ids import system_of
 from shared.venue.taker import TakeResult, TakerOrders
 
 
@@ -95,8 +96,9 @@ class Executor:
         return rep
 
     async def _legs(self, s: ArbSet, ev: Evaluation, side: Literal["BUY", "SELL"], size: float) -> list[LegFill]:
+        system = system_of(s.market_version)
         results: list[TakeResult] = await asyncio.gather(*[
-            self.orders.take(t, side, limit, size, s.tick_size, s.neg_risk, self.order_type)
+            self.orders.take(t, side, limit, size, s.tick_size, s.neg_risk, self.order_type, system, s.min_order_size)
             for t, limit in zip(s.tokens, ev.limits, strict=True)])
         out = []
         for i, (t, res) in enumerate(zip(s.tokens, results, strict=True)):
@@ -107,7 +109,12 @@ class Executor:
         return out
 
     async def _buy_sets(self, s: ArbSet, ev: Evaluation, rep: ExecReport) -> None:
-        rep.legs = await self._legs(s, ev, "BUY", ev.size)
+        size = whole_cent_size(ev.size, ev.limits)  # every leg buys exactly the same shares
+        if size <= EPS:
+            rep.status = "failed"
+            rep.errors.append(f"{ev.size:g} sets round to none at which every leg costs whole cents")
+            return
+        rep.legs = await self._legs(s, ev, "BUY", size)
         rep.cash_out += sum(x.filled * x.avg_price + x.fee for x in rep.legs)
         complete = floor_size(min(x.filled for x in rep.legs))
         if complete <= EPS:
@@ -115,7 +122,7 @@ class Executor:
         if complete > EPS:
             if ev.kind is Kind.BUY_BOTH:
                 try:
-                    await self.ctf.merge(s.condition_ids[0], complete, s.neg_risk)
+                    await self.ctf.merge(s.condition_ids[0], complete, s.market_version)
                     rep.merged = complete
                     rep.cash_in += complete
                 except CtfRejected as exc:
@@ -135,7 +142,7 @@ class Executor:
 
     async def _sell_sets(self, s: ArbSet, ev: Evaluation, rep: ExecReport) -> None:
         try:
-            await self.ctf.split(s.condition_ids[0], ev.size, s.neg_risk)
+            await self.ctf.split(s.condition_ids[0], ev.size, s.market_version)
         except CtfRejected as exc:
             rep.status = "failed"
             rep.errors.append(str(exc))
@@ -147,7 +154,7 @@ class Executor:
                 rep.status = "failed"
                 rep.errors.append(str(exc))
                 try:
-                    await self.ctf.merge(s.condition_ids[0], ev.size, s.neg_risk)
+                    await self.ctf.merge(s.condition_ids[0], ev.size, s.market_version)
                 except CtfRejected as exc2:
                     rep.errors.append(f"merging the split back: {exc2}")
                     rep.split = ev.size
@@ -162,7 +169,7 @@ class Executor:
         back = min(unsold) if ev.kind is Kind.SPLIT_SELL else 0.0
         if back > EPS:
             try:
-                await self.ctf.merge(s.condition_ids[0], back, s.neg_risk)
+                await self.ctf.merge(s.condition_ids[0], back, s.market_version)
                 rep.merged = back
                 rep.cash_in += back
             except CtfRejected as exc:
@@ -181,7 +188,8 @@ class Executor:
         """Sell ``size`` of one leg now (FAK), accepting down to ``unwind_slippage`` under ``ref_price``."""
         token = s.tokens[leg]
         floor = max(s.tick_size, round(round((ref_price - self.unwind_slippage) / s.tick_size) * s.tick_size, 6))
-        res = await self.orders.take(token, "SELL", floor, size, s.tick_size, s.neg_risk, "FAK")
+        res = await self.orders.take(token, "SELL", floor, size, s.tick_size, s.neg_risk, "FAK",
+                                     system_of(s.market_version), s.min_order_size)
         fee = s.fees[leg].fee(res.filled, res.avg_price) if res.filled > 0 else 0.0
         rep.unwinds.append(LegFill(token, "SELL", res.filled, res.avg_price, fee, res.error))
         rep.cash_in += res.filled * res.avg_price - fee

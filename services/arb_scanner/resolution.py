@@ -63,7 +63,7 @@ class ResolutionWatch:
         r, k, stats = self.ctx.redis, self.ctx.keys, self.ctx.stats
         for rd in res.redeems:
             try:
-                tx = await self.ctf.redeem(rd.condition_id, rd.amounts, h.neg_risk)
+                tx = await self.ctf.redeem(rd.condition_id, h.market_version)
             except CtfError as exc:  # rejected or halt alike: the claim stays, the next check retries
                 stats["redeem_errors"] += 1
                 logger.warning("redeem of {} ({}) not done: {}; retrying later", h.set_id[:12], rd.condition_id[:12],

@@ -29,6 +29,7 @@ class HeldSet:
     tokens: tuple[str, ...]
     neg_risk: bool
     redeemed: tuple[str, ...] = ()  # conditions already redeemed (a retry skips them)
+    market_version: str = "v1"  # the set's market system (records written before it existed: v1)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -38,12 +39,13 @@ class HeldSet:
         d = json.loads(raw)
         return cls(str(d["set_id"]), str(d["kind"]), float(d["sets"]), float(d["cost"]),
                    tuple(d["condition_ids"]), tuple(d["tokens"]), bool(d["neg_risk"]),
-                   tuple(d.get("redeemed") or ()))
+                   tuple(d.get("redeemed") or ()), str(d.get("market_version") or "v1"))
 
     @classmethod
     def of(cls, s: ArbSet, kind: str, sets: float, cost: float) -> HeldSet:
         per_token = s.condition_ids if len(s.condition_ids) == len(s.tokens) else (s.condition_ids[0],) * len(s.tokens)
-        return cls(s.id, kind, round(sets, 6), round(cost, 6), tuple(per_token), s.tokens, s.neg_risk)
+        return cls(s.id, kind, round(sets, 6), round(cost, 6), tuple(per_token), s.tokens, s.neg_risk,
+                   market_version=s.market_version)
 
     def add(self, sets: float, cost: float) -> HeldSet:
         return replace(self, sets=round(self.sets + sets, 6), cost=round(self.cost + cost, 6))

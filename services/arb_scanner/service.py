@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from loguru import logger
@@ -29,7 +30,7 @@ from services.arb_scanner.budget import FleetBudget
 from services.arb_scanner.catalogue import ArbSet
 from services.arb_scanner.catalogue_sync import CatalogueSync
 from services.arb_scanner.context import SERVICE, ScanContext
-from services.arb_scanner.ctf import Ctf, CtfError, check_execution_mode, make_ctf
+from services.arb_scanner.ctf import Ctf, VenueCtf, check_execution_mode
 from services.arb_scanner.depth import Depth
 from services.arb_scanner.detect import Kind
 from services.arb_scanner.evaluation import TickEvaluation
@@ -40,6 +41,13 @@ from shared.config import Settings, load_secrets
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.ticks import Tick
+from shared.venue.environment import VenueEnvironment, with_rpc_secret
+from shared.venue.errors import VenueError, VenueSetupError
+
+if TYPE_CHECKING:
+    from shared.venue.account import VenueAccount
+
+SETUP_RETRY_SEC = 5.0  # the venue did not answer at start: ask again this often
 
 
 def _pct(values: deque[float], q: float) -> float:
@@ -61,6 +69,8 @@ class ArbScannerService(RedisService):
         self.resolution = ResolutionWatch(self.ctx)
         self.ticks.on_opportunity = self.execution.offer
         self.ctf: Ctf | None = None
+        self.account: VenueAccount | None = None  # the trading account (execution on)
+        self._setup_task: asyncio.Task[None] | None = None
 
     # what the rooms hold, read where the service is observed (tests, the benchmark)
     @property
@@ -94,7 +104,8 @@ class ArbScannerService(RedisService):
                 return
             self.ctx.open_http()
             if self.cfg.execute:
-                await self._setup_execution()
+                check_execution_mode(self.settings)  # paper mode must never reach the venue
+                self._setup_task = asyncio.create_task(self._setup_execution())
             while not self.stopping and not await self.catalogue.refresh():
                 await self.sleep_unless_stopped(5.0)
             stop = self._stop
@@ -107,45 +118,68 @@ class ArbScannerService(RedisService):
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            if self._setup_task is not None:
+                self._setup_task.cancel()
+                await asyncio.gather(self._setup_task, return_exceptions=True)
             await self.ticks.close()
             await self.ctx.close_http()
-            if self.ctf is not None:
-                await self.ctf.aclose()
+            if self.account is not None:
+                await self.account.close()
             await self.close_redis()
 
     async def _setup_execution(self) -> None:
-        from shared.venue.clob import make_clob_client  # the SDK only when trading
-        from shared.venue.taker import TakerOrders
+        """Open the trading account (a missing deposit wallet is created through the relayer, said
+        in one line), put the approvals in place, then turn execution on. A bad setup leaves
+        execution off with one error naming the fix (``arb.setup_error``): nothing sent, nothing
+        lost; a venue that does not answer is asked again while the scanner scans."""
+        while not self.stopping:
+            try:
+                await self._open_execution()
+                return
+            except VenueSetupError as exc:
+                logger.error("arbitrage execution stays off: {}; fix: {}", exc.problem, exc.fix)
+                await self.ctx.audit("arb.setup_error", "error", "", exc.problem, {"fix": exc.fix})
+                return
+            except (VenueError, ConnectionError) as exc:  # the venue did not answer: nothing was decided
+                logger.warning("arbitrage execution not ready ({}); retrying", exc)
+            except Exception:  # a fault of ours: execution stays off, said once
+                logger.exception("arbitrage execution setup failed; execution stays off")
+                return
+            await self.sleep_unless_stopped(SETUP_RETRY_SEC)
 
-        check_execution_mode(self.settings)  # before the SDK client: paper mode must never reach the venue
+    async def _open_execution(self) -> None:
+        from shared.venue.orders import VenueOrders  # the SDK only when trading
+        from shared.venue.positions import Positions
+        from shared.venue.taker import TakerOrders
+        from shared.venue.wallet_setup import open_trading_account
+
         secrets = load_secrets()
-        env = await self.ctx.venue()
-        client = await asyncio.to_thread(make_clob_client, self.settings, secrets, env)
-        orders = TakerOrders(client)
-        self.ctf = self.resolution.ctf = make_ctf(self.settings, orders.address, secrets, env)
-        await self._approve(self.ctf)
-        self.execution.executor = Executor(orders, self.ctf, self.cfg.order_type, self.cfg.unwind_slippage)
+        env = with_rpc_secret(await self.ctx.venue(), secrets)
+        opened = await open_trading_account(self.settings, secrets, env)
+        self.account = opened.account
+        if opened.created:
+            await self.ctx.audit("arb.wallet_created", "warning", "", f"deposit wallet {opened.info.address} created",
+                                 {"wallet": opened.info.address, "signer": opened.info.signer})
+        await self._approve(opened.account.client, env, opened.info.address)
+        orders = TakerOrders(VenueOrders(opened.account))
+        positions = Positions(opened.account.client, env.address("neg_risk_adapter"), self.cfg.chain.receipt_timeout_sec)
+        self.ctf = self.resolution.ctf = VenueCtf(positions)
         self.execution.budget = self.resolution.budget = FleetBudget(self.redis, self.keys,
                                                                      self.settings.risk.max_notional_total)
-        logger.warning("arbitrage execution is ON ({} mode, account {})", self.settings.mode, orders.address)
+        self.execution.executor = Executor(orders, self.ctf, self.cfg.order_type, self.cfg.unwind_slippage)
+        logger.warning("arbitrage execution is ON ({} mode, {})", self.settings.mode, opened.info.describe())
 
-    async def _approve(self, ctf: Ctf) -> None:
-        """On chain, the allowances the position calls need (docs/arbitrage.md "Approvals"): read
-        first, send only what is missing. A failure is reported and execution goes on: a merge
-        without them reverts, which the executor already handles (the sets are held)."""
-        from services.arb_scanner.chain_ctf import ChainCtf
+    async def _approve(self, client: Any, env: VenueEnvironment, wallet: str) -> None:
+        """Every approval the contracts in use need (docs/arbitrage.md "Positions"): read first,
+        sent only when missing (``chain.approve``), so a restart sends nothing twice. Still missing
+        afterwards: a setup error naming ``polyfleet setup-wallet``."""
+        from shared.venue import approvals
 
-        if not isinstance(ctf, ChainCtf) or not self.cfg.chain.approve:
-            return
-        try:
-            sent = await ctf.ensure_approvals()
-        except CtfError as exc:  # rejected or unknown alike: reported, and execution goes on
-            logger.error("approvals not in place: {}", exc)
-            await self.ctx.audit("arb.approvals", "error", "", str(exc), {})
-            return
+        sent = await approvals.ensure(client, env, wallet, self.cfg.chain.approve, self.cfg.chain.receipt_timeout_sec)
         if sent:
-            logger.warning("approvals sent: {}", sent)
-            await self.ctx.audit("arb.approvals", "warning", "", f"{len(sent)} sent", {"sent": sent})
+            labels = [f"{a.label} {a.spender}" for a in sent]
+            logger.warning("approvals sent for {}: {}", wallet, "; ".join(labels))
+            await self.ctx.audit("arb.approvals", "warning", "", f"{len(sent)} sent", {"sent": labels})
 
     # ---- health ---------------------------------------------------------------------------------
     async def _heartbeat(self, state: str) -> None:

@@ -10,10 +10,12 @@ import datetime as dt
 import functools
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from services.orchestrator.states import EXITABLE_STATES, LIVE_STATES
 from shared.config import RiskSection
+from shared.messages import Signal
+from shared.venue.ids import outcome
 
 SELL_EXIT_REASON = "followed wallet sold"  # a SELL's exit reason; a close that carries it sold out (cooldown rule)
 
@@ -135,3 +137,22 @@ def market_end_ms(end_date: str | None) -> int | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1000)
+
+
+def market_facts(sig: Signal) -> dict[str, Any]:
+    """What a worker session must know of the token's market, for its START params (the venue
+    plan's contract: the worker reads ``market_version`` "v1", ``min_order_size`` 5.0,
+    ``neg_risk`` false and ``condition_id`` "" when absent).
+
+    ``market_version`` is the signal's Gamma version checked against the token id
+    (shared.venue.ids.outcome): a version polyfleet does not know, or an id shaped for the other
+    system, raises :class:`UnknownMarketVersion` (the token is rejected with its text, nothing is
+    started). A signal that does not know its market's version (no metadata, or written before
+    the field existed) counts as v1 (docs/redis-schema.md, "market systems")."""
+    system = "v1" if sig.market_version is None else \
+        outcome(sig.token_id, sig.market_version, sig.condition_id or sig.slug).system
+    facts: dict[str, Any] = {"market_version": system, "neg_risk": bool(sig.neg_risk),
+                             "condition_id": sig.condition_id}
+    if sig.min_order_size:
+        facts["min_order_size"] = sig.min_order_size  # Gamma orderMinSize; unknown: the worker's default
+    return facts

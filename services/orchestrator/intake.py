@@ -21,6 +21,7 @@ from services.orchestrator.decisions import (
     decide_buy,
     decide_sell,
     market_end_ms,
+    market_facts,
     reservation_refused,
 )
 from services.orchestrator.metrics import Tally
@@ -33,6 +34,7 @@ from shared.config import ConfigError, Settings, merge_strategy_params
 from shared.keys import GROUP_ORCHESTRATOR, Keys
 from shared.messages import Signal
 from shared.redisio import StreamEntry
+from shared.venue.errors import UnknownMarketVersion
 
 
 class Intake:
@@ -86,6 +88,11 @@ class Intake:
                 except ConfigError as exc:
                     self.reject(pipe, sig, bool(fields), f"bad strategy parameters: {exc}", entry.entry_id)
                     continue
+                try:
+                    params.update(market_facts(sig))  # what the session needs of its market (START params)
+                except UnknownMarketVersion as exc:
+                    self.reject(pipe, sig, bool(fields), str(exc), entry.entry_id)
+                    continue
                 end_ms = market_end_ms(sig.end_date)
                 if end_ms is not None:
                     params["market_end_ts"] = end_ms  # the session's countdown / deadline (D4)
@@ -108,6 +115,7 @@ class Intake:
                                   last_event=last_event("token.queued", "admitted"), source=sig.source,
                                   account=sig.account, slug=sig.slug, condition_id=sig.condition_id,
                                   title=sig.title, outcome=sig.outcome, signal_id=sig.id,
+                                  market_version=params["market_version"],
                                   signal_ts=sig.ts_event or now, queued_at=now, epoch=fields.get("epoch", 0),
                                   reserved=f"{amount:.6f}", params=json.dumps(params, sort_keys=True),
                                   exit_pending="0", exit_reason="")
@@ -133,11 +141,15 @@ class Intake:
         if verdict.action == "exit":
             await self.request_exit(pipe, sig.token_id, token.owner, token.epoch, verdict.reason, cause)
         elif verdict.action == "dequeue":
-            self.store.transition(pipe, sig.token_id, "done")
-            await self.risk.release(pipe, sig.token_id)
-            self.store.event(pipe, "token.dequeued", sig.token_id, verdict.reason, cause=cause)
+            await self.dequeue(pipe, sig.token_id, verdict.reason, cause)
         else:
             self.store.event(pipe, "signal.ignored", sig.token_id, verdict.reason, cause=cause, side="SELL")
+
+    async def dequeue(self, pipe: Pipe, token_id: str, reason: str, cause: str) -> None:
+        """A queued token leaves the queue before it started: done, its reservation released."""
+        self.store.transition(pipe, token_id, "done")
+        await self.risk.release(pipe, token_id)
+        self.store.event(pipe, "token.dequeued", token_id, reason, cause=cause)
 
     async def request_exit(self, pipe: Pipe, token_id: str, owner: str, epoch: int, reason: str,
                            cause: str) -> None:

@@ -1,6 +1,6 @@
 """The orchestrator: signals in, sessions out.
 
-Reads ``pf:signals``, ``pf:sessions``, ``pf:fills`` and ``pf:control`` with the ``orchestrator``
+Reads ``pf:signals``, ``pf:sessions``, ``pf:fills``, ``pf:resolutions`` and ``pf:control`` with the ``orchestrator``
 consumer group; each entry's decision and effects commit in one MULTI with its XACK (see
 store.py). Only the instance holding the leader lease does any of this.
 
@@ -26,6 +26,7 @@ from services.orchestrator.leader import LeaderLease
 from services.orchestrator.metrics import Tally
 from services.orchestrator.moves import Moves
 from services.orchestrator.reports import Reports
+from services.orchestrator.resolutions import Resolutions
 from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.store import TokenStore
 from services.orchestrator.upkeep import Upkeep
@@ -34,7 +35,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.config_reload import ConfigReloader
 from shared.keys import GROUP_ORCHESTRATOR
-from shared.messages import ControlRequest, Fill, SessionReport, Signal, TradeStatus
+from shared.messages import ControlRequest, Fill, Resolution, SessionReport, Signal, TradeStatus
 from shared.redisio import StreamConsumer, StreamEntry
 from shared.redisio.client import TRANSIENT_REDIS_ERRORS
 from shared.redisio.health import beat
@@ -76,12 +77,14 @@ class OrchestratorService(RedisService):
         self.intake = Intake(self.redis, k, self.store, self.risk, settings, self.tally)
         self.reports = Reports(self.redis, k, self.store, self.risk, settings, self.moves)
         self.control = Control(k, self.store, self.risk, self.views, self.intake)
+        self.resolutions = Resolutions(self.redis, k, self.store, self.intake)
         self.upkeep = Upkeep(self.redis, k, self.store, settings, self.views, self.moves, self.intake, self.reports)
         # Only the leader consumes, so an entry idle for a lease period was left by a dead leader.
-        # Within one read, control and worker reports come before signals: a halt or a freed slot
-        # takes effect before the signals that arrived with it are decided.
+        # Within one read, control, worker reports and resolutions come before signals: a halt, a
+        # freed slot or a resolved market takes effect before the signals that arrived with it.
         self.consumer = StreamConsumer(
-            self.redis, [k.control(), k.sessions(), k.fills(), k.signals()], GROUP_ORCHESTRATOR, self.instance,
+            self.redis, [k.control(), k.sessions(), k.fills(), k.resolutions(), k.signals()], GROUP_ORCHESTRATOR,
+            self.instance,
             claim_idle_ms=self.leader_ttl_ms,
         )
         await self.consumer.ensure_groups()
@@ -181,7 +184,8 @@ class OrchestratorService(RedisService):
             await self._decide_buys([entry])
             return
         pipe = self.redis.pipeline(transaction=True)
-        applied_kind = "signals" if isinstance(msg, Signal) else "fills" if isinstance(msg, Fill) else ""
+        applied_kind = "signals" if isinstance(msg, Signal) else "fills" if isinstance(msg, Fill) else \
+            "resolutions" if isinstance(msg, Resolution) else ""
         if applied_kind and await self.redis.zscore(self.keys.applied(applied_kind), msg.id) is not None:
             # The same signal or fill twice (a producer retried its XADD): applied once already.
             self.tally.duplicate()
@@ -197,6 +201,8 @@ class OrchestratorService(RedisService):
                 await self.reports.on_trade_status(pipe, msg, entry.entry_id)
             elif isinstance(msg, ControlRequest):
                 await self.control.on_control(pipe, msg, entry.entry_id)
+            elif isinstance(msg, Resolution):
+                await self.resolutions.on_resolution(pipe, msg, entry.entry_id)
             else:
                 logger.warning("{} on {} is not for the orchestrator; skipped", msg.TYPE, entry.stream)
             if applied_kind:

@@ -2,7 +2,8 @@
 
 Connect, subscribe to ``activity`` ``trades`` + ``orders_matched`` (the firehose; the caller
 filters by ``proxyWallet``), send text ``ping`` every ``rtds_ping_interval_sec``, and let the
-:class:`SilenceWatchdog` decide when a quiet subscription is resubscribed or the socket replaced.
+:class:`SilenceWatchdog` decide when a quiet socket is replaced: a frozen subscription is not
+revived by resubscribing on the same socket, only by a new one (docs/venue.md L2).
 Every loss reconnects with capped backoff and jitter. Frames are parsed here and handed over as
 trades with their receive time; a bad frame is counted and skipped, never fatal.
 """
@@ -35,8 +36,7 @@ class LiveCounters:
     frames: int = 0
     trade_events: int = 0
     bad_events: int = 0
-    resubscribes: int = 0
-    silent_reconnects: int = 0
+    silent_reconnects: int = 0  # sockets replaced because no data (or no pong) came
     last_data_ms: int = 0
 
 
@@ -131,14 +131,9 @@ class LiveSource:
             try:
                 if action is Action.RECONNECT:
                     self.counters.silent_reconnects += 1
-                    logger.warning("live-data: still silent after resubscribing (or no pong): reconnecting")
+                    logger.warning("live-data: {}: replacing the socket", dog.why(now))
                     await ws.close()
                     return
-                if action is Action.RESUBSCRIBE:
-                    self.counters.resubscribes += 1
-                    logger.info("live-data: no data for {:.0f}s: resubscribing", cfg.rtds_silence_sec)
-                    await ws.send(subscribe_frame("unsubscribe"))
-                    await ws.send(subscribe_frame())
                 if now - last_ping >= cfg.rtds_ping_interval_sec:
                     last_ping = now
                     await ws.send("ping")

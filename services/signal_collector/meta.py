@@ -1,7 +1,8 @@
 """MetaCache: token metadata (A8) fetched once from Gamma, cached in memory and in ``pf:meta:{token}``.
 
 Lookup order: memory, then Redis (another process or an earlier run fetched it), then Gamma
-``/markets?clob_token_ids=<token>``, whose answer fills the cache for every token of that market.
+``/markets/keyset?clob_token_ids=<token>`` (``position_ids`` for a v2 position id; docs/venue.md
+G1), whose answer fills the cache for every token of that market.
 :meth:`MetaCache.get_many` does the same for a batch of trades: one Redis round trip, and one Gamma
 request per ``GAMMA_BATCH`` unknown tokens (a burst of new tokens was looked up one request at a
 time before, which held signals back for a minute in the scale benchmark).
@@ -19,12 +20,14 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from shared.keys import Keys
+from shared.venue.errors import VenueError
 from shared.venue.gamma import GammaMarket, TokenMeta, parse_markets, token_meta
+from shared.venue.gamma_keyset import MARKETS_PAGE_MAX, outcome_id_queries, read_keyset
 
 FETCH_TIMEOUT_SEC = 2.0
 RETRY_AFTER_SEC = 30.0
 MAX_MEMORY = 50_000  # tokens kept in memory; Redis holds them all
-GAMMA_BATCH = 50  # clob_token_ids per Gamma request (the venue's practical ceiling is ~100 ids a query)
+GAMMA_BATCH = 50  # ids per Gamma request (the keyset takes at most 100 ids a query)
 
 
 class MetaCache:
@@ -88,18 +91,16 @@ class MetaCache:
         return out
 
     async def _fetch_markets(self, token_ids: list[str]) -> list[GammaMarket]:
-        """The Gamma markets holding any of ``token_ids`` (one request; [] when it fails)."""
-        self.fetches += 1
-        try:
-            resp = await self.http.get(f"{self.gamma_url}/markets", params=[("clob_token_ids", t) for t in token_ids],
-                                       timeout=FETCH_TIMEOUT_SEC)
-            body = resp.json() if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
-            logger.warning("metadata of {} token(s): Gamma unreachable: {}: {}", len(token_ids), type(exc).__name__, exc)
-            return []
-        if body is None:
-            logger.warning("metadata of {} token(s): Gamma answered {}", len(token_ids), resp.status_code)
-            return []
-        markets, _ = parse_markets(body)
-        asked = set(token_ids)
-        return [m for m in markets if asked & set(m.token_ids)]
+        """The Gamma markets holding any of ``token_ids`` (one request per id kind; [] when it fails)."""
+        rows: list[object] = []
+        for query in outcome_id_queries(token_ids):
+            self.fetches += 1
+            asked = sum(1 for name, _ in query if name != "version")
+            try:
+                rows += await read_keyset(self.http, self.gamma_url, "markets", query, MARKETS_PAGE_MAX, asked,
+                                          timeout=FETCH_TIMEOUT_SEC)
+            except VenueError as exc:
+                logger.warning("metadata of {} token(s): Gamma: {}", asked, exc)
+        markets, _ = parse_markets(rows)
+        wanted = set(token_ids)
+        return [m for m in markets if wanted & set(m.token_ids)]

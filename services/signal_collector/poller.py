@@ -1,5 +1,9 @@
 """One target's trades from the Data API ``/trades``, paged by offset inside time windows (A3, A5).
 
+``takerOnly=false`` on every request: the venue's default (true) serves each fill once, on its
+taker side, so a followed wallet's limit-order fills (maker rows) would never become signals
+(docs/venue.md D2). v1 ``/trades`` rather than the SDK's ``/v2/trades``: see docs/venue.md D1.
+
 ``offset`` is capped at 10,000 (past it the API answers 400, not a clamp), so a backlog deeper
 than that is read in windows: newest first with ``start=cursor``; when the next offset would pass
 the cap, ``end`` moves down to the oldest second read so far and ``offset`` restarts at 0. Rows of
@@ -93,7 +97,8 @@ async def fetch_trades(client: httpx.AsyncClient, base_url: str, account: str, s
     window: list[Any] = []
     offset, end = 0, None
     while True:
-        params: dict[str, str | int] = {"user": account, "start": start, "limit": page_size, "offset": offset}
+        params: dict[str, str | int] = {"user": account, "start": start, "limit": page_size, "offset": offset,
+                                        "takerOnly": "false"}
         if end is not None:
             params["end"] = end
         page = await _page(client, url, params, budget)

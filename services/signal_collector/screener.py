@@ -1,6 +1,7 @@
 """ScreenSource: read Gamma's open markets, screen them, emit new candidates as BUY signals (A7).
 
-Gamma is asked to pre-filter (``volume_num_min``, ``liquidity_num_min``, ``end_date_min/max``,
+The markets come from ``/markets/keyset`` (docs/venue.md G1-G2: 100 a page, paged by
+``after_cursor``, both market systems asked for). Gamma is asked to pre-filter (``volume_num_min``, ``liquidity_num_min``, ``end_date_min/max``,
 largest volume first) so a refresh reads few pages, but the full screen is re-applied here: the
 decision must not depend on which filters a server honours. Every token of a screened market goes
 into the metadata cache (A8) for free. A token is signalled once: its id depends on the token
@@ -23,9 +24,9 @@ from services.signal_collector.screen import screen
 from services.signal_collector.signals import SCREEN, screen_signal
 from shared.clock import now_ms
 from shared.config import Settings
+from shared.venue.errors import VenueError
 from shared.venue.gamma import GammaMarket, parse_markets
-
-PAGE = 100  # a third-party catalogue reports Gamma caps /markets pages at 100
+from shared.venue.gamma_keyset import BOTH_SYSTEMS, MARKETS_PAGE_MAX, read_keyset
 
 
 class ScreenError(Exception):
@@ -46,45 +47,31 @@ class ScreenSource:
         self.bad_markets = 0
         self.rejected: Counter[str] = Counter()
 
-    def _params(self, now: datetime, offset: int) -> dict[str, str | int]:
+    def _params(self, now: datetime) -> list[tuple[str, str | int]]:
         cfg = self.settings().screen
-        params: dict[str, str | int] = {"active": "true", "closed": "false", "limit": PAGE, "offset": offset,
-                                        "order": "volumeNum", "ascending": "false"}
+        params: list[tuple[str, str | int]] = [("closed", "false"), *BOTH_SYSTEMS, ("order", "volumeNum"),
+                                               ("ascending", "false")]
         if cfg.min_volume > 0:
-            params["volume_num_min"] = f"{cfg.min_volume:g}"
+            params.append(("volume_num_min", f"{cfg.min_volume:g}"))
         if cfg.min_liquidity > 0:
-            params["liquidity_num_min"] = f"{cfg.min_liquidity:g}"
+            params.append(("liquidity_num_min", f"{cfg.min_liquidity:g}"))
         if cfg.end_after_hours > 0:
-            params["end_date_min"] = (now + timedelta(hours=cfg.end_after_hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            params.append(("end_date_min", (now + timedelta(hours=cfg.end_after_hours)).strftime("%Y-%m-%dT%H:%M:%SZ")))
         if cfg.end_within_hours > 0:
-            params["end_date_max"] = (now + timedelta(hours=cfg.end_within_hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            params.append(("end_date_max", (now + timedelta(hours=cfg.end_within_hours)).strftime("%Y-%m-%dT%H:%M:%SZ")))
         return params
 
     async def _markets(self, now: datetime) -> list[GammaMarket]:
-        settings = self.settings()
-        url = f"{self.gamma_url}/markets"
-        out: list[GammaMarket] = []
-        offset = 0
-        while len(out) < settings.screen.max_markets:
-            try:
-                resp = await self.http.get(url, params=self._params(now, offset))
-            except httpx.HTTPError as exc:
-                raise ScreenError(f"GET /markets failed: {type(exc).__name__}: {exc}") from exc
-            if resp.status_code != 200:
-                raise ScreenError(f"GET /markets -> {resp.status_code}: {resp.text[:120]}")
-            try:
-                body = resp.json()
-            except ValueError as exc:
-                raise ScreenError("GET /markets: body is not JSON") from exc
-            markets, bad = parse_markets(body)
-            self.bad_markets += len(bad)
-            if bad:
-                logger.warning("screen: skipped {} unreadable market(s), e.g. {}", len(bad), bad[0])
-            out.extend(markets)
-            if not isinstance(body, list) or len(body) < PAGE:
-                break
-            offset += PAGE
-        return out[:settings.screen.max_markets]
+        try:
+            rows = await read_keyset(self.http, self.gamma_url, "markets", self._params(now), MARKETS_PAGE_MAX,
+                                     self.settings().screen.max_markets)
+        except VenueError as exc:
+            raise ScreenError(str(exc)) from exc
+        markets, bad = parse_markets(rows)
+        self.bad_markets += len(bad)
+        if bad:
+            logger.warning("screen: skipped {} unreadable market(s), e.g. {}", len(bad), bad[0])
+        return markets
 
     async def step(self) -> int:
         """One refresh; returns the signals emitted. Raises :class:`ScreenError`."""

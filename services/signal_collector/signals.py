@@ -31,7 +31,8 @@ def _meta_fields(meta: TokenMeta | None) -> dict[str, Any]:
     if meta is None:
         return {}
     return {"end_date": meta.end_date or None, "tick_size": meta.tick_size, "neg_risk": meta.neg_risk,
-            "min_order_size": meta.min_order_size, "sibling_token": meta.sibling_token or None}
+            "min_order_size": meta.min_order_size, "sibling_token": meta.sibling_token or None,
+            "market_version": meta.version}
 
 
 def to_signal(trade: Trade, target: Target, now_ms: int, source: str = "poll",
@@ -63,5 +64,5 @@ def screen_signal(c: Candidate, now_ms: int, meta: TokenMeta | None = None) -> S
         id=stable_id(SCREEN, c.token_id), ts_event=now_ms, ts_init=now_ms, producer=PRODUCER, side="BUY",
         token_id=c.token_id, account="", size=0.0, price=c.price, source=SCREEN,
         condition_id=c.market.condition_id, slug=c.market.slug, outcome=c.outcome, title=c.market.question,
-        **_meta_fields(meta),
+        **{"market_version": c.market.version, **_meta_fields(meta)},
     )

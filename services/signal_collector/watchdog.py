@@ -1,10 +1,12 @@
 """Silence watchdog for the live-data socket (A6; pure: the caller passes the clock).
 
 The feed is unofficial and lapses silently: the socket stays ping-alive (``pong`` keeps coming)
-while the subscription has stopped delivering. So data and keep-alive are watched apart:
+while the subscription has stopped delivering. A frozen connection is not revived by
+resubscribing on it, only by a new socket (docs/venue.md L2, from the real-time data client's
+troubleshooting notes), so data and keep-alive are watched apart and either silence replaces the
+socket:
 
-* no data for ``silence_sec``: resubscribe on the open socket (cheap, and it usually revives);
-* still no data ``silence_sec`` after that: reconnect;
+* no data for ``silence_sec``: the subscription froze: reconnect (a new socket subscribes afresh);
 * no ``pong`` (nor any frame) for ``3 x ping_interval``: the socket is dead: reconnect.
 """
 
@@ -15,7 +17,6 @@ from enum import Enum
 
 class Action(Enum):
     NONE = "none"
-    RESUBSCRIBE = "resubscribe"
     RECONNECT = "reconnect"
 
 
@@ -25,11 +26,9 @@ class SilenceWatchdog:
         self.ping_interval = ping_interval
         self.last_data = 0.0
         self.last_heard = 0.0
-        self.resubscribed_at: float | None = None
 
     def connected(self, now: float) -> None:
         self.last_data = self.last_heard = now
-        self.resubscribed_at = None
 
     def heard(self, now: float) -> None:
         """Any frame, keep-alive included."""
@@ -38,16 +37,14 @@ class SilenceWatchdog:
     def data(self, now: float) -> None:
         """A frame of the subscribed topic: the subscription is alive."""
         self.last_data = self.last_heard = now
-        self.resubscribed_at = None
 
     def check(self, now: float) -> Action:
-        if now - self.last_heard > 3 * self.ping_interval:
+        if now - self.last_heard > 3 * self.ping_interval or now - self.last_data > self.silence_sec:
             return Action.RECONNECT
-        if self.resubscribed_at is not None:
-            if now - self.resubscribed_at > self.silence_sec:
-                return Action.RECONNECT
-            return Action.NONE
-        if now - self.last_data > self.silence_sec:
-            self.resubscribed_at = now
-            return Action.RESUBSCRIBE
         return Action.NONE
+
+    def why(self, now: float) -> str:
+        """What :meth:`check` saw, for the log."""
+        if now - self.last_heard > 3 * self.ping_interval:
+            return f"no pong for {now - self.last_heard:.0f}s"
+        return f"no data for {now - self.last_data:.0f}s (a frozen subscription: resubscribing does not revive it)"

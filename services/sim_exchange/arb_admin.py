@@ -1,8 +1,9 @@
-"""Admin routes for arbitrage fixtures: CTF split/merge/convert/redeem, neg-risk events, fees, set-sum drift.
+"""Admin routes for arbitrage fixtures: the record of split/merge/convert/redeem, neg-risk events, fees,
+set-sum drift.
 
-``/_sim/ctf/{split,merge,convert,redeem}`` stand in for the on-chain calls (ConditionalTokens and the
-NegRiskAdapter) in sim mode: the arbitrage executor calls them with the address it trades from.
-Shapes are a contract: see docs/sim-exchange.md.
+Position calls reach the sim the way they reach the venue (the SDK over the relayer or JSON-RPC);
+``GET /_sim/ctf/ops`` shows what they did to each account. Shapes are a contract: see
+docs/sim-exchange.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.sim_exchange.ctf import CtfError
 from services.sim_exchange.state import SimState
 
 
@@ -23,47 +23,6 @@ def _err(status: int, message: str) -> JSONResponse:
 
 def router(state: SimState) -> APIRouter:
     r = APIRouter(prefix="/_sim")
-
-    async def _body(request: Request) -> dict[str, Any]:
-        body = await request.json()
-        if not isinstance(body, dict):
-            raise CtfError("body must be an object")
-        return body
-
-    def _position(address: str) -> dict[str, Any]:
-        acct = state.matcher.account(address)
-        return {"cash": acct.cash, "positions": dict(acct.positions)}
-
-    @r.post("/ctf/{op}")
-    async def ctf(op: str, request: Request) -> Any:
-        try:
-            body = await _body(request)
-            address = str(body.get("address") or "").lower()
-            if not (address.startswith("0x") and len(address) == 42):
-                raise CtfError("address must be a 0x-prefixed 40-hex-digit address")
-            amount = float(body.get("amount", 0))
-            if op in ("split", "merge"):
-                market = state.sim.condition(str(body.get("condition_id", "")))
-                if market is None:
-                    return _err(404, f"unknown condition id {body.get('condition_id')!r}")
-                done = (state.ctf.split if op == "split" else state.ctf.merge)(address, market, amount)
-            elif op == "redeem":
-                market = state.sim.condition(str(body.get("condition_id", "")))
-                if market is None:
-                    return _err(404, f"unknown condition id {body.get('condition_id')!r}")
-                raw = body.get("amounts")  # NegRiskAdapter shape [YES, NO]; absent: the whole balance
-                amounts = None if raw is None else (float(raw[0]), float(raw[1]))
-                done = state.ctf.redeem(address, market, amounts)
-            elif op == "convert":
-                event = state.event(str(body.get("neg_risk_market_id", "")))
-                if event is None:
-                    return _err(404, f"unknown neg-risk market id {body.get('neg_risk_market_id')!r}")
-                done = state.ctf.convert(address, event, [int(i) for i in body.get("outcome_indexes", [])], amount)
-            else:
-                return _err(404, f"unknown ctf operation {op!r}: split, merge, convert or redeem")
-        except (CtfError, IndexError, TypeError, ValueError) as exc:
-            return _err(400, str(exc))
-        return {"op": asdict(done), "account": _position(address)}
 
     @r.get("/ctf/ops")
     async def ctf_ops(request: Request) -> Any:

@@ -16,6 +16,7 @@ Shapes are a contract: see docs/sim-exchange.md.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -33,7 +34,8 @@ def _err(status: int, message: str) -> JSONResponse:
 
 def router(state: SimState, chain_id: int) -> APIRouter:
     r = APIRouter(prefix="/_sim")
-    resolutions = Resolutions(state.ctf)
+    resolutions = Resolutions(state.ctf, on_resolved=lambda m, win: state.hub.market_resolved(
+        m.gamma_id, m.condition_id, [t.token_id for t in m.tokens], win.token_id, win.outcome, time.time()))
     chain = SimChain(state, chain_id)
 
     def _one(req: Any) -> dict[str, Any]:

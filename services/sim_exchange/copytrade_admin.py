@@ -1,7 +1,9 @@
 """Admin routes for the copy-trade sources (issue 3): trade bursts and Gamma overrides.
 
 * ``POST /_sim/burst`` — body ``{"wallets": [addr, ...] | "wallet": addr, "count": n, "token"?,
-  "side"? (BUY), "same_second"? (true), "same_tx"? (false), "timestamp"?, "spread_sec"?, "price"?}``:
+  "side"? (BUY), "same_second"? (true), "same_tx"? (false), "timestamp"?, "spread_sec"?, "price"?,
+  "maker"? (false: the wallet's fills were resting orders, served by ``/trades`` only with
+  ``takerOnly=false``)}``:
   ``count`` trades per wallet, all in one second (or spread over ``spread_sec`` seconds), all in
   one transaction when ``same_tx`` (each fill then has its own size, as real fills of one
   settlement do). They reach ``/data-api/trades``, ``/activity`` and the live-data socket like
@@ -79,7 +81,7 @@ def router(state: SimState) -> APIRouter:
         except FeedError as exc:
             return _err(400, str(exc))
         for row in rows:
-            state.external_trade(row)
+            state.external_trade(row, maker=bool(body.get("maker", False)))
         return {"trades": len(rows), "first_timestamp": rows[0]["timestamp"], "last_timestamp": rows[-1]["timestamp"]}
 
     @r.post("/raw-trades")

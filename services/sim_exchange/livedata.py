@@ -9,8 +9,9 @@ out once per subscribed type as ``{"topic","type","timestamp"(ms),"payload":<tra
 
 Lapses, as the real feed has them (reference §5.3), are faults:
 
-* :meth:`LiveHub.lapse` ``mode="silent"``: every current subscription silently stops delivering
-  (the socket stays open and keeps answering pings) until the client subscribes again;
+* :meth:`LiveHub.lapse` ``mode="silent"``: every current socket freezes: it stays open and keeps
+  answering pings but delivers nothing more, resubscribing included; only a new socket gets data
+  again (the venue's frozen connection, docs/venue.md L2);
 * ``mode="mute"``: the given types deliver nothing for ``seconds`` (``trades`` stopped while
   ``orders_matched`` went on);
 * :meth:`LiveHub.drop_all`: close every socket.
@@ -40,6 +41,7 @@ class LiveClient:
     # (type, filter) per activity subscription; the filter has event_slug / market_slug or nothing
     subs: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(10_000))
+    frozen: bool = False  # a silent lapse: open, answering pings, delivering nothing for good
 
     @property
     def filters(self) -> list[dict[str, str]]:
@@ -68,7 +70,7 @@ class LiveHub:
             if self.muted_until.get(kind, 0.0) > now:
                 continue
             for c in self.clients:
-                if not c.wants(kind, row):
+                if c.frozen or not c.wants(kind, row):
                     continue
                 if c.queue.full():
                     self.dropped_frames += 1
@@ -81,7 +83,7 @@ class LiveHub:
         """Start a lapse; returns the clients (silent) or types (mute) affected."""
         if mode == "silent":
             for c in self.clients:
-                c.subs.clear()
+                c.frozen = True
             return len(self.clients)
         if mode == "mute":
             kinds = [t for t in (types or list(TYPES)) if t in TYPES]

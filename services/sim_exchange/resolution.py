@@ -12,15 +12,18 @@ trading them).
 
 A neg-risk event resolves as a whole: exactly one outcome's YES wins; every other outcome's NO
 wins.
+
+Each resolved market is announced to ``on_resolved`` (the market socket's ``market_resolved``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.sim_exchange.ctf import Ctf
-from services.sim_exchange.market import SimMarket
+from services.sim_exchange.market import SimMarket, TokenBook
 from services.sim_exchange.negrisk import SimEvent
 
 
@@ -38,8 +41,9 @@ class Payout:
 
 
 class Resolutions:
-    def __init__(self, ctf: Ctf) -> None:
+    def __init__(self, ctf: Ctf, on_resolved: Callable[[SimMarket, TokenBook], object] | None = None) -> None:
         self.ctf = ctf
+        self.on_resolved = on_resolved  # told of each market resolved (market, winning token)
         self.matcher = ctf.matcher
         self.winners = ctf.winners  # condition id -> winning token id, shared with redeem
         self.payouts: list[Payout] = []
@@ -59,6 +63,8 @@ class Resolutions:
             if shares > 0:
                 paid.append(Payout(acct.address, market.condition_id, win.token_id, shares, time.time()))
         self.payouts += paid
+        if self.on_resolved is not None:
+            self.on_resolved(market, win)
         return paid
 
     def resolve_event(self, event: SimEvent, winner_index: int) -> list[Payout]:

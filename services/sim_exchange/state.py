@@ -58,7 +58,7 @@ class SimState:
         self.contracts = Contracts(self.env, self.ctf, self.sim, self.event)  # the chain's contracts
         self.balances = Balances(self.matcher, self.wallets, self.contracts, self.sim.market_of.get,
                                  cfg.legacy_eoa_makers)
-        self.hub = Hub(cfg.ws_price_change_form, cfg.ws_batch, cfg.ws_garbage_every)
+        self.hub = Hub(cfg.ws_price_change_form, cfg.ws_batch, cfg.ws_garbage_every, cfg.ws_book_tick_size)
         self.load = WsLoad(self, cfg.ws_rate_per_sec, cfg.seed)
         self.live = LiveHub()
         self.gamma = GammaOverrides()
@@ -193,9 +193,10 @@ class SimState:
             self.set_mid(token_id, point)
         self.paths.pop(token_id, None)
 
-    def external_trade(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A followed wallet's trade (posted or scripted): into the feed and out as last_trade_price."""
-        stored = self.feed.add(row)
+    def external_trade(self, row: dict[str, Any], maker: bool = False) -> dict[str, Any]:
+        """A followed wallet's trade (posted or scripted): into the feed and out as last_trade_price.
+        ``maker``: the wallet's side of the fill was a resting order (``/trades`` hides it by default)."""
+        stored = self.feed.add(row, maker=maker)
         self.live.push(stored)
         book = self.sim.by_token.get(row["asset"])
         if book is not None:

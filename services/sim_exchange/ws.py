@@ -6,8 +6,13 @@ Shapes it can put on the wire (``sim_exchange.ws_*`` config, or ``POST /_sim/fau
   asset with a ``changes`` array), or alternating (``mixed``): :meth:`Hub.price_changes`.
 * frames of one event, or JSON arrays of up to ``batch`` events.
 * garbage frames (:data:`GARBAGE`) between the good ones.
+* ``book`` events with or without ``tick_size`` (``sim_exchange.ws_book_tick_size``).
 * dropped connections, and stalls: nothing at all (not even ``PONG``), or data only (``PONG``
   keeps coming: the socket looks alive but delivers nothing).
+
+``market_resolved`` (:meth:`Hub.market_resolved`) goes, as on the venue, only to a subscription
+that asked with ``custom_feature_enabled: true`` and holds one of the market's assets
+(docs/venue.md M1, Z2).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ def _dumps(obj: Any) -> str:
 class Client:
     ws: WebSocket
     assets: set[str] = field(default_factory=set)
+    custom: bool = False  # subscribed with custom_feature_enabled: gets market_resolved
     queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_MAX))
     dropped: int = 0
 
@@ -64,8 +70,10 @@ class Client:
 
 
 class Hub:
-    def __init__(self, form: PriceChangeForm = "current", batch: int = 1, garbage_every: int = 0) -> None:
+    def __init__(self, form: PriceChangeForm = "current", batch: int = 1, garbage_every: int = 0,
+                 book_tick_size: bool = True) -> None:
         self.clients: set[Client] = set()
+        self.book_tick_size = book_tick_size  # false: book events without tick_size (venue.md M2)
         self.stall_until = 0.0
         self.stall_pong = False  # during a stall, still answer PING (a data-only stall)
         self.form: PriceChangeForm = form
@@ -112,6 +120,20 @@ class Hub:
         self.frames_sent += 1
         if self.garbage_every and self.frames_sent % self.garbage_every == 0:
             c.put(next(self._garbage))
+
+    def market_resolved(self, market_id: str, condition_id: str, assets: list[str], winner: str,
+                        winning_outcome: str, ts: float) -> int:
+        """A ``market_resolved`` event to every custom-feature subscription holding one of
+        ``assets``; returns how many got it."""
+        text = _dumps({"event_type": "market_resolved", "id": market_id, "market": condition_id,
+                       "assets_ids": assets, "winning_asset_id": winner, "winning_outcome": winning_outcome,
+                       "timestamp": str(int(ts * 1000)), "tags": []})
+        sent = 0
+        for c in self.clients:
+            if c.custom and c.assets.intersection(assets):
+                self._put(c, text)
+                sent += 1
+        return sent
 
     def send_garbage(self, count: int) -> int:
         """``count`` garbage frames to every client now; returns the number of clients."""
@@ -178,6 +200,8 @@ class Hub:
             return
         assets = [str(a) for a in msg.get("assets_ids") or msg.get("asset_ids") or []]
         op = str(msg.get("operation") or "").lower()
+        if "custom_feature_enabled" in msg and op != "unsubscribe":
+            client.custom = msg.get("custom_feature_enabled") is True
         if op == "unsubscribe":
             client.assets.difference_update(assets)
             return
@@ -186,6 +210,8 @@ class Hub:
             client.assets.update(assets)
             if new and msg.get("initial_dump", True) is not False:
                 books = snapshot(new)
+                if not self.book_tick_size:
+                    books = [{k: v for k, v in b.items() if k != "tick_size"} for b in books]
                 if books:
                     client.put(_dumps(books))
 

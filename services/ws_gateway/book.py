@@ -5,6 +5,11 @@
   entry), so the best bid is max(bids) and the best ask min(asks) -- never index 0.
 * A ``tick_size_change`` drops the levels (they may be off the new grid) and ignores deltas until
   the next snapshot, as does a lost connection (:meth:`Books.invalidate`).
+* The tick size comes from a snapshot that carries it (REST ``/book`` always does) and from
+  ``tick_size_change``. A socket ``book`` event may carry none (docs/venue.md M2): a token whose
+  tick is not known from either lands in :attr:`Books.tick_unknown` for the caller to read its
+  REST book; until then its ticks carry :data:`DEFAULT_TICK_SIZE`.
+* ``market_resolved`` events are kept in :attr:`Books.resolved` for the caller to pass on.
 * :meth:`Books.apply` returns a :class:`~shared.ticks.Tick` per token whose top of book, last
   trade, tick size or staleness changed, with a per-token ``seq`` that only moves when a tick is
   emitted.
@@ -28,6 +33,7 @@ from shared.venue.market_ws import (
     BookSnapshot,
     LastTrade,
     MarketEvent,
+    MarketResolved,
     PriceChange,
     PriceChangeBatch,
     TickSizeChange,
@@ -53,6 +59,7 @@ class TokenBook:
     asks: dict[float, float] = field(default_factory=dict)
     last: float | None = None
     tick_size: float = DEFAULT_TICK_SIZE
+    tick_known: bool = False  # tick_size came from the venue (a snapshot or tick_size_change), not the default
     ready: bool = False  # False until a snapshot: deltas without a base would build a wrong book
     stale: bool = False
     heard_ms: int = 0  # our clock (ts_recv) of the last event for this token
@@ -69,6 +76,7 @@ class TokenBook:
         self._ba = min(self.asks) if self.asks else None
         if ev.tick_size:
             self.tick_size = ev.tick_size
+            self.tick_known = True
         if self.last is None and ev.last_trade_price is not None:
             self.last = ev.last_trade_price  # a trade print, when one comes, is newer
         self.ready = True
@@ -100,6 +108,7 @@ class TokenBook:
         self.asks.clear()
         self._bb = self._ba = None
         self.tick_size = ev.new_tick_size
+        self.tick_known = True
         self.ready = False
 
     def top(self) -> Top:
@@ -125,6 +134,8 @@ class Books:
         self.drift = 0  # venue best_bid/best_ask disagreed with our book after a change
         self.untracked = 0  # events for tokens we do not stream (late after an unsubscribe, or a leak)
         self.drifted: set[str] = set()  # tokens whose book disagreed with the venue: reseed from REST
+        self.tick_unknown: set[str] = set()  # seeded from a book without tick_size: read the REST book for it
+        self.resolved: list[MarketResolved] = []  # market_resolved events for the caller to pass on
 
     def track(self, token_id: str, seq: int = 0, now_ms: int = 0) -> None:
         """Start keeping a book. ``seq`` continues a previous run's numbering (from the hash);
@@ -137,6 +148,7 @@ class Books:
         self._books.pop(token_id, None)
         self._emitted.pop(token_id, None)
         self.drifted.discard(token_id)
+        self.tick_unknown.discard(token_id)
         # the seq is kept: if the token comes back its ticks keep increasing
 
     def invalidate(self, token_ids: Iterable[str]) -> None:
@@ -193,6 +205,9 @@ class Books:
             return [], False
         matched = (book.ready and book.bids == {lv.price: lv.size for lv in snap.bids if lv.size > 0}
                    and book.asks == {lv.price: lv.size for lv in snap.asks if lv.size > 0})
+        self.tick_unknown.discard(snap.asset_id)  # REST said what it knows; a book without a tick says no more
+        if matched and snap.tick_size and not (book.tick_known and book.tick_size == snap.tick_size):
+            return self.apply([snap], ts_recv), matched  # same levels, but the tick is news: a tick says so
         if matched:
             self.heard_from([snap.asset_id], ts_recv)
             if not book.stale:
@@ -227,6 +242,8 @@ class Books:
                 if (book := touch(ev.asset_id, ev.timestamp)) is not None:
                     book.apply_snapshot(ev)
                     self.drifted.discard(ev.asset_id)
+                    if not book.tick_known:
+                        self.tick_unknown.add(ev.asset_id)
             elif isinstance(ev, PriceChangeBatch):
                 last_of: dict[str, tuple[TokenBook, PriceChange]] = {}
                 for ch in ev.changes:
@@ -244,11 +261,15 @@ class Books:
                 if (book := touch(ev.asset_id, ev.timestamp)) is not None:
                     book.apply_tick_size(ev)
                     self.drifted.discard(ev.asset_id)  # the reseed comes with the fresh snapshot
-            elif isinstance(ev, BestBidAsk) and (book := touch(ev.asset_id, ev.timestamp)) is not None \
-                    and book.ready and not book.agrees(ev.best_bid, ev.best_ask):
-                # Nothing new for the book; a check of it (the venue's top after its last change).
-                self.drift += 1
-                self.drifted.add(ev.asset_id)
+                    self.tick_unknown.discard(ev.asset_id)
+            elif isinstance(ev, BestBidAsk):
+                if (book := touch(ev.asset_id, ev.timestamp)) is not None and book.ready \
+                        and not book.agrees(ev.best_bid, ev.best_ask):
+                    # Nothing new for the book; a check of it (the venue's top after its last change).
+                    self.drift += 1
+                    self.drifted.add(ev.asset_id)
+            elif isinstance(ev, MarketResolved):
+                self.resolved.append(ev)
         for tid in touched:
             book = self._books[tid]
             if book.ready:  # a delta ignored for want of a snapshot says nothing about the book

@@ -8,7 +8,10 @@
   ``tick:{token}`` plus the same fields in ``book:{token}`` (:mod:`publisher`: pipelined, batched
   while the previous batch is on the wire).
 * A book that disagrees with the venue's ``best_bid``/``best_ask`` is reseeded from REST
-  ``/books`` (:mod:`reseed`).
+  ``/books`` (:mod:`reseed`), and so is a token seeded by a socket ``book`` without ``tick_size``
+  (docs/venue.md M2): its tick comes from REST, later from ``tick_size_change``.
+* ``market_resolved`` (sent because the subscription asks for custom features, M1) becomes a
+  :class:`~shared.messages.Resolution` on ``pf:resolutions`` for the orchestrator.
 * A token silent for ``gateway.stale_after_sec`` is checked against REST: the same book means a
   quiet market; a different one means its socket stopped delivering (alive but silent): the book
   is reseeded and the socket replaced. A token REST cannot vouch for either is marked stale (a tick
@@ -36,13 +39,17 @@ from shared import gctune
 from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.config import Settings
+from shared.keys import STREAM_MAXLEN
+from shared.messages import Resolution, stable_id
+from shared.redisio import add_message
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.ticks import Tick
 from shared.venue.environment import resolve_environment
-from shared.venue.market_ws import MarketEvent, MarketFrameError, decode_frame
+from shared.venue.market_ws import MarketEvent, MarketFrameError, MarketResolved, decode_frame
 
 SERVICE = "ws_gateway"
+PRODUCER = "ws_gateway"
 BAD_FRAME_LOG_FIRST = 20  # then one log line per BAD_FRAME_LOG_EVERY bad frames (all are counted)
 BAD_FRAME_LOG_EVERY = 1000
 
@@ -65,7 +72,9 @@ class WsGatewayService(RedisService):
         self.metrics = GatewayMetrics()
         self._publisher: TickPublisher | None = None
         self._latest: dict[str, Tick] = {}  # every token's newest tick: rewritten after a Redis reconnect
-        self.frames = self.parse_errors = 0
+        self._resolutions: asyncio.Queue[MarketResolved] = asyncio.Queue()
+        self._forwarded: set[str] = set()  # condition ids whose resolution this process passed on
+        self.frames = self.parse_errors = self.resolutions = 0
         self.reseeds = self.silent_reconnects = self.stale_marked = 0
 
     @property
@@ -88,7 +97,8 @@ class WsGatewayService(RedisService):
         self.market_ws_url = env.url("clob_market_ws_url")
         self.fetcher.point_at(env.url("clob_url"))
         loops = {"publisher": self.publisher.run(), "notify": self._notify_loop(), "reconcile": self._reconcile_loop(),
-                 "heartbeat": self._heartbeat_loop(), "reseed": self._reseed_loop(), "stale": self._stale_loop()}
+                 "heartbeat": self._heartbeat_loop(), "reseed": self._reseed_loop(), "stale": self._stale_loop(),
+                 "resolutions": self._resolution_loop()}
         tasks = {asyncio.create_task(c, name=f"gateway-{name}"): name for name, c in loops.items()}
         try:
             await self._stop.wait()
@@ -214,8 +224,12 @@ class WsGatewayService(RedisService):
             hop = self.metrics.hop_venue_ms
             for t in ticks:
                 hop.append(ts_recv - t.ts_event)
-        if self.books.drifted:
+        if self.books.drifted or self.books.tick_unknown:
             self._reseed_now.set()
+        if self.books.resolved:
+            for ev in self.books.resolved:
+                self._resolutions.put_nowait(ev)
+            self.books.resolved.clear()
 
     def submit(self, ticks: list[Tick], recv_ns: int = 0) -> None:
         for t in ticks:
@@ -239,10 +253,10 @@ class WsGatewayService(RedisService):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reseed_now.wait(), 1.0)
             self._reseed_now.clear()
-            due = self.fetcher.due(self.books.drifted)
+            due = self.fetcher.due(self.books.drifted | self.books.tick_unknown)
             if not due:
                 continue
-            logger.info("book drift on {} token(s): reseeding from REST", len(due))
+            logger.info("book drift or no tick size on {} token(s): reading REST books", len(due))
             try:
                 books, _ = await self.fetcher.fetch(due)
                 ts = now_ms()
@@ -290,6 +304,34 @@ class WsGatewayService(RedisService):
             logger.warning("{} token(s) stale: no data for {:.0f}s and REST /books failed", len(stale),
                            stale_ms / 1000)
             self.submit(stale)
+
+    # --- market_resolved -> the orchestrator -----------------------------------------------
+
+    async def _resolution_loop(self) -> None:
+        while True:
+            ev = await self._resolutions.get()
+            while not await self.forward_resolution(ev):
+                await asyncio.sleep(1.0)  # Redis trouble: the resolution waits, it is not dropped
+
+    async def forward_resolution(self, ev: MarketResolved) -> bool:
+        """Write one resolution to ``pf:resolutions`` (once per market per process; the id makes a
+        repeat from another connection or gateway harmless). False when Redis failed."""
+        if ev.market in self._forwarded:
+            return True
+        msg = Resolution(id=stable_id("resolution", ev.market), ts_event=ev.timestamp or now_ms(), ts_init=now_ms(),
+                         producer=PRODUCER, condition_id=ev.market, market_id=ev.market_id,
+                         token_ids=list(ev.asset_ids), winning_token=ev.winning_asset_id,
+                         winning_outcome=ev.winning_outcome)
+        try:
+            await add_message(self.redis, self.keys.resolutions(), msg, STREAM_MAXLEN["resolutions"])
+        except (RedisError, OSError) as exc:
+            logger.warning("resolution of {} not written yet: {}", ev.market, exc)
+            return False
+        self._forwarded.add(ev.market)
+        self.resolutions += 1
+        logger.info("market {} resolved (winner {} {}): passed on to the orchestrator", ev.market,
+                    ev.winning_outcome or "?", ev.winning_asset_id[:16])
+        return True
 
     # --- background loops -----------------------------------------------------------------
 
@@ -348,7 +390,8 @@ class WsGatewayService(RedisService):
             "stalls": sum(c.stalls for c in self.conns), "silent_reconnects": self.silent_reconnects,
             "resyncs": sum(c.resyncs for c in self.conns),
             "stale_tokens": len(self.books.stale_tokens()), "stale_marked": self.stale_marked,
-            "reseeds": self.reseeds, "rest_failures": self.fetcher.failures,
+            "reseeds": self.reseeds, "rest_failures": self.fetcher.failures, "resolutions": self.resolutions,
+            "tick_unknown": len(self.books.tick_unknown),
             "ignored_deltas": self.books.ignored_deltas, "drift": self.books.drift,
             "untracked_events": self.books.untracked, **self.metrics.latency(), **gctune.pauses(),
         }

@@ -1,6 +1,8 @@
-"""Calldata of the conditional-token position calls (Polygon): encode for the arbitrage's
-on-chain merge/split/convert/redeem, decode for sim_exchange's JSON-RPC endpoint. One table, so the
-two sides cannot disagree about a selector.
+"""Calldata of the conditional-token position calls (Polygon): encode what the official SDK has
+no call for (the NegRiskAdapter's ``convertPositions``, sent through its ``execute_transaction``,
+shared/venue/positions.py) and the approval reads (shared/venue/approvals.py); decode for the sim's
+contracts (its JSON-RPC node and relayer). One table, so the two sides cannot disagree about a
+selector. Split, merge and redeem themselves are the SDK's own calls.
 
 * ConditionalTokens shape (also what the V2 collateral adapters take, with pUSD as collateral):
   ``splitPosition(address collateralToken, bytes32 parentCollectionId, bytes32 conditionId,

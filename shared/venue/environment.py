@@ -24,7 +24,7 @@ import httpx
 from polymarket._internal.environment import PRODUCTION_CONFIG, create_environment
 from polymarket.environments import _EnvironmentConfig, _WalletDerivation
 
-from shared.config import PolymarketSection
+from shared.config import PolymarketSection, Secrets
 
 WALLET_DERIVATION_FIELDS = ("proxy_factory", "proxy_implementation", "safe_factory", "safe_init_code_hash",
                             "deposit_wallet_factory", "deposit_wallet_implementation", "deposit_wallet_beacon")
@@ -123,3 +123,9 @@ async def resolve_environment(pm: PolymarketSection, mode: str) -> VenueEnvironm
     else:
         env = production()
     return env.with_urls(pm.url_overrides)
+
+
+def with_rpc_secret(env: VenueEnvironment, secrets: Secrets) -> VenueEnvironment:
+    """``env`` with ``PF_POLYGON_RPC_URL`` as its ``rpc_url`` when set: providers put their API key
+    in the URL, so it is a secret, never config (docs/operations.md)."""
+    return env.with_urls({"rpc_url": secrets.polygon_rpc_url}) if secrets.polygon_rpc_url else env

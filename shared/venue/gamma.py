@@ -1,9 +1,16 @@
-"""Gamma ``/markets`` objects (reference §2.4) -> typed markets and per-token metadata (A7, A8).
+"""Gamma market objects (reference §2.4, docs/venue.md G3) -> typed markets and per-token metadata (A7, A8).
 
-Traps handled here, once: ``outcomes``, ``outcomePrices`` and ``clobTokenIds`` are JSON *text*
-inside the JSON (a real list is accepted too); ``volume``/``liquidity`` are strings while
-``volumeNum``/``liquidityNum`` are numbers; ``endDate`` is ISO-8601 with a ``Z``. A market that
-does not fit raises :class:`BadMarket` (the caller counts and skips it).
+Traps handled here, once: ``outcomes``, ``outcomePrices``, ``clobTokenIds`` and ``positionIds``
+are JSON *text* inside the JSON (a real list is accepted too); ``volume``/``liquidity`` are
+strings while ``volumeNum``/``liquidityNum`` are numbers; ``endDate`` is ISO-8601 with a ``Z``.
+A market that does not fit raises :class:`BadMarket` (the caller counts and skips it).
+
+Two market systems (docs/venue.md V1): Gamma's ``version`` says which, never the fields a market
+happens to carry. A ``"v1"`` market's outcomes are its ``clobTokenIds``, a ``"v2"`` market's its
+``positionIds``; a market without ``version`` is v1. A version polyfleet does not know is kept
+as Gamma spelled it (``GammaMarket.version``), its outcomes named by whichever id list it has, so
+the token can be refused by name with :class:`~shared.venue.errors.UnknownMarketVersion` where an
+order would start (the orchestrator), instead of vanishing here.
 """
 
 from __future__ import annotations
@@ -13,6 +20,9 @@ import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from shared.venue.errors import UnknownMarketVersion
+from shared.venue.ids import system_of
 
 
 class BadMarket(ValueError):
@@ -43,6 +53,7 @@ class GammaMarket:
     fee_exponent: float = 1.0
     neg_risk_market_id: str = ""
     group_title: str = ""
+    version: str = "v1"  # Gamma's version, lower case ("v1" when absent); may be one polyfleet does not know
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,7 @@ class TokenMeta:
     neg_risk: bool
     min_order_size: float | None
     sibling_token: str
+    version: str = "v1"  # the market's Gamma version; state written before it existed is v1
 
     def to_hash(self) -> dict[str, str]:
         return {
@@ -67,7 +79,7 @@ class TokenMeta:
             "tick_size": "" if self.tick_size is None else repr(self.tick_size),
             "neg_risk": "true" if self.neg_risk else "false",
             "min_order_size": "" if self.min_order_size is None else repr(self.min_order_size),
-            "sibling_token": self.sibling_token,
+            "sibling_token": self.sibling_token, "version": self.version,
         }
 
     @classmethod
@@ -81,7 +93,7 @@ class TokenMeta:
                 tick_size=float(h["tick_size"]) if h.get("tick_size") else None,
                 neg_risk=h.get("neg_risk") == "true",
                 min_order_size=float(h["min_order_size"]) if h.get("min_order_size") else None,
-                sibling_token=h.get("sibling_token", ""),
+                sibling_token=h.get("sibling_token", ""), version=h.get("version") or "v1",
             )
         except ValueError:
             return None
@@ -140,11 +152,13 @@ def _flag(value: Any, default: bool) -> bool:
 def parse_market(row: Any) -> GammaMarket:
     if not isinstance(row, dict):
         raise BadMarket(f"market is not an object: {str(row)[:60]!r}")
-    tokens = [str(t) for t in _json_list(row.get("clobTokenIds"), "clobTokenIds")]
+    version = _version(row.get("version"))
+    ids_field = _ids_field(row, version)
+    tokens = [str(t) for t in _json_list(row.get(ids_field), ids_field)]
     outcomes = [str(o) for o in _json_list(row.get("outcomes"), "outcomes")]
     prices = [_num(p) for p in _json_list(row.get("outcomePrices"), "outcomePrices")]
     if not tokens:
-        raise BadMarket(f"market {row.get('id')!r} has no clobTokenIds")
+        raise BadMarket(f"market {row.get('id')!r} (version {version}) has no {ids_field}")
     if outcomes and len(outcomes) != len(tokens):
         raise BadMarket(f"market {row.get('id')!r}: {len(outcomes)} outcomes for {len(tokens)} tokens")
     events = row.get("events")
@@ -163,7 +177,24 @@ def parse_market(row: Any) -> GammaMarket:
         tick_size=_num(row.get("orderPriceMinTickSize")), min_order_size=_num(row.get("orderMinSize")),
         event_slug=event_slug, **_fees(row),
         neg_risk_market_id=str(row.get("negRiskMarketID") or ""), group_title=str(row.get("groupItemTitle") or ""),
+        version=version,
     )
+
+
+def _version(value: Any) -> str:
+    """Gamma's ``version`` in lower case; absent (or empty) is "v1" (docs/venue.md V1)."""
+    if value is None or value == "":
+        return "v1"
+    return str(value).strip().lower() or "v1"
+
+
+def _ids_field(row: dict[str, Any], version: str) -> str:
+    """Where a market's outcome ids are: chosen by ``version``. For a version polyfleet does not
+    know, whichever list the market has, only so that its tokens can be named when refused."""
+    try:
+        return "positionIds" if system_of(version) == "v2" else "clobTokenIds"
+    except UnknownMarketVersion:
+        return "clobTokenIds" if row.get("clobTokenIds") else "positionIds"
 
 
 def _fees(row: dict[str, Any]) -> dict[str, float]:
@@ -232,5 +263,5 @@ def token_meta(market: GammaMarket, token_id: str) -> TokenMeta:
         outcome=market.outcomes[i],
         end_date=market.end_date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if market.end_date else "",
         tick_size=market.tick_size, neg_risk=market.neg_risk, min_order_size=market.min_order_size,
-        sibling_token=siblings[0] if len(siblings) == 1 else "",
+        sibling_token=siblings[0] if len(siblings) == 1 else "", version=market.version,
     )

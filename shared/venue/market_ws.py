@@ -11,6 +11,15 @@ into typed events (read-only by convention; the per-frame ones are not frozen, f
 * ``last_trade_price``  -> :class:`LastTrade`
 * ``tick_size_change``  -> :class:`TickSizeChange`
 * ``best_bid_ask``      -> :class:`BestBidAsk`
+* ``market_resolved``   -> :class:`MarketResolved` (the market's outcome ids and the winner)
+
+``best_bid_ask``, ``new_market`` and ``market_resolved`` are sent only to a subscription that asked
+with ``custom_feature_enabled: true`` (docs/venue.md M1), which :func:`subscribe_message` and
+:func:`operation_message` always do.
+
+This decoder is hand-written, not the SDK's ``parse_market_event``: it runs once per frame on the
+gateway's hot path, where the SDK's pydantic models cost several times as much per frame
+(docs/benchmarks.md, "WS gateway: the frame decoder against the SDK's").
 
 Prices must lie in [0, 1] and sizes must not be negative. ``PONG`` and unknown event types
 decode to nothing. Anything else that does not fit raises
@@ -100,7 +109,20 @@ class BestBidAsk:
     timestamp: int
 
 
-MarketEvent = BookSnapshot | PriceChangeBatch | LastTrade | TickSizeChange | BestBidAsk
+@dataclass(frozen=True, slots=True)
+class MarketResolved:
+    """A market resolved (docs/venue.md Z2): ``market`` is its condition id, ``asset_ids`` its
+    outcome ids, ``winning_asset_id`` the one that pays $1 ("" when the event does not say)."""
+
+    market: str
+    market_id: str  # Gamma market id ("" when absent)
+    asset_ids: tuple[str, ...]
+    winning_asset_id: str
+    winning_outcome: str
+    timestamp: int
+
+
+MarketEvent = BookSnapshot | PriceChangeBatch | LastTrade | TickSizeChange | BestBidAsk | MarketResolved
 
 
 def decode_frame(text: str | bytes) -> list[MarketEvent]:
@@ -303,20 +325,45 @@ def _best_bid_ask(obj: dict[str, Any]) -> BestBidAsk:
     )
 
 
+def _resolved(obj: dict[str, Any]) -> MarketResolved:
+    raw = obj.get("assets_ids", obj.get("asset_ids"))
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise TypeError("assets_ids is not a list")
+    if any(isinstance(a, bool) or not isinstance(a, (str, int)) or a == "" for a in raw):
+        raise TypeError(f"assets_ids holds a non-id: {str(raw)[:80]!r}")
+    assets = tuple(str(a) for a in raw)
+    winner = _text(obj, "winning_asset_id", required=False)
+    if winner and assets and winner not in assets:
+        raise ValueError(f"winning_asset_id {winner[:16]}... is not one of the market's assets_ids")
+    return MarketResolved(
+        market=_text(obj, "market"), market_id=_text(obj, "id", required=False), asset_ids=assets,
+        winning_asset_id=winner, winning_outcome=_text(obj, "winning_outcome", required=False), timestamp=_ts(obj),
+    )
+
+
 _DECODERS: dict[str, Callable[[dict[str, Any]], MarketEvent]] = {
     "book": _book,
     "price_change": _price_change,
     "last_trade_price": _last_trade,
     "tick_size_change": _tick_size,
     "best_bid_ask": _best_bid_ask,
+    "market_resolved": _resolved,
 }
 
 
 def subscribe_message(asset_ids: list[str]) -> str:
-    """The first message on a new connection: subscribe and ask for the initial book dump."""
-    return json.dumps({"assets_ids": asset_ids, "type": "market"}, separators=(",", ":"))
+    """The first message on a new connection: subscribe and ask for the initial book dump, with
+    the custom features (``best_bid_ask``, ``market_resolved``; docs/venue.md M1)."""
+    return json.dumps({"assets_ids": asset_ids, "type": "market", "custom_feature_enabled": True},
+                      separators=(",", ":"))
 
 
 def operation_message(operation: Literal["subscribe", "unsubscribe"], asset_ids: list[str]) -> str:
-    """Live subscription change on an open connection (current AsyncAPI)."""
-    return json.dumps({"operation": operation, "assets_ids": asset_ids}, separators=(",", ":"))
+    """Live subscription change on an open connection (current AsyncAPI). A subscribe carries the
+    custom-feature flag too, as the SDK's does: the venue keeps one flag per subscription."""
+    body: dict[str, Any] = {"operation": operation, "assets_ids": asset_ids}
+    if operation == "subscribe":
+        body["custom_feature_enabled"] = True
+    return json.dumps(body, separators=(",", ":"))

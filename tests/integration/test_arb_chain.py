@@ -1,227 +1,107 @@
-"""On-chain merge/split/convert (ChainCtf) against sim_exchange's JSON-RPC endpoint: real signed
-EIP-1559 transactions, real JSON-RPC 2.0 over HTTP, the sender recovered from the signature and
-the calldata decoded by the sim. Then the scanner's execution with ``arbitrage.chain.ctf: rpc``.
+"""The arbitrage's position calls through the official SDK, end to end: a real sim_exchange (its
+relayer and JSON-RPC node are the venue), a real gateway, Redis and the scanner. An EOA's merge
+is its own transaction over JSON-RPC, a deposit wallet's goes gasless through the relayer; a v1
+set merges on the collateral adapter, a v2 set through the Router. The approvals go out once at
+start; a merge without an outcome halts, a reverted one is held; a bad setup leaves execution off
+with one error naming the fix, and nothing is sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 from eth_account import Account
 
-from services.arb_scanner.chain_ctf import ChainCtf, EthRpc
-from services.arb_scanner.ctf import CtfHalt, CtfRejected, check_execution_mode, make_ctf
-from shared.config import SIM_PRIVATE_KEY, ArbChainSection, ConfigError, Secrets, load_settings
+from services.arb_scanner.ctf import check_execution_mode
+from services.arb_scanner.service import ArbScannerService
+from services.sim_exchange.auth import derive_key
+from shared.config import SIM_PRIVATE_KEY, ConfigError, load_settings
 from shared.keys import Keys
-from shared.venue.ctf_calls import ChainAddresses
-from shared.venue.environment import VenueEnvironment, fetch_sim_environment, production
+from shared.venue import approvals
+from shared.venue.environment import fetch_sim_environment
 from tests.integration import test_arb_scanner as base
-from tests.integration.test_arb_scanner import Running, arm_ask_sum_095, audits, start
-from tests.support import SimExchangeProcess, eventually, write_config
+from tests.integration.test_arb_scanner import Running, audits, put_book, start
+from tests.support import SimExchangeProcess, eventually, sim_get, sim_post, write_config
 
-sim = base.sim  # 2 binary markets and one 3-outcome neg-risk event
 running = base.running
 ME = Account.from_key(SIM_PRIVATE_KEY).address.lower()
 
 
 @pytest.fixture
-async def env(sim: SimExchangeProcess) -> VenueEnvironment:
-    return await fetch_sim_environment(sim.url)
+def sim(start_sim: Callable[..., SimExchangeProcess]) -> SimExchangeProcess:
+    """test_arb_scanner's sim with one binary market of each system (and one 3-outcome neg-risk event)."""
+    return start_sim({"sim_exchange": {**base.SIM, "v2_share": 0.5}})
 
 
-@pytest.fixture
-async def chain(sim: SimExchangeProcess, env: VenueEnvironment) -> AsyncIterator[ChainCtf]:
-    ctf = ChainCtf(EthRpc(f"{sim.url}/_sim/rpc"), SIM_PRIVATE_KEY, env,
-                   ArbChainSection(receipt_timeout_sec=1.0, receipt_poll_sec=0.05))
-    yield ctf
-    await ctf.aclose()
+async def _arm(sim: SimExchangeProcess, version: str) -> tuple[str, str, str]:
+    """The ask sum 0.95 of test_arb_scanner (48 sets, profit 2.24) on a binary market of ``version``."""
+    m = next(m for m in await sim_get(sim, "/_sim/markets") if m.get("version", "v1") == version and not m["neg_risk"])
+    yes, no = m["tokens"][0]["token_id"], m["tokens"][1]["token_id"]
+    await put_book(sim, yes, [[0.44, 200]], [[0.45, 40], [0.47, 100]])
+    await put_book(sim, no, [[0.48, 200]], [[0.50, 60]])
+    return m["condition_id"], yes, no
 
 
-async def _get(sim: SimExchangeProcess, path: str, **params: Any) -> Any:
-    async with httpx.AsyncClient() as c:
-        resp = await c.get(f"{sim.url}{path}", params=params)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
+async def _ready(r: aioredis.Redis, keys: Keys, scanner: ArbScannerService) -> bool:
+    tokens = {t for s in scanner.sets.values() for t in s.tokens}
+    return (await r.hlen(keys.arb_catalogue()) == 5 and bool(tokens) and tokens <= set(scanner.tops)
+            and scanner.executor is not None)
 
 
-async def _fault(sim: SimExchangeProcess, kind: str, count: int = 1) -> None:
-    async with httpx.AsyncClient() as c:
-        assert (await c.post(f"{sim.url}/_sim/rpc/fault", json={"kind": kind, "count": count})).status_code == 200
+async def _scanner(tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
+                   wallet: str = "eoa", **chain: Any) -> ArbScannerService:
+    scanner = await start(tmp_path, sim, r, running, {
+        "execute": True, "kinds": ["buy_both"], "chain": {"receipt_timeout_sec": 2.0, **chain}},
+        polymarket={"wallet": wallet})
+    await eventually(lambda: _ready(r, keys, scanner), timeout=30, what="catalogue streamed and execution on")
+    return scanner
 
 
-async def test_split_merge_convert_are_signed_transactions_applied_to_the_sender(
-        sim: SimExchangeProcess, chain: ChainCtf, env: VenueEnvironment) -> None:
-    m = (await _get(sim, "/_sim/markets"))[0]
-    cid, yes, no = m["condition_id"], m["tokens"][0]["token_id"], m["tokens"][1]["token_id"]
-    h1 = await chain.split(cid, 10)
-    h2 = await chain.merge(cid, 4)
-    event = (await _get(sim, "/_sim/events"))[0]
-    first = event["outcomes"][0]
-    await chain.split(first["condition_id"], 5, neg_risk=True)
-    await chain.convert(event["neg_risk_market_id"], [0], 5)
-    txs = await _get(sim, "/_sim/rpc/txs", address=ME)
-    assert [t["hash"] for t in txs[:2]] == [h1, h2]
-    assert [(t["call"], t["nonce"], t["status"]) for t in txs] == [
-        ("ctf_split", 0, 1), ("ctf_merge", 1, 1), ("ctf_split", 2, 1), ("nr_convert", 3, 1)]
-    d = ChainAddresses.from_environment(env.address)
-    assert [t["to"] for t in txs] == [d.ctf_collateral_adapter.lower(), d.ctf_collateral_adapter.lower(),
-                                      d.neg_risk_collateral_adapter.lower(), d.neg_risk_adapter.lower()]
-    acct = (await _get(sim, "/_sim/positions", address=ME))[ME]
-    assert acct["positions"][yes] == pytest.approx(6)
-    assert acct["positions"][no] == pytest.approx(6)
-    assert acct["positions"][first["no"]] == pytest.approx(0)  # converted
-    assert [acct["positions"][o["yes"]] for o in event["outcomes"]] == [pytest.approx(5)] * 3
-    assert acct["cash"] == pytest.approx(10_000 - 10 + 4 - 5)
-    ops = await _get(sim, "/_sim/ctf/ops", address=ME)  # the same bookkeeping as /_sim/ctf
-    assert [o["kind"] for o in ops] == ["split", "merge", "split", "convert"]
-
-
-async def test_a_call_that_would_revert_is_refused_before_sending(sim: SimExchangeProcess, chain: ChainCtf) -> None:
-    event = (await _get(sim, "/_sim/events"))[0]
-    with pytest.raises(CtfRejected, match="eth_estimateGas"):  # binary adapter for a neg-risk market
-        await chain.split(event["outcomes"][0]["condition_id"], 5, neg_risk=False)
-    assert await _get(sim, "/_sim/rpc/txs") == []
-
-
-async def test_a_reverted_receipt_is_a_failure_and_changes_nothing(sim: SimExchangeProcess, chain: ChainCtf) -> None:
-    cid = (await _get(sim, "/_sim/markets"))[0]["condition_id"]
-    await _fault(sim, "revert")
-    with pytest.raises(CtfRejected, match="reverted") as info:
-        await chain.split(cid, 10)
-    assert not isinstance(info.value, CtfHalt)
-    assert (await _get(sim, "/_sim/positions", address=ME))[ME]["cash"] == pytest.approx(10_000)
-    await chain.split(cid, 10)  # the next one goes through, on the next nonce
-    assert [(t["nonce"], t["status"]) for t in await _get(sim, "/_sim/rpc/txs")] == [(0, 0), (1, 1)]
-
-
-async def test_a_dropped_tx_is_resent_with_the_same_bytes_and_mined_once(
-        sim: SimExchangeProcess, chain: ChainCtf) -> None:
-    cid = (await _get(sim, "/_sim/markets"))[0]["condition_id"]
-    await _fault(sim, "drop")
-    tx_hash = await chain.split(cid, 10)  # no receipt; half-way the same signed bytes go again
-    txs = await _get(sim, "/_sim/rpc/txs")
-    assert [(t["hash"], t["nonce"]) for t in txs] == [(tx_hash, 0)]
-    assert (await _get(sim, "/_sim/positions", address=ME))[ME]["cash"] == pytest.approx(10_000 - 10)
-
-
-async def test_no_receipt_at_all_is_an_unknown_outcome(sim: SimExchangeProcess, chain: ChainCtf) -> None:
-    cid = (await _get(sim, "/_sim/markets"))[0]["condition_id"]
-    await _fault(sim, "drop", 2)
-    with pytest.raises(CtfHalt, match="outcome unknown"):
-        await chain.split(cid, 10)
-    assert await _get(sim, "/_sim/rpc/txs") == []
-
-
-async def test_approvals_are_read_first_and_sent_once(sim: SimExchangeProcess, chain: ChainCtf,
-                                                     env: VenueEnvironment) -> None:
-    first = await chain.ensure_approvals()
-    assert len(first) == 5  # pUSD to both collateral adapters; CTF to them and the NegRiskAdapter
-    assert await chain.ensure_approvals() == []  # eth_call reads them back: nothing sent twice
-    txs = await _get(sim, "/_sim/rpc/txs", address=ME)
-    assert [(t["call"], t["status"]) for t in txs] == [("erc20_approve", 1)] * 2 + [
-        ("erc1155_set_approval_for_all", 1)] * 3
-    assert txs[0]["args"]["amount"] == 2**256 - 1
-    # the NegRiskAdapter split path also pulls pUSD: one more approve, the rest already in place
-    via_adapter = ChainCtf(chain.rpc, SIM_PRIVATE_KEY, env,
-                           ArbChainSection(neg_risk_split_via="neg_risk_adapter", receipt_poll_sec=0.05))
-    assert [x.split(":")[0] for x in await via_adapter.ensure_approvals()] == [
-        f"pUSD approve {env.address('neg_risk_adapter')}"]
-
-
-async def test_wrong_chain_is_refused(sim: SimExchangeProcess, env: VenueEnvironment) -> None:
-    other_chain = VenueEnvironment("other", {**env.config, "chain_id": 80002})
-    ctf = ChainCtf(EthRpc(f"{sim.url}/_sim/rpc"), SIM_PRIVATE_KEY, other_chain, ArbChainSection())
-    try:
-        with pytest.raises(CtfRejected, match="chain 137, not 80002"):
-            await ctf.merge("0x" + "00" * 32, 1)
-    finally:
-        await ctf.aclose()
-
-
-def test_make_ctf_refuses_what_it_cannot_do(tmp_path: Path) -> None:
-    def settings(**over: Any) -> Any:
-        over = {**over, "polymarket": {"wallet": "eoa", **over.get("polymarket", {})}}  # on-chain CTF: EOA only
-        return load_settings(write_config(tmp_path / "c.yaml", 1, over), environ={})
-
-    env = production()
-
-    rpc = Secrets(polygon_rpc_url="http://127.0.0.1:1/rpc")
-    with pytest.raises(ConfigError, match="relayer"):
-        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}, polymarket={"wallet": "safe"}), ME, rpc, env)
-    with pytest.raises(ConfigError, match="PF_POLYGON_RPC_URL"):
-        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), ME, Secrets(), env)
-    with pytest.raises(ConfigError, match="signs for"):
-        make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), "0x" + "11" * 20, rpc, env)
-    with pytest.raises(ConfigError, match="only in sim mode"):
-        make_ctf(settings(mode="paper", arbitrage={"chain": {"ctf": "sim_api"}}), ME, rpc, env)
-    with pytest.raises(ConfigError, match="paper mode"):  # paper mode never trades, not even arbitrage
-        check_execution_mode(settings(mode="paper", arbitrage={"execute": True}))
-    with pytest.raises(ConfigError, match="paper mode"):
-        make_ctf(settings(mode="paper", arbitrage={"execute": True, "chain": {"ctf": "rpc"}}), ME, rpc, env)
-    assert isinstance(make_ctf(settings(arbitrage={"chain": {"ctf": "rpc"}}), ME, rpc, env), ChainCtf)
-
-
-async def test_scanner_execution_merges_on_chain(
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("wallet", ["eoa", "deposit"])
+async def test_scanner_approves_once_then_merges_through_the_sdk(
         tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
-    scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"],
-                                                       "chain": {"ctf": "rpc", "receipt_poll_sec": 0.05}})
-    await eventually(lambda: _ready(r, keys, scanner), timeout=20)
-    assert isinstance(scanner.ctf, ChainCtf)
-    cid, yes, no = await arm_ask_sum_095(sim)
+        wallet: str, version: str) -> None:
+    scanner = await _scanner(tmp_path, sim, r, keys, running, wallet)
+    address = scanner.execution.executor.orders.address if scanner.execution.executor else ""
+    env = await fetch_sim_environment(sim.url)
+    # at start: every approval the contracts in use need, read over JSON-RPC, sent once through the SDK
+    [sent] = await audits(r, keys, "arb.approvals")
+    assert len(sent.detail["sent"]) == len(approvals.required(env))
+    assert all(st.ok for st in await approvals.read(env.url("rpc_url"), address, approvals.required(env)))
+    cid, yes, no = await _arm(sim, version)
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
     d = done[0].detail
     assert d["status"] == "done", d
     assert d["merged"] == pytest.approx(48)
     assert d["pnl"] == pytest.approx(2.24)
-    txs = await _get(sim, "/_sim/rpc/txs", address=ME)
-    d = ChainAddresses.from_environment((await fetch_sim_environment(sim.url)).address)
-    # at start: the approvals the position calls need (2 pUSD approve, 3 CTF setApprovalForAll), then the merge
-    assert [(t["call"], t["to"], t["args"]["spender"]) for t in txs[:5]] == [
-        ("erc20_approve", d.collateral.lower(), d.ctf_collateral_adapter.lower()),
-        ("erc20_approve", d.collateral.lower(), d.neg_risk_collateral_adapter.lower()),
-        ("erc1155_set_approval_for_all", d.conditional_tokens.lower(), d.ctf_collateral_adapter.lower()),
-        ("erc1155_set_approval_for_all", d.conditional_tokens.lower(), d.neg_risk_collateral_adapter.lower()),
-        ("erc1155_set_approval_for_all", d.conditional_tokens.lower(), d.neg_risk_adapter.lower())]
-    assert [(t["call"], t["args"]["condition_id"], t["args"]["amount"], t["status"]) for t in txs[5:]] == [
-        ("ctf_merge", cid, 48, 1)]
-    assert len(await audits(r, keys, "arb.approvals")) == 1
-    acct = (await _get(sim, "/_sim/positions", address=ME))[ME]
+    ops = await sim_get(sim, "/_sim/ctf/ops", address=address)
+    assert [(o["kind"], o["amount"]) for o in ops] == [("merge", 48)]
+    acct = (await sim_get(sim, "/_sim/positions", address=address))[address]
     assert acct["positions"][yes] == pytest.approx(0)
     assert acct["positions"][no] == pytest.approx(0)
     assert acct["cash"] == pytest.approx(10_000 + 2.24)
+    target = env.address("protocol_v2_router" if version == "v2" else "collateral_adapter").lower()
+    if wallet == "eoa":  # the EOA's own transactions: the approvals, then the merge
+        txs = await sim_get(sim, "/_sim/rpc/txs", address=address)
+        assert len(txs) == len(approvals.required(env)) + 1
+        assert (txs[-1]["to"].lower(), txs[-1]["status"]) == (target, 1)
+    else:  # gasless: the wallet's creation, one batch of approvals, the merge
+        txs = await sim_get(sim, "/relayer/transactions", owner=ME)
+        assert [t["type"] for t in txs] == ["WALLET-CREATE", "WALLET", "WALLET"]
+        assert len(await audits(r, keys, "arb.wallet_created")) == 1
+        assert [c["call"] for c in txs[-1]["calls"]] == ["v2_merge" if version == "v2" else "ctf_merge"]
 
 
-async def _ready(r: aioredis.Redis, keys: Keys, scanner: Any) -> bool:
-    tokens = {t for s in scanner.sets.values() for t in s.tokens}
-    return await r.hlen(keys.arb_catalogue()) == 5 and bool(tokens) and tokens <= set(scanner.tops)
-
-
-async def _merge_on_chain_with_fault(tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys,
-                                     running: Running, monkeypatch: pytest.MonkeyPatch, fault: str,
-                                     count: int) -> tuple[Any, str]:
-    """A scanner merging on chain, ready; the next ``count`` transactions get ``fault``; then the
-    ask sum 0.95 arms: (scanner, condition id)."""
-    monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
-    scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"], "chain": {
-        "ctf": "rpc", "receipt_poll_sec": 0.05, "receipt_timeout_sec": 1.0}})
-    await eventually(lambda: _ready(r, keys, scanner), timeout=20)
-    await _fault(sim, fault, count)
-    cid, _yes, _no = await arm_ask_sum_095(sim)
-    return scanner, cid
-
-
-async def test_scanner_halts_when_a_merge_has_no_receipt(
-        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # the merge and its one resend are both dropped
-    scanner, _ = await _merge_on_chain_with_fault(tmp_path, sim, r, keys, running, monkeypatch, "drop", 2)
+async def test_scanner_halts_when_a_merge_has_no_outcome(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running) -> None:
+    scanner = await _scanner(tmp_path, sim, r, keys, running)
+    await sim_post(sim, "/_sim/rpc/fault", {"kind": "drop", "count": 1})  # the merge is accepted, never mined
+    await _arm(sim, "v1")
     halted = await eventually(lambda: audits(r, keys, "arb.halted"), timeout=20)
     assert "outcome unknown" in halted[0].reason
     report = halted[0].detail["execution"]
@@ -229,28 +109,72 @@ async def test_scanner_halts_when_a_merge_has_no_receipt(
     assert [leg["filled"] for leg in report["legs"]] == [pytest.approx(48)] * 2  # both legs bought, not merged
     assert scanner.executor is None  # no more trading until a person looks
     assert await audits(r, keys, "arb.executed") == []
-    assert [t["call"] for t in await _get(sim, "/_sim/rpc/txs")
-            if not t["call"].startswith("erc")] == []  # only the start-up approvals were mined
+    assert await sim_get(sim, "/_sim/ctf/ops", address=ME) == []
     claim = await r.hget(keys.reserved(), "arb:" + report["set"])
     assert claim is not None  # the set's budget claim stays while the outcome is unknown
     assert float(claim) > 40
 
 
 async def test_scanner_goes_on_when_a_merge_reverts(
-        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # the sibling of the halt above: a rejected merge (CtfRejected) changed nothing, so the sets are
-    # held and booked, and execution stays on
-    # the merge is mined with status 0
-    scanner, cid = await _merge_on_chain_with_fault(tmp_path, sim, r, keys, running, monkeypatch, "revert", 1)
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running) -> None:
+    # the sibling of the halt: a reverted merge changed nothing, so the sets are held and execution stays on
+    scanner = await _scanner(tmp_path, sim, r, keys, running)
+    await sim_post(sim, "/_sim/rpc/fault", {"kind": "revert", "count": 1})
+    cid, _yes, _no = await _arm(sim, "v1")
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
     d = done[0].detail
     assert d["status"] == "partial"
     assert d["merged"] == 0
     assert d["held_sets"] == pytest.approx(48)
-    assert any("reverted" in e for e in d["errors"])
+    assert any("merge 48" in e for e in d["errors"])
     assert await audits(r, keys, "arb.halted") == []
     assert scanner.executor is not None  # still trading
     assert await r.hexists(keys.arb_held(), cid)  # held to resolution, redeemed when it resolves
-    assert [(t["call"], t["status"]) for t in await _get(sim, "/_sim/rpc/txs")
-            if not t["call"].startswith("erc")] == [("ctf_merge", 0)]
+    assert [t["status"] for t in await sim_get(sim, "/_sim/rpc/txs", address=ME)][-1] == 0
+
+
+async def _setup_error(r: aioredis.Redis, keys: Keys) -> Any:
+    [err] = await eventually(lambda: audits(r, keys, "arb.setup_error"), timeout=30)
+    return err
+
+
+@pytest.mark.parametrize(("case", "fix"), [
+    ("approvals", "polyfleet setup-wallet"),
+    ("api_key", "unset PF_CLOB_API_KEY"),
+    ("proxy", "log in to polymarket.com"),
+])
+async def test_a_bad_setup_leaves_execution_off_with_one_error_naming_the_fix(
+        tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
+        monkeypatch: pytest.MonkeyPatch, case: str, fix: str) -> None:
+    wallet, chain = "eoa", {}
+    if case == "approvals":
+        chain = {"approve": False}  # and none is in place
+    elif case == "api_key":  # credentials the sim issued to another signer
+        creds = derive_key(Account.create().address, 0)
+        monkeypatch.setenv("PF_CLOB_API_KEY", creds.key)
+        monkeypatch.setenv("PF_CLOB_API_SECRET", creds.secret)
+        monkeypatch.setenv("PF_CLOB_API_PASSPHRASE", creds.passphrase)
+    else:
+        wallet = "proxy"  # never deployed: the SDK cannot create one
+    scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"], "chain": chain},
+                          polymarket={"wallet": wallet})
+    err = await _setup_error(r, keys)
+    assert fix in err.detail["fix"]
+    assert scanner.executor is None
+    await _arm(sim, "v1")  # an opportunity: published, never traded
+    await eventually(lambda: _published(r, keys), timeout=20)
+    assert await audits(r, keys, "arb.executed") == []
+    assert [o for o in await sim_get(sim, "/_sim/orders") if o["maker_address"].lower() == ME] == []  # no order
+    assert await sim_get(sim, "/_sim/rpc/txs", address=ME) == []  # no transaction either
+    assert len(await audits(r, keys, "arb.setup_error")) == 1  # one error, not one per opportunity
+
+
+async def _published(r: aioredis.Redis, keys: Keys) -> bool:
+    return any(o.verdict == "opportunity" for o in await base.opportunities(r, keys))
+
+
+def test_paper_mode_refuses_execution(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path / "c.yaml", 1, {"mode": "paper", "arbitrage": {"execute": True}}),
+                             environ={})
+    with pytest.raises(ConfigError, match="paper mode"):  # paper mode never trades, not even arbitrage
+        check_execution_mode(settings)

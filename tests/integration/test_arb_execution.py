@@ -1,7 +1,8 @@
 """Arbitrage execution paths end to end (E4): split-and-sell, neg-risk sell-all, neg-risk buy-all
-held to resolution. Real sim_exchange process, real gateway, real Redis; the scanner trades
-through py-clob-client-v2 and splits/merges/converts through the sim. Every test reads the sim
-account afterwards: the venue's view of cash and positions is the judge, not the report.
+held to resolution. Real sim_exchange process, real gateway, real Redis; the scanner trades,
+splits, merges, converts and redeems through the venue room (the official SDK against the sim's
+CLOB, relayer and JSON-RPC node). Every test reads the sim account afterwards: the venue's view
+of cash and positions is the judge, not the report.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import redis.asyncio as aioredis
 
 from services.arb_scanner.service import ArbScannerService
 from shared.keys import Keys
+from shared.venue.environment import fetch_sim_environment
 from tests.integration import test_arb_scanner as base
 from tests.integration.test_arb_scanner import Running, audits, put_book, start
 from tests.support import SimExchangeProcess, eventually
@@ -27,8 +29,10 @@ START_CASH = 10_000.0
 
 
 async def _ready(r: aioredis.Redis, keys: Keys, scanner: ArbScannerService, sets: int) -> bool:
+    """The catalogue streamed, and execution on (the account opens and approves in the background)."""
     tokens = {t for s in scanner.sets.values() for t in s.tokens}
-    return await r.hlen(keys.arb_catalogue()) == sets and bool(tokens) and tokens <= set(scanner.tops)
+    return (await r.hlen(keys.arb_catalogue()) == sets and bool(tokens) and tokens <= set(scanner.tops)
+            and scanner.executor is not None)
 
 
 async def _sim_get(sim: SimExchangeProcess, path: str, **params: Any) -> Any:
@@ -46,6 +50,11 @@ async def _account(sim: SimExchangeProcess, address: str) -> dict[str, Any]:
 def _address(scanner: ArbScannerService) -> str:
     assert scanner.executor is not None
     return scanner.executor.orders.address
+
+
+def scanner_signer(scanner: ArbScannerService) -> str:
+    assert scanner.account is not None
+    return scanner.account.signer.lower()
 
 
 async def _event(sim: SimExchangeProcess) -> dict[str, Any]:
@@ -112,14 +121,13 @@ async def test_negrisk_sell_all_splits_converts_and_sells_every_yes(
         assert acct["positions"].get(outcome["no"], 0) == pytest.approx(0)
 
 
-@pytest.mark.parametrize("backend", ["sim_api", "rpc"])
+@pytest.mark.parametrize("wallet", ["eoa", "deposit"])
 async def test_negrisk_buy_all_is_held_then_redeemed_and_booked_at_resolution(
         tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running,
-        monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
-    monkeypatch.setenv("PF_POLYGON_RPC_URL", f"{sim.url}/_sim/rpc")
+        wallet: str) -> None:
     scanner = await start(tmp_path, sim, r, running, {
-        "execute": True, "kinds": ["negrisk_buy_all"], "hold_to_resolution": True, "resolution_check_sec": 0.3,
-        "chain": {"ctf": backend, "receipt_poll_sec": 0.05}})
+        "execute": True, "kinds": ["negrisk_buy_all"], "hold_to_resolution": True, "resolution_check_sec": 0.3},
+        polymarket={"wallet": wallet})
     await eventually(lambda: _ready(r, keys, scanner, sets=1), timeout=20)
     event = await _event(sim)
     nr_id = event["neg_risk_market_id"]
@@ -171,11 +179,16 @@ async def test_negrisk_buy_all_is_held_then_redeemed_and_booked_at_resolution(
     assert not await r.hexists(keys.arb_held(), nr_id)
     pnl_after = sum(float(v) for v in (await r.hgetall(keys.arb_pnl_daily())).values())
     assert pnl_after - pnl_before == pytest.approx(2)
+    # each condition redeemed once, the whole balance, on the neg-risk collateral adapter (pUSD)
     ops = await _sim_get(sim, "/_sim/ctf/ops", address=address)
     assert [(o["kind"], o["amount"]) for o in ops] == [("redeem", 0), ("redeem", 40), ("redeem", 0)]
-    if backend == "rpc":
+    adapter = (await fetch_sim_environment(sim.url)).address("neg_risk_collateral_adapter").lower()
+    if wallet == "eoa":
         txs = await _sim_get(sim, "/_sim/rpc/txs", address=address)
-        assert [(t["call"], t["status"]) for t in txs if not t["call"].startswith("erc")] == [("nr_redeem", 1)] * 3
+        assert [(t["to"].lower(), t["status"]) for t in txs[-3:]] == [(adapter, 1)] * 3
+    else:
+        txs = await _sim_get(sim, "/relayer/transactions", owner=scanner_signer(scanner))
+        assert [c["call"] for t in txs[-3:] for c in t["calls"]] == ["ctf_redeem"] * 3
     # booked once: later checks find nothing held and pay nothing more
     await asyncio.sleep(1.0)
     assert len(await audits(r, keys, "arb.redeemed")) == 1
@@ -184,19 +197,20 @@ async def test_negrisk_buy_all_is_held_then_redeemed_and_booked_at_resolution(
 
 async def test_execution_is_capped_by_the_fleet_risk_budget(
         tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, running: Running) -> None:
-    # the maker workers hold 995.23 of risk.max_notional_total 1000: the arbitrage may put $4.77 at risk.
-    # (A whole number of sets: 5.24 sets at 0.45 is a 2.358 collateral FOK, which the venue refuses
-    # (venue.md P3) -- the taker's amount maths is issue 16 item 4, not what this test is about.)
-    await r.hset(keys.reserved(), mapping={"12345": "995.23", "_committed": "995.23"})
+    # the maker workers hold 995 of risk.max_notional_total 1000: the arbitrage may put $5 at risk
+    await r.hset(keys.reserved(), mapping={"12345": "995", "_committed": "995"})
     scanner = await start(tmp_path, sim, r, running, {"execute": True, "kinds": ["buy_both"]})
     await eventually(lambda: _ready(r, keys, scanner, sets=5), timeout=20)
     await base.arm_ask_sum_095(sim)
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=20)
     d = done[0].detail
     assert d["status"] == "done", d
-    # $4.77 / (45.76 / 48 a set) = 5.00 sets, instead of 48
-    assert d["merged"] == pytest.approx(5)
-    assert sum(leg["filled"] * leg["avg_price"] for leg in d["legs"]) <= 4.77
-    # merged at once: nothing held, the claim is gone and the workers' 995.23 is what remains
+    # $5 / (45.76 / 48 a set) = 5.24 sets, instead of 48; bought as 5.2, the largest size at which
+    # both legs (limits 0.45 and 0.50: the top levels) cost whole cents, so each buys the same shares
+    assert d["merged"] == pytest.approx(5.2)
+    assert [leg["filled"] for leg in d["legs"]] == [pytest.approx(5.2)] * 2
+    assert d["unwinds"] == []
+    assert sum(leg["filled"] * leg["avg_price"] for leg in d["legs"]) <= 5.0
+    # merged at once: nothing held, the claim is gone and the workers' 995 is what remains
     assert await r.hget(keys.reserved(), "arb:" + done[0].detail["set"]) is None
-    assert float(await r.hget(keys.reserved(), "_committed")) == pytest.approx(995.23)
+    assert float(await r.hget(keys.reserved(), "_committed")) == pytest.approx(995)

@@ -1,8 +1,8 @@
 """arb_scanner against real sim_exchange, a real gateway and real Redis (E1-E4).
 
 Books are set with the sim's admin API; the gateway streams them; the scanner detects, sizes
-from the venue's /books, publishes on pf:opportunities and (with execution on) trades through
-py-clob-client-v2 and merges through /_sim/ctf.
+from the venue's /books, publishes on pf:opportunities and (with execution on) trades and merges
+through the venue room (the official SDK; the sim's relayer and JSON-RPC node).
 """
 
 from __future__ import annotations
@@ -47,10 +47,9 @@ async def running() -> AsyncIterator[Running]:
 
 
 async def start(tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, running: Running,
-                arb: dict[str, Any]) -> ArbScannerService:
+                arb: dict[str, Any], polymarket: dict[str, Any] | None = None) -> ArbScannerService:
     cfg = write_config(tmp_path / "polyfleet.yaml", sim.port, {
-        # the arbitrage taker still signs with py-clob-client-v2, which cannot trade a deposit wallet
-        "polymarket": {"wallet": "eoa"},
+        "polymarket": {"wallet": "eoa", **(polymarket or {})},  # the sim's legacy EOA unless a test says
         "sim_exchange": SIM, "arbitrage": {**ARB, **arb},
         "gateway": {"reconcile_interval_sec": 1.0, "ping_interval_sec": 1.0}})
     settings = load_settings(cfg, environ={})

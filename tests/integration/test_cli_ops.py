@@ -7,12 +7,15 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from eth_account import Account
 from typer.testing import CliRunner
 
 from cli.main import app
+from services.sim_exchange.auth import derive_key
 from shared.clock import now_ms
 from shared.keys import Keys
 from shared.messages import AuditEvent, stable_id
@@ -158,33 +161,82 @@ def test_config_check_accepts_the_example_and_names_bad_keys(tmp_path: Path) -> 
     assert res.exit_code == 2
 
 
-def test_doctor_passes_against_sim_exchange(start_sim: Callable[..., SimExchangeProcess],
-                                            redis_server: RedisServer) -> None:
+def _doctor_env(sim: SimExchangeProcess, redis_server: RedisServer, **extra: str) -> dict[str, str]:
+    return {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "COLUMNS": "400",
+            "PF_PRIVATE_KEY": "", **extra}
+
+
+def _lines(output: str, name: str) -> list[str]:
+    """The doctor table's rows whose check is ``name`` (or starts with it)."""
+    return [line for line in output.splitlines() if line.strip("│ ").startswith(name)]
+
+
+def test_setup_wallet_then_doctor_passes_against_sim_exchange(start_sim: Callable[..., SimExchangeProcess],
+                                                              redis_server: RedisServer) -> None:
     sim = start_sim()
-    # the sim's legacy EOA has every approval; a fresh deposit wallet (the default) has none yet
-    env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "COLUMNS": "250",
-           "PF__POLYMARKET__WALLET": "eoa"}
+    key = Account.create()
+    env = _doctor_env(sim, redis_server, PF_PRIVATE_KEY=key.key.hex(), PF__POLYMARKET__WALLET="deposit")
+    before = runner.invoke(app, ["doctor"], env=env)
+    assert before.exit_code == 1, before.output
+    assert "warn" in _lines(before.output, "wallet deployed")[0]  # created at service start, or by setup-wallet
+    missing = _lines(before.output, "approval ")
+    assert len(missing) == 13
+    assert all("FAIL" in line and "polyfleet setup-wallet" in line for line in missing)
+
+    res = runner.invoke(app, ["setup-wallet"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "is not deployed: creating it through the relayer" in res.output
+    assert "created through the relayer" in res.output
+    assert res.output.count("approved: ") == 13
+    again = runner.invoke(app, ["setup-wallet"], env=env)  # reads first: nothing sent twice
+    assert again.exit_code == 0, again.output
+    assert "approved: " not in again.output
+    assert "13 contracts; 0 sent now" in again.output
+
     res = runner.invoke(app, ["doctor"], env=env)
     assert res.exit_code == 0, res.output
     for name in ("config", "redis", "data api", "gamma", "clob", "clock", "market websocket", "wallet",
-                 "credentials", "collateral", "allowance CTF Exchange V2", "allowance Neg Risk CTF Exchange V2",
-                 "allowance Neg Risk Adapter"):
-        assert name in res.output, name
+                 "wallet deployed", "api key", "collateral", "approval pUSD -> ExchangeV3",
+                 "approval pUSD -> Router", "approval PositionManager -> Router",
+                 "approval Conditional Tokens -> NegRiskAdapter", "approval pUSD -> collateral adapter"):
+        assert _lines(res.output, name), name
     assert "FAIL" not in res.output
+    assert "signature type 3" in _lines(res.output, "wallet")[0]
+    assert f"bound to signer {key.address}" in _lines(res.output, "api key")[0]
     assert "10,000.00 pUSD" in res.output
     assert "appendonly is off" in res.output  # the test server runs without AOF: a warning, not a failure
 
 
-def test_doctor_names_a_missing_wallet_and_a_dead_endpoint(start_sim: Callable[..., SimExchangeProcess],
-                                                           redis_server: RedisServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("setup", "line", "fix"), [
+    ({"PF__POLYMARKET__WALLET": "proxy"}, "wallet deployed", "log in to polymarket.com"),
+    ({"PF__POLYMARKET__WALLET": "safe", "PF__POLYMARKET__WALLET_ADDRESS": "0x" + "ab" * 20}, "wallet",
+     "leave polymarket.wallet_address empty"),
+    ("api_key", "api key", "unset PF_CLOB_API_KEY"),
+])
+def test_doctor_names_each_bad_setup_and_its_fix(start_sim: Callable[..., SimExchangeProcess],
+                                                  redis_server: RedisServer, setup: Any, line: str, fix: str) -> None:
     sim = start_sim()
-    env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "COLUMNS": "250",
-           "PF__POLYMARKET__WALLET": "safe"}
-    res = runner.invoke(app, ["doctor"], env=env)
-    assert res.exit_code == 1
-    assert "safe wallet is not deployed" in res.output  # the key's Safe (derived) does not exist
-    env = {**env, "PF__POLYMARKET__WALLET": "eoa", "PF__POLYMARKET__URL_OVERRIDES": "{gamma_url: 'http://127.0.0.1:1/gamma'}",
-           "PF_REDIS_URL": "redis://127.0.0.1:1/0"}
+    if setup == "api_key":  # credentials the sim issued to another signer
+        creds = derive_key(Account.create().address, 0)
+        setup = {"PF_CLOB_API_KEY": creds.key, "PF_CLOB_API_SECRET": creds.secret,
+                 "PF_CLOB_API_PASSPHRASE": creds.passphrase}
+    res = runner.invoke(app, ["doctor"], env=_doctor_env(sim, redis_server, PF_PRIVATE_KEY=Account.create().key.hex(),
+                                                          **setup))
+    assert res.exit_code == 1, res.output
+    [bad] = [x for x in _lines(res.output, line) if "FAIL" in x]
+    assert fix in bad
+    assert res.output.count("FAIL") == 1 + (13 if line != "wallet" else 0)  # the bad setup, and no approvals yet
+    if setup.get("PF__POLYMARKET__WALLET") == "proxy":  # setup-wallet cannot fix it either: same fix, exit 1
+        out = runner.invoke(app, ["setup-wallet"], env=_doctor_env(sim, redis_server, **setup))
+        assert out.exit_code == 1
+        assert "fix: log in to polymarket.com" in " ".join(out.output.split())
+
+
+def test_doctor_names_a_dead_endpoint_and_redis(start_sim: Callable[..., SimExchangeProcess],
+                                                redis_server: RedisServer) -> None:
+    sim = start_sim()
+    env = _doctor_env(sim, redis_server, PF__POLYMARKET__URL_OVERRIDES="{gamma_url: 'http://127.0.0.1:1/gamma'}",
+                      PF_REDIS_URL="redis://127.0.0.1:1/0")
     res = runner.invoke(app, ["doctor"], env=env)
     assert res.exit_code == 1
     assert "127.0.0.1:1/gamma" in res.output

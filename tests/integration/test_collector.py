@@ -142,3 +142,23 @@ async def test_run_loop_backs_off_on_429_and_recovers(
         svc.stop()
         await asyncio.wait_for(task, 10)
     assert not task.exception()
+
+
+async def test_a_followed_wallets_maker_fills_become_signals(
+        r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, settings: Settings, token: str) -> None:
+    # /trades serves taker rows only unless takerOnly=false (docs/venue.md D2); the sim keeps the
+    # venue's default, so a poller that does not ask never sees a wallet's limit-order fills
+    svc = SignalCollectorService(settings, "t1", redis=r)
+    try:
+        await svc.step()  # first run: cursor at now
+        resp = httpx.post(f"{sim.url}/_sim/burst", json={"wallet": WALLET, "count": 2, "token": token, "side": "BUY",
+                                                          "price": 0.42, "maker": True}, timeout=5)
+        resp.raise_for_status()
+        served = httpx.get(f"{sim.url}/data-api/trades", params={"user": WALLET}, timeout=5).json()
+        assert served == []  # the venue's default hides them
+        assert await svc.step() == 2
+        got = await signals(r, keys)
+        assert [(s.side, s.size, s.price, s.source) for s in got] == [("BUY", 5.0, 0.42, "poll"),
+                                                                      ("BUY", 6.0, 0.42, "poll")]
+    finally:
+        await svc.aclose()

@@ -181,7 +181,7 @@ async def _n_signals(r: aioredis.Redis, keys: Keys, n: int) -> list[Signal] | No
     return got if len(got) >= n else None
 
 
-async def test_silent_live_data_lapse_is_resubscribed_and_flows_again(
+async def test_silent_live_data_socket_is_replaced_and_flows_again(
         r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, tmp_path: Path, token: str) -> None:
     settings = load_settings(config(tmp_path, sim, {
         "rtds_enabled": True, "poll_interval_sec": 120,  # the poller polls once: this is the socket's test
@@ -190,17 +190,21 @@ async def test_silent_live_data_lapse_is_resubscribed_and_flows_again(
     async with running(svc):
         await eventually(lambda: _connected(svc), what="live-data connected")
         await eventually(lambda: r.exists(keys.cursor(W1)), what="first poll")
+        # the socket freezes: open, answering pings, delivering nothing, resubscribing included
+        # (docs/venue.md L2); only a new socket gets the trades again
         lapsed = post(sim, "/_sim/fault", {"kind": "rtds_lapse", "mode": "silent"})
         assert lapsed["affected"] == 1
         assert svc.live is not None
         live = svc.live
-        await eventually(lambda: _true(live.counters.resubscribes >= 1), timeout=10, what="resubscribe")
+        await eventually(lambda: _true(live.counters.silent_reconnects >= 1 and live.counters.connects >= 2
+                                       and live.connected), timeout=10, what="a new socket")
         post(sim, "/_sim/trades", [trade(W1, token, 15)])
-        got = await eventually(lambda: _n_signals(r, keys, 1), what="signal after resubscribing")
+        got = await eventually(lambda: _n_signals(r, keys, 1), what="signal on the new socket")
         assert got[0].source == "rtds"
         # a dropped socket is reconnected
+        connects = live.counters.connects
         post(sim, "/_sim/fault", {"kind": "rtds_drop"})
-        await eventually(lambda: _true(live.counters.connects >= 2 and live.connected), what="reconnect")
+        await eventually(lambda: _true(live.counters.connects > connects and live.connected), what="reconnect")
         post(sim, "/_sim/trades", [trade(W1, token, 16)])
         got = await eventually(lambda: _n_signals(r, keys, 2), what="signal after reconnecting")
         assert [s.source for s in got] == ["rtds", "rtds"]
@@ -368,11 +372,57 @@ async def test_market_screen_emits_each_new_candidate_once(
         assert {(s.source, s.side, s.token_id, s.price) for s in got} == {
             ("screen", "BUY", m["tokens"][0]["token_id"], 0.3), ("screen", "BUY", m["tokens"][1]["token_id"], 0.7)}
         assert all(s.slug == m["slug"] and s.tick_size == m["tokens"][0]["tick_size"] for s in got)
+        assert {s.market_version for s in got} == {m["version"]}
         assert await r.hgetall(keys.meta(m["tokens"][0]["token_id"]))
         httpx.patch(f"{sim.url}/_sim/gamma/{markets[2]['gamma_id']}",
                     json={"volumeNum": 30_000_000, "question": "Will Bitcoin close above 100k?"}, timeout=5)
         assert await screen.step() == 0
         assert screen.rejected["keyword"] == 1
+    finally:
+        await svc.aclose()
+
+
+async def test_signals_of_both_market_systems_carry_their_version_and_gamma_minimum(
+        r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, tmp_path: Path) -> None:
+    # a v2 market has positionIds, no clobTokenIds: its metadata is found by position_ids
+    # (docs/venue.md V1, G3) and its signals say v2, so the session signs for the right exchange
+    every: list[dict[str, Any]] = httpx.get(f"{sim.url}/_sim/markets", timeout=5).json()
+    v1 = next(m for m in every if m["version"] == "v1" and not m["neg_risk"])
+    v2 = next(m for m in every if m["version"] == "v2")
+    settings = load_settings(config(tmp_path, sim, {"targets": [{"account": W1}]}), {})
+    svc = SignalCollectorService(settings, "t", redis=r)
+    try:
+        await svc.step()
+        post(sim, "/_sim/trades", [trade(W1, v1["tokens"][0]["token_id"], 9), trade(W1, v2["tokens"][1]["token_id"], 8)])
+        assert await svc.step() == 2
+        got = {s.token_id: s for s in await signals(r, keys)}
+        new, old = got[v2["tokens"][1]["token_id"]], got[v1["tokens"][0]["token_id"]]
+        assert (new.market_version, new.condition_id, new.sibling_token, new.min_order_size) == (
+            "v2", v2["condition_id"], v2["tokens"][0]["token_id"], v2["tokens"][1]["min_size"])
+        assert (old.market_version, old.min_order_size) == ("v1", v1["tokens"][0]["min_size"])
+        assert (await r.hgetall(keys.meta(v2["tokens"][0]["token_id"])))["version"] == "v2"  # type: ignore[misc]
+        assert svc.meta.fetches == 2  # one keyset query per id kind: clob_token_ids, position_ids
+        assert svc.meta.misses == 0
+    finally:
+        await svc.aclose()
+
+
+async def test_the_screen_reads_v2_markets_from_the_keyset_and_says_so(
+        r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, tmp_path: Path) -> None:
+    v2 = next(m for m in httpx.get(f"{sim.url}/_sim/markets", timeout=5).json() if m["version"] == "v2")
+    httpx.patch(f"{sim.url}/_sim/gamma/{v2['gamma_id']}", json={"volumeNum": 20_000_000}, timeout=5).raise_for_status()
+    settings = load_settings(config(tmp_path, sim, {"targets": []}, screen={
+        "enabled": True, "min_volume": 10_000_000, "min_price": 0.0, "max_price": 1.0,
+        "end_within_hours": 24 * 365}), {})
+    svc = SignalCollectorService(settings, "t", redis=r)
+    try:
+        from services.signal_collector.screener import ScreenSource
+        gamma_url = (await svc.venue()).url("gamma_url")
+        screen = ScreenSource(svc._http_client(), svc.meta, svc.writer, svc.latency, lambda: svc.settings, gamma_url)
+        assert await screen.step() == 2
+        got = await signals(r, keys)
+        assert {(s.token_id, s.market_version) for s in got} == {(t["token_id"], "v2") for t in v2["tokens"]}
+        assert (await r.hgetall(keys.meta(v2["tokens"][0]["token_id"])))["version"] == "v2"  # type: ignore[misc]
     finally:
         await svc.aclose()
 

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from services.ws_gateway.service import WsGatewayService
 from shared.config import load_settings
 from shared.keys import REQUESTER_ARB_SCANNER, REQUESTER_ORCHESTRATOR, Keys
+from shared.messages import Resolution, decode, stable_id
 from shared.ticks import Tick
 from tests.support import SimExchangeProcess, eventually, write_config
 
@@ -249,3 +250,50 @@ async def test_tokens_are_sharded_over_connections(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_book_without_tick_size_takes_the_tick_from_the_rest_book(
+        tmp_path: Path, r: aioredis.Redis, keys: Keys, start_sim: Callable[..., SimExchangeProcess],
+        stopper: list[tuple[WsGatewayService, asyncio.Task[None]]], monkeypatch: pytest.MonkeyPatch) -> None:
+    # the venue's socket book may carry no tick_size (docs/venue.md M2): a 0.001 market must not be
+    # streamed with the default 0.01 tick
+    monkeypatch.setenv("PF_NAMESPACE", "pf")
+    sim = start_sim({"sim_exchange": {"ws_book_tick_size": False}})
+    a = str(httpx.get(f"{sim.url}/_sim/markets", timeout=5).json()[0]["tokens"][0]["token_id"])
+    httpx.post(f"{sim.url}/_sim/fault", json={"kind": "tick_size_change", "token_id": a, "new_tick_size": 0.001},
+               timeout=5).raise_for_status()  # before anyone subscribed: no tick_size_change reaches the gateway
+    put_book(sim, a, bids=[(0.402, 10)], asks=[(0.407, 10)])
+    listener = await TickListener(r, keys, [a]).start()
+    svc, task = await start_gateway(tmp_path, sim, r)
+    stopper.append((svc, task))
+    try:
+        await want(r, keys, REQUESTER_ORCHESTRATOR, a)
+        fine = await eventually(lambda: _async([t for t in listener.of(a) if t.tick_size == 0.001]),
+                                what="a tick with the market's own tick size")
+        assert (fine[0].bid, fine[0].ask) == (0.402, 0.407)
+        assert float(await r.hget(keys.book(a), "tick_size")) == 0.001  # type: ignore[misc,arg-type]
+        assert a not in svc.books.tick_unknown
+    finally:
+        await listener.close()
+
+
+async def test_market_resolved_reaches_the_resolutions_stream(
+        tmp_path: Path, r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess,
+        stopper: list[tuple[WsGatewayService, asyncio.Task[None]]], monkeypatch: pytest.MonkeyPatch) -> None:
+    # the venue sends market_resolved only to a subscription made with custom_feature_enabled (M1)
+    monkeypatch.setenv("PF_NAMESPACE", "pf")
+    market = httpx.get(f"{sim.url}/_sim/markets", timeout=5).json()[0]
+    yes, no = (str(t["token_id"]) for t in market["tokens"])
+    svc, task = await start_gateway(tmp_path, sim, r)
+    stopper.append((svc, task))
+    await want(r, keys, REQUESTER_ORCHESTRATOR, no)
+    await eventually(lambda: _async(svc.books.ready(no)), what="subscribed and seeded")
+    httpx.post(f"{sim.url}/_sim/resolve", json={"condition_id": market["condition_id"], "winner": "Yes"},
+               timeout=5).raise_for_status()
+    entries = await eventually(lambda: r.xrange(keys.resolutions()), what="a resolution on pf:resolutions")
+    (_, fields), = entries
+    msg = decode(fields)
+    assert isinstance(msg, Resolution)
+    assert (msg.condition_id, msg.market_id, msg.token_ids, msg.winning_token, msg.winning_outcome) == (
+        market["condition_id"], market["gamma_id"], [yes, no], yes, "Yes")
+    assert msg.id == stable_id("resolution", market["condition_id"])

@@ -18,8 +18,9 @@ from shared.clock import now_ms
 from shared.config import Settings, load_settings
 from shared.config_reload import ConfigReloader
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
-from shared.messages import ControlRequest, Fill, SessionReport, Signal, TradeStatus, decode, stable_id
+from shared.messages import ControlRequest, Fill, Resolution, SessionReport, Signal, TradeStatus, decode, stable_id
 from shared.redisio import StreamEntry, add_message
+from shared.venue.ids import v2_condition_id, v2_position_id
 from tests.support import RedisServer, eventually
 
 TOKEN = "1234567890"
@@ -724,6 +725,80 @@ async def test_the_market_end_travels_with_start(r: aioredis.Redis, keys: Keys) 
     await steps(svc)
     [(_, start)] = await r.xrange(keys.cmd("w1"))
     assert json.loads(start["params"])["market_end_ts"] == 1_796_040_000_000
+
+
+V2_CID = v2_condition_id(1, b"\x42" * 16)
+V2_YES, V2_NO = v2_position_id(V2_CID, 0), v2_position_id(V2_CID, 1)
+
+
+def market_signal(token: str, version: str | None, n: int = 0, **meta: object) -> Signal:
+    return signal("BUY", token, n).model_copy(update={"market_version": version, **meta})
+
+
+async def test_start_carries_the_market_facts_a_session_needs(r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await add_message(r, keys.signals(), market_signal(V2_YES, "v2", min_order_size=15.0, neg_risk=False,
+                                                       condition_id=V2_CID))
+    await add_message(r, keys.signals(), signal("BUY"))  # no version known: a v1 market (docs/redis-schema.md)
+    await steps(svc)
+    starts = {m.token_id: m.params for m in (decode(f) for _, f in await r.xrange(keys.cmd("w1")))}  # type: ignore[attr-defined]
+    v2 = starts[V2_YES]
+    assert (v2["market_version"], v2["min_order_size"], v2["neg_risk"], v2["condition_id"]) == ("v2", 15.0, False,
+                                                                                                 V2_CID)
+    assert "maker_strategy" in v2  # beside the strategy's merged parameters
+    assert (starts[TOKEN]["market_version"], "min_order_size" in starts[TOKEN]) == ("v1", False)
+    assert await r.hget(keys.token(V2_YES), "market_version") == "v2"
+    assert await r.hget(keys.token(TOKEN), "market_version") == "v1"
+
+
+async def test_an_unknown_market_version_is_rejected_naming_the_fix_and_nothing_starts(
+        r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await add_message(r, keys.signals(), market_signal(V2_YES, "v3"))
+    await add_message(r, keys.signals(), market_signal(V2_NO, "v1", n=1))  # a v2 id said to be v1
+    await steps(svc)
+    assert await commands(r, keys, "w1") == []
+    assert await r.hget(keys.token(V2_YES), "state") == "rejected"
+    rejected = {e["token_id"]: e["reason"] for e in await events(r, keys, "token.rejected")}
+    assert "version 'v3'" in rejected[V2_YES]
+    assert "fix:" in rejected[V2_YES]
+    assert "shaped like a v2 position id" in rejected[V2_NO]
+    assert float(await r.hget(keys.reserved(), "_committed") or 0) == 0  # nothing reserved either
+
+
+async def test_a_resolved_market_stops_its_tokens_and_flags_a_held_position_for_redemption(
+        r: aioredis.Redis, keys: Keys) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(scheduler={"poll_interval_seconds": 0.01, "max_concurrent_jobs": 1}), "o1", r)
+    await add_message(r, keys.signals(), market_signal(V2_YES, "v2", condition_id=V2_CID, neg_risk=False))
+    await add_message(r, keys.signals(), market_signal(V2_NO, "v2", n=1, condition_id=V2_CID))
+    await steps(svc)
+    await add_message(r, keys.sessions(), report("started", "w1", 1, token=V2_YES))
+    await add_message(r, keys.fills(), Fill(id="f1", ts_event=1, ts_init=1, producer="w1", token_id=V2_YES, epoch=1,
+                                            worker="w1", order_id="o", side="BUY", price=0.5, size=10))
+    await steps(svc)
+    assert (await r.hget(keys.token(V2_YES), "state"), await r.hget(keys.token(V2_NO), "state")) == ("running",
+                                                                                                       "queued")
+    resolved = Resolution(id=stable_id("resolution", V2_CID), ts_event=now_ms(), ts_init=now_ms(),
+                          producer="ws_gateway", condition_id=V2_CID, market_id="9", token_ids=[V2_YES, V2_NO],
+                          winning_token=V2_YES, winning_outcome="Yes")
+    await add_message(r, keys.resolutions(), resolved)
+    await add_message(r, keys.resolutions(), resolved)  # a second gateway saw it too: applied once
+    await steps(svc)
+    assert (await commands(r, keys, "w1"))[-1] == ("EXIT", V2_YES, 1)
+    assert (await r.hget(keys.token(V2_YES), "state"), await r.hget(keys.token(V2_NO), "state")) == ("exiting",
+                                                                                                       "done")
+    flagged = {t: json.loads(v) for t, v in (await r.hgetall(keys.redeemable())).items()}
+    assert list(flagged) == [V2_YES]  # the queued token held nothing
+    assert flagged[V2_YES] | {"resolved_at": 0} == {
+        "condition_id": V2_CID, "token_id": V2_YES, "won": True, "winning_token": V2_YES, "winning_outcome": "Yes",
+        "position": 10.0, "position_confirmed": 10.0, "market_version": "v2", "neg_risk": False, "resolved_at": 0}
+    assert [e["token_id"] for e in await events(r, keys, "position.redeemable")] == [V2_YES]
+    assert len(await events(r, keys, "market.resolved")) == 1
+    assert await r.xpending(keys.resolutions(), "orchestrator") == {"pending": 0, "min": None, "max": None,
+                                                                   "consumers": []}
 
 
 # --- settlement (#16 item 2) --------------------------------------------------------------------------

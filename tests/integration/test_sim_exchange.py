@@ -160,7 +160,7 @@ async def test_posted_trades_show_in_data_api_and_activity(start_sim: StartSim) 
         assert rows[1]["timestamp"] == 1_700_000_000
         assert rows[1]["outcome"] == "No"
         assert rows[1]["outcomeIndex"] == 1
-        markets = (await http.get("/gamma/markets", params={"clob_token_ids": token})).json()
+        markets = (await http.get("/gamma/markets/keyset", params={"clob_token_ids": token})).json()["markets"]
         assert len(markets) == 1
         assert rows[0]["conditionId"] == markets[0]["conditionId"]
         assert json.loads(markets[0]["clobTokenIds"])[1] == token

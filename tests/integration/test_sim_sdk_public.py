@@ -66,8 +66,8 @@ async def test_public_reads_page_by_keyset_over_both_market_systems(start_sim: S
         assert why in refused.json()["error"]
     assert httpx.get(f"{sim.url}/gamma/events/keyset", params={"limit": 500}).status_code == 200
     assert httpx.get(f"{sim.url}/gamma/events/keyset", params={"limit": 501}).status_code == 400
-    # polyfleet's own callers still read the offset lists until they move: kept by default
-    assert len(httpx.get(f"{sim.url}/gamma/markets", params={"limit": 3}).json()) == 3
+    # polyfleet's own callers read the keyset: the offset lists are gone by default, as on the venue
+    assert httpx.get(f"{sim.url}/gamma/markets", params={"limit": 3}).status_code == 404
 
 
 def test_the_sunset_offset_lists_answer_404_naming_the_keyset_endpoint(start_sim: StartSim) -> None:

@@ -192,26 +192,23 @@ class _Ctf:
         self.fail = fail
         self.calls: list[tuple[str, float]] = []
 
-    async def split(self, condition_id: str, amount: float, neg_risk: bool = False) -> str:
+    async def split(self, condition_id: str, amount: float, version: str) -> str:
         return self._do("split", amount)
 
-    async def merge(self, condition_id: str, amount: float, neg_risk: bool = False) -> str:
+    async def merge(self, condition_id: str, amount: float, version: str) -> str:
         return self._do("merge", amount)
 
     async def convert(self, neg_risk_market_id: str, outcome_indexes: list[int], amount: float) -> str:
         return self._do("convert", amount)
 
-    async def redeem(self, condition_id: str, amounts: tuple[float, float], neg_risk: bool = False) -> str:
-        return self._do("redeem", amounts[0])
+    async def redeem(self, condition_id: str, version: str) -> str:
+        return self._do("redeem", 0.0)
 
     def _do(self, op: str, amount: float) -> str:
         self.calls.append((op, amount))
         if op in self.fail:
             raise CtfRejected(f"{op} reverted")
         return "0x1"
-
-    async def aclose(self) -> None:
-        return None
 
 
 class _NoOrders:

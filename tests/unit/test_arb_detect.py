@@ -16,6 +16,7 @@ from services.arb_scanner.detect import (
     quick_edge,
     score,
     walk,
+    whole_cent_size,
 )
 
 NOFEE = Params(min_edge=0.01, haircut=0.0)
@@ -183,3 +184,14 @@ def test_score() -> None:
                          held_to_resolution=False)
     assert score(ending) == pytest.approx(2.0)
     assert score(ScoreInputs(0.0, 0.0, 0.0, 0.0, None, False)) == 0.0
+
+
+def test_buy_sets_are_sized_so_every_leg_costs_whole_cents() -> None:
+    # a marketable BUY pays at most 2-decimal collateral (P3): 5.24 x 0.47 = 2.4628 cannot be paid,
+    # so the legs would buy different shares; 5 x 0.47 and 5 x 0.50 can
+    assert whole_cent_size(5.24, (0.47, 0.50)) == 5.0
+    assert whole_cent_size(5.24, (0.50, 0.50)) == 5.24  # 0.5 takes any even hundredth
+    assert whole_cent_size(48.0, (0.47, 0.50)) == 48.0
+    assert whole_cent_size(12.34, (0.473,)) == 10.0  # a 0.001 tick: multiples of 10 shares
+    assert whole_cent_size(40.0, (0.30, 0.33, 0.32)) == 40.0
+    assert whole_cent_size(0.5, (0.47,)) == 0.0  # none: nothing is bought

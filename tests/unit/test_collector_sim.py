@@ -92,6 +92,9 @@ def test_live_hub_sends_each_subscribed_type_and_lapses() -> None:
     LiveHub._on_message(both, json.dumps({"action": "subscribe", "subscriptions": [
         {"topic": "activity", "type": "trades"}]}))
     hub.push(ROW)
-    assert both.queue.qsize() == 1
+    assert both.queue.empty()  # a frozen socket stays frozen, resubscribed or not (docs/venue.md L2)
+    fresh = client(hub, {"action": "subscribe", "subscriptions": [{"topic": "activity", "type": "trades"}]})
+    hub.push(ROW)
+    assert fresh.queue.qsize() == 1  # a new socket gets data again
     with pytest.raises(ValueError):
         hub.lapse("sideways")

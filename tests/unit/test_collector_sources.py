@@ -140,7 +140,8 @@ def test_subscribe_frame_asks_for_both_trade_types_unfiltered() -> None:
     assert json.loads(subscribe_frame("unsubscribe"))["action"] == "unsubscribe"
 
 
-def test_watchdog_resubscribes_on_silence_then_reconnects() -> None:
+def test_watchdog_replaces_a_socket_that_answers_pings_but_delivers_no_data() -> None:
+    # a frozen connection is not revived by resubscribing on it: a new socket is (docs/venue.md L2)
     dog = SilenceWatchdog(silence_sec=30, ping_interval=5)
     dog.connected(0.0)
     dog.heard(10.0)
@@ -148,13 +149,10 @@ def test_watchdog_resubscribes_on_silence_then_reconnects() -> None:
     dog.heard(30.0)
     assert dog.check(30.0) is Action.NONE
     dog.heard(31.0)
-    assert dog.check(31.0) is Action.RESUBSCRIBE  # pongs keep coming but no data: a silent lapse
-    dog.heard(40.0)
-    assert dog.check(40.0) is Action.NONE
-    dog.heard(61.0)
-    assert dog.check(61.5) is Action.RECONNECT
+    assert dog.check(31.0) is Action.RECONNECT  # pongs keep coming but no data: a frozen socket
+    assert "no data" in dog.why(31.0)
     dog.connected(70.0)
-    dog.data(95.0)  # data after a resubscribe clears the alarm
+    dog.data(95.0)  # data on the new socket clears the alarm
     assert dog.check(99.0) is Action.NONE
 
 

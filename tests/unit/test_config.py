@@ -405,6 +405,9 @@ def test_removed_venue_keys_name_their_replacement(tmp_path: Path) -> None:
         load(tmp_path, "polymarket: {signature_type: 3}\n")
     with pytest.raises(ConfigError, match=r"arbitrage.chain.collateral removed: contract addresses come from"):
         load(tmp_path, "arbitrage: {chain: {collateral: '0xC011a7E12a19f7B1f670d46F03B03f3342E82DFB'}}\n")
+    with pytest.raises(ConfigError, match=r"arbitrage.chain.ctf, arbitrage.chain.gas_limit_cap removed: split, merge, "
+                                          r"convert and redeem go through the official SDK"):
+        load(tmp_path, "arbitrage: {chain: {ctf: rpc, gas_limit_cap: 1000000}}\n")
     with pytest.raises(ConfigError, match=r"url_overrides: unknown URL field\(s\) clob"):
         load(tmp_path, "polymarket: {url_overrides: {clob: 'http://x'}}\n")
 

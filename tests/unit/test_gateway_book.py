@@ -10,7 +10,7 @@ import pytest
 from services.ws_gateway.book import Books
 from services.ws_gateway.shards import plan_shards
 from shared.ticks import Tick
-from shared.venue.market_ws import MarketFrameError, decode_frame
+from shared.venue.market_ws import MarketFrameError, decode_frame, decode_rest_book
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "polymarket"
 YES = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
@@ -91,6 +91,39 @@ def test_tick_size_change_clears_the_book_until_the_next_snapshot() -> None:
     assert books.ignored_deltas == 2
     ticks = by_token(books.apply(decode_frame(frame("ws_book.json")), ts_recv=8_000))
     assert (ticks[YES].bid, ticks[YES].ask, ticks[YES].tick_size, ticks[YES].seq) == (0.47, 0.49, 0.001, 3)
+
+
+def test_a_socket_book_without_tick_size_takes_its_tick_from_the_rest_book() -> None:
+    # the venue's book event may carry no tick_size (docs/venue.md M2); REST /book always does
+    books, ticks = seeded()
+    assert by_token(ticks)[YES].tick_size == 0.01  # the default, until the venue says
+    assert books.tick_unknown == {YES, NO}
+    rest = decode_rest_book({**json.loads(frame("ws_book.json"))[0], "tick_size": "0.001"})  # same levels
+    out, matched = books.reseed(rest, 2_000)
+    assert matched
+    assert [(t.token_id, t.tick_size, t.bid, t.seq) for t in out] == [(YES, 0.001, 0.47, 2)]
+    assert books.tick_unknown == {NO}
+    # later socket books without a tick keep the venue's, and ask for nothing more
+    later = by_token(books.apply(decode_frame(frame("ws_book.json")), ts_recv=3_000))
+    assert YES not in later  # nothing changed: no tick
+    assert books.tick_unknown == {NO}
+    assert books.reseed(rest, 4_000) == ([], True)  # the same REST book again: news to nobody
+
+
+def test_a_tick_size_change_makes_the_tick_known() -> None:
+    books, _ = seeded()
+    books.apply(decode_frame(frame("ws_tick_size_change.json")), ts_recv=7_000)
+    assert YES not in books.tick_unknown
+    books.apply(decode_frame(frame("ws_book.json")), ts_recv=8_000)
+    assert YES not in books.tick_unknown  # the next snapshot, without a tick, keeps 0.001
+
+
+def test_market_resolved_is_kept_for_the_caller_and_touches_no_book() -> None:
+    books, _ = seeded()
+    assert books.apply(decode_frame(frame("ws_market_resolved.json")), ts_recv=5_000) == []
+    (ev,) = books.resolved
+    assert (ev.winning_asset_id, ev.asset_ids) == (YES, (YES, NO))
+    assert books.untracked == 0
 
 
 def test_invalidated_book_waits_for_the_reseed() -> None:

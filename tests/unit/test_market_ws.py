@@ -13,6 +13,7 @@ from shared.venue.market_ws import (
     LastTrade,
     Level,
     MarketFrameError,
+    MarketResolved,
     PriceChangeBatch,
     TickSizeChange,
     decode_frame,
@@ -87,8 +88,27 @@ def test_last_trade_tick_size_and_best_bid_ask() -> None:
 def test_pong_and_unknown_event_types_decode_to_nothing() -> None:
     assert decode_frame("PONG") == []
     assert decode_frame(b"PONG") == []
-    unknown = json.dumps([{"event_type": "new_market", "id": "1"}, {"event_type": "market_resolved"}])
+    unknown = json.dumps([{"event_type": "new_market", "id": "1"}, {"event_type": "comment_created"}])
     assert decode_frame(unknown) == []
+
+
+def test_market_resolved_names_the_market_its_outcomes_and_the_winner() -> None:
+    (ev,) = decode_frame(frame("ws_market_resolved.json"))
+    assert ev == MarketResolved(market="0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1",
+                                market_id="1031769", asset_ids=(YES, NO), winning_asset_id=YES,
+                                winning_outcome="Yes", timestamp=1757908899000)
+
+
+@pytest.mark.parametrize("change", [
+    {"market": None},  # which market resolved is the one thing it must say
+    {"assets_ids": "oops"},
+    {"assets_ids": [YES, True]},
+    {"winning_asset_id": "123"},  # not one of the market's outcomes
+])
+def test_malformed_market_resolved_is_a_frame_error(change: dict[str, object]) -> None:
+    raw = {**json.loads(frame("ws_market_resolved.json")), **change}
+    with pytest.raises(MarketFrameError):
+        decode_frame(json.dumps(raw))
 
 
 @pytest.mark.parametrize("raw", [
@@ -119,7 +139,11 @@ def test_one_bad_element_keeps_the_good_ones_on_the_error() -> None:
 
 
 def test_outgoing_messages_follow_the_documented_shapes() -> None:
-    assert json.loads(subscribe_message(["1", "2"])) == {"assets_ids": ["1", "2"], "type": "market"}
+    # custom_feature_enabled: best_bid_ask and market_resolved come only with it (docs/venue.md M1)
+    assert json.loads(subscribe_message(["1", "2"])) == {"assets_ids": ["1", "2"], "type": "market",
+                                                         "custom_feature_enabled": True}
+    assert json.loads(operation_message("subscribe", ["3"])) == {"operation": "subscribe", "assets_ids": ["3"],
+                                                                 "custom_feature_enabled": True}
     assert json.loads(operation_message("unsubscribe", ["3"])) == {"operation": "unsubscribe", "assets_ids": ["3"]}
 
 

@@ -10,12 +10,16 @@ from services.orchestrator.decisions import (
     decide_buy,
     decide_sell,
     market_end_ms,
+    market_facts,
     reservation_refused,
 )
 from services.orchestrator.positions import Book
 from services.orchestrator.risk import planned_notional
 from services.orchestrator.scheduling import exits_to_run, tokens_to_start
 from shared.config import RiskSection
+from shared.messages import Signal
+from shared.venue.errors import UnknownMarketVersion
+from shared.venue.ids import v2_condition_id, v2_position_id
 
 RISK = RiskSection(max_notional_per_token=50, max_notional_total=100, max_daily_loss=200)
 
@@ -170,3 +174,32 @@ def test_market_end_from_gamma_iso_dates() -> None:
     assert market_end_ms("2026-11-30T13:00:00+01:00") == 1_796_040_000_000
     assert market_end_ms("") is None
     assert market_end_ms("next tuesday") is None
+
+
+V1_TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+
+
+def sig(token: str, **over: object) -> Signal:
+    return Signal(id="s", ts_event=1, ts_init=1, producer="p", side="BUY", token_id=token, account="", size=0,
+                  price=0.5, source="screen", **over)  # type: ignore[arg-type]
+
+
+def test_market_facts_carry_the_system_minimum_size_neg_risk_and_condition() -> None:
+    cid = v2_condition_id(1, b"\x07" * 16)
+    v2 = market_facts(sig(v2_position_id(cid, 0), market_version="v2", min_order_size=15.0, neg_risk=False,
+                          condition_id=cid))
+    assert v2 == {"market_version": "v2", "min_order_size": 15.0, "neg_risk": False, "condition_id": cid}
+    v1 = market_facts(sig(V1_TOKEN, market_version="v1", neg_risk=True, condition_id="0xab"))
+    assert v1 == {"market_version": "v1", "neg_risk": True, "condition_id": "0xab"}  # min size unknown: not said
+    # a signal that does not know its market's version (no metadata, or a version-1 entry): v1
+    assert market_facts(sig("1234567890"))["market_version"] == "v1"
+
+
+@pytest.mark.parametrize(("token", "version"), [
+    (V1_TOKEN, "v3"),  # a version polyfleet does not know
+    (V1_TOKEN, "v2"),  # a v2 market whose id is shaped like a v1 token id
+    (v2_position_id(v2_condition_id(1, b"\x01"), 1), "v1"),
+])
+def test_market_facts_refuse_what_would_be_signed_for_the_wrong_exchange(token: str, version: str) -> None:
+    with pytest.raises(UnknownMarketVersion, match="fix:"):
+        market_facts(sig(token, market_version=version))

@@ -128,7 +128,8 @@ function renderTokens() {
     }) : "";
     return el("tr", { "data-token": t.token_id, "data-state": t.state },
       el("td", { title: t.token_id }, short(t.token_id)),
-      el("td", { title: t.title || "" }, `${t.slug || ""} ${t.outcome || ""}`.trim().slice(0, 40)),
+      el("td", { title: t.title || "" }, `${t.slug || ""} ${t.outcome || ""}`.trim().slice(0, 36),
+        el("small", { class: "sys", title: "market system (Gamma version)" }, ` ${t.market_version || "v1"}`)),
       el("td", { class: "state-" + t.state }, t.state), el("td", {}, t.owner || ""),
       el("td", { class: "num", title: `confirmed ${fmt(t.position_confirmed)}` }, fmt(t.position, 2)), pendingCell(t),
       el("td", { class: "num" }, fmt(t.avg_cost, 3)),
