@@ -134,7 +134,7 @@ def start_worker(name: str, config: Path, redis_url: str, tmp: Path) -> ServiceP
 
 
 async def start_sessions(r: aioredis.Redis, worker: ServiceProcess, name: str, tokens: list[str],
-                         params: dict[str, Any], timeout: float) -> float:
+                         params: dict[str, Any], timeout: float, versions: dict[str, str] | None = None) -> float:
     """START every token on ``name`` (owner + epoch set first, as the orchestrator does); wait until
     every session reported ``started``. Returns the seconds it took."""
     await wait_for(f"{name} lease", lambda: r.exists(KEYS.worker_lease(name)), 30)
@@ -142,8 +142,10 @@ async def start_sessions(r: aioredis.Redis, worker: ServiceProcess, name: str, t
     async with r.pipeline(transaction=False) as p:
         for t in tokens:
             p.hset(KEYS.token(t), mapping={"owner": name, "epoch": 1, "state": "starting"})
+            # the market's system travels in the START params, as the orchestrator writes it
             cmd = Command(id=stable_id("bench-start", t), ts_event=now_ms(), ts_init=now_ms(), producer="bench",
-                          action="START", token_id=t, epoch=1, params=params)
+                          action="START", token_id=t, epoch=1,
+                          params={**params, "market_version": (versions or {}).get(t, "v1")})
             p.xadd(KEYS.cmd(name), cmd.encode())  # type: ignore[arg-type]
         await p.execute()
 
@@ -316,9 +318,10 @@ def ack_ms(event: dict[str, str], sent_ms: float) -> float:
 def start_sim(redis: RedisServer, args: argparse.Namespace, tmp: Path) -> SimExchangeProcess:
     port = free_port()
     config = write_config(tmp / "sim.yaml", port, {
-        "mode": "sim", "logging": {"level": "WARNING"},
+        "mode": "sim", "logging": {"level": "WARNING"}, "polymarket": {"wallet": args.wallet},
+        # the venue's per-signer buckets off: this measures polyfleet's path, not the sim's throttle
         "sim_exchange": {"markets": (args.order_tokens + 1) // 2, "tick_interval_ms": 3_600_000, "volatility": 0,
-                         "starting_cash": 1_000_000},
+                         "starting_cash": 1_000_000, "rate_limit": "off"},
         "workers": {"capacity": 1000, "lease_ms": 30_000, "heartbeat_interval_sec": 1.0},
     })
     return SimExchangeProcess(config, port, tmp, {"PF_REDIS_URL": redis.url}).start()
@@ -332,6 +335,7 @@ async def orders_phase(redis: RedisServer, sim: SimExchangeProcess, args: argpar
     await r.flushall()
     await r.set(KEYS.gw_alive(), "1")
     markets = (await http.get("/_sim/markets")).json()
+    versions = {t["token_id"]: m["version"] for m in markets for t in m["tokens"]}
     tokens = [t["token_id"] for m in markets for t in m["tokens"]][:args.order_tokens]
     seq = dict.fromkeys(tokens, 1)
     for t in tokens:  # the window high every drop is measured from
@@ -341,7 +345,7 @@ async def orders_phase(redis: RedisServer, sim: SimExchangeProcess, args: argpar
     try:
         assert worker.proc is not None
         pid = worker.proc.pid
-        took = await start_sessions(r, worker, name, tokens, ORDER_PARAMS, timeout=120)
+        took = await start_sessions(r, worker, name, tokens, ORDER_PARAMS, timeout=120, versions=versions)
         print(f"[orders] {len(tokens)} sessions against sim_exchange started in {took:.1f} s "
               f"(each cancels open orders and reads its position at the venue first)")
         first_buy: list[float] = []
@@ -416,7 +420,7 @@ async def orders_phase(redis: RedisServer, sim: SimExchangeProcess, args: argpar
 async def signing_phase(sim: SimExchangeProcess, args: argparse.Namespace) -> None:
     from eth_keys.backends import get_backend
 
-    from services.maker_worker.executor import ClobExecutor
+    from services.maker_worker.executor import ClobExecutor, MarketFacts
     from shared.config import Secrets, load_settings
     from shared.venue.account import open_account
     from shared.venue.environment import fetch_sim_environment
@@ -428,8 +432,10 @@ async def signing_phase(sim: SimExchangeProcess, args: argparse.Namespace) -> No
     ex = ClobExecutor(VenueOrders(account))
     http = httpx.AsyncClient(base_url=sim.url, timeout=10)
     markets = (await http.get("/_sim/markets")).json()
+    versions = {t["token_id"]: m["version"] for m in markets for t in m["tokens"]}
     tokens = [t["token_id"] for m in markets for t in m["tokens"]][:args.order_tokens]
     for t in tokens:
+        ex.describe(t, MarketFacts(version=versions[t]))
         await ex.prepare(t)
         await set_book(http, t, 0.45, 0.50)
     for i in range(50):  # warm-up: first-call costs (imports, caches) are not the steady state
@@ -504,4 +510,5 @@ if __name__ == "__main__":
     ap.add_argument("--cycles", type=int, default=2)
     ap.add_argument("--signs", type=int, default=2000)
     ap.add_argument("--phases", default="sessions,orders,signing", help="comma-separated subset to run")
+    ap.add_argument("--wallet", default="deposit", choices=["deposit", "eoa"], help="polymarket.wallet of the orders")
     asyncio.run(main(ap.parse_args()))

@@ -28,14 +28,16 @@ class Room:
     http: httpx.AsyncClient
     account: VenueAccount
     orders: VenueOrders
-    versions: dict[str, str]  # token -> its market's Gamma version, from the sim
+    tokens: dict[str, dict[str, Any]]  # token -> its market's version, tick_size and min_size, from the sim
 
-    def token(self, version: str = "v1", index: int = 0) -> str:
-        """The YES token of the ``index``-th market of ``version``."""
-        return [t for t, v in self.versions.items() if v == version][2 * index]
+    def token(self, version: str = "v1", index: int = 0, tick: float = 0.01, min_size: float = 5.0) -> str:
+        """The YES token of the ``index``-th market of ``version`` with this tick and minimum size."""
+        return [t for t, m in self.tokens.items() if (m["version"], m["tick_size"], m["min_size"], m["yes"])
+                == (version, tick, min_size, True)][index]
 
-    def market(self, token: str, min_size: float = 5.0) -> OrderMarket:
-        return OrderMarket(outcome(token, self.versions[token]), False, min_size)
+    def market(self, token: str, min_size: float | None = None) -> OrderMarket:
+        m = self.tokens[token]
+        return OrderMarket(outcome(token, m["version"]), False, m["min_size"] if min_size is None else min_size)
 
     async def book(self, token: str, bids: list[list[float]], asks: list[list[float]]) -> None:
         resp = await self.http.put(f"/_sim/book/{token}", json={"bids": bids, "asks": asks, "freeze": True})
@@ -54,14 +56,16 @@ async def open_room(sim: SimExchangeProcess, wallet: str) -> Room:
     settings = load_settings(sim.env["PF_CONFIG"], environ={"PF__POLYMARKET__WALLET": wallet})
     account = await open_account(settings, Secrets(), env)
     markets = (await http.get("/_sim/markets")).json()
-    versions = {t["token_id"]: m["version"] for m in markets if not m["neg_risk"] for t in m["tokens"]}
-    return Room(sim, http, account, VenueOrders(account), versions)
+    tokens = {t["token_id"]: {"version": m["version"], "tick_size": t["tick_size"], "min_size": t["min_size"],
+                              "yes": i == 0}
+              for m in markets if not m["neg_risk"] for i, t in enumerate(m["tokens"])}
+    return Room(sim, http, account, VenueOrders(account), tokens)
 
 
 @pytest.fixture
 async def room(start_sim: Callable[..., SimExchangeProcess]) -> AsyncIterator[Room]:
     """The sim's legacy EOA (an allowed maker), on a sim with v1 and v2 markets."""
-    got = await open_room(start_sim({"sim_exchange": {"markets": 4, "volatility": 0.0}}), "eoa")
+    got = await open_room(start_sim({"sim_exchange": {"markets": 12, "volatility": 0.0}}), "eoa")
     yield got
     await got.account.close()
     await got.http.aclose()
@@ -86,8 +90,9 @@ async def test_a_limit_order_rests_is_read_back_and_cancelled(room: Room, versio
     # cancelling an outcome's orders takes every resting one of this account on it, and only there
     first = await room.orders.place_limit(m, "BUY", 0.31, 5, 0.01)
     second = await room.orders.place_limit(m, "BUY", 0.32, 5, 0.01)
-    other = room.market(room.token(version, 1))
-    kept = await room.orders.place_limit(other, "BUY", 0.05, 5, 0.01)
+    other_token = next(t for t, m in room.tokens.items() if m["yes"] and m["version"] == version and t != token)
+    other = room.market(other_token)
+    kept = await room.orders.place_limit(other, "BUY", 0.05, other.min_size, room.tokens[other_token]["tick_size"])
     assert set(await room.orders.cancel_outcome(m.outcome)) == {first.order_id, second.order_id}
     assert [o.order_id for o in await room.orders.open_orders(other.outcome)] == [kept.order_id]
     assert await room.orders.order("0x" + "00" * 32) is None
@@ -197,7 +202,7 @@ async def test_a_deposit_wallet_account_is_created_and_trades_both_systems(
     """polymarket.wallet: deposit, no relayer key configured: in sim mode the account mints a builder
     key from the sim, the SDK creates the key's deposit wallet through the relayer, and orders go
     out with signature type 3 (maker = signer = the wallet)."""
-    room = await open_room(start_sim({"sim_exchange": {"markets": 4, "volatility": 0.0}}), "deposit")
+    room = await open_room(start_sim({"sim_exchange": {"markets": 12, "volatility": 0.0}}), "deposit")
     try:
         wallet = room.account.wallet
         assert wallet.lower() != room.account.signer.lower()
@@ -251,3 +256,17 @@ async def test_a_refused_wallet_creation_is_tried_once_more(start_sim: Callable[
             assert [(w["address"], w["kind"]) for w in deployed] == [(account.wallet.lower(), "deposit")]
         finally:
             await account.close()
+
+
+async def test_the_rate_limit_headers_reach_the_signers_state(room: Room) -> None:
+    """The venue reports the signer's bucket on order and cancel answers (Poly-RateLimit-*): the SDK's
+    listener feeds them into the account's state."""
+    token = room.token()
+    await room.book(token, [[0.40, 100]], [[0.45, 100]])
+    ack = await room.orders.place_limit(room.market(token), "BUY", 0.30, 5, 0.01)
+    await room.orders.cancel(ack.order_id)
+    state = room.account.rate.snapshot()
+    assert state["reports"] >= 2
+    assert state["tier"] == "standard"
+    assert state["remaining"] is not None
+    assert state["signer"] == room.account.signer
