@@ -6,8 +6,8 @@
 Every part is a real process on loopback, started the way the soak starts them
 (tests/soak/harness.py, tests/support.py): a private redis-server on a free port (never 6379),
 sim_exchange, signal_collector (live-data socket on, poller as backstop), ws_gateway, orchestrator
-and ``--workers`` maker_workers, all in ``mode: sim`` (orders signed by py-clob-client-v2 and
-posted to the sim).
+and ``--workers`` maker_workers, all in ``mode: sim`` (orders signed by the official SDK through
+shared/venue and posted to the sim).
 
 Load:
 

@@ -446,7 +446,8 @@ class SimExchangeSection(Section):
     cancel_burst: float = Field(120.0, gt=0)
     # today's venue (docs/sim-exchange.md "Today's venue: the official SDK against the sim")
     v2_share: float = Field(0.5, ge=0, le=1)  # share of the binary markets that are Protocol V2 ("v2")
-    own_addresses: bool = False  # the sim's own contract addresses instead of production's
+    # the sim's own contract addresses (false: production's), so an address typed by hand fails here
+    own_addresses: bool = True
     # EOA makers (signature type 0) still allowed; everyone else must use a deposit wallet (venue.md W3)
     legacy_eoa_makers: tuple[str, ...] = Field(default_factory=lambda: (SIM_ADDRESS,))
     legacy_gamma_lists: bool = False  # keep serving the sunset Gamma /markets and /events lists (G1)

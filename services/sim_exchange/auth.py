@@ -77,12 +77,10 @@ def recover_clob_auth(address: str, timestamp: str, nonce: int, signature: str, 
     return str(Account.recover_message(encoded, signature=signature)).lower()
 
 
-def hmac_signature(secret: str, timestamp: str, method: str, path: str, body: str, raw: bool = False) -> str:
-    """Exactly py_clob_client_v2.signing.hmac.build_hmac_signature (``raw``: the body as sent,
-    which is what the official SDK signs; the old client swaps ' for ")."""
-    message = f"{timestamp}{method}{path}"
-    if body:
-        message += body if raw else body.replace("'", '"')
+def hmac_signature(secret: str, timestamp: str, method: str, path: str, body: str) -> str:
+    """The L2/builder HMAC (docs/venue.md W5): urlsafe-base64 HMAC-SHA256, keyed by the decoded
+    secret, over ``{timestamp}{METHOD}{path}{body}`` with the body exactly as sent."""
+    message = f"{timestamp}{method}{path}{body}"
     digest = hmac.new(base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4)), message.encode("utf-8"),
                       hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("utf-8")
@@ -90,8 +88,7 @@ def hmac_signature(secret: str, timestamp: str, method: str, path: str, body: st
 
 def _hmac_ok(secret: str, headers: Mapping[str, str], prefix: str, method: str, path: str, body: str) -> bool:
     ts, sig = _header(headers, f"{prefix}TIMESTAMP"), _header(headers, f"{prefix}SIGNATURE")
-    return bool(ts) and any(hmac.compare_digest(hmac_signature(secret, ts, method, path, body, raw), sig)
-                            for raw in (True, False))
+    return bool(ts) and hmac.compare_digest(hmac_signature(secret, ts, method, path, body), sig)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

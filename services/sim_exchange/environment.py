@@ -7,11 +7,12 @@ name, a test on ``127.0.0.1:<port>`` gets those. Endpoints the sim does not serv
 sports, the realtime socket, ...) point at a path that answers 404, so a stray call fails here
 instead of reaching production.
 
-Contract addresses: production's by default (``sim_exchange.own_addresses: false``), because
-py-clob-client-v2, still used by some callers, signs against the addresses it has built in for
-chain 137. With ``own_addresses: true`` every contract and wallet-derivation address is the sim's
-own, ``keccak("polyfleet-sim:" + field)[-20:]`` checksummed (the Safe init-code hash is the whole
-32-byte keccak), so a production address typed by hand anywhere shows up as a refusal. Everything
+Contract addresses: the sim's own by default (``sim_exchange.own_addresses: true``): every contract
+and wallet-derivation address is ``keccak("polyfleet-sim:" + field)[-20:]`` checksummed (the Safe
+init-code hash is the whole 32-byte keccak), so a production address typed by hand anywhere shows
+up as a refusal (an order signed for production's exchange: "invalid signature"). Every caller
+reads its addresses from this answer (shared/venue/environment.py). ``own_addresses: false``
+serves production's addresses instead. Everything
 the sim verifies or reports (order domains, the RPC's contracts, approvals, relayer targets,
 wallet derivation) reads :class:`SimEnvironment`, never a literal.
 """
@@ -60,7 +61,7 @@ class SimEnvironment:
     """The sim's chain id and contract addresses (URLs are added per request by :meth:`json`)."""
 
     chain_id: int = 137
-    own_addresses: bool = False
+    own_addresses: bool = True
     contracts: dict[str, str] = field(init=False, repr=False)
     derivation: dict[str, str] = field(init=False, repr=False)
 
@@ -96,7 +97,7 @@ class SimEnvironment:
         return out
 
 
-def environment_json(host: str, chain_id: int, own_addresses: bool = False) -> dict[str, Any]:
+def environment_json(host: str, chain_id: int, own_addresses: bool = True) -> dict[str, Any]:
     return SimEnvironment(chain_id, own_addresses).json(host)
 
 

@@ -1,35 +1,21 @@
-"""Parse a signed V2 ``POST /order`` payload: amounts -> side/price/size, order hash, signer recovery."""
+"""Parse a signed ``POST /order`` payload: amounts -> side/price/size; the signature rules and the
+order id are the caller's ``check`` (signatures.OrderSigners, against the sim's environment)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from eth_account import Account
-
 from services.sim_exchange.auth import ApiKey
 from services.sim_exchange.matching import OrderError, OrderRequest
-from shared.venue.order_hash import encoded_order, order_hash
 
 _REQUIRED = ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signatureType",
              "timestamp", "signature")
 
 
-def order_hash_and_signer(order: dict[str, Any], neg_risk: bool = False) -> tuple[str, str | None]:
-    """(EIP-712 order hash, recovered signer lowercase or None when it cannot be recovered)."""
-    try:
-        signer = str(Account.recover_message(encoded_order(order, neg_risk), signature=order["signature"])).lower()
-    except Exception:  # malformed or non-ECDSA (POLY_1271) signature
-        signer = None
-    return order_hash(order, neg_risk), signer
-
-
-def parse_post(payload: Any, key: ApiKey, verify: bool = True,
-               neg_risk_of: Callable[[str], bool] = lambda _token: False,
-               check: Callable[[dict[str, Any]], str] | None = None) -> OrderRequest:
+def parse_post(payload: Any, key: ApiKey, check: Callable[[dict[str, Any]], str]) -> OrderRequest:
     """One ``{order, owner, orderType, postOnly, ...}`` element -> OrderRequest (or OrderError).
-    ``check``: the venue's signature rules (signatures.OrderSigners), returning the order id;
-    without it, an ECDSA signature of the API key's address for the production CTF exchanges."""
+    ``check``: the venue's signature rules (signatures.OrderSigners), returning the order id."""
     if not isinstance(payload, dict) or not isinstance(payload.get("order"), dict):
         raise OrderError("Invalid order payload")
     order = payload["order"]
@@ -49,7 +35,7 @@ def parse_post(payload: Any, key: ApiKey, verify: bool = True,
         raise OrderError("Invalid order payload: amounts must be positive")
     if payload.get("owner") != key.key:
         raise OrderError("the order owner has to be the owner of the API KEY")
-    order_id = check(order) if check is not None else _legacy_check(order, key, verify, neg_risk_of)
+    order_id = check(order)
     # the rules (rules.py) judge the signed amounts themselves; price and size are what they mean
     shares, cash = (taker_amt, maker_amt) if side == "BUY" else (maker_amt, taker_amt)
     return OrderRequest(
@@ -59,15 +45,3 @@ def parse_post(payload: Any, key: ApiKey, verify: bool = True,
         taker_amount=taker_amt,
     )
 
-
-def _legacy_check(order: dict[str, Any], key: ApiKey, verify: bool, neg_risk_of: Callable[[str], bool]) -> str:
-    try:
-        # neg-risk markets are signed for the Neg Risk exchange (another EIP-712 domain)
-        order_id, signer = order_hash_and_signer(order, neg_risk_of(str(order["tokenId"])))
-    except (TypeError, ValueError) as exc:
-        raise OrderError(f"Invalid order payload: {exc}") from exc
-    if str(order["signer"]).lower() != key.address:
-        raise OrderError("the order signer address has to be the address of the API KEY")
-    if verify and int(order["signatureType"]) != 3 and signer != key.address:
-        raise OrderError("invalid signature")
-    return order_id

@@ -11,8 +11,8 @@ version "3"; the addresses and the chain id come from the venue environment
 ERC-7739 envelope as its signature, but its id is the same plain hash of the same ``Order`` struct
 (the envelope's trailer holds exactly that domain separator and struct hash).
 
-Without ``exchange``, the functions fall back to production's two CTF exchanges on chain 137 (the
-sim's order route still calls them that way).
+Every function takes the exchange, its domain version and the chain id from the caller: no
+contract address is written here (issue 15: addresses come from the environment).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from shared.venue.environment import VenueEnvironment
     from shared.venue.ids import MarketSystem
 
-EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
-NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
 DOMAIN_NAME = "Polymarket CTF Exchange"
 ORDER_STRUCT = [
     {"name": "salt", "type": "uint256"}, {"name": "maker", "type": "address"},
@@ -54,7 +52,7 @@ def _b32(value: str) -> bytes:
     return bytes.fromhex(str(value).removeprefix("0x").zfill(64))
 
 
-def order_domain(exchange: str, version: str = "2", chain_id: int = 137) -> dict[str, Any]:
+def order_domain(exchange: str, version: str, chain_id: int) -> dict[str, Any]:
     """The exchange's EIP-712 domain: version "2" for the CTF exchanges (v1 markets), "3" for
     ExchangeV3 (v2 markets, docs/venue.md V2)."""
     return {"name": DOMAIN_NAME, "version": version, "chainId": chain_id, "verifyingContract": exchange}
@@ -71,27 +69,22 @@ def order_message(order: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def typed_order(order: dict[str, Any], neg_risk: bool = False, chain_id: int = 137, *, exchange: str | None = None,
-                version: str = "2") -> dict[str, Any]:
-    """The EIP-712 message of one ``POST /order`` ``order`` object. Without ``exchange``: the
-    production CTF exchange (neg-risk markets are signed for the Neg Risk exchange: another domain,
-    another hash); with it, that contract under domain ``version``."""
-    contract = exchange or (NEG_RISK_EXCHANGE_V2 if neg_risk else EXCHANGE_V2)
+def typed_order(order: dict[str, Any], *, exchange: str, version: str, chain_id: int) -> dict[str, Any]:
+    """The EIP-712 message of one ``POST /order`` ``order`` object signed for ``exchange`` under
+    domain ``version`` (:func:`exchange_domain` picks both for a market)."""
     return {
         "primaryType": "Order",
         "types": {"EIP712Domain": DOMAIN_STRUCT, "Order": ORDER_STRUCT},
-        "domain": order_domain(contract, version, chain_id),
+        "domain": order_domain(exchange, version, chain_id),
         "message": order_message(order),
     }
 
 
-def encoded_order(order: dict[str, Any], neg_risk: bool = False, chain_id: int = 137, *, exchange: str | None = None,
-                  version: str = "2") -> SignableMessage:
-    return encode_typed_data(full_message=typed_order(order, neg_risk, chain_id, exchange=exchange, version=version))
+def encoded_order(order: dict[str, Any], *, exchange: str, version: str, chain_id: int) -> SignableMessage:
+    return encode_typed_data(full_message=typed_order(order, exchange=exchange, version=version, chain_id=chain_id))
 
 
-def order_hash(order: dict[str, Any], neg_risk: bool = False, chain_id: int = 137, *, exchange: str | None = None,
-               version: str = "2") -> str:
+def order_hash(order: dict[str, Any], *, exchange: str, version: str, chain_id: int) -> str:
     """``0x``-prefixed order id of a ``POST /order`` ``order`` object."""
-    encoded = encoded_order(order, neg_risk, chain_id, exchange=exchange, version=version)
+    encoded = encoded_order(order, exchange=exchange, version=version, chain_id=chain_id)
     return "0x" + keccak(b"\x19" + encoded.version + encoded.header + encoded.body).hex()

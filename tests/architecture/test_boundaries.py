@@ -7,8 +7,10 @@
     namespace (``f"{ns}:token:{tid}"``);
 (c) pure decision modules (book.py, strategy.py, ...) under services/ import no Redis, websocket,
     HTTP or socket library and use no asyncio networking;
-(d) only the venue room (shared/venue) imports a venue SDK (``polymarket``, ``py_clob_client_v2``):
-    services, the CLI and the benchmarks talk to the venue through it.
+(d) only the venue room (shared/venue) imports a venue SDK (``polymarket``; the archived client
+    too, as far as this rule goes): services, the CLI and the benchmarks talk to the venue through it;
+(e) nothing imports an archived venue client (``py_clob_client_v2``, ``py_clob_client``): not
+    the venue room, not the tests, not the scripts (issue 15: the official SDK replaced them).
 
 Each rule is a plain function from (module name, source) to a list of violations; the
 ``*_can_fail`` tests feed it synthetic sources so a rule that silently stopped matching is noticed.
@@ -50,6 +52,9 @@ ASYNCIO_NETWORKING = frozenset({
 VENUE_SDKS = ("polymarket", "py_clob_client_v2")
 VENUE_ROOM = "shared.venue"
 SDK_SCANNED_PACKAGES = (*SCANNED_PACKAGES, "bench")
+# (e): the archived clients, imported by no module at all
+ARCHIVED_CLIENTS = ("py_clob_client_v2", "py_clob_client")
+EVERY_PACKAGE = (*SDK_SCANNED_PACKAGES, "tests", "scripts")
 
 NAMESPACE_LITERAL = re.compile(r"(?<![A-Za-z0-9_])pf:")
 KEY_HEADS = sorted({spec.pattern.split(":", 1)[0].split("{", 1)[0] for spec in KEY_SPECS} - {""})
@@ -176,6 +181,13 @@ def venue_sdk_imports(module: str, source: str, is_package: bool = False) -> lis
             if any(_within(name, sdk) for sdk in VENUE_SDKS)]
 
 
+def archived_client_imports(module: str, source: str, is_package: bool = False) -> list[str]:
+    """(e) an archived venue client imported anywhere."""
+    return [f"{module}:{line} imports {name} (archived: use the official SDK through {VENUE_ROOM})"
+            for name, line in imported_modules(module, ast.parse(source), is_package)
+            if any(_within(name, client) for client in ARCHIVED_CLIENTS)]
+
+
 # --------------------------------------------------------------------------- the real codebase
 
 
@@ -208,6 +220,12 @@ def test_pure_decision_modules_do_no_io() -> None:
 def test_only_the_venue_room_imports_a_venue_sdk() -> None:
     violations = [v for p in python_files(SDK_SCANNED_PACKAGES)
                   for v in venue_sdk_imports(module_name(p), p.read_text(), p.name == "__init__.py")]
+    assert violations == [], "\n".join(violations)
+
+
+def test_no_module_imports_an_archived_venue_client() -> None:
+    violations = [v for p in python_files(EVERY_PACKAGE)
+                  for v in archived_client_imports(module_name(p), p.read_text(), p.name == "__init__.py")]
     assert violations == [], "\n".join(violations)
 
 
@@ -319,3 +337,20 @@ def test_venue_sdk_rule_catches(module: str, source: str) -> None:
 ])
 def test_venue_sdk_rule_allows(module: str, source: str) -> None:
     assert venue_sdk_imports(module, source) == []
+
+
+@pytest.mark.parametrize(("module", "source"), [
+    ("shared.venue.orders", "from py_clob_client_v2 import ClobClient\n"),
+    ("tests.integration.test_sim_exchange", "from py_clob_client_v2.exceptions import PolyApiException\n"),
+    ("bench.bench_worker", "def f():\n    import py_clob_client.client\n"),
+])
+def test_archived_client_rule_catches(module: str, source: str) -> None:
+    assert archived_client_imports(module, source)
+
+
+@pytest.mark.parametrize(("module", "source"), [
+    ("shared.venue.orders", "from polymarket import AsyncSecureClient\n"),
+    ("tests.unit.test_x", "import py_clob_client_v3\nfrom shared.venue import orders\n"),
+])
+def test_archived_client_rule_allows(module: str, source: str) -> None:
+    assert archived_client_imports(module, source) == []

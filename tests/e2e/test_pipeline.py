@@ -1,7 +1,7 @@
 """The walking skeleton end to end: every service as a real process, sim_exchange, real Redis.
 
-wallet BUY at the exchange -> signal -> START on a worker -> ticks -> order through
-py-clob-client-v2 -> fill -> wallet SELL -> EXIT -> position closed at the exchange -> released.
+wallet BUY at the exchange -> signal -> START on a worker -> ticks -> order through the official
+SDK (shared/venue) -> fill -> wallet SELL -> EXIT -> position closed at the exchange -> released.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ async def _run_flow(http: httpx.AsyncClient, r: aioredis.Redis, keys: Keys) -> N
     state = await eventually(lambda: _state_is(r, keys, token, "running"), timeout=15, what="running")
     assert state["owner"] == WORKER
 
-    # 4. The worker buys through py-clob-client-v2; the exchange received and matched it.
+    # 4. The worker buys through the official SDK (shared/venue); the exchange received and matched it.
     async def sim_order(side: str) -> dict[str, Any] | None:
         orders = (await http.get("/_sim/orders")).json()
         return next((o for o in orders if o["token_id"] == token and o["side"] == side

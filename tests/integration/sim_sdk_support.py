@@ -1,19 +1,26 @@
 """Helpers for driving sim_exchange with the unmodified official SDK (``polymarket``) in tests:
 the SDK environment built from the sim's ``GET /_sim/environment``, secure clients for a legacy EOA
 and for a fresh deposit wallet (created through the sim's relayer with a builder key minted from
-the sim), and market picks by system."""
+the sim), market picks by system, and orders of exact amounts signed by the SDK's own signing path
+(what the venue room does for FOK/FAK orders), for payloads the SDK's public builders would not
+make."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from eth_account import Account
 from polymarket import AsyncSecureClient
 from polymarket.auth import BuilderApiKey
+from polymarket.models.clob.order_response import AcceptedOrder
+from polymarket.models.clob.orders import SignedOrder
 
 from shared.config import SIM_PRIVATE_KEY
 from shared.venue.environment import fetch_sim_environment
+from shared.venue.ids import in_v2_namespace
+from shared.venue.order_hash import exchange_domain
+from shared.venue.sdk_private import OrderType, draft, sign
 from tests.support import SimExchangeProcess
 
 LEGACY_ADDRESS = Account.from_key(SIM_PRIVATE_KEY).address  # on sim_exchange.legacy_eoa_makers by default
@@ -66,3 +73,26 @@ def put_book(sim: SimExchangeProcess, token: str, bids: list[Any], asks: list[An
 def positions(sim: SimExchangeProcess, address: str) -> dict[str, Any]:
     got = httpx.get(f"{sim.url}/_sim/positions", params={"address": address}).json()
     return dict(got[address.lower()])
+
+
+async def exact_order(sim: SimExchangeProcess, client: AsyncSecureClient, asset_id: str, side: Literal["BUY", "SELL"],
+                      maker: int, taker: int, order_type: OrderType = "GTC", exchange: str | None = None) -> SignedOrder:
+    """An order of exactly these amounts (base units) for ``client``'s wallet, signed by the SDK
+    without a request: amounts its builders would not produce, an asset the venue does not list, or
+    a foreign ``exchange`` (default: the exchange of a binary market of the id's system in the
+    sim's environment)."""
+    env = await fetch_sim_environment(sim.url)
+    if exchange is None:
+        exchange, _ = exchange_domain(env, "v2" if in_v2_namespace(asset_id) else "v1", neg_risk=False)
+    return await sign(client, draft(client, asset_id=asset_id, side=side, maker=maker, taker=taker,
+                                    order_type=order_type, exchange=exchange, chain_id=env.chain_id))
+
+
+async def post_limit(client: AsyncSecureClient, asset_id: str, price: str, size: str, side: Literal["BUY", "SELL"],
+                     post_only: bool = False) -> AcceptedOrder:
+    """A limit order built by the SDK and posted without its allowance recovery (which would send an
+    approval when the venue says the allowance is short); the venue must accept it."""
+    signed = await client.create_limit_order(asset_id=asset_id, price=price, size=size, side=side, post_only=post_only)
+    answer = await client.post_order(signed)
+    assert isinstance(answer, AcceptedOrder), answer
+    return answer

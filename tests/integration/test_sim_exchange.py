@@ -1,4 +1,4 @@
-"""sim_exchange as a real process, driven by the real clients (py-clob-client-v2, httpx, websockets)."""
+"""sim_exchange as a real process, driven by the real clients (the official SDK ``polymarket``, httpx, websockets)."""
 
 from __future__ import annotations
 
@@ -6,27 +6,18 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from py_clob_client_v2 import (
-    AssetType,
-    BalanceAllowanceParams,
-    ClobClient,
-    OpenOrderParams,
-    OrderArgs,
-    OrderPayload,
-    OrderType,
-    PartialCreateOrderOptions,
-)
-from py_clob_client_v2.exceptions import PolyApiException
+from polymarket.errors import RequestRejectedError
+from polymarket.models.clob.order_response import AcceptedOrder
 from websockets.asyncio.client import ClientConnection, connect
 
-from shared.config import SIM_PRIVATE_KEY
+from tests.integration.sim_sdk_support import LEGACY_ADDRESS, eoa_client, post_limit
 from tests.support import SimExchangeProcess, eventually
 
-OPTS = PartialCreateOrderOptions(tick_size="0.01", neg_risk=False)
 WALLET = "0x9d84ce0306f8551e02efef1680475fc0f1dc1344"
 StartSim = Callable[..., SimExchangeProcess]
 
@@ -41,10 +32,12 @@ def put_book(sim: SimExchangeProcess, token: str, bids: list[Any], asks: list[An
     return dict(resp.json())
 
 
-def client(sim: SimExchangeProcess) -> ClobClient:
-    c = ClobClient(sim.url, chain_id=137, key=SIM_PRIVATE_KEY)
-    c.set_api_creds(c.create_or_derive_api_key())
-    return c
+async def items(pages: Any) -> list[Any]:
+    return [item async for item in pages.iter_items()]
+
+
+def levels(side: Any) -> list[tuple[str, str]]:
+    return [(str(level.price), str(level.size)) for level in side]
 
 
 async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> Any:
@@ -60,56 +53,56 @@ async def recv_until(ws: ClientConnection, pred: Callable[[dict[str, Any]], bool
                 return dict(ev)
 
 
-def test_clob_client_trades_against_the_sim(start_sim: StartSim) -> None:
+async def test_the_sdk_trades_against_the_sim(start_sim: StartSim) -> None:
     sim = start_sim()
     token = first_token(sim)
     put_book(sim, token, [{"price": "0.40", "size": "100"}, {"price": "0.41", "size": 50}],
              [{"price": 0.45, "size": 30}, {"price": 0.44, "size": 20}])
-    c = client(sim)
-    book = c.get_order_book(token)
-    assert book["bids"][-1] == {"price": "0.41", "size": "50"}
-    assert book["asks"][-1] == {"price": "0.44", "size": "20"}
-    assert c.get_tick_size(token) == "0.01"
-    assert c.get_neg_risk(token) is False
+    c = await eoa_client(sim)
+    try:
+        book = await c.get_order_book(asset_id=token)
+        assert levels(book.bids)[-1] == ("0.41", "50")
+        assert levels(book.asks)[-1] == ("0.44", "20")
+        assert (str(book.tick_size), book.neg_risk) == ("0.01", False)
+        assert httpx.get(f"{sim.url}/tick-size", params={"token_id": token}).json() == {"minimum_tick_size": 0.01}
+        assert httpx.get(f"{sim.url}/neg-risk", params={"token_id": token}).json() == {"neg_risk": False}
 
-    started = time.monotonic()
-    matched = c.create_and_post_order(OrderArgs(token_id=token, price=0.45, size=30, side="BUY"), OPTS)
-    assert time.monotonic() - started < 5  # transactionsHashes present: the client did not poll /data/trades
-    assert matched["success"] is True
-    assert matched["status"] == "matched"
-    assert matched["makingAmount"] == "13.3"
-    assert matched["takingAmount"] == "30"
-    assert len(matched["tradeIDs"]) == 2
-    assert len(matched["transactionsHashes"]) == 2
-    assert c.get_order_book(token)["asks"] == [{"price": "0.45", "size": "20"}]
+        matched = await post_limit(c, token, "0.45", "30", "BUY")
+        assert matched.status == "matched"
+        assert matched.making_amount == Decimal("13.3")
+        assert matched.taking_amount == Decimal("30")
+        assert len(matched.trade_ids) == 2
+        assert len(matched.transactions_hashes) == 2  # present at once: a client need not poll /data/trades
+        assert levels((await c.get_order_book(asset_id=token)).asks) == [("0.45", "20")]
 
-    live = c.create_and_post_order(OrderArgs(token_id=token, price=0.30, size=10, side="BUY"), OPTS)
-    assert live["status"] == "live"
-    assert live["orderID"].startswith("0x")
-    assert len(live["orderID"]) == 66
-    got = c.get_order(live["orderID"])
-    assert (got["status"], got["price"], got["original_size"], got["side"]) == ("LIVE", "0.3", "10", "BUY")
-    opened = c.get_open_orders(OpenOrderParams(asset_id=token))
-    assert [o["id"] for o in opened] == [live["orderID"]]
-    assert c.cancel_order(OrderPayload(orderID=live["orderID"]))["canceled"] == [live["orderID"]]
-    assert c.get_order(live["orderID"])["status"] == "CANCELED"
-    assert c.get_open_orders() == []
+        live = await post_limit(c, token, "0.30", "10", "BUY")
+        assert live.status == "live"
+        assert live.order_id.startswith("0x")
+        assert len(live.order_id) == 66
+        got = await c.get_order(order_id=live.order_id)
+        assert (got.status, got.price, got.original_size, got.side) == ("LIVE", Decimal("0.3"), Decimal("10"), "BUY")
+        assert [o.id for o in await items(c.list_open_orders(asset_id=token))] == [live.order_id]
+        assert (await c.cancel_order(order_id=live.order_id)).canceled == (live.order_id,)
+        assert (await c.get_order(order_id=live.order_id)).status == "CANCELED"
+        assert await items(c.list_open_orders()) == []
 
-    cash = c.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.COLLATERAL))
-    assert cash["balance"] == str(int((10_000 - 13.3) * 1e6))
-    assert cash["allowances"]
-    shares = c.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=token))
-    assert shares["balance"] == "30000000"
-    trades = c.get_trades()
-    assert {t["id"] for t in trades} == set(matched["tradeIDs"])
-    assert all(t["transaction_hash"] for t in trades)
+        cash = await c.get_balance_allowance(asset_type="COLLATERAL")
+        assert cash.balance == int((10_000 - 13.3) * 1e6)
+        assert cash.allowances
+        shares = await c.get_balance_allowance(asset_type="CONDITIONAL", asset_id=token)
+        assert shares.balance == 30_000_000
+        trades = await items(c.list_account_trades())
+        assert {t.id for t in trades} == set(matched.trade_ids)
+        assert all(t.transaction_hash for t in trades)
 
-    sold = c.create_and_post_order(OrderArgs(token_id=token, price=0.41, size=30, side="SELL"), OPTS,
-                                   order_type=OrderType.FOK)
-    assert sold["status"] == "matched"
-    assert sold["takingAmount"] == "12.3"
+        sold = await c.place_market_order(asset_id=token, side="SELL", shares="30", min_price="0.41", order_type="FOK")
+        assert isinstance(sold, AcceptedOrder), sold
+        assert sold.status == "matched"
+        assert sold.taking_amount == Decimal("12.3")
+    finally:
+        await c.close()
     positions = httpx.get(f"{sim.url}/_sim/positions").json()
-    me = c.get_address().lower()
+    me = LEGACY_ADDRESS.lower()
     assert positions[me]["positions"][token] == 0
     assert positions[me]["cash"] == pytest.approx(10_000 - 13.3 + 12.3)
     orders = httpx.get(f"{sim.url}/_sim/orders", params={"token_id": token}).json()
@@ -117,22 +110,25 @@ def test_clob_client_trades_against_the_sim(start_sim: StartSim) -> None:
     assert orders[0]["fills"][0] == {"price": 0.44, "size": 20.0, "ts": orders[0]["fills"][0]["ts"]}
 
 
-def test_rejections_are_clear_400s_and_401s(start_sim: StartSim) -> None:
+async def test_rejections_are_clear_400s_and_401s(start_sim: StartSim) -> None:
     sim = start_sim()
     token = first_token(sim)
     put_book(sim, token, [{"price": 0.40, "size": 100}], [{"price": 0.44, "size": 100}])
-    c = client(sim)
-    with pytest.raises(PolyApiException) as small:
-        c.create_and_post_order(OrderArgs(token_id=token, price=0.30, size=2, side="BUY"), OPTS)
-    assert small.value.status_code == 400
-    assert "lower than the minimum: 5" in str(small.value.error_msg)
-    with pytest.raises(PolyApiException) as short:
-        c.create_and_post_order(OrderArgs(token_id=token, price=0.30, size=10, side="SELL"), OPTS)
-    assert short.value.error_msg == {"error": "not enough balance / allowance: the balance is not enough -> "
-                                              "balance: 0, order amount: 10000000"}  # the venue's full text (P8)
-    with pytest.raises(PolyApiException) as cross:
-        c.create_and_post_order(OrderArgs(token_id=token, price=0.45, size=10, side="BUY"), OPTS, post_only=True)
-    assert cross.value.error_msg == {"error": "invalid post-only order: order crosses book"}
+    c = await eoa_client(sim)
+    try:
+        with pytest.raises(RequestRejectedError) as small:
+            await post_limit(c, token, "0.30", "2", "BUY")
+        assert small.value.status == 400
+        assert "lower than the minimum: 5" in str(small.value)
+        with pytest.raises(RequestRejectedError) as short:
+            await post_limit(c, token, "0.30", "10", "SELL")
+        assert str(short.value) == ("not enough balance / allowance: the balance is not enough -> "
+                                    "balance: 0, order amount: 10000000")  # the venue's full text (P8)
+        with pytest.raises(RequestRejectedError) as cross:
+            await post_limit(c, token, "0.45", "10", "BUY", post_only=True)
+        assert str(cross.value) == "invalid post-only order: order crosses book"
+    finally:
+        await c.close()
     unauth = httpx.get(f"{sim.url}/data/orders", headers={"POLY_API_KEY": "nope"})
     assert unauth.status_code == 401
     assert unauth.json() == {"error": "Unauthorized/Invalid api key"}
@@ -192,9 +188,11 @@ async def test_market_socket_book_price_change_trades_and_ping(start_sim: StartS
         assert got[("BUY", "0.42")]["best_bid"] == "0.42"
         assert got[("BUY", "0.42")]["best_ask"] == "0.44"
 
-        c = client(sim)
-        await asyncio.to_thread(c.create_and_post_order, OrderArgs(token_id=token, price=0.44, size=5, side="BUY"),
-                                OPTS)
+        c = await eoa_client(sim)
+        try:
+            await post_limit(c, token, "0.44", "5", "BUY")
+        finally:
+            await c.close()
         trade = await recv_until(ws, lambda e: e["event_type"] == "last_trade_price")
         assert (trade["price"], trade["size"], trade["side"]) == ("0.44", "5", "BUY")
         consumed = await recv_until(ws, lambda e: e["event_type"] == "price_change")
@@ -211,19 +209,23 @@ async def test_resting_order_fills_when_the_price_walks_through_it(start_sim: St
     sim = start_sim()
     token = first_token(sim)
     put_book(sim, token, [{"price": 0.50, "size": 100}], [{"price": 0.52, "size": 100}])
-    c = client(sim)
-    live = c.create_and_post_order(OrderArgs(token_id=token, price=0.47, size=10, side="BUY"), OPTS)
-    assert live["status"] == "live"
-    async with httpx.AsyncClient(base_url=sim.url) as http:
-        assert (await http.put(f"/_sim/price/{token}", json={"path": [0.50, 0.48, 0.44], "interval_ms": 50})).is_success
+    c = await eoa_client(sim)
+    try:
+        live = await post_limit(c, token, "0.47", "10", "BUY")
+        assert live.status == "live"
+        async with httpx.AsyncClient(base_url=sim.url) as http:
+            path = {"path": [0.50, 0.48, 0.44], "interval_ms": 50}
+            assert (await http.put(f"/_sim/price/{token}", json=path)).is_success
 
-        async def filled() -> bool:
-            order = await asyncio.to_thread(c.get_order, live["orderID"])
-            return order["status"] == "MATCHED" and order["size_matched"] == "10"
+            async def filled() -> bool:
+                order = await c.get_order(order_id=live.order_id)
+                return order.status == "MATCHED" and order.size_matched == Decimal("10")
 
-        await eventually(filled, timeout=5, what="resting order filled by the price path")
-        fills = (await http.get("/_sim/orders")).json()[0]["fills"]
-        assert {f["price"] for f in fills} == {0.47}
+            await eventually(filled, timeout=5, what="resting order filled by the price path")
+            fills = (await http.get("/_sim/orders")).json()[0]["fills"]
+            assert {f["price"] for f in fills} == {0.47}
+    finally:
+        await c.close()
 
 
 async def test_faults_429_tick_size_change_drop_and_order_timeout(start_sim: StartSim) -> None:
@@ -250,12 +252,15 @@ async def test_faults_429_tick_size_change_drop_and_order_timeout(start_sim: Sta
             await asyncio.wait_for(ws.wait_closed(), 5)
 
         await http.post("/_sim/fault", json={"kind": "order_timeout_after_place", "count": 1, "delay_sec": 1.5})
-        c = client(sim)
-        started = time.monotonic()
-        res = await asyncio.to_thread(c.create_and_post_order,
-                                      OrderArgs(token_id=token, price=0.05, size=10, side="BUY"),
-                                      PartialCreateOrderOptions(tick_size="0.001", neg_risk=False))
-        assert time.monotonic() - started >= 1.4
-        assert res["status"] == "live"
-        assert [o["id"] for o in (await http.get("/_sim/orders")).json()] == [res["orderID"]]
+        c = await eoa_client(sim)
+        try:
+            signed = await c.create_limit_order(asset_id=token, price="0.05", size="10", side="BUY")
+            started = time.monotonic()
+            res = await c.post_order(signed)
+            assert time.monotonic() - started >= 1.4
+        finally:
+            await c.close()
+        assert isinstance(res, AcceptedOrder), res
+        assert res.status == "live"
+        assert [o["id"] for o in (await http.get("/_sim/orders")).json()] == [res.order_id]
         assert (await http.post("/_sim/fault", json={"kind": "nope"})).status_code == 400

@@ -10,12 +10,10 @@ import httpx
 import pytest
 from eth_utils.crypto import keccak
 from polymarket import AsyncPublicClient
-from py_clob_client_v2 import ClobClient, OrderArgs, PartialCreateOrderOptions
-from py_clob_client_v2.exceptions import PolyApiException
+from polymarket.errors import RequestRejectedError
 
-from shared.config import SIM_PRIVATE_KEY
 from shared.venue.environment import fetch_sim_environment, production
-from tests.integration.sim_sdk_support import market, markets, sdk_environment, wallet_client
+from tests.integration.sim_sdk_support import eoa_client, exact_order, market, markets, sdk_environment, wallet_client
 from tests.support import SimExchangeProcess
 
 StartSim = Callable[..., SimExchangeProcess]
@@ -80,8 +78,8 @@ def test_the_sunset_offset_lists_answer_404_naming_the_keyset_endpoint(start_sim
     assert httpx.get(f"{sim.url}/gamma/markets/{market(sim, 'v1')['gamma_id']}").status_code == 200
 
 
-async def test_own_addresses_everywhere_the_sim_checks_and_reports(start_sim: StartSim) -> None:
-    sim = start_sim({"sim_exchange": {"own_addresses": True}})
+async def test_own_addresses_by_default_everywhere_the_sim_checks_and_reports(start_sim: StartSim) -> None:
+    sim = start_sim()
     env = await fetch_sim_environment(sim.url)
     prod = production()
     for name in ("standard_exchange", "neg_risk_exchange", "exchange_v3", "collateral_token", "position_manager",
@@ -100,9 +98,16 @@ async def test_own_addresses_everywhere_the_sim_checks_and_reports(start_sim: St
                                                                  "type": "WALLET"}).json() == {"deployed": True}
     finally:
         await client.close()
-    # py-clob-client-v2 signs for production's exchange, which this sim does not know
-    old = ClobClient(sim.url, chain_id=137, key=SIM_PRIVATE_KEY)
-    old.set_api_creds(old.create_or_derive_api_key())
-    with pytest.raises(PolyApiException, match="invalid signature"):
-        old.create_and_post_order(OrderArgs(token_id=market(sim, "v1")["tokens"][0]["token_id"], price=0.1, size=10,
-                                            side="BUY"), PartialCreateOrderOptions(tick_size="0.01", neg_risk=False))
+    # an order signed for production's exchange (an address typed by hand) is not an order of this sim
+    legacy = await eoa_client(sim)
+    try:
+        yes = market(sim, "v1")["tokens"][0]["token_id"]
+        signed = await exact_order(sim, legacy, yes, "BUY", 1_000_000, 10_000_000,
+                                   exchange=prod.address("standard_exchange"))
+        with pytest.raises(RequestRejectedError, match="invalid signature") as refused:
+            await legacy.post_order(signed)
+        assert refused.value.status == 400
+        assert (await legacy.post_order(await exact_order(sim, legacy, yes, "BUY", 1_000_000, 10_000_000))).ok
+    finally:
+        await legacy.close()
+

@@ -1,15 +1,15 @@
 """The strict sim over real HTTP: it refuses what the venue refuses and settles when the venue settles.
 
-Driven by the real clients: py-clob-client-v2 (today's order paths; it lets a test sign amounts the
-official SDK would not build) and the official SDK ``polymarket`` (heartbeats, rate-limit headers,
-trading restrictions, the user stream, settlement waits), with an EOA wallet.
+Driven by the official SDK ``polymarket`` with an EOA wallet: its public flows (orders, heartbeats,
+rate-limit headers, trading restrictions, the user stream, settlement waits) and, for amounts its
+builders would not make, its own signing path on amounts the test chose (sim_sdk_support.exact_order).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -23,37 +23,16 @@ from polymarket.errors import (
     RequestRejectedError,
     TransactionFailedError,
 )
+from polymarket.models.clob.order_response import AcceptedOrder
 from polymarket.rate_limit import RateLimitUpdate
 from polymarket.streams import UserSpec
-from py_clob_client_v2 import (
-    AssetType,
-    BalanceAllowanceParams,
-    ClobClient,
-    CreateOrderOptions,
-    MarketOrderArgs,
-    OrderArgs,
-    OrderType,
-    PartialCreateOrderOptions,
-)
-from py_clob_client_v2.exceptions import PolyApiException
 
 from shared.config import SIM_PRIVATE_KEY
 from shared.venue.environment import VenueEnvironment
+from tests.integration.sim_sdk_support import exact_order, post_limit
 from tests.support import SimExchangeProcess, eventually
 
 StartSim = Callable[..., SimExchangeProcess]
-
-
-@pytest.fixture
-def start_sim(start_sim: StartSim) -> StartSim:
-    """These tests sign with py-clob-client-v2, which knows v1 (CTF) markets only: a sim of v1
-    markets (the v2 ones are tests/integration/test_sim_sdk_*.py's, through the official SDK)."""
-    from shared.config import _deep_merge  # test-only use of the merge helper
-
-    def _start(overrides: dict[str, Any] | None = None) -> SimExchangeProcess:
-        return start_sim(_deep_merge({"sim_exchange": {"v2_share": 0}}, overrides or {}))
-
-    return _start
 EOA = Account.from_key(SIM_PRIVATE_KEY).address
 P3 = ("invalid amounts, the market buy orders maker amount supports a max accuracy of 2 decimals, "
       "taker amount a max of 4 decimals")
@@ -89,12 +68,6 @@ def sim_orders(sim: SimExchangeProcess) -> dict[str, dict[str, Any]]:
     return {o["id"]: o for o in httpx.get(f"{sim.url}/_sim/orders").json()}
 
 
-def v1_client(sim: SimExchangeProcess, nonce: int = 0) -> ClobClient:
-    c = ClobClient(sim.url, chain_id=137, key=SIM_PRIVATE_KEY)
-    c.set_api_creds(c.create_or_derive_api_key(nonce))
-    return c
-
-
 async def sdk_client(sim: SimExchangeProcess, nonce: int = 0,
                      on_rate_limit_update: Callable[[RateLimitUpdate], None] | None = None) -> AsyncSecureClient:
     environment = VenueEnvironment.from_json("sim", httpx.get(f"{sim.url}/_sim/environment").json()).to_sdk()
@@ -107,77 +80,68 @@ async def items(pages: Any) -> list[Any]:
     return [item async for page in pages for item in page.items]
 
 
-def refusal(exc: PolyApiException) -> str:
-    msg = exc.error_msg
-    return str(msg.get("error") if isinstance(msg, dict) else msg)
-
-
 # ---- refusals -----------------------------------------------------------------------------------
-def test_order_refusals_match_the_venues_rules_and_texts(start_sim: StartSim) -> None:
+async def refused(send: Awaitable[Any]) -> RequestRejectedError:
+    with pytest.raises(RequestRejectedError) as exc:
+        await send
+    return exc.value
+
+
+async def test_order_refusals_match_the_venues_rules_and_texts(start_sim: StartSim) -> None:
     sim = start_sim()
-    c = v1_client(sim)
     plain = markets(sim)[0]["tokens"][0]["token_id"]
     fine_large = token_where(sim, 0.001, 15.0)  # markets with tick 0.001 and minimum 15 exist beside the plain one
     put_book(sim, plain, [[0.55, 200]], [[0.57, 200]])
     put_book(sim, fine_large, [[0.450, 200]], [[0.455, 200]])
-    opts, fine = PartialCreateOrderOptions(tick_size="0.01"), PartialCreateOrderOptions(tick_size="0.001")
+    c = await sdk_client(sim)
+    try:
+        # P3: $1 at 0.57 built with limit maths (1.76 shares, 1.0032 collateral) is refused as FAK ...
+        fak = await refused(c.post_order(await exact_order(sim, c, plain, "BUY", 1_003_200, 1_760_000, "FAK")))
+        assert (fak.status, str(fak)) == (400, P3)
+        # ... and accepted with market maths ($1.00 for 1.6666 shares, at most 0.60 each); $1 is enough for a
+        # marketable order
+        ok = await c.post_order(await exact_order(sim, c, plain, "BUY", 1_000_000, 1_666_600, "FAK"))
+        assert isinstance(ok, AcceptedOrder), ok
+        assert (ok.status, ok.taking_amount) == ("matched", Decimal("1.6666"))  # filled at 0.57
 
-    # P3: $1 at 0.57 built with limit maths (1.76 shares, 1.0032 collateral) is refused as FAK ...
-    signed = c.create_order(OrderArgs(token_id=plain, price=0.57, size=1.76, side="BUY"), opts)
-    with pytest.raises(PolyApiException) as fak:
-        c.post_order(signed, OrderType.FAK)
-    assert (fak.value.status_code, refusal(fak.value)) == (400, P3)
-    # ... and accepted with market maths ($1.00 for 1.6666 shares, at most 0.60 each); $1 is enough for a
-    # marketable order (a limit of 0.60: the client's float rounding turns 0.57 into 0.56)
-    ok = c.post_order(c.create_market_order(MarketOrderArgs(token_id=plain, amount=1, side="BUY", price=0.6), opts),
-                      OrderType.FAK)
-    assert (ok["status"], ok["takingAmount"]) == ("matched", "1.6666")  # filled at 0.57
-
-    # P2: the market's own minimum (15) for a resting order; 10 shares rest on the plain market (5)
-    with pytest.raises(PolyApiException) as small:
-        c.create_and_post_order(OrderArgs(token_id=fine_large, price=0.449, size=10, side="BUY"), fine)
-    assert refusal(small.value).endswith("is invalid. Size (10) lower than the minimum: 15")
-    assert c.create_and_post_order(OrderArgs(token_id=fine_large, price=0.449, size=15, side="BUY"),
-                                   fine)["status"] == "live"
-    assert c.create_and_post_order(OrderArgs(token_id=plain, price=0.50, size=10, side="BUY"), opts)["status"] == "live"
-    # P5: a crossing post-only order
-    with pytest.raises(PolyApiException) as cross:
-        c.create_and_post_order(OrderArgs(token_id=fine_large, price=0.455, size=15, side="BUY"), fine, post_only=True)
-    assert refusal(cross.value) == "invalid post-only order: order crosses book"
-    # P8: balance, with what open orders hold (15 x 0.449 + 10 x 0.50; the FAK's trade is settled)
-    httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"cash": 15})
-    with pytest.raises(PolyApiException) as short:
-        c.create_and_post_order(OrderArgs(token_id=plain, price=0.50, size=10, side="BUY"), opts)
-    assert refusal(short.value) == ("not enough balance / allowance: the balance is not enough -> balance: 15000000, "
-                                    "sum of matched orders: 11735000, order amount (inc. fees): 5000000")
-    # P1: a price between the ticks: signed on the 0.001 grid, posted after the market went to 0.01 (M3)
-    httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"cash": 1000})
-    between = c.create_order(OrderArgs(token_id=fine_large, price=0.447, size=20, side="BUY"), fine)
-    fault(sim, kind="tick_size_change", token_id=fine_large, new_tick_size=0.01)
-    with pytest.raises(PolyApiException) as off:
-        c.post_order(between)
-    assert refusal(off.value).endswith("is invalid. Price (0.447) breaks minimum tick size rule: 0.01")
-    # P8, the allowance half: an account that allowed the exchange $3 of collateral (no shares at all)
-    httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"allowances": {"COLLATERAL": 3, "CONDITIONAL": 0},
-                                                      "positions": {plain: 20}})
-    allowed = c.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.COLLATERAL))["allowances"]
-    assert set(allowed.values()) == {"3000000"}
-    with pytest.raises(PolyApiException) as no_allowance:
-        c.create_and_post_order(OrderArgs(token_id=plain, price=0.50, size=10, side="BUY"), opts)
-    assert refusal(no_allowance.value) == ("not enough balance / allowance: the allowance is not enough -> "
-                                           "allowance: 3000000, order amount: 5000000")
-    with pytest.raises(PolyApiException) as no_approval:
-        c.create_and_post_order(OrderArgs(token_id=plain, price=0.60, size=10, side="SELL"), opts)
-    assert "the allowance is not enough" in refusal(no_approval.value)
-    assert c.create_and_post_order(OrderArgs(token_id=plain, price=0.50, size=6, side="BUY"), opts)["status"] == "live"
-    httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"allowances": {"COLLATERAL": None, "CONDITIONAL": None}})
-    # an asset the venue does not list
-    bogus = c.builder.build_order(OrderArgs(token_id=str(int(plain) ^ (1 << 100)), price=0.5, size=10, side="BUY"),
-                                  CreateOrderOptions(tick_size="0.01", neg_risk=False), version=2)  # no lookups
-    with pytest.raises(PolyApiException) as unknown:
-        c.post_order(bogus)
-    assert unknown.value.status_code == 400
-    assert "unknown token id" in refusal(unknown.value)
+        # P2: the market's own minimum (15) for a resting order; 10 shares rest on the plain market (5)
+        small = await refused(post_limit(c, fine_large, "0.449", "10", "BUY"))
+        assert str(small).endswith("is invalid. Size (10) lower than the minimum: 15")
+        assert (await post_limit(c, fine_large, "0.449", "15", "BUY")).status == "live"
+        assert (await post_limit(c, plain, "0.50", "10", "BUY")).status == "live"
+        # P5: a crossing post-only order
+        cross = await refused(post_limit(c, fine_large, "0.455", "15", "BUY", post_only=True))
+        assert str(cross) == "invalid post-only order: order crosses book"
+        # P8: balance, with what open orders hold (15 x 0.449 + 10 x 0.50; the FAK's trade is settled)
+        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"cash": 15})
+        short = await refused(post_limit(c, plain, "0.50", "10", "BUY"))
+        assert str(short) == ("not enough balance / allowance: the balance is not enough -> balance: 15000000, "
+                              "sum of matched orders: 11735000, order amount (inc. fees): 5000000")
+        # P1: a price between the ticks: signed on the 0.001 grid, posted after the market went to 0.01 (M3)
+        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"cash": 1000})
+        between = await c.create_limit_order(asset_id=fine_large, price="0.447", size="20", side="BUY")
+        fault(sim, kind="tick_size_change", token_id=fine_large, new_tick_size=0.01)
+        off = await refused(c.post_order(between))
+        assert str(off).endswith("is invalid. Price (0.447) breaks minimum tick size rule: 0.01")
+        # P8, the allowance half: an account that allowed the exchange $3 of collateral (no shares at all)
+        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"allowances": {"COLLATERAL": 3, "CONDITIONAL": 0},
+                                                          "positions": {plain: 20}})
+        allowed = (await c.get_balance_allowance(asset_type="COLLATERAL")).allowances
+        assert set(allowed.values()) == {3_000_000}
+        no_allowance = await refused(post_limit(c, plain, "0.50", "10", "BUY"))
+        assert str(no_allowance) == ("not enough balance / allowance: the allowance is not enough -> "
+                                     "allowance: 3000000, order amount: 5000000")
+        no_approval = await refused(post_limit(c, plain, "0.60", "10", "SELL"))
+        assert "the allowance is not enough" in str(no_approval)
+        assert (await post_limit(c, plain, "0.50", "6", "BUY")).status == "live"
+        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"allowances": {"COLLATERAL": None, "CONDITIONAL": None}})
+        # an asset the venue does not list (signed without a lookup)
+        bogus = str(int(plain) ^ (1 << 100))
+        unknown = await refused(c.post_order(await exact_order(sim, c, bogus, "BUY", 5_000_000, 10_000_000)))
+        assert unknown.status == 400
+        assert "unknown token id" in str(unknown)
+    finally:
+        await c.close()
 
 
 # ---- settlement ---------------------------------------------------------------------------------

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+from typing import Any, Literal
 
 import pytest
-from py_clob_client_v2 import OrderArgs
-from py_clob_client_v2.clob_types import ApiCreds, CreateOrderOptions, RequestArgs
-from py_clob_client_v2.headers.headers import create_level_1_headers, create_level_2_headers
-from py_clob_client_v2.order_builder.builder import OrderBuilder
-from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
-from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
-from py_clob_client_v2.signer import Signer
-from py_clob_client_v2.signing.hmac import build_hmac_signature
-from py_clob_client_v2.utilities import generate_orderbook_summary_hash, parse_raw_orderbook_summary
+from eth_account import Account
+from polymarket._internal.actions.auth import build_l1_auth_headers
+from polymarket._internal.hmac import build_hmac_signature
+from polymarket._internal.l1_auth import sign_api_key_auth
+from polymarket.clients.async_secure import _make_l2_header_resolver
+from polymarket.models import ApiKeyCreds
+from polymarket.models.clob.order_book import OrderBook
 
 from services.sim_exchange import wire
 from services.sim_exchange.auth import Authenticator, AuthError, derive_key, hmac_signature
 from services.sim_exchange.market import MarketSim, TokenBook, fill_ladder, make_markets, on_tick, set_levels
 from services.sim_exchange.matching import OrderError
-from services.sim_exchange.orders import order_hash_and_signer, parse_post
-from shared.config import SIM_PRIVATE_KEY
-from shared.venue.order_hash import EXCHANGE_V2
+from services.sim_exchange.orders import parse_post
+from services.sim_exchange.signatures import Exchange, recover_ecdsa
+from services.sim_exchange.state import SimState
+from shared.config import SIM_ADDRESS, SIM_PRIVATE_KEY, SimExchangeSection
+from tests.unit.sdk_orders import sdk_order_id, sdk_payload
 
 
 def test_markets_are_deterministic_and_shaped_like_real_ids() -> None:
@@ -76,6 +78,16 @@ def test_set_levels_replaces_book_and_mid() -> None:
     assert book.mid == pytest.approx(0.445)
 
 
+def venue_book_hash(book: dict[str, Any]) -> str:
+    """The venue's book hash as Polymarket's Python CLOB client recomputed it
+    (``generate_orderbook_summary_hash``): SHA-1 of the compact JSON of the summary in this key
+    order, with ``hash`` empty."""
+    keys = ("market", "asset_id", "timestamp", "hash", "bids", "asks", "min_order_size", "tick_size", "neg_risk",
+            "last_trade_price")
+    payload = {k: "" if k == "hash" else book[k] for k in keys}
+    return hashlib.sha1(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+
+
 def test_book_json_best_last_strings_and_client_compatible_hash() -> None:
     book = TokenBook("123", "0xabc", "Yes", 0, mid=0.5)
     out = wire.book_json(book, {0.48: 10.0, 0.49: 20.5}, {0.52: 3.0, 0.51: 4.0}, ts=1700000000.123)
@@ -85,7 +97,8 @@ def test_book_json_best_last_strings_and_client_compatible_hash() -> None:
     assert out["timestamp"] == "1700000000123"
     assert out["tick_size"] == "0.01"
     assert out["min_order_size"] == "5"
-    assert out["hash"] == generate_orderbook_summary_hash(parse_raw_orderbook_summary(out))
+    assert out["hash"] == venue_book_hash(out)
+    assert OrderBook.model_validate(out).hash == out["hash"]  # the official SDK reads it as it is
 
 
 def test_price_change_entries_carry_new_aggregate_and_top_of_book() -> None:
@@ -100,62 +113,81 @@ def test_price_change_entries_carry_new_aggregate_and_top_of_book() -> None:
     assert all(e["best_bid"] == "0.49" and e["best_ask"] == "0.51" for e in entries)
 
 
-def test_hmac_matches_the_client_and_l2_checks_it() -> None:
+async def test_hmac_matches_the_client_and_l2_checks_it() -> None:
     key = derive_key("0xAbC0000000000000000000000000000000000001", 0)
     body = json.dumps({"orderID": "0x1"}, separators=(",", ":"))
     assert hmac_signature(key.secret, "1700000000", "DELETE", "/order", body) == \
-        build_hmac_signature(key.secret, "1700000000", "DELETE", "/order", body)
-    signer = Signer(SIM_PRIVATE_KEY, 137)
+        build_hmac_signature(secret=key.secret, timestamp=1700000000, method="DELETE", path="/order", body=body)
+    signer = Account.from_key(SIM_PRIVATE_KEY)
     auth = Authenticator()
-    issued = auth.l1(create_level_1_headers(signer, nonce=0))
-    assert issued.address == signer.address().lower()
-    assert issued == derive_key(signer.address(), 0)
-    creds = ApiCreds(issued.key, issued.secret, issued.passphrase)
-    headers = create_level_2_headers(signer, creds, RequestArgs("DELETE", "/order", {"orderID": "0x1"}, body))
+    issued = auth.l1(build_l1_auth_headers(sign_api_key_auth(signer, chain_id=137, timestamp=1700000000)))
+    assert issued.address == signer.address.lower()
+    assert issued == derive_key(signer.address, 0)
+    creds = ApiKeyCreds(key=issued.key, secret=issued.secret, passphrase=issued.passphrase)
+    headers = dict(await _make_l2_header_resolver(signer, creds)("DELETE", "/order", body))
     assert auth.l2(headers, "DELETE", "/order", body) == issued
     with pytest.raises(AuthError, match="Unauthorized/Invalid api key"):
         auth.l2(headers, "DELETE", "/order", body.replace("0x1", "0x2"))
     with pytest.raises(AuthError, match="Unauthorized/Invalid api key"):
         auth.l2({**headers, "POLY_API_KEY": "not-issued"}, "DELETE", "/order", body)
+    # the body exactly as sent, not the variant the archived CLOB client signed (' turned into ")
+    quoted = json.dumps({"orderID": "0x1", "note": "it's"}, separators=(",", ":"))
+    swapped = dict(await _make_l2_header_resolver(signer, creds)("DELETE", "/order", quoted.replace("'", '"')))
+    with pytest.raises(AuthError, match="Unauthorized/Invalid api key"):
+        auth.l2(swapped, "DELETE", "/order", quoted)
 
 
 def test_l1_rejects_a_signature_for_another_address() -> None:
-    headers = create_level_1_headers(Signer(SIM_PRIVATE_KEY, 137), nonce=0)
+    headers = build_l1_auth_headers(sign_api_key_auth(Account.from_key(SIM_PRIVATE_KEY), chain_id=137,
+                                                      timestamp=1700000000))
     headers["POLY_ADDRESS"] = "0x" + "1" * 40
     with pytest.raises(AuthError, match="Invalid L1 Request headers"):
         Authenticator().l1(headers)
 
 
-def _signed_order(price: float, size: float, side: str) -> tuple[dict[str, object], str]:
-    signer = Signer(SIM_PRIVATE_KEY, 137)
-    order = OrderBuilder(signer).build_order(OrderArgs(token_id="1234567890", price=price, size=size, side=side),
-                                             CreateOrderOptions(tick_size="0.01", neg_risk=False), version=2)
-    typed = ExchangeOrderBuilderV2(EXCHANGE_V2, 137, signer).build_order_typed_data(order)
-    expected_hash = ExchangeOrderBuilderV2(EXCHANGE_V2, 137, signer).build_order_hash(typed)
-    return order_to_json_v2(order, "owner-key", "GTC"), expected_hash
+def _signed_order(state: SimState, price: str, size: str, side: Literal["BUY", "SELL"],
+                  owner: str) -> tuple[dict[str, Any], str]:
+    """A POST /order body of the sim key's EOA (type 0) on the first (v1) market, signed by the SDK's
+    code for the sim's standard exchange, and its id as the SDK hashes it."""
+    exchange = state.env.address("standard_exchange")
+    shares, cash = int(float(size) * 1e6), round(float(size) * float(price) * 1e6)
+    maker, taker = (cash, shares) if side == "BUY" else (shares, cash)
+    payload = sdk_payload(SIM_PRIVATE_KEY, SIM_ADDRESS, 0, state.sim.markets[0].yes.token_id, exchange, "2",
+                          owner=owner, maker_amount=maker, taker_amount=taker, side=side)
+    return payload, sdk_order_id(payload["order"], exchange, "2")
+
+
+def _state() -> SimState:
+    return SimState(SimExchangeSection(markets=2, v2_share=0.5, volatility=0.0), 137)
 
 
 def test_parse_post_derives_side_price_size_and_recovers_the_signer() -> None:
-    key = derive_key(Signer(SIM_PRIVATE_KEY, 137).address(), 0)
-    payload, expected_hash = _signed_order(0.37, 12.5, "BUY")
-    payload["owner"] = key.key
-    order_id, signer = order_hash_and_signer(payload["order"])  # type: ignore[arg-type]
-    assert order_id == expected_hash
-    assert signer == key.address
-    req = parse_post(payload, key)
+    state = _state()
+    key = derive_key(SIM_ADDRESS, 0)
+
+    def check(order: dict[str, Any]) -> str:
+        return state.signers.check(order, key.address)
+
+    payload, expected_hash = _signed_order(state, "0.37", "12.5", "BUY", key.key)
+    exchange = Exchange(state.env.address("standard_exchange"), "2")
+    assert recover_ecdsa(payload["order"], exchange, 137) == key.address
+    req = parse_post(payload, key, check)
     assert (req.side, req.price, req.size, req.order_id) == ("BUY", 0.37, 12.5, expected_hash)
-    sell, _ = _signed_order(0.61, 7, "SELL")
-    sell["owner"] = key.key
-    assert (lambda r: (r.side, r.price, r.size))(parse_post(sell, key)) == ("SELL", 0.61, 7.0)
+    sell, _ = _signed_order(state, "0.61", "7", "SELL", key.key)
+    assert (lambda r: (r.side, r.price, r.size))(parse_post(sell, key, check)) == ("SELL", 0.61, 7.0)
 
 
 def test_parse_post_rejects_tampering_and_foreign_owner() -> None:
-    key = derive_key(Signer(SIM_PRIVATE_KEY, 137).address(), 0)
-    payload, _ = _signed_order(0.37, 10, "BUY")
-    payload["owner"] = "someone-else"
+    state = _state()
+    key = derive_key(SIM_ADDRESS, 0)
+
+    def check(order: dict[str, Any]) -> str:
+        return state.signers.check(order, key.address)
+
+    payload, _ = _signed_order(state, "0.37", "10", "BUY", "someone-else")
     with pytest.raises(OrderError, match="owner has to be the owner of the API KEY"):
-        parse_post(payload, key)
+        parse_post(payload, key, check)
     payload["owner"] = key.key
-    payload["order"]["makerAmount"] = "1"  # type: ignore[index]
+    payload["order"]["makerAmount"] = "1"
     with pytest.raises(OrderError, match="invalid signature"):
-        parse_post(payload, key)
+        parse_post(payload, key, check)

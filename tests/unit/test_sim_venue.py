@@ -4,23 +4,11 @@ signature types 0-3 with orders signed by the SDK's own signing code."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
 from polymarket._internal import wallet as sdk_wallet
-from polymarket._internal.actions.orders.post import _build_send_order_payload
-from polymarket._internal.actions.orders.typed_data import (
-    _build_standard_typed_data,
-    build_order_signature,
-    build_order_typed_data,
-)
-from polymarket._internal.actions.orders.types import BYTES32_ZERO, UnsignedOrder
 from polymarket.environments import _WalletDerivation
-from polymarket.models.clob.orders import SignedOrder
 
 from services.sim_exchange.derivation import deposit_wallet, proxy_wallet, safe_wallet, uups_deposit_wallet
 from services.sim_exchange.environment import SimEnvironment, environment_json
@@ -31,6 +19,7 @@ from services.sim_exchange.state import SimState
 from shared.config import SIM_ADDRESS, SIM_PRIVATE_KEY, SimExchangeSection
 from shared.venue.environment import VenueEnvironment, production
 from shared.venue.ids import in_v2_namespace, v2_condition_of
+from tests.unit.sdk_orders import sdk_order, sdk_order_id
 
 
 def test_the_sim_address_is_the_sim_keys() -> None:
@@ -84,21 +73,6 @@ def test_half_the_binary_markets_are_v2_with_v2_position_ids() -> None:
 # ---- order signatures, signed by the SDK's own code ------------------------------------------------------
 
 
-def _sdk_order(key: str, wallet: str, sig_type: int, token: str, exchange: str, version: str,
-               owner: str = "owner", maker_amount: int = 1_000_000) -> dict[str, Any]:
-    signer = Account.from_key(key)
-    unsigned = UnsignedOrder(
-        chain_id=137, builder=BYTES32_ZERO, exchange_address=exchange, expiration=0, maker=wallet,  # type: ignore[arg-type]
-        maker_amount=maker_amount, metadata=BYTES32_ZERO, order_type="GTC", salt=12345, side="BUY",
-        signature_type=sig_type, signer=wallet if sig_type == 3 else signer.address,  # type: ignore[arg-type]
-        taker_amount=10_000_000, timestamp=1_790_000_000_000, token_id=token, protocol_version=version)  # type: ignore[arg-type]
-    sig = signer.sign_message(encode_typed_data(full_message=build_order_typed_data(unsigned))).signature.hex()
-    signature = build_order_signature(unsigned, "0x" + sig.removeprefix("0x"))  # type: ignore[arg-type]
-    fields = {f.name: getattr(unsigned, f.name) for f in dataclasses.fields(unsigned)
-              if f.name not in ("chain_id", "exchange_address", "protocol_version")}
-    return _build_send_order_payload(SignedOrder(**fields, signature=signature), owner_api_key=owner)["order"]
-
-
 def _state() -> SimState:
     return SimState(SimExchangeSection(markets=2, v2_share=0.5, volatility=0.0), 137)
 
@@ -111,57 +85,45 @@ def test_deposit_wallet_orders_are_accepted_only_from_the_api_keys_own_deployed_
     v1, v2 = state.sim.markets
     cases = ((v1, state.env.address("standard_exchange"), "2"), (v2, state.env.address("exchange_v3"), "3"))
     for m, exchange, version in cases:
-        order = _sdk_order(key, wallet, 3, m.yes.token_id, exchange, version)
+        order = sdk_order(key, wallet, 3, m.yes.token_id, exchange, version)
         with pytest.raises(OrderError, match=NOT_API_KEY):  # not deployed yet
             state.signers.check(order, owner.lower())
     state.wallets.deploy(owner, "deposit")
     for m, exchange, version in cases:
-        order = _sdk_order(key, wallet, 3, m.yes.token_id, exchange, version)
-        typed = _build_standard_typed_data(_unsigned_for_hash(order, exchange, version), protocol_version=version)
-        encoded = encode_typed_data(full_message=typed)
-        assert state.signers.check(order, owner.lower()) == "0x" + keccak(
-            b"\x19\x01" + encoded.header + encoded.body).hex()  # the id: the order's EIP-712 hash
+        order = sdk_order(key, wallet, 3, m.yes.token_id, exchange, version)
+        assert state.signers.check(order, owner.lower()) == sdk_order_id(order, exchange, version)  # its EIP-712 hash
         with pytest.raises(OrderError, match=NOT_API_KEY):  # another API key's EOA
             state.signers.check(order, SIM_ADDRESS.lower())
         with pytest.raises(OrderError, match=NOT_API_KEY):  # amounts changed after signing
             state.signers.check({**order, "makerAmount": "2000000"}, owner.lower())
     # a v2 order signed for the v1 domain is not an order of this market
-    wrong = _sdk_order(key, wallet, 3, v2.yes.token_id, state.env.address("standard_exchange"), "2")
+    wrong = sdk_order(key, wallet, 3, v2.yes.token_id, state.env.address("standard_exchange"), "2")
     with pytest.raises(OrderError, match=NOT_API_KEY):
         state.signers.check(wrong, owner.lower())
-
-
-def _unsigned_for_hash(order: dict[str, Any], exchange: str, version: str) -> UnsignedOrder:
-    """``order`` as the SDK's struct: the hash of its plain EIP-712 form is the order id."""
-    return UnsignedOrder(
-        chain_id=137, builder=order["builder"], exchange_address=exchange, expiration=0, maker=order["maker"],
-        maker_amount=int(order["makerAmount"]), metadata=order["metadata"], order_type="GTC", salt=order["salt"],
-        side=order["side"], signature_type=order["signatureType"], signer=order["signer"], taker_amount=int(order["takerAmount"]),
-        timestamp=int(order["timestamp"]), token_id=order["tokenId"], protocol_version=version)  # type: ignore[arg-type]
 
 
 def test_eoa_proxy_and_safe_orders_follow_the_signer_rules() -> None:
     state = _state()
     v1 = state.sim.markets[0]
     exchange = state.env.address("standard_exchange")
-    legacy = _sdk_order(SIM_PRIVATE_KEY, SIM_ADDRESS, 0, v1.yes.token_id, exchange, "2")
+    legacy = sdk_order(SIM_PRIVATE_KEY, SIM_ADDRESS, 0, v1.yes.token_id, exchange, "2")
     assert state.signers.check(legacy, SIM_ADDRESS.lower()).startswith("0x")
     key = "0x" + "43" * 32
     owner = Account.from_key(key).address
     with pytest.raises(OrderError, match=EOA_REFUSED):  # a new account's EOA maker
-        state.signers.check(_sdk_order(key, owner, 0, v1.yes.token_id, exchange, "2"), owner.lower())
+        state.signers.check(sdk_order(key, owner, 0, v1.yes.token_id, exchange, "2"), owner.lower())
     with pytest.raises(OrderError, match="invalid signature"):  # signed for the Neg Risk exchange
-        state.signers.check(_sdk_order(SIM_PRIVATE_KEY, SIM_ADDRESS, 0, v1.yes.token_id,
-                                       state.env.address("neg_risk_exchange"), "2"), SIM_ADDRESS.lower())
+        state.signers.check(sdk_order(SIM_PRIVATE_KEY, SIM_ADDRESS, 0, v1.yes.token_id,
+                                      state.env.address("neg_risk_exchange"), "2"), SIM_ADDRESS.lower())
     for kind, sig_type in (("proxy", 1), ("safe", 2)):
         wallet = state.wallets.address_of(owner, kind)  # type: ignore[arg-type]
-        order = _sdk_order(key, wallet, sig_type, v1.yes.token_id, exchange, "2")
+        order = sdk_order(key, wallet, sig_type, v1.yes.token_id, exchange, "2")
         with pytest.raises(OrderError, match="not deployed"):
             state.signers.check(order, owner.lower())
         state.wallets.deploy(owner, kind)  # type: ignore[arg-type]
         assert state.signers.check(order, owner.lower()).startswith("0x")
         with pytest.raises(OrderError, match=NOT_API_KEY):
             state.signers.check(order, SIM_ADDRESS.lower())
-        stranger = _sdk_order(key, SIM_ADDRESS, sig_type, v1.yes.token_id, exchange, "2")
+        stranger = sdk_order(key, SIM_ADDRESS, sig_type, v1.yes.token_id, exchange, "2")
         with pytest.raises(OrderError, match=f"is not the {kind} wallet of the signer"):
             state.signers.check(stranger, owner.lower())
