@@ -28,9 +28,11 @@ pytestmark = pytest.mark.e2e
 LEASE_MS = 2000
 
 
-def buy(token: str, n: int = 0) -> Signal:
+def buy(token: str, n: int = 0, market_version: str | None = None) -> Signal:
+    """A BUY as the collector writes it: with its market's Gamma version (None reads as v1)."""
     return Signal(id=stable_id("e2e-buy", token, n), ts_event=now_ms(), ts_init=now_ms(), producer="test",
-                  side="BUY", token_id=token, account="0x" + "c" * 40, size=10, price=0.5, source="poll")
+                  side="BUY", token_id=token, account="0x" + "c" * 40, size=10, price=0.5, source="poll",
+                  market_version=market_version)
 
 
 def orchestrator(env: dict[str, str], tmp_path: Path, instance: str) -> ServiceProcess:
@@ -56,9 +58,10 @@ async def test_kill_9_of_a_worker_moves_its_tokens_within_lease_plus_2s(
             await eventually(lambda w=w: r.exists(keys.worker_lease(w)), timeout=30, what=f"{w} lease")
         async with httpx.AsyncClient(base_url=sim.url, timeout=5) as http:
             markets = (await http.get("/_sim/markets")).json()
+        version = {t["token_id"]: m["version"] for m in markets for t in m["tokens"]}
         tokens = [t["token_id"] for m in markets for t in m["tokens"]][:4]
         for t in tokens:
-            await add_message(r, keys.signals(), buy(t))
+            await add_message(r, keys.signals(), buy(t, market_version=version[t]))
 
         async def all_running() -> bool:
             states = [await r.hget(keys.token(t), "state") for t in tokens]

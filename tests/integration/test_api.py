@@ -249,7 +249,9 @@ async def test_config_is_the_effective_one_with_secrets_redacted(r: aioredis.Red
     assert resp.json()["settings"]["risk"]["max_notional_total"] == 123.0
     assert resp.json()["secrets"] == {"private_key": True, "clob_api_key": False, "clob_api_secret": False,
                                       "clob_api_passphrase": False, "api_token": True, "alert_webhook_url": False,
-                                      "polygon_rpc_url": False}
+                                      "polygon_rpc_url": False, "builder_api_key": False,
+                                      "builder_api_secret": False, "builder_api_passphrase": False,
+                                      "relayer_api_key": False, "relayer_api_key_address": False}
     assert secret_key not in text
     assert API_TOKEN not in text
     assert "hunter2" not in text

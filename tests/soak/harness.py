@@ -621,7 +621,14 @@ class Soak:
         secret they hold, and the venue's orders are signed by the soak's key (the services loaded it)."""
         from eth_account import Account
 
-        address = str(Account.from_key(self.secrets.private_key).address).lower()
+        from shared.venue.environment import fetch_sim_environment
+        from shared.venue.wallet_setup import derived_addresses
+
+        # the orders' maker is the key's own address or a wallet derived from it (deposit by default)
+        signer = str(Account.from_key(self.secrets.private_key).address)
+        env = await fetch_sim_environment(self.sim.url)
+        makers = {a.lower() for kind in ("eoa", "deposit", "proxy", "safe")
+                  for a in derived_addresses(kind, signer, env)}  # type: ignore[arg-type]
         secret_files = [(f"secret file {p.name}", p.read_text()) for p in sorted((self.dir / "secrets").iterdir())]
         control = {h["secret"] for h in find_leaks(secret_files, self.secrets.values()) if "[" not in h["secret"]}
         logs = [(f"log:{p.name}", p.read_text(errors="replace")) for p in sorted(self.dir.glob("*.log"))]
@@ -637,7 +644,7 @@ class Soak:
                 "webhook_bodies": len(alerts), "bytes_searched": sum(len(t) for _, t in sources),
                 "control_found_in_secret_files": sorted(control),
                 "sim_orders_signed_by_soak_key": sum(1 for o in sim_orders if str(o.get("maker_address", "")).lower()
-                                                     == address), "examples": leaks[:10]}
+                                                     in makers), "examples": leaks[:10]}
 
 
 def verdict(s: dict[str, Any], lease_ms: int) -> list[str]:

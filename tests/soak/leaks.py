@@ -34,6 +34,7 @@ class SoakSecrets:
     def derive_clob_creds(self, sim_url: str) -> None:
         """What an operator does once: derive the L2 API credentials for the wallet key at the venue."""
         import asyncio
+        import concurrent.futures
 
         from shared.config import Secrets, Settings
         from shared.venue.account import open_account
@@ -48,7 +49,10 @@ class SoakSecrets:
             finally:
                 await account.close()
 
-        self.clob_api_key, self.clob_api_secret, self.clob_api_passphrase = asyncio.run(derive())
+        # the harness calls this from inside its own event loop: derive on a loop of its own
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            creds = pool.submit(asyncio.run, derive()).result()
+        self.clob_api_key, self.clob_api_secret, self.clob_api_passphrase = creds
 
     def webhook_url(self, port: int) -> str:
         return f"http://127.0.0.1:{port}/hook/bot{self.webhook_token}"
