@@ -55,7 +55,21 @@ class MakerWorkerService(RedisService):
         self.account: VenueAccount | None = None  # the venue account this worker opened (sim, live)
 
     async def _setup(self) -> None:
+        await self._announce()
+        await self._open_venue()
+
+    async def _announce(self) -> None:
+        """Redis, the command stream and the lease: first, and fast. A process restarted under the
+        same id renews its predecessor's lease (and hands back what it inherited) before the slow
+        venue setup, which would otherwise let the lease lapse and the tokens be moved meanwhile."""
         await self.connect_redis()
+        self.consumer = StreamConsumer(self.redis, [self.keys.cmd(self.worker_id)], GROUP_WORKER, self.worker_id)
+        await self.consumer.ensure_groups()
+        await self._register()
+
+    async def _open_venue(self) -> None:
+        """The venue environment, the tick feed, the REST books and the account (the official SDK opens
+        it: several round trips, and a deposit wallet may be created). Commands wait until it is done."""
         self.venue_env = await resolve_environment(self.settings.polymarket, self.settings.mode)
         self.feed = TickFeed(self.redis, self.keys)
         # B6: one REST poller for the whole process, used only by sessions whose ticks are stale.
@@ -67,9 +81,6 @@ class MakerWorkerService(RedisService):
             else:  # the venue room's account (the official SDK, async): sim_exchange in sim mode
                 self.account = await open_account(self.settings, load_secrets(), self.venue_env)
                 self.executor = ClobExecutor(VenueOrders(self.account))
-        self.consumer = StreamConsumer(self.redis, [self.keys.cmd(self.worker_id)], GROUP_WORKER, self.worker_id)
-        await self.consumer.ensure_groups()
-        await self._register()
 
     async def _fetch_book(self, token_id: str) -> Any:
         resp = await self.http.get("/book", params={"token_id": token_id})
@@ -104,8 +115,14 @@ class MakerWorkerService(RedisService):
             logger.warning("{} was ours at epoch {} before this process started: handed back", token_id, epoch)
 
     async def run(self) -> None:
-        await self._setup()
-        background = [asyncio.create_task(self._lease_loop()), asyncio.create_task(self.feed.run(self._stop)),
+        await self._announce()
+        lease = asyncio.create_task(self._lease_loop())  # renewed while the venue setup runs
+        try:
+            await self._open_venue()
+        except BaseException:
+            lease.cancel()
+            raise
+        background = [lease, asyncio.create_task(self.feed.run(self._stop)),
                       asyncio.create_task(self.books.run(self._stop, now_ms))]
         try:
             while not self._stop.is_set():

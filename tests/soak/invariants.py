@@ -183,16 +183,18 @@ def check_positions(sim_confirmed: dict[str, float], token_confirmed: dict[str, 
 
 
 def reassignment_times(kills: Iterable[dict[str, Any]], events: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """For each worker kill (``target`` = worker, ``ts_ms``, ``tokens``): each token the worker owned then -> ms until an assignment to another worker.
-    A token the restarted worker (same id) kept, or that was never moved, is counted apart."""
+    """For each worker kill (``target`` = worker, ``ts_ms``, ``tokens``): each token the worker owned then -> ms until
+    its first assignment after the kill, when that assignment is to another worker. A token whose first assignment
+    went back to the restarted worker (same id: a hand-back it kept), or that was never assigned again, is counted
+    apart: a move much later (another kill, a drain) is not this kill's reassignment."""
     assigned = assignments(events)
     times: list[int] = []
     kept = 0
     for kill in kills:
         for token in kill["tokens"]:
-            moved = [ts for _, owner, ts in assigned.get(token, []) if owner != kill["target"] and ts >= kill["ts_ms"]]
-            if moved:
-                times.append(min(moved) - int(kill["ts_ms"]))
+            after = sorted((ts, owner) for _, owner, ts in assigned.get(token, []) if ts >= kill["ts_ms"])
+            if after and after[0][1] != kill["target"]:
+                times.append(after[0][0] - int(kill["ts_ms"]))
             else:
                 kept += 1
     times.sort()

@@ -106,3 +106,12 @@ def test_reassignment_time_is_from_the_kill_to_the_first_move_away() -> None:
               ev("token.starting", "t2", "w1", 1, 100)]
     got = inv.reassignment_times([{"target": "w1", "ts_ms": 600, "tokens": ["t1", "t2"]}], events)
     assert (got["moved"], got["not_moved"], got["max_ms"]) == (1, 1, 2000)
+
+
+def test_a_token_the_restarted_worker_kept_is_not_a_late_reassignment() -> None:
+    # t1 handed back and given to the restarted w1 again at 900, moved to w2 only at 40_000 (another kill):
+    # not this kill's reassignment
+    events = [ev("token.starting", "t1", "w1", 1, 100), ev("token.reassigned", "t1", "w1", 2, 900),
+              ev("token.reassigned", "t1", "w2", 3, 40_000)]
+    got = inv.reassignment_times([{"target": "w1", "ts_ms": 600, "tokens": ["t1"]}], events)
+    assert (got["moved"], got["not_moved"], got["max_ms"]) == (0, 1, None)
