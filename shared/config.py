@@ -349,6 +349,11 @@ class ArbitrageSection(Section):
     min_seconds_to_end: float = Field(600.0, ge=0)
     hold_to_resolution: bool = False
     resolution_check_sec: float = Field(60.0, gt=0)  # held sets: CLOB /markets/{condition_id} re-read
+    # the legs' trades settle late (docs/venue.md T1-T3): how long the executor waits for them, how
+    # often it reads their status, and how long a merge refused for shares not there yet is retried
+    settle_wait_sec: float = Field(120.0, ge=0)
+    settle_poll_sec: float = Field(1.0, gt=0)
+    merge_retry_sec: float = Field(60.0, ge=0)
     chain: ArbChainSection = ArbChainSection()
 
 
