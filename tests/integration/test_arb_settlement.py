@@ -20,7 +20,7 @@ from services.sim_exchange.settlement import FAILED, Settlement
 from shared.keys import Keys
 from shared.venue.environment import fetch_sim_environment
 from tests.integration import test_arb_scanner as base
-from tests.integration.test_arb_chain import ME, _arm, _ready
+from tests.integration.test_arb_chain import ME, _ready
 from tests.integration.test_arb_scanner import Running, audits, put_book, start
 from tests.support import SimExchangeProcess, eventually, sim_get
 
@@ -58,6 +58,23 @@ async def scanner_on(tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis,
     return scanner
 
 
+Asks = tuple[tuple[float, float], ...]
+
+
+async def _arm(sim: SimExchangeProcess, version: str, yes_asks: Asks = ((0.45, 40), (0.47, 100)),
+               no_asks: Asks = ((0.50, 60),)) -> tuple[str, str, str]:
+    """Asks on a binary market of ``version`` (bids YES 0.44, NO 0.48; by default test_arb_chain's
+    ask sum 0.95: 48 sets, profit 2.24), written high first, so no half-written pair (one new book
+    beside a seeded one) is an opportunity of another size."""
+    m = next(m for m in await sim_get(sim, "/_sim/markets") if m.get("version", "v1") == version and not m["neg_risk"])
+    yes, no = m["tokens"][0]["token_id"], m["tokens"][1]["token_id"]
+    await put_book(sim, yes, [[0.44, 200]], [[0.60, 200]])
+    await put_book(sim, no, [[0.48, 200]], [[0.60, 200]])
+    await put_book(sim, yes, [[0.44, 200]], [list(a) for a in yes_asks])
+    await put_book(sim, no, [[0.48, 200]], [list(a) for a in no_asks])
+    return m["condition_id"], yes, no
+
+
 def _address(scanner: ArbScannerService) -> str:
     assert scanner.executor is not None
     return scanner.executor.orders.address
@@ -80,7 +97,7 @@ async def test_a_merge_waits_for_its_legs_to_settle_then_the_set_is_booked(
     sim = late_sim(start_sim, [False, False, False])  # the YES leg takes two levels: three trades, none fails
     scanner = await scanner_on(tmp_path, sim, r, keys, running, wallet)
     address = _address(scanner)
-    cid, yes, no = await _arm(sim, version)  # ask sum 0.95: 48 sets, profit 2.24 (test_arb_scanner)
+    cid, yes, no = await _arm(sim, version)  # ask sum 0.95: 48 sets, profit 2.24
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=30)
     d = done[0].detail
     assert d["status"] == "done", d
@@ -135,11 +152,8 @@ async def test_a_leg_whose_trade_fails_at_settlement_is_voided_and_the_other_leg
     sim = late_sim(start_sim, [True, False, False])  # the first leg matched fails; the rest settle
     scanner = await scanner_on(tmp_path, sim, r, keys, running)
     address = _address(scanner)
-    m = next(m for m in await sim_get(sim, "/_sim/markets") if m.get("version", "v1") == "v1" and not m["neg_risk"])
-    cid, yes, no = m["condition_id"], m["tokens"][0]["token_id"], m["tokens"][1]["token_id"]
     # one level a leg (one trade each): asks 0.45 + 0.50 = 0.95, 60 deep, x 0.8 = 48 sets
-    await put_book(sim, yes, [[0.44, 200]], [[0.45, 60]])
-    await put_book(sim, no, [[0.48, 200]], [[0.50, 60]])
+    cid, yes, no = await _arm(sim, "v1", ((0.45, 60),), ((0.50, 60),))
     done = await eventually(lambda: audits(r, keys, "arb.executed"), timeout=30)
     d = done[0].detail
     assert d["status"] == "partial", d
