@@ -357,6 +357,19 @@ class ArbitrageSection(Section):
     chain: ArbChainSection = ArbChainSection()
 
 
+class RedeemerSection(Section):
+    """services/redeemer: positions in resolved markets (``pf:redeemable``) redeemed on the venue
+    (docs/orchestrator.md "Resolved markets")."""
+
+    enabled: bool = True
+    check_interval_sec: float = Field(5.0, gt=0)  # pf:redeemable re-read this often
+    # a token with trades still pending is redeemed once they settled, or this long after the resolution
+    settle_wait_sec: float = Field(600.0, ge=0)
+    retry_initial_sec: float = Field(5.0, gt=0)  # a failed or unknown redeem is retried after this, doubling ...
+    retry_max_sec: float = Field(300.0, gt=0)  # ... up to this
+    receipt_timeout_sec: float = Field(60.0, gt=0)  # a redeem with no outcome by then is unknown (and retried)
+
+
 class ApiSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(8800, ge=1, le=65535)
@@ -484,6 +497,7 @@ class Settings(Section):
     gateway: GatewaySection = GatewaySection()
     workers: WorkersSection = WorkersSection()
     arbitrage: ArbitrageSection = ArbitrageSection()
+    redeemer: RedeemerSection = RedeemerSection()
     api: ApiSection = ApiSection()
     retry_strategy: RetryStrategySection = RetryStrategySection()
     monitoring: MonitoringSection = MonitoringSection()
