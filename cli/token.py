@@ -26,11 +26,21 @@ def pending_cell(h: dict[str, str]) -> str:
     return f"{float(h.get('pending') or 0):+.2f} in {trades}"
 
 
+def redemption_cell(h: dict[str, str], redeemable: bool) -> str:
+    """Where the token's position in a resolved market stands: redeemed (for what), waiting for the
+    redeemer (flagged in pf:redeemable), or "-" (its market has not resolved while held)."""
+    if h.get("redeemed_at"):
+        return (f"redeemed: {float(h.get('redeemed_shares') or 0):.2f} shares paid "
+                f"${float(h.get('redeemed_payout') or 0):.2f} (tx {escape(h.get('redeem_tx') or '-')})")
+    return "redeemable: waiting for the redeemer" if redeemable else "-"
+
+
 def render_token(r: redis.Redis, k: Keys, token_id: str) -> Group | None:
     pipe = r.pipeline(transaction=False)
     pipe.hgetall(k.token(token_id))
     pipe.hgetall(k.ledger(token_id))
-    h, stored = pipe.execute()
+    pipe.hexists(k.redeemable(), token_id)
+    h, stored, redeemable = pipe.execute()
     if not h:
         return None
 
@@ -52,6 +62,7 @@ def render_token(r: redis.Redis, k: Keys, token_id: str) -> Group | None:
         ("realised PnL", f"{num('realized_pnl'):.4f} matched, "
                          f"{num('realized_pnl_confirmed', h.get('realized_pnl') or '0'):.4f} confirmed"),
         ("exposure", f"{num('exposure'):.2f}"), ("failed trades", str(int(num('failed_trades')))),
+        ("resolved market", redemption_cell(h, bool(redeemable))),
         ("last event", escape(h.get("last_event", ""))),
     ]
     for name, value in rows:

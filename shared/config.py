@@ -349,7 +349,25 @@ class ArbitrageSection(Section):
     min_seconds_to_end: float = Field(600.0, ge=0)
     hold_to_resolution: bool = False
     resolution_check_sec: float = Field(60.0, gt=0)  # held sets: CLOB /markets/{condition_id} re-read
+    # the legs' trades settle late (docs/venue.md T1-T3): how long the executor waits for them, how
+    # often it reads their status, and how long a merge refused for shares not there yet is retried
+    settle_wait_sec: float = Field(120.0, ge=0)
+    settle_poll_sec: float = Field(1.0, gt=0)
+    merge_retry_sec: float = Field(60.0, ge=0)
     chain: ArbChainSection = ArbChainSection()
+
+
+class RedeemerSection(Section):
+    """services/redeemer: positions in resolved markets (``pf:redeemable``) redeemed on the venue
+    (docs/orchestrator.md "Resolved markets")."""
+
+    enabled: bool = True
+    check_interval_sec: float = Field(5.0, gt=0)  # pf:redeemable re-read this often
+    # a token with trades still pending is redeemed once they settled, or this long after the resolution
+    settle_wait_sec: float = Field(600.0, ge=0)
+    retry_initial_sec: float = Field(5.0, gt=0)  # a failed or unknown redeem is retried after this, doubling ...
+    retry_max_sec: float = Field(300.0, gt=0)  # ... up to this
+    receipt_timeout_sec: float = Field(60.0, gt=0)  # a redeem with no outcome by then is unknown (and retried)
 
 
 class ApiSection(Section):
@@ -479,6 +497,7 @@ class Settings(Section):
     gateway: GatewaySection = GatewaySection()
     workers: WorkersSection = WorkersSection()
     arbitrage: ArbitrageSection = ArbitrageSection()
+    redeemer: RedeemerSection = RedeemerSection()
     api: ApiSection = ApiSection()
     retry_strategy: RetryStrategySection = RetryStrategySection()
     monitoring: MonitoringSection = MonitoringSection()

@@ -37,6 +37,7 @@ STREAM_MAXLEN = {
     "sessions": 100_000,
     "opportunities": 200_000,
     "resolutions": 100_000,
+    "redemptions": 100_000,
 }
 
 TOKEN_STATES = ("queued", "starting", "running", "exiting", "cooldown", "done", "rejected", "error")
@@ -76,6 +77,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("resolutions", "stream", "ws_gateway", "orchestrator (group orchestrator)",
             "markets the venue resolved (market channel market_resolved): condition id, outcome ids, winner",
             "MAXLEN ~100,000"),
+    KeySpec("redemptions", "stream", "redeemer", "orchestrator (group orchestrator)",
+            "positions of resolved markets redeemed on the venue (type redemption): token, condition, won, "
+            "shares, payout, tx hash", "MAXLEN ~100,000"),
     # pub/sub
     KeySpec("tick:{token_id}", "channel", "ws_gateway", "maker_worker, arb_scanner",
             "JSON tick: token_id, seq, bid, ask, bid_size, ask_size, last, tick_size, ts_event, ts_recv"),
@@ -90,10 +94,11 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "gateway liveness for tick consumers: instance id; missing = no gateway is publishing",
             "PX 3 x heartbeat interval"),
     KeySpec("token:{token_id}", "hash", "orchestrator (lifecycle, position from its ledger)",
-            "maker_worker, api, cli",
+            "maker_worker, redeemer, api, cli",
             "state, owner, epoch, source, timestamps, params, last event, market_version (v1/v2; absent = v1); "
             "position, PnL and exposure, matched, confirmed and pending (the fields below); fills@{epoch} = fills "
-            "of that epoch's session applied so far"),
+            "of that epoch's session applied so far; redeemed_at (ms), redeemed_shares, redeemed_payout, "
+            "redeem_tx once its position in a resolved market was redeemed"),
     KeySpec("ledger:{token_id}", "hash", "orchestrator", "orchestrator, api",
             "the token's fills and their trades' settlement status: base (JSON: what settled entries folded "
             "into), f:{fill id} (JSON fill), t:{trade id} (status), adj:{epoch} (shares a session held without "
@@ -143,7 +148,8 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "token -> a closed session report (JSON) read before all of its session's fills: applied when the "
             "last fill is, or after workers.lease_ms without it"),
     KeySpec("applied:{kind}", "zset", "orchestrator", "orchestrator",
-            "message id -> when applied (ms), kind signals, fills or resolutions: a repeated id is applied once",
+            "message id -> when applied (ms), kind signals, fills, resolutions or redemptions: a repeated id is "
+            "applied once",
             "pruned after 24 h"),
     KeySpec("orchestrator:leader", "string", "orchestrator", "orchestrator, api, cli",
             "instance id of the active orchestrator", "PX 3 x poll interval, renewed"),
@@ -161,11 +167,11 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "UTC day (YYYY-MM-DD) -> realised arbitrage PnL"),
     KeySpec("arb:trades", "zset", "arb_scanner", "arb_scanner",
             "execution id -> start time (ms): trades per minute", "trimmed to the last hour"),
-    KeySpec("redeemable", "hash", "orchestrator", "the redeemer, api, cli",
+    KeySpec("redeemable", "hash", "orchestrator", "redeemer, api, cli",
             "token -> JSON of a position held when its market resolved: condition_id, token_id, won, "
             "winning_token, winning_outcome, position (matched), position_confirmed, market_version, neg_risk, "
             "resolved_at (ms)",
-            "until redeemed"),
+            "until the redemption is booked"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
             "global kill switch: absent, reduce_only or halt"),
 )
@@ -230,6 +236,9 @@ class Keys:
 
     def resolutions(self) -> str:
         return self._k("resolutions")
+
+    def redemptions(self) -> str:
+        return self._k("redemptions")
 
     # pub/sub
     def tick(self, token_id: str) -> str:

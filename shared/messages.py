@@ -245,6 +245,27 @@ class Resolution(Message):
     winning_outcome: str = ""
 
 
+class Redemption(Message):
+    """redeemer -> orchestrator (``pf:redemptions``): the position of ``token_id`` in a resolved
+    market (its ``pf:redeemable`` entry) was redeemed on the venue.
+
+    ``id`` = stable_id("redemption", token_id, condition_id): one per token and resolution, applied
+    once. ``shares`` is the wallet's balance of the token just before the redeem (what the venue
+    held, settled) and ``payout`` the pUSD it paid ($1 a share of the winner, 0 of a loser);
+    ``tx_hash`` is "" when nothing was left to redeem. The orchestrator books the token's own
+    position from its ledger (docs/orchestrator.md "Resolved markets")."""
+
+    TYPE: ClassVar[str] = "redemption"
+
+    token_id: str
+    condition_id: str
+    won: bool
+    shares: float = 0.0
+    payout: float = 0.0
+    tx_hash: str = ""
+    market_version: str = "v1"
+
+
 class Opportunity(Message):
     """arb_scanner -> pf:opportunities (E3): one arbitrage set crossing (or nearly crossing) its threshold.
 
@@ -280,7 +301,7 @@ class Opportunity(Message):
 
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Signal, Command, ControlRequest, OrderEvent, Fill, TradeStatus, SessionReport, AuditEvent, Opportunity,
-    Resolution,
+    Resolution, Redemption,
 )
 # Older versions still read: (type, version) -> the current class their entries decode into.
 _OLDER: dict[tuple[str, int], type[Message]] = {

@@ -24,7 +24,7 @@ from shared.config import Settings
 
 PORT_OFFSETS = {
     "sim_exchange": 0, "signal_collector": 1, "ws_gateway": 2, "orchestrator": 3, "maker_worker": 4,
-    "api": 5, "alerter": 6, "arb_scanner": 7,
+    "api": 5, "alerter": 6, "arb_scanner": 7, "redeemer": 8,
 }
 OTHER_OFFSET = 9
 

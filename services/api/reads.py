@@ -70,6 +70,14 @@ def settlement_view(h: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def redemption_view(h: dict[str, str]) -> dict[str, Any]:
+    """Whether the token's position in its resolved market was redeemed (the orchestrator books the
+    redeemer's report: docs/orchestrator.md "Resolved markets"), and for what."""
+    at = int(as_float(h.get("redeemed_at")))
+    return {"redeemed": bool(at), "redeemed_at": at or None, "redeemed_shares": as_float(h.get("redeemed_shares")),
+            "redeemed_payout": as_float(h.get("redeemed_payout")), "redeem_tx": h.get("redeem_tx", "")}
+
+
 def token_view(token_id: str, h: dict[str, str], book: dict[str, str]) -> dict[str, Any]:
     position, avg = as_float(h.get("position")), as_float(h.get("avg_cost"))
     realized = as_float(h.get("realized_pnl"))
@@ -82,7 +90,7 @@ def token_view(token_id: str, h: dict[str, str], book: dict[str, str]) -> dict[s
         "ask": as_float(book.get("ask"), 0.0) or None, "mark": mark, "unrealized_pnl": round(upnl, 6),
         "pnl": round(realized + upnl, 6), "book_ts": int(as_float(book.get("ts_recv"))) or None,
         "market_version": h.get("market_version") or "v1",  # the market system; tokens queued before it: v1
-        **settlement_view(h),
+        **settlement_view(h), **redemption_view(h),
     })
     return view
 

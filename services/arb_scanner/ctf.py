@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from shared.config import ConfigError, Settings
-from shared.venue.errors import VenueAmbiguous, VenueError, VenueRejected, VenueSetupError, VenueUnavailable
+from shared.venue.errors import (
+    VenueAmbiguous,
+    VenueError,
+    VenueRejected,
+    VenueSetupError,
+    VenueShortOfBalance,
+    VenueUnavailable,
+)
 from shared.venue.positions import Positions
 
 
@@ -22,6 +29,7 @@ class CtfError(RuntimeError):
 
         CtfError
         ├── CtfRejected  refused or reverted, nothing changed: record it and move on
+        │   └── CtfShort ... for shares the wallet does not hold yet: a merge may retry once they settle
         └── CtfHalt      sent with no answer, the outcome is unknown: stop trading until a person looks
 
     Siblings, so ``except CtfRejected`` can never swallow a halt by accident.
@@ -31,6 +39,11 @@ class CtfError(RuntimeError):
 class CtfRejected(CtfError):
     """Refused or reverted: nothing changed. Record it and move on (hold what was bought, merge a
     split back, retry a redeem at the next check)."""
+
+
+class CtfShort(CtfRejected):
+    """A merge refused because the wallet does not hold both outcomes (yet): legs bought moments ago
+    are there once their trades settle, so the executor retries it while they may still come."""
 
 
 class CtfHalt(CtfError):
@@ -77,6 +90,8 @@ class VenueCtf:
     async def _call(op: Any) -> str:
         try:
             return str(await op)
+        except VenueShortOfBalance as exc:
+            raise CtfShort(str(exc)) from exc
         except (VenueRejected, VenueUnavailable) as exc:
             raise CtfRejected(str(exc)) from exc
         except VenueSetupError as exc:

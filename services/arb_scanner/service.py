@@ -37,6 +37,7 @@ from services.arb_scanner.evaluation import TickEvaluation
 from services.arb_scanner.execute import Executor
 from services.arb_scanner.execution import Execution
 from services.arb_scanner.resolution import ResolutionWatch
+from services.arb_scanner.settle import SettleRules, Settling
 from shared.config import Settings, load_secrets
 from shared.redisio.health import beat
 from shared.service import RedisService
@@ -166,7 +167,8 @@ class ArbScannerService(RedisService):
         self.ctf = self.resolution.ctf = VenueCtf(positions)
         self.execution.budget = self.resolution.budget = FleetBudget(self.redis, self.keys,
                                                                      self.settings.risk.max_notional_total)
-        self.execution.executor = Executor(orders, self.ctf, self.cfg.order_type, self.cfg.unwind_slippage)
+        self.execution.executor = Executor(orders, self.ctf, self.cfg.order_type, self.cfg.unwind_slippage,
+                                           Settling(orders, SettleRules.from_config(self.cfg)))
         logger.warning("arbitrage execution is ON ({} mode, {})", self.settings.mode, opened.info.describe())
 
     async def _approve(self, client: Any, env: VenueEnvironment, wallet: str) -> None:

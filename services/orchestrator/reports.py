@@ -1,4 +1,5 @@
-"""Reports: what the workers say happened (their session reports and their fills).
+"""Reports: what the workers say happened (their session reports and their fills), and what the
+redeemer says it redeemed.
 
 A ``closed`` report ends the token's session; it waits (parked in ``pf:closing``) until every
 fill of its session has been applied, so the position it leaves is the fills' last word. Fills
@@ -7,6 +8,8 @@ folded by services/orchestrator/ledger.py); ``on_trade_status`` moves a trade's 
 pending to confirmed, or voids them. Either way ``_book`` writes what the ledger now adds up to:
 the token's position and PnL (matched, confirmed, pending), the risk book's exposure, the day's
 realised PnL (and the daily-loss kill switch), a ``trade.failed`` event per trade voided.
+``on_redemption`` books a resolved market's position redeemed on the venue the same way: sold at
+its payout ($1 a share of the winner, 0 of a loser), settled at once.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
 from shared.ledger import Adjustment, Ledger, LedgerFill, hash_changes
-from shared.messages import Fill, SessionReport, TradeStatus, decode
+from shared.messages import Fill, Redemption, SessionReport, TradeStatus, decode
 
 
 @dataclass
@@ -185,6 +188,40 @@ class Reports:
             self.store.event(pipe, "risk.short_position", msg.token_id,
                              f"position {new.matched.position:.6f} after trade {msg.trade_id} {msg.status} while "
                              "risk.allow_short is false", level="error", cause=cause, worker=msg.worker)
+
+    async def on_redemption(self, pipe: Pipe, msg: Redemption, cause: str) -> None:
+        """The redeemer redeemed the token's position in a resolved market (its ``pf:redeemable``
+        entry). Booked from the token's own ledger: its matched position leaves as one entry at the
+        payout price, CONFIRMED (the redeem paid the wallet's settled balance, and the redeemer waited
+        for the token's trades to settle), so the position goes to 0 and payout - cost into realised
+        PnL (and the day's). The entry goes, the token says so (``redeemed_*``), and
+        ``position.redeemed`` names what was booked beside what the venue held and paid."""
+        fields, view, _ = await self._load(msg.token_id)
+        pipe.hdel(self.keys.redeemable(), msg.token_id)
+        if not fields or fields.get("redeemed_at"):  # unknown, or booked already (a market resolves once)
+            logger.info("redemption of token {} not booked: {}", msg.token_id, "booked already" if fields else "unknown")
+            return
+        before = view.ledger
+        old = settle(before)
+        shares, price = old.matched.position, (1.0 if msg.won else 0.0)
+        after = before
+        if abs(shares) > EPS:
+            after = before.with_fill(LedgerFill(msg.id, "", "SELL" if shares > 0 else "BUY", price, abs(shares), 0.0,
+                                                msg.ts_event or now_ms(), int(fields.get("epoch") or 0), "CONFIRMED",
+                                                cause))
+            view.write(pipe, self.keys.ledger(msg.token_id), after)
+        payout = round(shares * price, 6)
+        _, new = await self._book(pipe, msg.token_id, before, after, cause, {
+            "redeemed_at": str(now_ms()), "redeemed_shares": f"{shares:.6f}", "redeemed_payout": f"{payout:.6f}",
+            "redeem_tx": msg.tx_hash})
+        differs = abs(msg.shares - shares) >= DUST
+        self.store.event(pipe, "position.redeemed", msg.token_id,
+                         f"{shares:g} shares redeemed for ${payout:g} ({'won' if msg.won else 'lost'})"
+                         + (f"; the wallet held {msg.shares:g} and was paid ${msg.payout:g}" if differs else ""),
+                         level="warning" if differs else "info", cause=cause, condition_id=msg.condition_id,
+                         won=msg.won, shares=shares, payout=payout,
+                         pnl=round(new.matched.realized - old.matched.realized, 6), venue_shares=msg.shares,
+                         venue_payout=msg.payout, tx_hash=msg.tx_hash)
 
     async def _load(self, token_id: str, with_parked: bool = False) -> tuple[dict[str, str], StoredLedger, str | None]:
         """The token hash, its ledger and (``with_parked``) its parked close: one round trip."""

@@ -1,12 +1,12 @@
 """The orchestrator: signals in, sessions out.
 
-Reads ``pf:signals``, ``pf:sessions``, ``pf:fills``, ``pf:resolutions`` and ``pf:control`` with the ``orchestrator``
+Reads ``pf:signals``, ``pf:sessions``, ``pf:fills``, ``pf:resolutions``, ``pf:redemptions`` and ``pf:control`` with the ``orchestrator``
 consumer group; each entry's decision and effects commit in one MULTI with its XACK (see
 store.py). Only the instance holding the leader lease does any of this.
 
 This class is the loop (leader lease, reads, heartbeat) and config reload; it hands each entry to
-its room: ``intake`` (signals), ``reports`` (session reports, fills, trade statuses), ``control`` (operator
-requests). Between reads, ``upkeep`` moves the tokens of dead and drained workers, runs queued
+its room: ``intake`` (signals), ``reports`` (session reports, fills, trade statuses, redemptions),
+``resolutions`` (resolved markets), ``control`` (operator requests). Between reads, ``upkeep`` moves the tokens of dead and drained workers, runs queued
 exits and starts queued tokens as slots free up. The rules themselves live in pure modules
 (decisions, scheduling, assignment, positions, risk's planned_notional).
 """
@@ -35,7 +35,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.config_reload import ConfigReloader
 from shared.keys import GROUP_ORCHESTRATOR
-from shared.messages import ControlRequest, Fill, Resolution, SessionReport, Signal, TradeStatus
+from shared.messages import ControlRequest, Fill, Redemption, Resolution, SessionReport, Signal, TradeStatus
 from shared.redisio import StreamConsumer, StreamEntry
 from shared.redisio.client import TRANSIENT_REDIS_ERRORS
 from shared.redisio.health import beat
@@ -83,7 +83,8 @@ class OrchestratorService(RedisService):
         # Within one read, control, worker reports and resolutions come before signals: a halt, a
         # freed slot or a resolved market takes effect before the signals that arrived with it.
         self.consumer = StreamConsumer(
-            self.redis, [k.control(), k.sessions(), k.fills(), k.resolutions(), k.signals()], GROUP_ORCHESTRATOR,
+            self.redis, [k.control(), k.sessions(), k.fills(), k.resolutions(), k.redemptions(), k.signals()],
+            GROUP_ORCHESTRATOR,
             self.instance,
             claim_idle_ms=self.leader_ttl_ms,
         )
@@ -185,7 +186,7 @@ class OrchestratorService(RedisService):
             return
         pipe = self.redis.pipeline(transaction=True)
         applied_kind = "signals" if isinstance(msg, Signal) else "fills" if isinstance(msg, Fill) else \
-            "resolutions" if isinstance(msg, Resolution) else ""
+            "resolutions" if isinstance(msg, Resolution) else "redemptions" if isinstance(msg, Redemption) else ""
         if applied_kind and await self.redis.zscore(self.keys.applied(applied_kind), msg.id) is not None:
             # The same signal or fill twice (a producer retried its XADD): applied once already.
             self.tally.duplicate()
@@ -203,6 +204,8 @@ class OrchestratorService(RedisService):
                 await self.control.on_control(pipe, msg, entry.entry_id)
             elif isinstance(msg, Resolution):
                 await self.resolutions.on_resolution(pipe, msg, entry.entry_id)
+            elif isinstance(msg, Redemption):
+                await self.reports.on_redemption(pipe, msg, entry.entry_id)
             else:
                 logger.warning("{} on {} is not for the orchestrator; skipped", msg.TYPE, entry.stream)
             if applied_kind:

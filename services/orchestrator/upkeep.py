@@ -112,7 +112,7 @@ class Upkeep:
             if expired:
                 p.zrem(k.ignored(), *expired)
                 p.hdel(k.ignored_why(), *expired)
-            for kind in ("signals", "fills", "resolutions"):
+            for kind in ("signals", "fills", "resolutions", "redemptions"):
                 p.zremrangebyscore(k.applied(kind), "-inf", now - SEEN_RETENTION_MS)
             await p.execute()
 

@@ -7,6 +7,8 @@
     │                               Nothing was sent. (unknown market version, wallet not deployed,
     │                               API key bound to another signer, missing approval, ...)
     ├── VenueRejected               the venue answered no: nothing happened. Record it, move on.
+    │   └── VenueShortOfBalance     ... because the wallet does not hold the shares (yet): a merge
+    │                               of shares bought moments ago, before their trades settled.
     ├── VenueUnavailable            transient, and nothing happened: throttled (429), restarting (425),
     │                               a post-only or cancel-only window, 5xx before the venue took the
     │                               request. Retry after ``retry_after`` seconds (or a backoff).
@@ -47,6 +49,12 @@ class VenueRejected(VenueError):
         super().__init__(text)
         self.text = text
         self.status = status
+
+
+class VenueShortOfBalance(VenueRejected):
+    """Refused because the wallet does not hold what the call needs: nothing happened. Shares
+    bought moments ago are only there once their trades settle (docs/venue.md T2), so a caller
+    waiting for them may try again later; anyone else treats it as the rejection it is."""
 
 
 class VenueUnavailable(VenueError):

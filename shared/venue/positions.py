@@ -17,6 +17,8 @@ What an answer means for the caller (:mod:`shared.venue.errors`):
 * returned: done; the transaction hash ("" when nothing was left to redeem);
 * :class:`VenueRejected`: refused before sending, or the transaction failed / reverted: nothing
   changed;
+  :class:`VenueShortOfBalance`, one of them, when a merge was refused for shares the wallet does
+  not hold (yet: bought moments ago, their trades not settled; docs/venue.md T2);
 * :class:`VenueUnavailable`: throttled or the venue unreachable before anything was sent;
 * :class:`VenueAmbiguous`: sent, and no outcome within ``timeout_s`` (or an answer that cannot be
   read): the position is unknown until a person looks;
@@ -36,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.venue.ctf_calls import CtfCall, encode_call, to_units
-from shared.venue.errors import VenueAmbiguous, VenueError, VenueRejected, VenueSetupError
+from shared.venue.errors import VenueAmbiguous, VenueError, VenueRejected, VenueSetupError, VenueShortOfBalance
 from shared.venue.ids import system_of
 from shared.venue.sdk_errors import venue_error
 
@@ -45,6 +47,16 @@ if TYPE_CHECKING:
 
 POLL_RETRY_S = 0.5  # a failed poll of a sent transaction is retried this often until the deadline
 NOTHING_TO_REDEEM = "no balance to redeem"  # the SDK's v2 redeem refuses an empty position with this text
+# How a merge of shares the wallet does not hold is refused: the SDK's own balance check before
+# sending (it reads both balances over JSON-RPC), a node's revert reason, the sim's contract text.
+SHORT_OF_BALANCE = ("no complementary positions", "exceeds the maximum mergeable", "insufficient balance",
+                    "not enough")
+
+
+def short_of_balance(text: str) -> bool:
+    """A refusal that says the wallet lacks the shares (:data:`SHORT_OF_BALANCE`)."""
+    low = text.lower()
+    return any(phrase in low for phrase in SHORT_OF_BALANCE)
 
 
 class Handle(Protocol):
@@ -130,10 +142,17 @@ class Positions:
                                 lambda: self.client.split_position(condition_id=condition_id, amount=units))
 
     async def merge(self, condition_id: str, amount: float, version: str | None) -> str:
-        """``amount`` YES + ``amount`` NO back into ``amount`` pUSD."""
+        """``amount`` YES + ``amount`` NO back into ``amount`` pUSD. Refused because the wallet does
+        not hold both (yet: shares bought moments ago are there once their trades settle):
+        :class:`VenueShortOfBalance`."""
         units = to_units(amount)
-        return await self._send(f"merge {amount:g} of {condition_id[:12]}", version, condition_id,
-                                lambda: self.client.merge_positions(condition_id=condition_id, amount=units))
+        try:
+            return await self._send(f"merge {amount:g} of {condition_id[:12]}", version, condition_id,
+                                    lambda: self.client.merge_positions(condition_id=condition_id, amount=units))
+        except VenueRejected as exc:
+            if short_of_balance(exc.text):
+                raise VenueShortOfBalance(exc.text, exc.status) from exc
+            raise
 
     async def redeem(self, condition_id: str, version: str | None) -> str:
         """Every position the wallet holds in the resolved market, paid in pUSD; "" when none is

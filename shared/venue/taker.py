@@ -9,16 +9,21 @@ to what the taker needs: shares filled and their average price.
 A refusal (the venue said no, the amounts cannot be expressed, throttled) means nothing was
 filled; an *ambiguous* answer (no answer, a 5xx after the send) means the order may have filled,
 and the caller must find out before trading on.
+
+A fill is only matched: its trades settle later, or fail (docs/venue.md T1-T3). ``trade_ids``
+names them, and :meth:`TakerOrders.trades` reads their status from the venue's trades endpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from shared.venue.errors import VenueAmbiguous, VenueError
 from shared.venue.ids import MarketSystem, OutcomeId
-from shared.venue.orders import OrderMarket, VenueOrders
+from shared.venue.orders import OrderMarket, TradeView, VenueOrders
 
 Side = Literal["BUY", "SELL"]
 
@@ -31,6 +36,7 @@ class TakeResult:
     order_id: str = ""
     error: str = ""
     ambiguous: bool = False
+    trade_ids: tuple[str, ...] = ()  # the venue trades of the fill (the order's answer names them)
 
 
 class TakerOrders:
@@ -55,4 +61,18 @@ class TakerOrders:
             return TakeResult(False, order_id=exc.order_id, error=str(exc), ambiguous=True)
         except VenueError as exc:  # rejected, refused before signing, throttled, not sent: nothing filled
             return TakeResult(False, error=str(exc))
-        return TakeResult(True, ack.shares, ack.avg_price, ack.order_id)
+        return TakeResult(True, ack.shares, ack.avg_price, ack.order_id, trade_ids=ack.trade_ids)
+
+    async def trades(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]:
+        """Each trade as the venue reports it now (with its settlement status), read concurrently;
+        None for one the venue does not list (yet) or that could not be read this time."""
+        ids = list(dict.fromkeys(trade_ids))
+
+        async def one(trade_id: str) -> TradeView | None:
+            try:
+                rows = await self.orders.trades(trade_id=trade_id)
+            except VenueError:  # unread this time: still unsettled as far as the caller knows
+                return None
+            return next((t for t in rows if t.trade_id == trade_id), None)
+
+        return dict(zip(ids, await asyncio.gather(*(one(t) for t in ids)), strict=True))

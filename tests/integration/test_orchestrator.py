@@ -18,7 +18,17 @@ from shared.clock import now_ms
 from shared.config import Settings, load_settings
 from shared.config_reload import ConfigReloader
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
-from shared.messages import ControlRequest, Fill, Resolution, SessionReport, Signal, TradeStatus, decode, stable_id
+from shared.messages import (
+    ControlRequest,
+    Fill,
+    Redemption,
+    Resolution,
+    SessionReport,
+    Signal,
+    TradeStatus,
+    decode,
+    stable_id,
+)
 from shared.redisio import StreamEntry, add_message
 from shared.venue.ids import v2_condition_id, v2_position_id
 from tests.support import RedisServer, eventually
@@ -798,6 +808,53 @@ async def test_a_resolved_market_stops_its_tokens_and_flags_a_held_position_for_
     assert [e["token_id"] for e in await events(r, keys, "position.redeemable")] == [V2_YES]
     assert len(await events(r, keys, "market.resolved")) == 1
     assert await r.xpending(keys.resolutions(), "orchestrator") == {"pending": 0, "min": None, "max": None,
+                                                                   "consumers": []}
+
+
+def redemption(token: str, won: bool, shares: float) -> Redemption:
+    return Redemption(id=stable_id("redemption", token, V2_CID), ts_event=now_ms(), ts_init=now_ms(),
+                      producer="redeemer:r1", token_id=token, condition_id=V2_CID, won=won, shares=shares,
+                      payout=shares if won else 0.0, tx_hash="0xabc", market_version="v2")
+
+
+@pytest.mark.parametrize(("won", "pnl"), [(True, 5.0), (False, -5.0)])
+async def test_a_redeemed_position_is_booked_once_position_to_zero_payout_into_realised_pnl(
+        r: aioredis.Redis, keys: Keys, won: bool, pnl: float) -> None:
+    await register_worker(r, keys, "w1")
+    svc = OrchestratorService(settings(), "o1", r)
+    await add_message(r, keys.signals(), market_signal(V2_YES, "v2", condition_id=V2_CID, neg_risk=False))
+    await steps(svc)
+    await add_message(r, keys.sessions(), report("started", "w1", 1, token=V2_YES))
+    await add_message(r, keys.fills(), Fill(id="f1", ts_event=now_ms(), ts_init=now_ms(), producer="w1",
+                                            token_id=V2_YES, epoch=1, worker="w1", order_id="o", side="BUY",
+                                            price=0.5, size=10))
+    await add_message(r, keys.resolutions(), Resolution(
+        id=stable_id("resolution", V2_CID), ts_event=now_ms(), ts_init=now_ms(), producer="ws_gateway",
+        condition_id=V2_CID, token_ids=[V2_YES, V2_NO], winning_token=V2_YES if won else V2_NO))
+    await steps(svc)
+    closed = report("closed", "w1", 1, token=V2_YES, position=10).model_copy(update={"fills": 1})
+    await add_message(r, keys.sessions(), closed)  # the worker could not sell into a resolved market
+    await steps(svc)
+    assert await r.hexists(keys.redeemable(), V2_YES)
+    assert float(await r.hget(keys.exposure(), V2_YES) or 0) == pytest.approx(5.0)
+    pnl_before = sum(float(v) for v in (await r.hgetall(keys.pnl_daily())).values())
+
+    await add_message(r, keys.redemptions(), redemption(V2_YES, won, 10))
+    await add_message(r, keys.redemptions(), redemption(V2_YES, won, 10))  # reported twice: booked once
+    await steps(svc)
+    f = await figures(r, keys, V2_YES)
+    assert (f["position"], f["position_confirmed"], f["pending"], f["exposure"]) == (0, 0, 0, 0)
+    assert f["realized_pnl"] == f["realized_pnl_confirmed"] == pytest.approx(pnl)  # payout 10 or 0, cost 5
+    assert sum(float(v) for v in (await r.hgetall(keys.pnl_daily())).values()) - pnl_before == pytest.approx(pnl)
+    token = await r.hgetall(keys.token(V2_YES))
+    assert (float(token["redeemed_shares"]), float(token["redeemed_payout"]), token["redeem_tx"]) == (
+        10, 10 if won else 0, "0xabc")
+    assert not await r.hexists(keys.redeemable(), V2_YES)
+    assert float(await r.hget(keys.exposure(), "_total")) == pytest.approx(0)
+    [booked] = await events(r, keys, "position.redeemed")
+    assert (booked["token_id"], booked["level"]) == (V2_YES, "info")
+    assert json.loads(booked["detail"])["pnl"] == pytest.approx(pnl)
+    assert await r.xpending(keys.redemptions(), "orchestrator") == {"pending": 0, "min": None, "max": None,
                                                                    "consumers": []}
 
 

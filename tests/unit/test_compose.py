@@ -16,7 +16,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-APP_SERVICES = ("sim_exchange", "signal_collector", "ws_gateway", "orchestrator", "maker_worker", "api", "alerter")
+APP_SERVICES = ("sim_exchange", "signal_collector", "ws_gateway", "orchestrator", "maker_worker", "api", "alerter",
+                "redeemer")
 LIVE = ROOT / "docker-compose.live.yml"
 LIVE_SECRETS = ("PF_LIVE_CONFIRMED", "PF_PRIVATE_KEY", "PF_CLOB_API_KEY", "PF_CLOB_API_SECRET", "PF_CLOB_API_PASSPHRASE",
                 "PF_API_TOKEN")
