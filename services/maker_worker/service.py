@@ -65,16 +65,18 @@ class MakerWorkerService(RedisService):
         await self.connect_redis()
         self.consumer = StreamConsumer(self.redis, [self.keys.cmd(self.worker_id)], GROUP_WORKER, self.worker_id)
         await self.consumer.ensure_groups()
+        # The tick feed and the REST books exist from here on: the lease loop, which runs while the
+        # venue opens, reports their counters in the heartbeat.
+        self.feed = TickFeed(self.redis, self.keys)
+        self.books = RestBooks(self._fetch_book, self.settings.orderbook)
         await self._register()
 
     async def _open_venue(self) -> None:
         """The venue environment, the tick feed, the REST books and the account (the official SDK opens
         it: several round trips, and a deposit wallet may be created). Commands wait until it is done."""
         self.venue_env = await resolve_environment(self.settings.polymarket, self.settings.mode)
-        self.feed = TickFeed(self.redis, self.keys)
         # B6: one REST poller for the whole process, used only by sessions whose ticks are stale.
         self.http = httpx.AsyncClient(base_url=self.venue_env.url("clob_url"), timeout=5.0)
-        self.books = RestBooks(self._fetch_book, self.settings.orderbook)
         if self.executor is None:
             if self.settings.mode == "paper":  # fills against the gateway's ticks; no keys, no orders sent
                 self.executor = PaperExecutor(PaperVenue(), self.feed.latest.get)
@@ -215,6 +217,8 @@ class MakerWorkerService(RedisService):
                             **self.decisions.summary("decide")})
             except (ConnectionError, *TRANSIENT_REDIS_ERRORS) as exc:
                 logger.warning("lease renewal failed: {}", exc)
+            except Exception:  # noqa: BLE001 - a lease loop that dies silently strands every token here
+                logger.exception("lease loop step failed; retrying")
             await asyncio.sleep(w.heartbeat_interval_sec)
 
     async def _drain(self) -> None:

@@ -12,6 +12,7 @@ from services.maker_worker.session import TokenSession
 from shared.config import Settings
 from shared.keys import Keys
 from shared.messages import SessionReport, decode
+from shared.redisio.health import healthy_instances
 from shared.tickfeed import TickFeed
 
 
@@ -50,3 +51,33 @@ async def test_a_restarted_process_hands_back_the_tokens_it_inherited(r: aioredi
     await svc._setup()
     reports = [decode(f) for _, f in await r.xrange(keys.sessions())]
     assert [(m.token_id, m.epoch, m.status) for m in reports] == [("tok", 4, "handed_back")]  # type: ignore[attr-defined]
+
+
+async def test_a_worker_beats_and_holds_its_lease_while_the_venue_account_opens(
+        r: aioredis.Redis, keys: Keys) -> None:
+    """The SDK opens the account in several round trips (a deposit wallet may be created): the lease
+    loop runs meanwhile and its heartbeat reports the feed's counters, which must exist by then
+    (a heartbeat that read them before the venue opened killed the loop: no worker ever beat)."""
+    settings = Settings.model_validate({"mode": "paper", "workers": {"heartbeat_interval_sec": 0.05}})
+    svc = MakerWorkerService(settings, "w1", r, executor=PaperExecutor(PaperVenue(), lambda _t: None))
+    opened = asyncio.Event()
+
+    async def slow_venue() -> None:
+        await opened.wait()
+
+    svc._open_venue = slow_venue  # type: ignore[method-assign]
+    task = asyncio.create_task(svc.run())
+    try:
+        for _ in range(200):  # a condition, not a clock: at most 200 polls 20 ms apart
+            if await healthy_instances(r, keys, "maker_worker"):
+                break
+            await asyncio.sleep(0.02)
+        beats = await healthy_instances(r, keys, "maker_worker")
+        assert [b["instance"] for b in beats] == ["w1"]
+        assert await r.exists(keys.worker_lease("w1"))
+        assert not task.done()
+    finally:
+        svc._stop.set()
+        opened.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
