@@ -63,7 +63,7 @@ SOAK_WS_RATE ?= 0
 .PHONY: soak soak-short
 
 soak: install ## Whole-system soak under chaos, long (SOAK_SECONDS=3600 SOAK_SEED=9 SOAK_MARKETS SOAK_WORKERS SOAK_WALLETS SOAK_WS_RATE); summary in var/soak/summary.json
-	$(RUN) python -m tests.soak.harness --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) \
+	$(RUN) python -m harness.soak.run --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) \
 		--markets $(SOAK_MARKETS) --workers $(SOAK_WORKERS) --wallets $(SOAK_WALLETS) --ws-rate $(SOAK_WS_RATE) \
 		--log-dir var/soak/logs --out var/soak/summary.json
 

@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bench.machine import describe, percentiles
-from tests.support import ROOT, RedisServer
+from harness import ROOT, RedisServer
 
 CROSS_EVERY = 50
 

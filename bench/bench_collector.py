@@ -33,12 +33,12 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
 from bench.machine import describe, percentiles
+from harness import RedisServer, ServiceProcess, SimExchangeProcess, free_port, write_config
 from services.signal_collector.signals import signal_id
 from shared.keys import Keys
 from shared.messages import Signal, decode
 from shared.venue.data_api import parse_trade
 from shared.venue.live_data import parse_frame, subscribe_frame
-from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, write_config
 
 KEYS = Keys("pf")
 

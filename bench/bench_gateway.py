@@ -42,7 +42,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from bench.machine import describe, percentiles
-from tests.support import ROOT, RedisServer, SimExchangeProcess, free_port, write_config
+from harness import ROOT, RedisServer, SimExchangeProcess, free_port, write_config
 
 GATEWAY_CPU = 0
 

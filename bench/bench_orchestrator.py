@@ -26,13 +26,13 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from bench.machine import describe, percentiles
+from harness import RedisServer, ServiceProcess, write_config
 from services.orchestrator.service import OrchestratorService
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.keys import Keys
 from shared.messages import Signal, stable_id
 from shared.redisio.client import make_client
-from tests.support import RedisServer, ServiceProcess, write_config
 
 WORKERS = ("w1", "w2", "w3", "w4")
 SETTINGS: dict[str, object] = {

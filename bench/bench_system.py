@@ -4,7 +4,7 @@
 [--seconds 60] [--warmup 8] [--workers 4] [--wallets 20] [--meta warm|cold] [--out FILE]``
 
 Every part is a real process on loopback, started the way the soak starts them
-(tests/soak/harness.py, tests/support.py): a private redis-server on a free port (never 6379),
+(harness/soak/run.py, harness/): a private redis-server on a free port (never 6379),
 sim_exchange, signal_collector (live-data socket on, poller as backstop), ws_gateway, orchestrator
 and ``--workers`` maker_workers, all in ``mode: sim`` (orders signed by the official SDK through
 shared/venue and posted to the sim).
@@ -79,13 +79,13 @@ import httpx
 import redis.asyncio as aioredis
 
 from bench.machine import describe, percentiles
+from harness import RedisServer, ServiceProcess, SimExchangeProcess, free_port, read_stream, write_config
+from harness.soak import invariants as inv
 from services.maker_worker.latency import diff_counts, quantile
 from services.signal_collector.meta import MetaCache
 from shared.keys import Keys
 from shared.venue.gamma import parse_markets
 from shared.venue.gamma_keyset import BOTH_SYSTEMS, MARKETS_PAGE_MAX, read_keyset
-from tests.soak import invariants as inv
-from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, read_stream, write_config
 
 NS = "pf"
 KEYS = Keys(NS)

@@ -4,7 +4,7 @@
 [--cycles 2] [--signs 200]``
 
 Everything runs on loopback against a private redis-server (never 6379); the workers are real
-``python -m services.maker_worker`` processes (tests.support.ServiceProcess).
+``python -m services.maker_worker`` processes (harness.ServiceProcess).
 
 1. Sessions per worker process. One worker in ``mode: paper`` gets ``--tokens`` START commands on
    its command stream (the orchestrator's Command message), so it runs that many sessions. The
@@ -52,13 +52,13 @@ import httpx
 import redis.asyncio as aioredis
 
 from bench.machine import describe, percentiles
+from harness import RedisServer, ServiceProcess, SimExchangeProcess, free_port, write_config
 from services.maker_worker.latency import diff_counts, quantile
 from shared.clock import now_ms
 from shared.keys import Keys
 from shared.messages import Command, stable_id
 from shared.redisio.client import make_client
 from shared.ticks import Tick
-from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, free_port, write_config
 
 KEYS = Keys("pf")
 WARMUP_SEC = 3.0

@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 import redis.asyncio as aioredis
 
+from harness import RedisServer, SimExchangeProcess, free_port, write_config
 from shared.keys import Keys
-from tests.support import RedisServer, SimExchangeProcess, free_port, write_config
 
 
 @pytest.fixture(scope="session")

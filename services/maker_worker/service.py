@@ -217,7 +217,7 @@ class MakerWorkerService(RedisService):
                             **self.decisions.summary("decide")})
             except (ConnectionError, *TRANSIENT_REDIS_ERRORS) as exc:
                 logger.warning("lease renewal failed: {}", exc)
-            except Exception:  # noqa: BLE001 - a lease loop that dies silently strands every token here
+            except Exception:
                 logger.exception("lease loop step failed; retrying")
             await asyncio.sleep(w.heartbeat_interval_sec)
 

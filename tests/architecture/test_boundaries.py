@@ -51,7 +51,7 @@ ASYNCIO_NETWORKING = frozenset({
 # (d): the venue SDKs, and the one package allowed to import them
 VENUE_SDKS = ("polymarket", "py_clob_client_v2")
 VENUE_ROOM = "shared.venue"
-SDK_SCANNED_PACKAGES = (*SCANNED_PACKAGES, "bench")
+SDK_SCANNED_PACKAGES = (*SCANNED_PACKAGES, "bench", "harness")
 # (e): the archived clients, imported by no module at all
 ARCHIVED_CLIENTS = ("py_clob_client_v2", "py_clob_client")
 EVERY_PACKAGE = (*SDK_SCANNED_PACKAGES, "tests", "scripts")
@@ -116,6 +116,12 @@ def _docstring_nodes(tree: ast.AST) -> set[int]:
 
 
 # ---------------------------------------------------------------------------------- the rules
+
+
+def harness_imports(module: str, source: str, is_package: bool = False) -> list[str]:
+    """(f) production code (shared, services, cli) importing the test harness or the tests."""
+    return [f"{module}:{line} imports {name}" for name, line in imported_modules(module, ast.parse(source), is_package)
+            if _within(name, "harness") or _within(name, "tests")]
 
 
 def cross_service_imports(module: str, source: str, is_package: bool = False) -> list[str]:
@@ -229,7 +235,25 @@ def test_no_module_imports_an_archived_venue_client() -> None:
     assert violations == [], "\n".join(violations)
 
 
+def test_production_code_never_imports_the_harness_or_the_tests() -> None:
+    violations = [v for path, mod, src in _sources() for v in harness_imports(mod, src, path.name == "__init__.py")]
+    assert violations == [], "\n".join(violations)
+
+
 # ------------------------------------------------------------------- every rule can fail
+
+
+@pytest.mark.parametrize(("module", "source"), [
+    ("services.orchestrator.service", "from harness import RedisServer\n"),
+    ("shared.config", "import tests.conftest\n"),
+    ("cli.main", "from harness.soak import invariants\n"),
+])
+def test_harness_rule_catches(module: str, source: str) -> None:
+    assert harness_imports(module, source)
+
+
+def test_harness_rule_allows() -> None:
+    assert harness_imports("services.api.app", "from shared.keys import Keys\nimport harnessing\n") == []
 
 
 @pytest.mark.parametrize(("module", "source"), [

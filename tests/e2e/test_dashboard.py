@@ -20,12 +20,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
+from harness import ROOT, RedisServer, ServiceProcess, SimExchangeProcess, eventually, free_port
 from shared.clock import now_ms
 from shared.keys import Keys
 from shared.messages import AuditEvent, Fill, TradeStatus
 from shared.redisio import add_message
 from shared.redisio.health import healthy_instances
-from tests.support import ROOT, RedisServer, ServiceProcess, SimExchangeProcess, eventually, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from harness import RedisServer, ServiceProcess, SimExchangeProcess, eventually, write_config
 from shared.clock import now_ms
 from shared.keys import Keys
 from shared.messages import Signal, stable_id
 from shared.redisio import add_message
-from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, eventually, write_config
 
 pytestmark = pytest.mark.e2e
 

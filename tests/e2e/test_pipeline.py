@@ -14,9 +14,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from harness import RedisServer, ServiceProcess, SimExchangeProcess, eventually
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
 from shared.redisio.health import healthy_instances
-from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, eventually
 
 pytestmark = pytest.mark.e2e
 

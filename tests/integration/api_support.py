@@ -90,6 +90,6 @@ async def trade_status(r: aioredis.Redis, keys: Keys, trade: str, status: str, t
 
 
 async def wait_for(check, timeout: float = 5.0):  # type: ignore[no-untyped-def]
-    from tests.support import eventually
+    from harness import eventually
 
     return await eventually(check, timeout=timeout)

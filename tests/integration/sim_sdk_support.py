@@ -16,12 +16,12 @@ from polymarket.auth import BuilderApiKey
 from polymarket.models.clob.order_response import AcceptedOrder
 from polymarket.models.clob.orders import SignedOrder
 
+from harness import SimExchangeProcess
 from shared.config import SIM_PRIVATE_KEY
 from shared.venue.environment import fetch_sim_environment
 from shared.venue.ids import in_v2_namespace
 from shared.venue.order_hash import exchange_domain
 from shared.venue.sdk_private import OrderType, draft, sign
-from tests.support import SimExchangeProcess
 
 LEGACY_ADDRESS = Account.from_key(SIM_PRIVATE_KEY).address  # on sim_exchange.legacy_eoa_makers by default
 

@@ -14,13 +14,13 @@ import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from harness import RedisServer, ServiceProcess, eventually, free_port
 from services.alerter.service import AlerterService
 from shared.config import ConfigError, Settings
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
 from shared.messages import AuditEvent, ControlRequest, stable_id
 from shared.redisio import add_message
 from tests.integration.api_support import orchestrator_running, register_worker
-from tests.support import RedisServer, ServiceProcess, eventually, free_port
 
 
 class Receiver:

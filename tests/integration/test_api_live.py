@@ -20,6 +20,7 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
 
+from harness import ROOT, RedisServer, ServiceProcess, eventually, free_port
 from shared.keys import Keys
 from tests.integration.api_support import (
     API_TOKEN,
@@ -31,7 +32,6 @@ from tests.integration.api_support import (
     orchestrator_running,
     register_worker,
 )
-from tests.support import ROOT, RedisServer, ServiceProcess, eventually, free_port
 
 
 @contextlib.asynccontextmanager

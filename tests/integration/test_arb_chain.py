@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from eth_account import Account
 
+from harness import SimExchangeProcess, eventually, sim_get, sim_post, write_config
 from services.arb_scanner.ctf import check_execution_mode
 from services.arb_scanner.service import ArbScannerService
 from services.sim_exchange.auth import derive_key
@@ -25,7 +26,6 @@ from shared.venue import approvals
 from shared.venue.environment import fetch_sim_environment
 from tests.integration import test_arb_scanner as base
 from tests.integration.test_arb_scanner import Running, audits, put_book, start
-from tests.support import SimExchangeProcess, eventually, sim_get, sim_post, write_config
 
 running = base.running
 ME = Account.from_key(SIM_PRIVATE_KEY).address.lower()

@@ -15,12 +15,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from harness import SimExchangeProcess, eventually
 from services.arb_scanner.service import ArbScannerService
 from shared.keys import Keys
 from shared.venue.environment import fetch_sim_environment
 from tests.integration import test_arb_scanner as base
 from tests.integration.test_arb_scanner import Running, audits, put_book, start
-from tests.support import SimExchangeProcess, eventually
 
 sim = base.sim  # the same fixtures: a sim with 2 binary markets and one 3-outcome event
 running = base.running

@@ -16,12 +16,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from harness import SimExchangeProcess, eventually, write_config
 from services.arb_scanner.service import ArbScannerService
 from services.ws_gateway.service import WsGatewayService
 from shared.config import load_settings
 from shared.keys import REQUESTER_ARB_SCANNER, Keys
 from shared.messages import AuditEvent, Opportunity, decode
-from tests.support import SimExchangeProcess, eventually, write_config
 
 # two v1 binary markets: the arbitrage catalogue reads CTF markets only until it knows v2 ones
 SIM = {"markets": 2, "v2_share": 0.0, "negrisk_events": 1, "negrisk_outcomes": 3, "volatility": 0.0}

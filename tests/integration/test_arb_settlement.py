@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from harness import SimExchangeProcess, eventually, sim_get
 from services.arb_scanner.service import ArbScannerService
 from services.sim_exchange.settlement import FAILED, Settlement
 from shared.keys import Keys
@@ -22,7 +23,6 @@ from shared.venue.environment import fetch_sim_environment
 from tests.integration import test_arb_scanner as base
 from tests.integration.test_arb_chain import ME, _ready
 from tests.integration.test_arb_scanner import Running, audits, put_book, start
-from tests.support import SimExchangeProcess, eventually, sim_get
 
 running = base.running
 

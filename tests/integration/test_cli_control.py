@@ -10,11 +10,11 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
 from cli.main import app
+from harness import RedisServer
 from services.orchestrator.service import OrchestratorService
 from shared.config import Settings
 from shared.keys import Keys
 from shared.messages import decode
-from tests.support import RedisServer
 
 runner = CliRunner()
 

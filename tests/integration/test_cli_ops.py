@@ -15,6 +15,7 @@ from eth_account import Account
 from typer.testing import CliRunner
 
 from cli.main import app
+from harness import ROOT, RedisServer, SimExchangeProcess
 from services.sim_exchange.auth import derive_key
 from shared.clock import now_ms
 from shared.keys import Keys
@@ -31,7 +32,6 @@ from tests.integration.api_support import (
     trade_status,
     wait_for,
 )
-from tests.support import ROOT, RedisServer, SimExchangeProcess
 
 runner = CliRunner()
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from harness import SimExchangeProcess, eventually, write_config
 from services.signal_collector.service import SignalCollectorService
 from shared.config import Settings, load_settings
 from shared.keys import Keys
 from shared.messages import Signal, decode
-from tests.support import SimExchangeProcess, eventually, write_config
 
 WALLET = "0x1111111111111111111111111111111111111111"
 OTHER = "0x2222222222222222222222222222222222222222"

@@ -13,9 +13,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from harness import RedisServer, ServiceProcess, SimExchangeProcess, eventually, write_config
 from shared.keys import Keys
 from shared.messages import Signal, decode
-from tests.support import RedisServer, ServiceProcess, SimExchangeProcess, eventually, write_config
 
 WALLETS = [f"0x{i:040x}" for i in range(0xA1, 0xA6)]
 KILLS = int(os.environ.get("PF_COLLECTOR_KILLS", "4"))

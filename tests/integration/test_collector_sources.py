@@ -18,11 +18,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from harness import SimExchangeProcess, eventually, write_config
 from services.signal_collector.service import SignalCollectorService
 from shared.config import load_settings
 from shared.keys import Keys
 from shared.messages import AuditEvent, Signal, decode
-from tests.support import SimExchangeProcess, eventually, write_config
 
 W1 = "0x1111111111111111111111111111111111111111"
 W2 = "0x2222222222222222222222222222222222222222"

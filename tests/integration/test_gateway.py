@@ -12,12 +12,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from harness import SimExchangeProcess, eventually, write_config
 from services.ws_gateway.service import WsGatewayService
 from shared.config import load_settings
 from shared.keys import REQUESTER_ARB_SCANNER, REQUESTER_ORCHESTRATOR, Keys
 from shared.messages import Resolution, decode, stable_id
 from shared.ticks import Tick
-from tests.support import SimExchangeProcess, eventually, write_config
 
 
 class TickListener:

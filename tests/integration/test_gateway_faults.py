@@ -13,11 +13,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from harness import SimExchangeProcess, eventually
 from services.ws_gateway.service import WsGatewayService
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
 from shared.ticks import Tick
 from tests.integration.test_gateway import TickListener, _async, put_book, start_gateway, stopper, want
-from tests.support import SimExchangeProcess, eventually
 
 __all__ = ["stopper"]  # the fixture, imported so pytest finds it here
 

@@ -11,10 +11,10 @@ import sys
 import pytest
 import redis.asyncio as aioredis
 
+from harness import ROOT, RedisServer, free_port
 from shared.keys import Keys
 from shared.redisio.health import beat, healthy_instances
 from shared.runtime import service_main
-from tests.support import ROOT, RedisServer, free_port
 
 
 def check(url: str, service: str, namespace: str | None = None) -> subprocess.CompletedProcess[str]:

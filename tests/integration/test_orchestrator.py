@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
+from harness import RedisServer, eventually
 from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.service import OrchestratorService
 from shared.clock import now_ms
@@ -31,7 +32,6 @@ from shared.messages import (
 )
 from shared.redisio import StreamEntry, add_message
 from shared.venue.ids import v2_condition_id, v2_position_id
-from tests.support import RedisServer, eventually
 
 TOKEN = "1234567890"
 

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
 from cli.main import app as cli
+from harness import RedisServer, SimExchangeProcess, eventually, sim_get, sim_post, write_config
 from services.orchestrator.service import OrchestratorService
 from services.redeemer.service import RedeemerService
 from services.ws_gateway.service import WsGatewayService
@@ -37,7 +38,6 @@ from tests.integration import test_arb_scanner as base
 from tests.integration.api_support import client, make_app, register_worker
 from tests.integration.test_arb_scanner import put_book
 from tests.integration.test_arb_settlement import seed_failing
-from tests.support import RedisServer, SimExchangeProcess, eventually, sim_get, sim_post, write_config
 
 SETTLE_LAG_MS = 3000
 START_CASH = 10_000.0

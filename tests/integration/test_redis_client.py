@@ -8,8 +8,8 @@ import socket
 import pytest
 from redis.exceptions import DataError
 
+from harness import RedisServer
 from shared.redisio.client import HiredisPackingConnection, make_client
-from tests.support import RedisServer
 
 
 async def test_values_round_trip_and_bad_inputs_are_refused(redis_server: RedisServer) -> None:

@@ -15,8 +15,8 @@ from polymarket.errors import RequestRejectedError
 from polymarket.models.clob.order_response import AcceptedOrder
 from websockets.asyncio.client import ClientConnection, connect
 
+from harness import SimExchangeProcess, eventually
 from tests.integration.sim_sdk_support import LEGACY_ADDRESS, eoa_client, post_limit
-from tests.support import SimExchangeProcess, eventually
 
 WALLET = "0x9d84ce0306f8551e02efef1680475fc0f1dc1344"
 StartSim = Callable[..., SimExchangeProcess]

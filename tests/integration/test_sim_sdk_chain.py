@@ -12,6 +12,7 @@ from eth_account import Account
 from polymarket import AsyncPublicClient
 from polymarket.errors import TransactionFailedError
 
+from harness import SimExchangeProcess, eventually
 from tests.integration.sim_sdk_support import (
     LEGACY_ADDRESS,
     builder_key,
@@ -22,7 +23,6 @@ from tests.integration.sim_sdk_support import (
     sdk_environment,
     wallet_client,
 )
-from tests.support import SimExchangeProcess, eventually
 
 StartSim = Callable[..., SimExchangeProcess]
 UNIT = 1_000_000

@@ -13,6 +13,7 @@ from polymarket._internal.environment import get_environment_config
 from polymarket._internal.wallet import derive_proxy_wallet_address
 from polymarket.errors import RequestRejectedError, UserInputError
 
+from harness import SimExchangeProcess, eventually
 from tests.integration.sim_sdk_support import (
     LEGACY_ADDRESS,
     builder_key,
@@ -23,7 +24,6 @@ from tests.integration.sim_sdk_support import (
     sdk_environment,
     wallet_client,
 )
-from tests.support import SimExchangeProcess, eventually
 
 StartSim = Callable[..., SimExchangeProcess]
 

@@ -12,9 +12,9 @@ from eth_utils.crypto import keccak
 from polymarket import AsyncPublicClient
 from polymarket.errors import RequestRejectedError
 
+from harness import SimExchangeProcess
 from shared.venue.environment import fetch_sim_environment, production
 from tests.integration.sim_sdk_support import eoa_client, exact_order, market, markets, sdk_environment, wallet_client
-from tests.support import SimExchangeProcess
 
 StartSim = Callable[..., SimExchangeProcess]
 

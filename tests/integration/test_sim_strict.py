@@ -27,10 +27,10 @@ from polymarket.models.clob.order_response import AcceptedOrder
 from polymarket.rate_limit import RateLimitUpdate
 from polymarket.streams import UserSpec
 
+from harness import SimExchangeProcess, eventually
 from shared.config import SIM_PRIVATE_KEY
 from shared.venue.environment import VenueEnvironment
 from tests.integration.sim_sdk_support import exact_order, post_limit
-from tests.support import SimExchangeProcess, eventually
 
 StartSim = Callable[..., SimExchangeProcess]
 EOA = Account.from_key(SIM_PRIVATE_KEY).address

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from harness import eventually
 from shared.keys import Keys
 from shared.messages import Signal
 from shared.redisio.streams import StreamConsumer, add_message
-from tests.support import eventually
 
 GROUP = "orchestrator"
 

@@ -4,10 +4,10 @@ import asyncio
 
 import redis.asyncio as aioredis
 
+from harness import eventually
 from shared.keys import Keys
 from shared.tickfeed import TickFeed
 from shared.ticks import Tick
-from tests.support import eventually
 
 
 def tick(seq: int, bid: float) -> Tick:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness import SimExchangeProcess
 from shared.config import Secrets, load_settings
 from shared.venue.account import VenueAccount, open_account
 from shared.venue.amounts import AmountRefused
@@ -19,7 +20,6 @@ from shared.venue.environment import fetch_sim_environment
 from shared.venue.errors import VenueAmbiguous, VenueNotSent, VenueRejected, VenueUnavailable
 from shared.venue.ids import outcome
 from shared.venue.orders import OrderMarket, VenueOrders
-from tests.support import SimExchangeProcess
 
 
 @dataclass

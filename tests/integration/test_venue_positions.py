@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from harness import SimExchangeProcess, sim_get, sim_post, write_config
 from shared.config import Secrets, Settings, load_settings
 from shared.venue import approvals
 from shared.venue.environment import VenueEnvironment, fetch_sim_environment
 from shared.venue.errors import UnknownMarketVersion, VenueAmbiguous, VenueRejected
 from shared.venue.positions import Positions
 from shared.venue.wallet_setup import Opened, open_trading_account
-from tests.support import SimExchangeProcess, sim_get, sim_post, write_config
 
 START_CASH = 10_000.0
 

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from harness import SimExchangeProcess
 from shared.venue.environment import fetch_sim_environment
 from shared.venue.errors import VenueRejected
 from shared.venue.gamma import parse_markets
 from shared.venue.gamma_keyset import BOTH_SYSTEMS, outcome_id_queries, read_keyset
-from tests.support import SimExchangeProcess
 
 
 @pytest.fixture

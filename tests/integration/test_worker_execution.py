@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from harness import eventually
 from services.maker_worker.execution import Placement
 from services.maker_worker.restbook import RestBooks
 from services.maker_worker.session import Fenced, TokenSession
@@ -18,7 +19,6 @@ from shared.keys import Keys
 from shared.tickfeed import TickFeed
 from tests.integration import test_worker_session as base
 from tests.integration.test_worker_session import WORKER, Venue, _state, own, snapshot, stop_session
-from tests.support import eventually
 
 sim_venue = base.venue  # the worker-session fixture, registered here as "sim_venue"
 

@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
+from harness import SimExchangeProcess, eventually
 from services.maker_worker.executor import NOT_SENT, ClobExecutor
 from services.maker_worker.lease import LeaseClock
 from services.maker_worker.session import TokenSession
@@ -27,7 +28,6 @@ from shared.ticks import Tick
 from shared.venue.account import open_account
 from shared.venue.environment import fetch_sim_environment
 from shared.venue.orders import VenueOrders
-from tests.support import SimExchangeProcess, eventually
 
 WORKER = "worker-it"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.soak import invariants as inv
 from shared.messages import stable_id
-from tests.soak import invariants as inv
 
 W = "0x" + "a" * 40
 

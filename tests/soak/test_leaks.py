@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.soak.leaks import SoakSecrets, find_leaks, needles
+from harness.soak.leaks import SoakSecrets, find_leaks, needles
 
 VALUES = {"api_token": "pf-soak-token-AAAABBBBCCCCDDDDEEEEFFFF", "redis_password": "short-pw-1"}
 

@@ -1,5 +1,5 @@
 """The whole-system soak, short: every service a real process under seeded chaos, then every
-invariant of issue 9 checked (tests/soak/harness.py; `make soak` runs the long one).
+invariant of issue 9 checked (harness/soak/run.py; `make soak` runs the long one).
 
 SOAK_SECONDS (default 100) sets the chaos phase; SOAK_SEED (default 9) the schedule.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.soak.harness import SoakSpec, run_soak
+from harness.soak.run import SoakSpec, run_soak
 
 pytestmark = [pytest.mark.soak, pytest.mark.e2e]
 

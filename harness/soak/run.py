@@ -1,12 +1,12 @@
 """Whole-system soak (issue 9, H1-H4): every service a real process, a seeded chaos driver, and the
-invariant checkers of :mod:`tests.soak.invariants` run on what the system left behind.
+invariant checkers of :mod:`harness.soak.invariants` run on what the system left behind.
 
-    uv run python -m tests.soak.harness --seconds 600 --seed 9 --out var/soak.json
+    uv run python -m harness.soak.run --seconds 600 --seed 9 --out var/soak.json
 
 Processes: redis-server (append-only, with a password), sim_exchange, signal_collector (poller +
 live-data socket), ws_gateway, orchestrator, ``workers`` maker_workers, api and alerter (its webhook
-is a loopback receiver here, :mod:`tests.soak.webhook`). Every service gets recognisable fake
-secrets the way an operator hands them over (:mod:`tests.soak.leaks`). Followed wallets trade
+is a loopback receiver here, :mod:`harness.soak.webhook`). Every service gets recognisable fake
+secrets the way an operator hands them over (:mod:`harness.soak.leaks`). Followed wallets trade
 through ``/_sim/trades`` (and now and then ``/_sim/burst``) on a seeded schedule; the chaos driver,
 on its own seeded schedule, kills (-9) and restarts one service at a time (and once per deck a
 worker that is back within its lease: ``kill_fast``), restarts redis-server (SIGTERM, and SIGKILL;
@@ -37,11 +37,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from shared.keys import Keys
-from tests.soak import invariants as inv
-from tests.soak.leaks import SoakSecrets, find_leaks
-from tests.soak.webhook import WebhookReceiver
-from tests.support import (
+from harness import (
     RedisServer,
     ServiceProcess,
     SimExchangeProcess,
@@ -50,6 +46,10 @@ from tests.support import (
     read_stream,
     write_config,
 )
+from harness.soak import invariants as inv
+from harness.soak.leaks import SoakSecrets, find_leaks
+from harness.soak.webhook import WebhookReceiver
+from shared.keys import Keys
 
 NS = "pf"
 ACTIVE = ("starting", "running", "exiting")
@@ -544,7 +544,9 @@ class Soak:
         token = self.secrets.api_token
         reads = ("/api/health", "/api/stats", "/api/workers", "/api/tokens", "/api/signals", "/api/events",
                  "/api/orders", "/api/fills", "/api/pnl", "/api/halt", "/api/config")
-        ok, refused, wrong = [], [], []
+        ok: list[str] = []
+        refused: list[str] = []
+        wrong: list[str] = []
         for path in reads:
             try:
                 good = await self._api("GET", path, token)
@@ -562,7 +564,7 @@ class Soak:
     async def _check_alerts(self) -> dict[str, Any]:
         """Alerts the webhook received during the soak, then one on demand: a halt set through the API
         (after the checks, so it changes nothing they read) must reach the webhook; then resume."""
-        during = Counter(str(p["body"].get("kind", p["body"].get("text", "?"))[:40]) if isinstance(p["body"], dict)
+        during = Counter(str(p["body"].get("kind", p["body"].get("text", "?")))[:40] if isinstance(p["body"], dict)
                          else "?" for p in self.webhook.posts)
         before = len(self.webhook.posts)
         halt_delivered_sec: float | None = None

@@ -1,0 +1,15 @@
+"""The test and benchmark harness: a private redis-server, service processes the way compose runs
+them, sim_exchange as a process, config files, waiting for conditions, and the whole-system soak
+(:mod:`harness.soak`). Public and typed; ``tests/`` and ``bench/`` both build on it."""
+
+from harness.config import sim_polymarket, write_config
+from harness.processes import ROOT, WARM_MARKER, ServiceProcess, WarmServiceProcess
+from harness.redis_server import RedisServer, free_port
+from harness.sim import SimExchangeProcess, sim_get, sim_post
+from harness.streams import read_stream
+from harness.waiting import eventually
+
+__all__ = [
+    "ROOT", "WARM_MARKER", "RedisServer", "ServiceProcess", "SimExchangeProcess", "WarmServiceProcess",
+    "eventually", "free_port", "read_stream", "sim_get", "sim_polymarket", "sim_post", "write_config",
+]

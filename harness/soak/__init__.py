@@ -1,0 +1,1 @@
+"""The whole-system soak: chaos run (:mod:`harness.soak.run`), invariants, secret leaks, a webhook receiver."""
