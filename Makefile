@@ -37,8 +37,12 @@ fmt: install ## Format and auto-fix with ruff
 type: install ## Type-check shared/, services/ and cli/ with mypy (strict)
 	$(RUN) mypy
 
-test: install ## Run the whole test suite (unit, integration, architecture, e2e)
-	$(RUN) pytest -q
+# Parallel test workers (pytest-xdist). Most of the suite waits on processes and sockets, not on the
+# CPU, so more workers than cores pays; the longest tests start first (tests/conftest.py).
+TEST_WORKERS ?= 4
+
+test: install ## Run the whole test suite (unit, integration, architecture, e2e, the short soak) on TEST_WORKERS workers
+	$(RUN) pytest -q -n $(TEST_WORKERS)
 
 test-fast: install ## Run the unit and architecture tests only (no servers)
 	$(RUN) pytest -q tests/unit tests/architecture

@@ -9,6 +9,21 @@ from harness import RedisServer, SimExchangeProcess, free_port, write_config
 from shared.keys import Keys
 
 
+def _start_order(item: pytest.Item) -> int:
+    """Longest first: the soak, then the end-to-end tests, then the rest. Under xdist the long ones
+    start at once on their own workers while the short ones fill the others, instead of the soak
+    starting last and the whole run waiting for it alone."""
+    if item.get_closest_marker("soak"):
+        return 0
+    if item.get_closest_marker("e2e"):
+        return 1
+    return 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_start_order)  # stable: the collection order holds within each group
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()

@@ -27,7 +27,7 @@ from eth_utils.crypto import keccak
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shared.venue.environment import production
+from shared.venue.environment import CONTRACT_FIELDS, WALLET_DERIVATION_FIELDS, production
 
 RELAYER_POLL_MS = 100  # the SDK polls the relayer and receipts at this pace (production: 2000 ms)
 RELAYER_MAX_POLLS = 600
@@ -66,13 +66,14 @@ class SimEnvironment:
     derivation: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        prod = production().config
-        wd = {k: str(v) for k, v in prod["wallet_derivation"].items()}
-        contracts = {k: str(v) for k, v in prod.items() if _is_address(v)}
-        if self.own_addresses:
-            contracts = {k: own_address(k) for k in contracts}
+        if self.own_addresses:  # no production value needed, so the sim does not import the SDK
+            contracts = {k: own_address(k) for k in CONTRACT_FIELDS}
             wd = {k: ("0x" + keccak(text=f"polyfleet-sim:{k}").hex()) if k in _HASHES else own_address(k)
-                  for k in wd}
+                  for k in WALLET_DERIVATION_FIELDS}
+        else:
+            prod = production().config
+            wd = {k: str(v) for k, v in prod["wallet_derivation"].items()}
+            contracts = {k: str(v) for k, v in prod.items() if _is_address(v)}
         object.__setattr__(self, "contracts", contracts)
         object.__setattr__(self, "derivation", wd)
 

@@ -19,13 +19,32 @@ from typing import Any
 
 import httpx
 
-# Imported here, at start-up, not on first use: importing the SDK costs seconds (its package imports
-# every client and model), which must not land between a worker's restart and its lease renewal.
-from polymarket._internal.environment import PRODUCTION_CONFIG, create_environment
-from polymarket.environments import _EnvironmentConfig, _WalletDerivation
-
 from shared.config import PolymarketSection, Secrets
 
+# The SDK's environment config fields (polymarket-client, pinned in uv.lock), spelled out here so a
+# process that only reads the sim's environment (the sim itself, the gateway, the collector, the
+# orchestrator) never imports the SDK: its package imports every client and model, about 0.8 s of CPU
+# per process start. The modules that sign or send (account, orders, positions) import it at start-up.
+# tests/unit/test_venue_environment.py fails if the SDK's fields move.
+REQUIRED_FIELDS = (
+    "chain_id", "wallet_derivation", "collateral_token", "conditional_tokens", "neg_risk_adapter",
+    "collateral_adapter", "neg_risk_collateral_adapter", "standard_exchange", "neg_risk_exchange",
+    "auto_redeem_operator", "safe_multisend", "relay_hub", "clob_url", "clob_market_ws_url", "clob_user_ws_url",
+    "relayer_url", "gamma_url", "data_url", "rfq_url", "rtds_ws_url", "sports_ws_url", "rpc_url",
+)
+OPTIONAL_FIELDS = (
+    "exchange_v3", "protocol_v2_router", "binary_module", "neg_risk_module", "combinatorial_module",
+    "position_manager", "rfq_quoter_ws_url", "rfq_quoter_ws_headers", "builder_gateway_url",
+    "collateral_return_url", "perps_url", "perps_ws_url", "realtime_ws_url", "realtime_ws_headers",
+    "perps_deposit_contract", "relayer_max_polls", "relayer_poll_frequency_ms",
+)
+# The fields that hold a contract address (in production every one of them is set).
+CONTRACT_FIELDS = (
+    "collateral_token", "conditional_tokens", "neg_risk_adapter", "collateral_adapter",
+    "neg_risk_collateral_adapter", "standard_exchange", "neg_risk_exchange", "auto_redeem_operator",
+    "safe_multisend", "relay_hub", "exchange_v3", "protocol_v2_router", "binary_module", "neg_risk_module",
+    "combinatorial_module", "position_manager", "perps_deposit_contract",
+)
 WALLET_DERIVATION_FIELDS = ("proxy_factory", "proxy_implementation", "safe_factory", "safe_init_code_hash",
                             "deposit_wallet_factory", "deposit_wallet_implementation", "deposit_wallet_beacon")
 
@@ -69,9 +88,7 @@ class VenueEnvironment:
     @classmethod
     def from_json(cls, name: str, raw: dict[str, Any]) -> VenueEnvironment:
         """Check ``raw`` has every field the SDK's config requires, and keep it."""
-        required = {f.name for f in dataclasses.fields(_EnvironmentConfig)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-        missing = sorted(required - set(raw))
+        missing = sorted(set(REQUIRED_FIELDS) - set(raw))
         derivation = raw.get("wallet_derivation")
         if not isinstance(derivation, dict):
             missing.append("wallet_derivation")
@@ -79,11 +96,14 @@ class VenueEnvironment:
             missing += [f"wallet_derivation.{k}" for k in WALLET_DERIVATION_FIELDS if k not in derivation]
         if missing:
             raise ValueError(f"environment {name} lacks {', '.join(missing)}")
-        known = {f.name for f in dataclasses.fields(_EnvironmentConfig)}
+        known = {*REQUIRED_FIELDS, *OPTIONAL_FIELDS}
         return cls(name, {k: v for k, v in raw.items() if k in known})
 
     def to_sdk(self) -> Any:
         """The SDK's ``Environment`` for this deployment (private SDK constructor: see module doc)."""
+        from polymarket._internal.environment import create_environment
+        from polymarket.environments import _EnvironmentConfig, _WalletDerivation
+
         cfg = dict(self.config)
         cfg["wallet_derivation"] = _WalletDerivation(**cfg["wallet_derivation"])
         return create_environment(name=self.name, config=_EnvironmentConfig(**cfg))
@@ -91,6 +111,8 @@ class VenueEnvironment:
 
 def production() -> VenueEnvironment:
     """The SDK's production environment."""
+    from polymarket._internal.environment import PRODUCTION_CONFIG
+
     raw = {f.name: getattr(PRODUCTION_CONFIG, f.name) for f in dataclasses.fields(PRODUCTION_CONFIG)}
     raw["wallet_derivation"] = {k: getattr(PRODUCTION_CONFIG.wallet_derivation, k) for k in WALLET_DERIVATION_FIELDS}
     return VenueEnvironment("production", raw)

@@ -7,8 +7,30 @@ import dataclasses
 
 import pytest
 from polymarket._internal.environment import PRODUCTION_CONFIG, get_environment_config
+from polymarket.environments import _EnvironmentConfig
 
-from shared.venue.environment import VenueEnvironment, production
+from shared.venue.environment import (
+    CONTRACT_FIELDS,
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    WALLET_DERIVATION_FIELDS,
+    VenueEnvironment,
+    production,
+)
+
+
+def test_the_field_lists_are_the_sdks() -> None:
+    """The environment's field lists are spelled out so only the modules that sign import the SDK;
+    this fails the day the SDK's environment config moves."""
+    fields = dataclasses.fields(_EnvironmentConfig)
+    required = tuple(f.name for f in fields
+                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    assert required == REQUIRED_FIELDS
+    assert tuple(f.name for f in fields if f.name not in required) == OPTIONAL_FIELDS
+    prod = {f.name: getattr(PRODUCTION_CONFIG, f.name) for f in fields}
+    assert tuple(k for k, v in prod.items() if isinstance(v, str) and v.startswith("0x")
+                                    and len(v) == 42) == CONTRACT_FIELDS
+    assert tuple(f.name for f in dataclasses.fields(PRODUCTION_CONFIG.wallet_derivation)) == WALLET_DERIVATION_FIELDS
 
 
 def test_production_is_the_sdks_production_and_round_trips_through_json() -> None:
