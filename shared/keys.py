@@ -111,7 +111,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("workers", "set", "maker_worker", "orchestrator, api, cli",
             "ids of every registered worker (alive or not: the lease says which)"),
     KeySpec("worker:{worker_id}", "hash", "maker_worker", "orchestrator, api, cli",
-            "host, pid, capacity, load, started, last beat, draining"),
+            "host, pid, capacity, load, started, last beat, draining, ready (venue account open)"),
     KeySpec("worker:{worker_id}:lease", "string", "maker_worker", "orchestrator",
             "liveness lease; missing = dead", "PX workers.lease_ms"),
     KeySpec("cursor:{account}", "hash", "signal_collector", "signal_collector, cli",

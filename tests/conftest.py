@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -7,6 +8,11 @@ import redis.asyncio as aioredis
 
 from harness import RedisServer, SimExchangeProcess, free_port, write_config
 from shared.keys import Keys
+
+# The CLI's rich consoles are built when cli/ is imported; in an xdist worker rich fixes their width
+# then (80 columns without a terminal) and no longer reads COLUMNS at print time, so the tables the
+# CLI tests read would wrap. Wide enough for every table, set before any test module imports cli/.
+os.environ.setdefault("COLUMNS", "400")
 
 
 def _start_order(item: pytest.Item) -> int:

@@ -57,6 +57,12 @@ class MakerWorkerService(RedisService):
     async def _setup(self) -> None:
         await self._announce()
         await self._open_venue()
+        await self._mark_ready()
+
+    async def _mark_ready(self) -> None:
+        """The orchestrator gives this worker tokens from now on (views: ``ready``)."""
+        await self.redis.hset(self.keys.worker(self.worker_id), "ready", "1")
+        logger.info("worker {} ready: the venue account is open", self.worker_id)
 
     async def _announce(self) -> None:
         """Redis, the command stream and the lease: first, and fast. A process restarted under the
@@ -94,6 +100,7 @@ class MakerWorkerService(RedisService):
         await self.redis.hset(k.worker(self.worker_id), mapping={
             "host": socket.gethostname(), "pid": os.getpid(), "capacity": w.capacity, "load": 0,
             "started": now_ms(), "last_beat": now_ms(), "draining": "0",
+            "ready": "0",  # no new tokens until the venue account is open (_open_venue)
         })
         await self.redis.sadd(k.workers(), self.worker_id)
         await self._renew_lease()
@@ -124,6 +131,7 @@ class MakerWorkerService(RedisService):
         except BaseException:
             lease.cancel()
             raise
+        await self._mark_ready()
         background = [lease, asyncio.create_task(self.feed.run(self._stop)),
                       asyncio.create_task(self.books.run(self._stop, now_ms))]
         try:

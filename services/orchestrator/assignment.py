@@ -12,13 +12,15 @@ class WorkerView:
     capacity: int
     load: int  # tokens the orchestrator has assigned to it (starting, running, exiting)
     draining: bool = False
+    ready: bool = True  # its venue account is open (a worker starting up holds its lease before that)
 
 
 def pick_worker(workers: list[WorkerView], exclude: frozenset[str] = frozenset()) -> str | None:
-    """Least loaded live worker with room, by load/capacity then load then id (deterministic)."""
+    """Least loaded live, ready worker with room, by load/capacity then load then id (deterministic).
+    A worker still opening its venue account is passed over: its sessions could not trade yet."""
     candidates = [
         w for w in workers
-        if w.alive and not w.draining and w.load < w.capacity and w.worker_id not in exclude
+        if w.alive and w.ready and not w.draining and w.load < w.capacity and w.worker_id not in exclude
     ]
     if not candidates:
         return None

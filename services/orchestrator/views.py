@@ -37,7 +37,8 @@ class FleetViews:
         for i, wid in enumerate(wids):
             h: dict[str, Any] = replies[3 * i]
             views.append(WorkerView(wid, bool(replies[3 * i + 1]), int(h.get("capacity", 0) or 0),
-                                    int(replies[3 * i + 2]), h.get("draining") == "1"))
+                                    int(replies[3 * i + 2]), h.get("draining") == "1",
+                                    h.get("ready", "1") == "1"))
         return views
 
     async def views_of(self, token_ids: list[str]) -> dict[str, TokenRow]:

@@ -55,7 +55,7 @@ async def test_kill_9_of_a_worker_moves_its_tokens_within_lease_plus_2s(
     procs += workers.values()
     try:
         for w in workers:
-            await eventually(lambda w=w: r.exists(keys.worker_lease(w)), timeout=30, what=f"{w} lease")
+            await eventually(lambda w=w: _ready(r, keys, w), timeout=30, what=f"{w} ready")
         async with httpx.AsyncClient(base_url=sim.url, timeout=5) as http:
             markets = (await http.get("/_sim/markets")).json()
         version = {t["token_id"]: m["version"] for m in markets for t in m["tokens"]}
@@ -164,3 +164,8 @@ async def test_kill_9_of_the_orchestrator_mid_burst_loses_nothing_and_doubles_no
         first.stop()
         if second:
             second.stop()
+
+
+async def _ready(r: aioredis.Redis, keys: Keys, worker: str) -> bool:
+    """Its lease held and its venue account open: the orchestrator gives it tokens."""
+    return bool(await r.exists(keys.worker_lease(worker))) and await r.hget(keys.worker(worker), "ready") == "1"

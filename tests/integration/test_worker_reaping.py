@@ -75,7 +75,14 @@ async def test_a_worker_beats_and_holds_its_lease_while_the_venue_account_opens(
         beats = await healthy_instances(r, keys, "maker_worker")
         assert [b["instance"] for b in beats] == ["w1"]
         assert await r.exists(keys.worker_lease("w1"))
+        assert await r.hget(keys.worker("w1"), "ready") == "0"  # no tokens for it yet
         assert not task.done()
+        opened.set()
+        for _ in range(200):
+            if await r.hget(keys.worker("w1"), "ready") == "1":
+                break
+            await asyncio.sleep(0.02)
+        assert await r.hget(keys.worker("w1"), "ready") == "1"
     finally:
         svc._stop.set()
         opened.set()

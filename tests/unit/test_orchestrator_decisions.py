@@ -119,6 +119,7 @@ def test_pick_worker_prefers_least_loaded_live_worker_with_room() -> None:
         WorkerView("c", False, 10, 0),  # dead
         WorkerView("d", True, 10, 0, draining=True),
         WorkerView("e", True, 2, 2),  # full
+        WorkerView("f", True, 10, 0, ready=False),  # still opening its venue account
     ]
     assert pick_worker(workers) == "b"
     assert pick_worker(workers, exclude=frozenset({"b"})) == "a"
