@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -140,6 +141,21 @@ class ServiceProcess:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+
+@contextlib.contextmanager
+def stopped_after(procs: list[ServiceProcess], tail: int = 3000) -> Iterator[list[ServiceProcess]]:
+    """Stop every process in ``procs`` (also those appended inside the block) when the block ends;
+    when it fails, print each one's log tail first."""
+    try:
+        yield procs
+    except BaseException:
+        for p in procs:
+            print(f"===== {p.name}\n{p.log()[-tail:]}")
+        raise
+    finally:
+        for p in procs:
+            p.stop()
 
 
 def sim_polymarket(port: int) -> dict[str, str]:
