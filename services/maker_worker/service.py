@@ -137,10 +137,10 @@ class MakerWorkerService(RedisService):
             raise
         background = [lease, asyncio.create_task(self.feed.run(self._stop)),
                       asyncio.create_task(self.books.run(self._stop, now_ms))]
-        if self.venue_beat is not None:  # armed before the first command: no order rests unprotected
-            await self.venue_beat.step()
-            background.append(asyncio.create_task(self.venue_beat.run(self._stop)))
         try:
+            if self.venue_beat is not None:  # armed before the first command: no order rests unprotected
+                await self.venue_beat.step()
+                background.append(asyncio.create_task(self.venue_beat.run(self._stop)))
             while not self._stop.is_set():
                 try:
                     await self.step()
