@@ -3,7 +3,7 @@ them, sim_exchange as a process, config files, waiting for conditions, and the w
 (:mod:`harness.soak`). Public and typed; ``tests/`` and ``bench/`` both build on it."""
 
 from harness.config import sim_polymarket, write_config
-from harness.processes import ROOT, WARM_MARKER, ServiceProcess, WarmServiceProcess
+from harness.processes import ROOT, WARM_MARKER, ServiceProcess, WarmServiceProcess, stopped_after
 from harness.redis_server import RedisServer, free_port
 from harness.sim import SimExchangeProcess, sim_get, sim_post
 from harness.streams import read_stream
@@ -11,5 +11,5 @@ from harness.waiting import eventually
 
 __all__ = [
     "ROOT", "WARM_MARKER", "RedisServer", "ServiceProcess", "SimExchangeProcess", "WarmServiceProcess",
-    "eventually", "free_port", "read_stream", "sim_get", "sim_polymarket", "sim_post", "write_config",
+    "eventually", "free_port", "read_stream", "sim_get", "sim_polymarket", "sim_post", "stopped_after", "write_config",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +56,22 @@ class ServiceProcess:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+
+
+@contextlib.contextmanager
+def stopped_after(procs: list[ServiceProcess], tail: int = 3000) -> Iterator[list[ServiceProcess]]:
+    """Stop every process in ``procs`` (also those appended inside the block) when the block ends;
+    when it fails, print each one's log tail first."""
+    try:
+        yield procs
+    except BaseException:
+        for p in procs:
+            print(f"===== {p.name}\n{p.log()[-tail:]}")
+        raise
+    finally:
+        for p in procs:
+            p.stop()
 
 
 WARM_MARKER = "warm spare: imported, waiting"

@@ -290,6 +290,44 @@ class WorkersSection(Section):
         return self
 
 
+class OrderHeartbeatsSection(Section):
+    """The venue's order heartbeats, its dead-man switch (docs/venue.md H1): an API key that stops
+    sending them for ``venue_timeout_sec`` has every open order cancelled. Each maker_worker with a
+    venue account sends one every ``interval_sec`` (retrying every ``retry_sec`` after a failure) and
+    places no order once ``fail_closed_margin_sec`` or less remain before the venue's deadline
+    counted from its last accepted send (services/maker_worker/heartbeat.py). Not the Redis
+    liveness ``heartbeat_interval_sec`` of workers and monitoring."""
+
+    enabled: bool = True  # false: no heartbeats, no dead-man switch, no gate (orders outlive a dead worker)
+    interval_sec: float = Field(5.0, gt=0)  # the official clients' cadence
+    retry_sec: float = Field(1.0, gt=0)  # after a failed send
+    venue_timeout_sec: float = Field(10.0, gt=0)  # the venue's deadline (~10 s, H1)
+    fail_closed_margin_sec: float = Field(3.0, gt=0)  # stop placing orders this long before the deadline
+
+    @model_validator(mode="after")
+    def _below_the_deadline(self) -> OrderHeartbeatsSection:
+        if self.fail_closed_margin_sec >= self.venue_timeout_sec:
+            raise ValueError(f"fail_closed_margin_sec ({self.fail_closed_margin_sec:g}) must be below "
+                             f"venue_timeout_sec ({self.venue_timeout_sec:g}): no order could ever be placed")
+        window = self.venue_timeout_sec - self.fail_closed_margin_sec
+        if self.interval_sec >= window:
+            raise ValueError(f"interval_sec ({self.interval_sec:g}) must be below venue_timeout_sec - "
+                             f"fail_closed_margin_sec ({window:g}): beats on schedule would close the order gate")
+        if self.retry_sec > self.interval_sec:
+            raise ValueError(f"retry_sec ({self.retry_sec:g}) must not exceed interval_sec ({self.interval_sec:g})")
+        return self
+
+
+class RateBudgetSection(Section):
+    """One order and one cancel budget per signer, shared by every process that signs for it through
+    Redis (shared/venue/rate_budget.py), fed by the venue's ``Poly-RateLimit-*`` headers and 429s
+    (docs/venue.md R2). A send waits while the budget is spent, at most ``max_wait_sec``; then it is
+    not sent (a transient refusal, retried like a 429)."""
+
+    shared: bool = True  # false: each process keeps its own view (the venue's 429s still hold it back)
+    max_wait_sec: float = Field(10.0, ge=0)
+
+
 ArbKind = Literal["buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all"]
 ARB_KINDS: tuple[ArbKind, ...] = ("buy_both", "split_sell", "negrisk_buy_all", "negrisk_sell_all")
 
@@ -496,6 +534,8 @@ class Settings(Section):
     orderbook: OrderbookSection = OrderbookSection()
     gateway: GatewaySection = GatewaySection()
     workers: WorkersSection = WorkersSection()
+    order_heartbeats: OrderHeartbeatsSection = OrderHeartbeatsSection()
+    rate_budget: RateBudgetSection = RateBudgetSection()
     arbitrage: ArbitrageSection = ArbitrageSection()
     redeemer: RedeemerSection = RedeemerSection()
     api: ApiSection = ApiSection()

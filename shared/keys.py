@@ -174,6 +174,12 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "until the redemption is booked"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
             "global kill switch: absent, reduce_only or halt"),
+    KeySpec("ratelimit:{signer}:{bucket}", "hash", "maker_worker, arb_scanner (every process that signs orders)",
+            "the same, before each order (bucket orders) or cancel (bucket cancels)",
+            "one signer's venue rate budget, shared by the fleet (shared/venue/rate_budget.py): remaining "
+            "(the venue's Poly-RateLimit-Remaining, less what was spent since), reset (unix s), throttled_until "
+            "(unix s, after a 429's Retry-After), tier, warning, reports, updated_at",
+            "PX 10 min after the last report"),
 )
 
 
@@ -362,6 +368,10 @@ class Keys:
 
     def halt(self) -> str:
         return self._k("halt")
+
+    def ratelimit(self, signer: str, bucket: str) -> str:
+        """The venue's order (``orders``) or cancel (``cancels``) budget of one signing address."""
+        return self._k(f"ratelimit:{signer.lower()}:{bucket}")
 
     def all_pattern(self) -> str:
         """SCAN pattern for every key of this namespace (used by ``polyfleet wipe``)."""

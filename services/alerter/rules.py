@@ -7,6 +7,7 @@ Alerts (``kind``, severity):
 | ``halt`` | a ``control.halt`` event (kill switch set by an operator) | critical (warning for reduce_only) |
 | ``daily_loss`` | ``risk.daily_loss_limit`` (the orchestrator set reduce_only) | critical |
 | ``risk_rejections`` | ``rejections_per_minute`` or more ``token.rejected`` events within 60 s | warning |
+| ``venue_heartbeat`` | a ``worker.heartbeat_failing`` event: the worker's order heartbeats failed near the venue's deadline and it stopped placing orders (none during the venue's engine restart, 425) | critical |
 | ``worker_dead`` | a ``worker.dead`` event, or a registered worker's lease disappeared while it held tokens or was alive before | critical |
 | ``gateway_stall`` | tokens are wanted but no gateway has published liveness for ``gateway_stall_sec`` | critical |
 | ``gateway_silent`` | a gateway is alive and tokens are wanted, but no market frame arrived for ``gateway_silent_sec`` | warning |
@@ -53,6 +54,12 @@ def from_event(fields: dict[str, Any], ts_ms: int) -> Alert | None:
         return Alert("daily_loss", "today", "critical", f"Daily loss limit reached: {reason}", ts_ms)
     if kind == "token.rejected":
         return None
+    if kind == "worker.heartbeat_failing":
+        if detail.get("restarting"):  # the venue's weekly restart (docs/venue.md O1): expected, nothing to do
+            return None
+        worker = str(detail.get("worker") or "?")
+        return Alert("venue_heartbeat", worker, "critical", reason or f"Worker {worker} stopped placing orders: "
+                     "order heartbeats failing", ts_ms)
     if kind == "worker.dead":  # the orchestrator saw it first; same key as WorkerWatch's, so sent once
         worker = str(detail.get("worker") or "?")
         return Alert("worker_dead", worker, "critical", reason or f"Worker {worker} lost its lease", ts_ms)

@@ -151,6 +151,7 @@ class ArbScannerService(RedisService):
     async def _open_execution(self) -> None:
         from shared.venue.orders import VenueOrders  # the SDK only when trading
         from shared.venue.positions import Positions
+        from shared.venue.rate_budget import rate_budget
         from shared.venue.taker import TakerOrders
         from shared.venue.wallet_setup import open_trading_account
 
@@ -162,7 +163,9 @@ class ArbScannerService(RedisService):
             await self.ctx.audit("arb.wallet_created", "warning", "", f"deposit wallet {opened.info.address} created",
                                  {"wallet": opened.info.address, "signer": opened.info.signer})
         await self._approve(opened.account.client, env, opened.info.address)
-        orders = TakerOrders(VenueOrders(opened.account))
+        # the signer's order budget is the fleet's (shared with the maker workers, docs/venue.md R2)
+        orders = TakerOrders(VenueOrders(opened.account, rate_budget(self.settings, self.redis, self.keys,
+                                                                     opened.account.rate)))
         positions = Positions(opened.account.client, env.address("neg_risk_adapter"), self.cfg.chain.receipt_timeout_sec)
         self.ctf = self.resolution.ctf = VenueCtf(positions)
         self.execution.budget = self.resolution.budget = FleetBudget(self.redis, self.keys,

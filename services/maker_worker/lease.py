@@ -14,7 +14,9 @@ worker fences itself: an order is posted only while
   alive worker's token when a hand-back it asked for (STOP) has not come within a lease. A STOP
   written after a read began is at most a lease old when the move can happen, so an order posted
   ``margin`` before ``read began + lease`` still lands first; one written before it was applied
-  (the session's stop gate).
+  (the session's stop gate), and
+* the venue's dead-man switch is surely armed and not near its deadline (``venue_gate``: the order
+  heartbeats of heartbeat.py; None where there are none, paper mode and bare sessions).
 
 Times are ``time.monotonic()`` seconds. A renewal that *started* at ``s`` set the key to expire
 no earlier than ``s + lease`` (Redis applied it later), so ``valid_until`` never overstates the
@@ -39,6 +41,7 @@ class LeaseClock:
         self.tenures = 0  # 1 + the breaks seen (each may have cost the worker its tokens)
         self.commands_read_at = -math.inf  # the latest read of the command stream that reached its end began then
         self.revoked = False
+        self.venue_gate: Callable[[], bool] | None = None  # False: order heartbeats failing, fail closed
 
     def configure(self, lease_ms: int, margin_ms: int) -> None:
         """The lease and margin from the settings (a config reload may change them)."""
@@ -64,7 +67,8 @@ class LeaseClock:
         """May an order whose ownership check was read after ``checked_at`` be posted now?"""
         deadline = self.clock() + self.margin_s
         return (not self.revoked and checked_at >= self.held_since and deadline <= self.valid_until
-                and deadline <= self.commands_read_at + self.lease_s)
+                and deadline <= self.commands_read_at + self.lease_s
+                and (self.venue_gate is None or self.venue_gate()))
 
     def sendable(self) -> bool:
         """Could an order whose ownership is checked now be posted (the lease renewed, commands read)?"""

@@ -12,6 +12,13 @@ FILLED_SHARES = Counter("polyfleet_worker_filled_shares", "Shares filled, by sid
 SESSIONS = Gauge("polyfleet_worker_sessions", "Token sessions running in this process")
 SESSION_ENDS = Counter("polyfleet_worker_session_ends", "Sessions ended, by report (closed, failed, handed_back)",
                        ("report",))
-NOT_SENT = Counter("polyfleet_worker_not_sent", "Orders the lease gate kept from the venue (ownership no longer certain)",
+NOT_SENT = Counter("polyfleet_worker_not_sent", "Orders the send gate kept from the venue (ownership no longer certain, "
+                   "or order heartbeats failing)",
                    ("side",))
 LEASE_BREAKS = Counter("polyfleet_worker_lease_breaks", "Renewals that may have landed after the lease expired")
+HEARTBEATS = Counter("polyfleet_worker_venue_heartbeats", "Order heartbeats sent to the venue, by outcome (ok, failed)",
+                     ("outcome",))
+HEARTBEAT_GATE = Gauge("polyfleet_worker_heartbeat_gate_open",
+                       "1 while order heartbeats are accepted and orders may be placed; 0 while failed closed")
+HEARTBEAT_CLOSURES = Counter("polyfleet_worker_heartbeat_fail_closed",
+                             "Times order placement stopped because order heartbeats failed near the venue's deadline")

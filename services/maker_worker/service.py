@@ -1,7 +1,9 @@
 """A maker worker: registers with a lease, takes START/EXIT/STOP from its command stream and runs
 one session (an asyncio task) per token it owns.
 
-The lease is renewed by its own task, so a busy session cannot starve it. On SIGTERM the worker
+The lease is renewed by its own task, so a busy session cannot starve it; so are the venue's order
+heartbeats (heartbeat.py), which keep the account's resting orders alive while the worker lives and
+hold the send gate closed while they fail. On SIGTERM the worker
 stops taking tokens, cancels its orders, hands its tokens back and deletes its lease so the
 orchestrator reassigns them at once (D10).
 """
@@ -21,6 +23,7 @@ from redis.exceptions import RedisError
 
 from services.maker_worker import metrics
 from services.maker_worker.executor import ClobExecutor, Executor
+from services.maker_worker.heartbeat import VenueHeartbeat
 from services.maker_worker.latency import LatencyHistogram
 from services.maker_worker.lease import LeaseClock
 from services.maker_worker.paper import PaperExecutor, PaperVenue
@@ -38,6 +41,7 @@ from shared.tickfeed import TickFeed
 from shared.venue.account import VenueAccount, open_account
 from shared.venue.environment import resolve_environment
 from shared.venue.orders import VenueOrders
+from shared.venue.rate_budget import rate_budget
 
 COMMAND_BATCH = 50  # commands read per step
 
@@ -53,6 +57,7 @@ class MakerWorkerService(RedisService):
         self.decisions = LatencyHistogram()  # tick ts_recv -> strategy evaluated, every session (heartbeat)
         self.lease = LeaseClock(settings.workers.lease_ms, settings.workers.send_margin)  # gates every order
         self.account: VenueAccount | None = None  # the venue account this worker opened (sim, live)
+        self.venue_beat: VenueHeartbeat | None = None  # the account's order heartbeats (dead-man switch)
 
     async def _setup(self) -> None:
         await self._announce()
@@ -88,7 +93,13 @@ class MakerWorkerService(RedisService):
                 self.executor = PaperExecutor(PaperVenue(), self.feed.latest.get)
             else:  # the venue room's account (the official SDK, async): sim_exchange in sim mode
                 self.account = await open_account(self.settings, load_secrets(), self.venue_env)
-                self.executor = ClobExecutor(VenueOrders(self.account))
+                orders = VenueOrders(self.account, budget=rate_budget(self.settings, self.redis, self.keys,
+                                                                     self.account.rate))
+                self.executor = ClobExecutor(orders)
+                if self.settings.order_heartbeats.enabled:
+                    self.venue_beat = VenueHeartbeat(orders.heartbeat, self.settings.order_heartbeats, self.redis,
+                                                     self.keys, self.worker_id)
+                    self.lease.venue_gate = self.venue_beat.sendable  # no order while heartbeats fail
 
     async def _fetch_book(self, token_id: str) -> Any:
         resp = await self.http.get("/book", params={"token_id": token_id})
@@ -135,6 +146,9 @@ class MakerWorkerService(RedisService):
         background = [lease, asyncio.create_task(self.feed.run(self._stop)),
                       asyncio.create_task(self.books.run(self._stop, now_ms))]
         try:
+            if self.venue_beat is not None:  # armed before the first command: no order rests unprotected
+                await self.venue_beat.step()
+                background.append(asyncio.create_task(self.venue_beat.run(self._stop)))
             while not self._stop.is_set():
                 try:
                     await self.step()
@@ -222,10 +236,11 @@ class MakerWorkerService(RedisService):
                 await self.redis.hset(k.worker(self.worker_id), mapping={"load": load, "last_beat": now_ms()})
                 await beat(self.redis, k, "maker_worker", self.worker_id, w.heartbeat_interval_sec,
                            {"sessions": load, "ticks": self.feed.received, **self.books.summary(),
-                            **self.decisions.summary("decide")})
+                            **self.decisions.summary("decide"),
+                            **(self.venue_beat.summary() if self.venue_beat else {})})
             except (ConnectionError, *TRANSIENT_REDIS_ERRORS) as exc:
                 logger.warning("lease renewal failed: {}", exc)
-            except Exception:
+            except Exception:  # a lease loop that dies silently strands every token here
                 logger.exception("lease loop step failed; retrying")
             await asyncio.sleep(w.heartbeat_interval_sec)
 

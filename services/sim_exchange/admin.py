@@ -163,7 +163,7 @@ def router(state: SimState) -> APIRouter:
         body = await request.json()
         kind = str(body.get("kind", ""))
         logger.warning("fault injected: {}", body)
-        if (strict := state.life.fault(kind, body)) is not None:  # restart, delayed, rate_limit
+        if (strict := state.life.fault(kind, body)) is not None:  # restart, delayed, rate_limit, heartbeat_outage
             return strict
         if kind == "ws_drop":
             return {"kind": kind, "closed": await state.hub.drop_all()}
@@ -221,7 +221,7 @@ def router(state: SimState) -> APIRouter:
             return {"kind": kind, "closed": await state.live.drop_all()}
         return _err(400, f"unknown fault kind {kind!r}: expected ws_drop, ws_stall, ws_garbage, ws_load, "
                          "http_429, order_timeout_after_place, tick_size_change, rtds_lapse, rtds_drop, restart, "
-                         "delayed or rate_limit")
+                         "delayed, rate_limit or heartbeat_outage")
 
     @r.post("/reset")
     async def reset() -> Any:

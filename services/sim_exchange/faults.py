@@ -7,6 +7,10 @@ in which only post-only orders and cancels are accepted (a plain order is refuse
 ``post_only_mode``). Resting orders survive it: the venue's restart page says the engine reloads
 its books; ``cancel_resting`` stands for an unscheduled restart that loses them (reason
 ``restart``).
+
+A heartbeat outage (:meth:`Faults.heartbeat_outage`) answers every order heartbeat 503 for
+``seconds`` while everything else works: the account's deadline runs on (docs/venue.md H1), as
+when the heartbeats of a worker cannot get through.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ DEFAULT_ORDER_TIMEOUT_DELAY = 15.0
 # Texts the venue's are not known for (docs/venue.md O1, O2): the sim's picks. The post-only one is
 # the text the official SDK maps to ``post_only_mode`` when it arrives per order.
 RESTART_TEXT = "Too Early: the matching engine is restarting"
+HEARTBEAT_OUTAGE_TEXT = "Service Unavailable: heartbeats are not being accepted"
 POST_ONLY_TEXT = "post-only mode: only post-only orders and cancels are allowed"
 POST_ONLY_CODE = "post_only_mode"
 # Paths that are not the CLOB (their own services on the venue): a restart leaves them alone.
@@ -43,11 +48,13 @@ class Faults:
     order_timeouts: int = 0
     order_timeout_delay: float = DEFAULT_ORDER_TIMEOUT_DELAY
     restart_window: Restart | None = None
+    heartbeats_down_until: float = 0.0  # every order heartbeat refused (503) before this
 
     def clear(self) -> None:
         self.http_429.clear()
         self.order_timeouts = 0
         self.restart_window = None
+        self.heartbeats_down_until = 0.0
 
     def take_429(self, path: str) -> Http429 | None:
         """The armed 429 fault matching ``path`` (using one of its count), if any."""
@@ -67,6 +74,14 @@ class Faults:
             return None
         self.order_timeouts -= 1
         return self.order_timeout_delay
+
+    # ---- order heartbeats refused ----------------------------------------------------------------
+    def heartbeat_outage(self, now: float, seconds: float) -> float:
+        self.heartbeats_down_until = now + seconds
+        return self.heartbeats_down_until
+
+    def heartbeats_down(self, now: float) -> bool:
+        return now < self.heartbeats_down_until
 
     # ---- the engine restart ---------------------------------------------------------------------
     def restart(self, now: float, seconds: float, post_only_seconds: float) -> Restart:

@@ -140,7 +140,10 @@ class Lifecycle:
         return self.limits.peek(signer, ORDERS, self.clock()) if signer else {}
 
     # ---- heartbeats and faults ------------------------------------------------------------------
-    def heartbeat(self, key: str, sent: str) -> Beat:
+    def heartbeat(self, key: str, sent: str) -> Beat | None:
+        """One heartbeat of ``key``; None while a heartbeat outage refuses them all (no refresh)."""
+        if self.state.faults.heartbeats_down(self.clock()):
+            return None
         return self.heartbeats.beat(key, sent, self.clock())
 
     def restart(self, seconds: float, post_only_seconds: float, cancel_resting: bool) -> dict[str, Any]:
@@ -156,6 +159,9 @@ class Lifecycle:
         if kind == "restart":
             return self.restart(float(body.get("seconds", 90)), float(body.get("post_only_seconds", 120)),
                                 bool(body.get("cancel_resting", False)))
+        if kind == "heartbeat_outage":
+            until = self.state.faults.heartbeat_outage(self.clock(), float(body.get("seconds", 15)))
+            return {"kind": kind, "until": until}
         if kind == "delayed":
             market = self.state.sim.by_condition.get(str(body.get("condition_id", "")))
             if market is None:

@@ -13,6 +13,7 @@ from loguru import logger
 from services.sim_exchange import wire
 from services.sim_exchange.auth import ApiKey, AuthError, KeyExists
 from services.sim_exchange.balances import BalanceQueryError
+from services.sim_exchange.faults import HEARTBEAT_OUTAGE_TEXT
 from services.sim_exchange.lifecycle import hashes
 from services.sim_exchange.limits import CANCELS, ORDERS
 from services.sim_exchange.matching import Fill, Order, OrderError
@@ -257,6 +258,8 @@ def router(state: SimState) -> APIRouter:
             return got
         body = got[1] if isinstance(got[1], dict) else {}
         beat = state.life.heartbeat(got[0].key, str(body.get("heartbeat_id") or ""))
+        if beat is None:  # the heartbeat_outage fault
+            return JSONResponse({"error": HEARTBEAT_OUTAGE_TEXT}, status_code=503)
         if not beat.accepted:  # the shape the official SDK turns into OrderHeartbeatMismatchError
             return JSONResponse({"error_msg": "Invalid Heartbeat ID", "heartbeat_id": beat.heartbeat_id},
                                 status_code=400)

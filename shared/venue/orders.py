@@ -8,6 +8,9 @@ account (:class:`~shared.venue.account.VenueAccount`) through the official SDK.
   (sdk-wire.md §4.7); approvals are the doctor's and the setup's business.
 * ``may_send`` (the caller's send gate) is asked right before the POST; False raises
   :class:`VenueNotSent` and nothing leaves.
+* With a :class:`~shared.venue.rate_budget.RateBudget`, every order and cancel first waits for the
+  signer's budget the whole fleet shares (before the send gate, which is asked last), and the
+  answer's ``Poly-RateLimit-*`` report and any 429 go back into it under the call's own bucket.
 * Every SDK error comes out as a :mod:`shared.venue.errors` class (sdk_errors.py): an ambiguous
   send carries the order's EIP-712 hash (order_hash.py), so the caller asks the venue about that
   very order; ``order {id} is invalid. Duplicated.`` means the venue holds this very order
@@ -18,6 +21,7 @@ account (:class:`~shared.venue.account.VenueAccount`) through the official SDK.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, TypeVar
@@ -31,6 +35,7 @@ from shared.venue.amounts import UNITS, OrderAmounts, check_minimum, limit_amoun
 from shared.venue.errors import VenueError, VenueNotSent, VenueRejected, VenueUnavailable
 from shared.venue.ids import OutcomeId
 from shared.venue.order_hash import exchange_domain, order_hash
+from shared.venue.rate_budget import CANCELS, ORDERS, Bucket, RateBudget, metered
 from shared.venue.sdk_errors import VENUE_FAILURES, venue_error
 from shared.venue.sdk_private import draft, order_json, sign
 
@@ -126,9 +131,13 @@ def order_amounts(market: OrderMarket, side: Side, price: float, size: float | N
 
 
 class VenueOrders:
-    def __init__(self, account: VenueAccount) -> None:
+    def __init__(self, account: VenueAccount, budget: RateBudget | None = None) -> None:
         self.account = account
         self.client = account.client
+        self.budget = budget  # the signer's fleet-wide rate budget (None: the venue's 429s only)
+
+    def metered(self, bucket: Bucket) -> AbstractAsyncContextManager[None]:
+        return metered(self.budget, self.account.rate, bucket)
 
     # --- placing ---------------------------------------------------------------------------------
 
@@ -164,19 +173,20 @@ class VenueOrders:
         return await self.post(market, signed, may_send)
 
     async def post(self, market: OrderMarket, signed: SignedOrder, may_send: SendGate | None = None) -> OrderAck:
-        """POST one signed order (the send gate asked first)."""
-        if may_send is not None and not may_send():
-            raise VenueNotSent()
-        try:
-            answer = await self.client.post_order(signed)
-        except RequestRejectedError as exc:
-            if DUPLICATED in str(exc):
-                return OrderAck(self.order_id(market, signed), "live", note=str(exc))
-            raise self._throttled(venue_error(exc, sent=True, order_id=self.order_id(market, signed),
-                                              what="POST /order")) from exc
-        except VENUE_FAILURES as exc:
-            raise self._throttled(venue_error(exc, sent=True, order_id=self.order_id(market, signed),
-                                              what="POST /order")) from exc
+        """POST one signed order (the rate budget waited for, then the send gate asked)."""
+        async with self.metered(ORDERS):
+            if may_send is not None and not may_send():
+                raise VenueNotSent()
+            try:
+                answer = await self.client.post_order(signed)
+            except RequestRejectedError as exc:
+                if DUPLICATED in str(exc):
+                    return OrderAck(self.order_id(market, signed), "live", note=str(exc))
+                raise self._throttled(venue_error(exc, sent=True, order_id=self.order_id(market, signed),
+                                                  what="POST /order")) from exc
+            except VENUE_FAILURES as exc:
+                raise self._throttled(venue_error(exc, sent=True, order_id=self.order_id(market, signed),
+                                                  what="POST /order")) from exc
         if isinstance(answer, RejectedOrder):
             if DUPLICATED in answer.message:
                 return OrderAck(self.order_id(market, signed), "live", note=answer.message)
@@ -201,14 +211,17 @@ class VenueOrders:
 
     async def cancel(self, order_id: str) -> bool:
         """Cancel one order; True when the venue says it cancelled it."""
-        answer = await self._call(lambda: self.client.cancel_order(order_id=order_id), sent=True,
-                                  what="DELETE /order")
+        async with self.metered(CANCELS):
+            answer = await self._call(lambda: self.client.cancel_order(order_id=order_id), sent=True,
+                                      what="DELETE /order")
         return order_id in answer.canceled
 
     async def cancel_outcome(self, outcome: OutcomeId) -> tuple[str, ...]:
-        """Cancel every open order of this account on one outcome; the ids cancelled."""
-        answer = await self._call(lambda: self.client.cancel_market_orders(asset_id=outcome.value), sent=True,
-                                  what="DELETE /cancel-market-orders")
+        """Cancel every open order of this account on one outcome; the ids cancelled (it costs 1 +
+        the orders cancelled: the budget is asked for 1, the venue's report says the rest)."""
+        async with self.metered(CANCELS):
+            answer = await self._call(lambda: self.client.cancel_market_orders(asset_id=outcome.value), sent=True,
+                                      what="DELETE /cancel-market-orders")
         return tuple(answer.canceled)
 
     # --- reads -----------------------------------------------------------------------------------

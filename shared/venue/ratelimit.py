@@ -3,17 +3,38 @@
 The CLOB reports per-signer token-bucket state in ``Poly-RateLimit-*`` headers on order and cancel
 answers; the official SDK hands each report to a listener (``on_rate_limit_update``) and a 429 to
 the caller as ``retry_after``. :class:`SignerRateLimit` keeps the latest of both for one signer, so
-a caller can hold back before the venue says no. It is a plain in-process object: sharing one
-budget across the fleet through Redis (issue 16 item 4) builds on :meth:`SignerRateLimit.snapshot`.
+a caller can hold back before the venue says no. It is a plain in-process object; the budget the
+whole fleet shares through Redis is :mod:`shared.venue.rate_budget`, fed from here.
+
+The headers do not say which bucket (orders or cancels) they count; the call that got them does.
+:func:`collecting` gathers the reports of the calls made inside it (the listener runs in the
+caller's task, so a context variable tells concurrent calls apart), which lets the order side
+(``orders.py``) file each report under its own bucket.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from polymarket.rate_limit import RateLimitUpdate
+
+_COLLECTING: ContextVar[list[RateLimitUpdate] | None] = ContextVar("rate_limit_reports", default=None)
+
+
+@contextmanager
+def collecting() -> Iterator[list[RateLimitUpdate]]:
+    """The rate-limit reports of the venue calls made inside the block (in this task), in order."""
+    reports: list[RateLimitUpdate] = []
+    token = _COLLECTING.set(reports)
+    try:
+        yield reports
+    finally:
+        _COLLECTING.reset(token)
 
 
 @dataclass
@@ -38,6 +59,9 @@ class SignerRateLimit:
         self.warning = bool(update.warning)
         self.reports += 1
         self.updated_at = time.time()
+        reports = _COLLECTING.get()
+        if reports is not None:
+            reports.append(update)
 
     def on_throttled(self, retry_after: float | None, now: float | None = None) -> None:
         """A 429: hold requests for ``retry_after`` seconds (1 s when the venue named none)."""

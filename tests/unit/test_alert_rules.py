@@ -36,6 +36,17 @@ def test_ordinary_events_and_single_rejections_raise_nothing() -> None:
     assert from_event({"kind": "control.resume"}, 1) is None
 
 
+def test_a_worker_failing_closed_on_order_heartbeats_is_a_critical_alert_except_in_the_venue_restart() -> None:
+    failing = from_event({"kind": "worker.heartbeat_failing", "level": "error", "reason": "w1 stopped placing orders",
+                          "detail": {"worker": "w1", "restarting": False}}, 1)
+    assert failing is not None
+    assert (failing.kind, failing.subject, failing.severity, failing.text) == (
+        "venue_heartbeat", "w1", "critical", "w1 stopped placing orders")
+    assert from_event({"kind": "worker.heartbeat_failing", "level": "warning",
+                       "detail": {"worker": "w1", "restarting": True}}, 1) is None
+    assert from_event({"kind": "worker.heartbeat_restored", "level": "info", "detail": {"worker": "w1"}}, 1) is None
+
+
 def test_rejections_alert_only_at_the_rate_threshold_within_a_minute() -> None:
     rate = RejectionRate(threshold=3)
     ev = {"kind": "token.rejected", "reason": "over risk.max_notional_total"}

@@ -11,7 +11,8 @@ from shared.keys import KEY_SPECS, TOKEN_STATES, Keys, keys_from_env
 
 # Every Keys method that builds one key, with sample arguments.
 ARGS = {"worker_id": "w1", "token_id": "123", "requester": "orchestrator", "state": "running",
-        "account": "0xAbC", "service": "orchestrator", "instance": "host-1", "kind": "signals"}
+        "account": "0xAbC", "service": "orchestrator", "instance": "host-1", "kind": "signals",
+        "signer": "0xabc", "bucket": "orders"}
 
 
 def _builders(keys: Keys) -> dict[str, str]:

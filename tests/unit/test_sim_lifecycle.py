@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from services.sim_exchange.faults import Faults
 from services.sim_exchange.heartbeats import Heartbeats
 from services.sim_exchange.limits import CANCELS, ORDERS, SignerLimits
 from services.sim_exchange.market import MarketSim, set_levels
@@ -145,6 +146,18 @@ def test_heartbeats_chain_ids_refuse_stale_ones_and_expire() -> None:
     hb.hold(100.0)  # an engine restart until t=100: no deadline runs before it
     assert hb.expired(105.0) == []
     assert hb.expired(110.1) == ["k"]
+
+
+def test_a_heartbeat_outage_refuses_for_its_window_and_ends_by_itself() -> None:
+    f = Faults()
+    assert not f.heartbeats_down(0.0)
+    assert f.heartbeat_outage(100.0, 8.0) == 108.0
+    assert f.heartbeats_down(100.0)
+    assert f.heartbeats_down(107.9)
+    assert not f.heartbeats_down(108.0)
+    f.heartbeat_outage(200.0, 60.0)
+    f.clear()  # /_sim/reset
+    assert not f.heartbeats_down(201.0)
 
 
 def test_signer_buckets_refuse_with_retry_after_and_report_in_headers() -> None:
