@@ -15,3 +15,8 @@ SESSION_ENDS = Counter("polyfleet_worker_session_ends", "Sessions ended, by repo
 NOT_SENT = Counter("polyfleet_worker_not_sent", "Orders the lease gate kept from the venue (ownership no longer certain)",
                    ("side",))
 LEASE_BREAKS = Counter("polyfleet_worker_lease_breaks", "Renewals that may have landed after the lease expired")
+TRADE_STATUSES = Counter("polyfleet_worker_trade_statuses", "Settlement status changes of our trades reported, by status",
+                         ("status",))
+VENUE_WINDOW_WAITS = Counter("polyfleet_worker_venue_window_waits",
+                             "Pauses through a venue trading window (restarting, post_only), by restriction",
+                             ("restriction",))
