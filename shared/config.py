@@ -233,6 +233,14 @@ class ExecutionSection(Section):
     aggressive_timeout: float = Field(30.0, ge=0)
     exit_sell_mode: Literal["aggressive", "conservative"] = "aggressive"
     exit_floor_price: float = Field(0.01, ge=0, le=1)
+    # Trades settle after the match (docs/venue.md T1-T2): a SELL of shares bought moments ago waits
+    # this long for their trades to settle (a session's close waits as long for its last trades),
+    # reading their status every settle_poll_seconds meanwhile.
+    settle_wait_seconds: float = Field(120.0, ge=0)
+    settle_poll_seconds: float = Field(1.0, gt=0)
+    # The weekly restart (425) and the post-only window after it (docs/venue.md O1-O2) are waited
+    # out, without counting as a refusal, for at most this long per order.
+    venue_window_max_seconds: float = Field(300.0, ge=0)
 
 
 class MakerStrategyDefaultsSection(Section):

@@ -107,7 +107,8 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "index of tokens by state: " + ", ".join(TOKEN_STATES)),
     KeySpec("session:{token_id}", "hash", "maker_worker (the owner at the current epoch)",
             "maker_worker (a new owner), api",
-            "session snapshot: epoch, strategy state, open order ids, intents"),
+            "session snapshot: epoch, strategy state, open order ids, intents, trades (the fills' venue trades "
+            "not settled yet, JSON: id, side, size, price, status, a SELL's cost basis)"),
     KeySpec("workers", "set", "maker_worker", "orchestrator, api, cli",
             "ids of every registered worker (alive or not: the lease says which)"),
     KeySpec("worker:{worker_id}", "hash", "maker_worker", "orchestrator, api, cli",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shared.config import ArbitrageSection
-from shared.venue.orders import TradeView
+from shared.venue.views import TradeView
 
 CONFIRMED, FAILED = "CONFIRMED", "FAILED"
 Views = Mapping[str, TradeView | None]

@@ -2,14 +2,18 @@
 
 The session (:mod:`services.maker_worker.session`) owns the token's lifecycle and hands the desk one
 :class:`OrderIntent` at a time; the desk turns it into placements (the decisions are
-:class:`OrderWork`'s), sends them through the send gate, waits for fills, resolves ambiguous sends
-by asking the venue, and tells the strategy how the intent ended.
+:class:`OrderWork`'s), sends them through the send gate, and tells the strategy how the intent ended.
+Around it, each with one job:
 
-Two seams carry everything a venue change touches:
-* :meth:`OrderDesk.send` is the one place an order leaves for the venue: its size and price are
-  final there (recorded as an intent in ``pf:session:{id}`` before the POST);
-* :meth:`OrderDesk.record_fill` is the one place a fill is booked (the strategy, ``pf:fills`` with
-  the snapshot that counts it, the metrics).
+* :mod:`order_watch`: what became of an order once sent (a resting order's fills, a ``delayed``
+  order's outcome, a send whose answer was lost);
+* :mod:`fills`: the one place a fill is booked, one per venue trade;
+* :mod:`trades`: the session's trades followed until they settle (a FAILED one voided);
+* :mod:`venue_reads`: reads that ride out throttling and the venue's trading windows, and the
+  position as held once the pending trades settle (or as sellable now).
+
+:meth:`OrderDesk.send` is the one place an order leaves for the venue: its size and price are
+final there (recorded as an intent in ``pf:session:{id}`` before the POST).
 
 What the desk needs of its session (the strategy, the latest tick, the ownership check, the
 snapshot write) comes through :class:`DeskHost`; it does not reach into the session otherwise.
@@ -18,34 +22,31 @@ snapshot write) comes through :class:`DeskHost`; it does not reach into the sess
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from loguru import logger
 
 from services.maker_worker import metrics
 from services.maker_worker.execution import DEFAULT_MIN_SIZE, Bounds, OrderWork, Placement, is_balance_error
-from services.maker_worker.executor import NOT_SENT, Executor, OrderResult, OrderStatus, is_transient
+from services.maker_worker.executor import NOT_SENT, Executor, OrderResult
+from services.maker_worker.fills import FillBook
 from services.maker_worker.lease import LeaseClock
+from services.maker_worker.order_watch import Matched, OrderWatch
 from services.maker_worker.strategy import OrderIntent
+from services.maker_worker.trades import TradeFollower
+from services.maker_worker.venue_reads import VenueReads, VenueWindow
 from services.maker_worker.volatility import VolatilityStrategy
-from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.config import ExecutionSection, MakerStrategySection
 from shared.keys import STREAM_MAXLEN, Keys
-from shared.messages import Fill, OrderEvent, stable_id
+from shared.messages import Fill, OrderEvent, TradeStatus, stable_id
 from shared.redisio import add_message
 from shared.ticks import Tick
-
-VENUE_READ_ATTEMPTS = 6  # position reads: about 20 s of retries before a session gives up
-VENUE_READ_BACKOFF = Backoff(max_attempts=VENUE_READ_ATTEMPTS, initial_backoff_seconds=0.5, backoff_multiplier=2.0,
-                             max_backoff_seconds=8.0, jitter_fraction=0.2)
-
-T = TypeVar("T")
 
 
 class DeskHost(Protocol):
@@ -60,8 +61,20 @@ class DeskHost(Protocol):
     async def check_owner(self) -> str:
         """Fencing: raise unless the session still owns the token; returns the kill switch."""
 
-    async def snapshot(self, fill: Fill | None = None) -> None:
-        """Persist the strategy's state (and ``fill`` with it, atomically)."""
+    async def snapshot(self, *messages: Fill | TradeStatus) -> None:
+        """Persist the strategy's state (and ``messages`` on ``pf:fills`` with it, atomically)."""
+
+
+@dataclass(frozen=True)
+class Placed:
+    """How one placement ended: shares filled (matched), their average price, the venue's refusal
+    ("" when none) and the trading window it named (``restarting``, ``post_only``)."""
+
+    filled: float
+    avg: float
+    error: str = ""
+    restriction: str = ""
+    retry_after: float | None = None
 
 
 class OrderDesk:
@@ -78,11 +91,23 @@ class OrderDesk:
         self.lease = lease
         self.min_size = min_size  # the market's own resting minimum (START params), for every order
         self.intent_seq = 0
-        self.resting_order = ""  # id of this session's GTC while it rests (a fenced session cancels only it)
+        self.trades = TradeFollower(executor, lambda: host.strategy, host.snapshot, token_id, epoch, worker_id)
+        self.reads = VenueReads(executor, token_id, self.trades, stop_requested, execution.venue_window_max_seconds)
+        self.fills = FillBook(host, executor, self.trades, token_id, epoch, worker_id, self.reads.pause)
+        self.watch = OrderWatch(executor, self.reads, self.fills, host, execution, token_id, stop_requested,
+                                self._emit_order)
+        self.pause = self.reads.pause
+        self.venue_position = self.reads.position
+        self.cancel_orders = self.watch.cancel_token  # resume, STOP: every order on the token
+        self.cancel_resting = self.watch.cancel_resting  # fenced: our own resting order only
 
     @property
     def strategy(self) -> VolatilityStrategy:
         return self.host.strategy
+
+    @property
+    def resting_order(self) -> str:
+        return self.watch.resting_order
 
     # --- an intent (the decisions are execution.OrderWork's) --------------------------------
 
@@ -132,8 +157,18 @@ class OrderDesk:
             return self.strategy.tick_size, None, None
         return tick.tick_size or self.strategy.tick_size, tick.bid, tick.ask
 
+    async def settle_buys(self) -> None:
+        """Before a SELL: shares bought moments ago are in the wallet only once their trades settle
+        (docs/venue.md T2), so wait for the pending BUYs (at most ``settle_wait_seconds``). A BUY
+        whose trade FAILED is voided meanwhile: what never came is not sold."""
+        x = self.execution
+        if self.trades.pending.buys():
+            await self.trades.wait(True, x.settle_wait_seconds, x.settle_poll_seconds, self.pause,
+                                   self.stop_requested.is_set)
+
     async def _work(self, work: OrderWork) -> None:
         first = True
+        window = VenueWindow(self.execution.venue_window_max_seconds, self.pause)
         while not work.done:
             if self.stop_requested.is_set():
                 work.gave_up = "stopped"
@@ -145,39 +180,55 @@ class OrderDesk:
                 await self.pause(self.execution.order_interval_seconds)
             first = False
             tick_size, bid, ask = self.top()
-            held = await self.venue_position() if work.side == "SELL" else None
+            held = None
+            if work.side == "SELL":
+                await self.settle_buys()
+                held = await self.reads.sellable()
             placement = work.next(now_ms(), tick_size, bid, ask, held)
             if placement is None:
                 return
-            filled, avg, error = await self.place(placement, tick_size, work.intent.reason)
-            if error == NOT_SENT:  # nothing reached the venue: no attempt spent, no price step conceded
+            placed = await self.place(placement, tick_size, work.intent.reason)
+            if placed.error == NOT_SENT:  # nothing reached the venue: no attempt spent, no price step conceded
                 await self.await_lease()
                 continue
+            if placed.restriction:  # the venue restarting, or post-only after it: the same order once it is over
+                if await window.wait(placed.restriction, placed.retry_after, f"{placement.side} order"):
+                    first = True  # the window's pause was the interval
+                    continue
+                work.gave_up = f"venue {placed.restriction} for over {self.execution.venue_window_max_seconds:g}s"
+                return
+            window.over()
             affordable = None
-            if error and is_balance_error(error):
+            if placed.error and is_balance_error(placed.error):
                 affordable = (await self.ex.cash()) / placement.price if work.side == "BUY" else \
-                    await self.venue_position()
+                    await self.reads.sellable()
                 logger.warning("{}: {} {:.2f} @ {:.4f} refused ({}); affordable {:.2f}: shrinking", self.token_id,
-                               work.side, placement.size, placement.price, error, affordable)
-            work.on_outcome(placement, filled, avg, error, affordable)
+                               work.side, placement.size, placement.price, placed.error, affordable)
+            work.on_outcome(placement, placed.filled, placed.avg, placed.error, affordable)
 
     # --- one placement ----------------------------------------------------------------------
 
-    async def place(self, p: Placement, tick_size: float, reason: str) -> tuple[float, float, str]:
-        """One placement: send (fenced, intent first), wait for a resting order's fills, cancel the
-        rest, and reconcile with the venue's position when nothing filled. -> (filled, avg, error)."""
+    async def place(self, p: Placement, tick_size: float, reason: str) -> Placed:
+        """One placement: send (fenced, intent first), wait for a delayed order's outcome and a
+        resting order's fills, cancel the rest, book each trade, and reconcile with the venue's
+        position when nothing filled."""
         before = self.strategy.position
         result, intent_id = await self.send(p, tick_size, reason)
-        filled, cost = result.filled_size, result.filled_size * (result.avg_price or p.price)
-        if result.ok and result.order_id and p.order_type == "GTC" and filled < p.size - 1e-9:
-            filled, cost = await self.await_fills(p, result.order_id, intent_id, filled, cost)
+        if result.restriction:
+            return Placed(0.0, 0.0, result.error, result.restriction, result.retry_after)
+        got, rests = Matched(result.filled_size, result.avg_price or p.price, result.trade_ids), True
+        if result.ok and result.order_id and result.status.lower() == "delayed":
+            got = await self.watch.await_delayed(p, result.order_id, got)  # never sent twice (P6)
+            rests = got.live
+        if result.ok and result.order_id and p.order_type == "GTC" and got.size < p.size - 1e-9 and rests:
+            got = await self.watch.await_fills(p, result.order_id, intent_id, got)
+        if result.order_id and got.size > 0:
+            await self.fills.finish(p.side, result.order_id, intent_id, got.trade_ids, got.size, got.price)
+        filled = got.size
         if filled <= 0 and (result.ok or result.ambiguous):
-            # Accepted yet no fill we know of ("Duplicated", killed, cancelled empty): the venue's
-            # position says whether something traded after all (D6: reconcile on no fill).
-            filled = await self._reconcile_fill(p, before, intent_id, result.order_id)
-            cost = filled * p.price
+            filled = await self.watch.reconcile_fill(p, before, intent_id, result.order_id)
         error = "" if result.ok else (result.error or result.status)
-        return filled, (cost / filled if filled > 0 else 0.0), error
+        return Placed(filled, got.price if filled > 0 else 0.0, error)
 
     def _send_gate(self, checked_at: float) -> Callable[[], bool]:
         """Asked just before the POST (after the market info and the signature): still ours for sure? A STOP (hand-back, halt, a newer epoch here)
@@ -212,14 +263,18 @@ class OrderDesk:
                            self.stop_requested.is_set())
         if result.ambiguous:
             # We do not know whether it reached the venue: ask it, never send again blindly.
-            result = await self.resolve_ambiguous(p, result, before)
+            result = await self.watch.resolve_ambiguous(p, result, before)
+        if result.restriction:  # a trading window: nothing happened, not a refusal (the desk waits it out)
+            record.update(status=f"paused: {result.restriction}", error=result.error)
+            await self.r.hset(self.keys.session(self.token_id), f"intent:{intent_id}", json.dumps(record))
+            return result, intent_id
         status = "matched" if result.filled_size > 0 else ("placed" if result.ok else "rejected")
         record.update(status=status, order_id=result.order_id, error=result.error)
         await self.r.hset(self.keys.session(self.token_id), f"intent:{intent_id}", json.dumps(record))
         await self._emit_order(intent_id, result.order_id, p, status, result.error or reason)
         if result.filled_size > 0:
-            await self.record_fill(p.side, result.filled_size, result.avg_price or p.price, intent_id,
-                                   result.order_id, result.filled_size)
+            await self.fills.book(p.side, result.order_id, intent_id, result.trade_ids, result.filled_size,
+                                  result.avg_price or p.price)
         return result, intent_id
 
     async def await_lease(self) -> None:
@@ -233,104 +288,6 @@ class OrderDesk:
         while not self.lease.sendable() and loop.time() < until and not self.stop_requested.is_set():
             await self.pause(0.05)
 
-    async def resolve_ambiguous(self, p: Placement, result: OrderResult, before: float) -> OrderResult:
-        """What became of a placement whose answer was lost. The order id is known before the answer
-        (the order's hash), so the venue is asked about this very order first: found means it
-        arrived, with what matched. Not found (or the lookup failed) falls back to the open orders
-        and the position change, which cannot name a filled order's id."""
-        if result.order_id:
-            try:
-                found = await self.ex.order_status(result.order_id)
-            except Exception as exc:  # the fallback below still tells placed from not placed
-                logger.warning("{}: lookup of ambiguous order {} failed: {}", self.token_id, result.order_id[:12], exc)
-                found = None
-            if found is not None:
-                logger.warning("{}: ambiguous {} ({}); the venue has it: {} matched {:.2f}", self.token_id, p.side,
-                               result.error, found.status, found.size_matched)
-                return OrderResult(True, order_id=result.order_id, status="reconciled",
-                                   filled_size=min(found.size_matched, p.size), avg_price=found.price or p.price,
-                                   error=result.error, ambiguous=True)
-        rows = await self.venue_read("open orders read", lambda: self.ex.open_orders(self.token_id))
-        opened = [o for o in rows if str(o.get("side", "")).upper() == p.side]
-        held = await self.venue_position()
-        filled = round(max(0.0, held - before if p.side == "BUY" else before - held), 6)
-        logger.warning("{}: ambiguous {} ({}); venue shows {} open, position {:.2f}",
-                       self.token_id, p.side, result.error, len(opened), held)
-        return OrderResult(bool(opened) or filled > 0, order_id=str(opened[0].get("id", "")) if opened else "",
-                           status="reconciled", filled_size=min(filled, p.size), avg_price=p.price,
-                           error=result.error, ambiguous=True)
-
-    # --- fills --------------------------------------------------------------------------------
-
-    async def await_fills(self, p: Placement, order_id: str, intent_id: str, known: float,
-                          cost: float) -> tuple[float, float]:
-        """Poll a resting order every ``poll_interval_seconds`` for ``wait_seconds``; book each new
-        fill; then cancel what is left and book what filled before the cancel landed."""
-        self.resting_order = order_id  # left set if this raises (Fenced): the session cancels it then
-        known, cost = await self._watch_resting(p, order_id, intent_id, known, cost)
-        self.resting_order = ""
-        return known, cost
-
-    async def _watch_resting(self, p: Placement, order_id: str, intent_id: str, known: float,
-                             cost: float) -> tuple[float, float]:
-        x = self.execution
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + x.wait_seconds
-        status = None
-        while loop.time() < deadline and not self.stop_requested.is_set():
-            await self.pause(min(x.poll_interval_seconds, max(0.0, deadline - loop.time())))
-            await self.host.check_owner()  # superseded while resting (e.g. our lease lapsed): stop now
-            status = await self.venue_read("order status", lambda: self.ex.order_status(order_id))
-            if status is not None:
-                known, cost = await self._book_new_fills(p, status, intent_id, known, cost)
-            if status is None or not status.live:
-                break
-        if status is None or status.live:
-            try:
-                await self.ex.cancel_order(order_id)
-            except Exception as exc:  # the next status read says what happened
-                logger.warning("{}: cancel of {} failed: {}", self.token_id, order_id[:12], exc)
-            status = await self.venue_read("order status", lambda: self.ex.order_status(order_id))
-            if status is not None:
-                known, cost = await self._book_new_fills(p, status, intent_id, known, cost)
-            await self._emit_order(intent_id, order_id, p, "cancelled", "rest cancelled after wait_seconds")
-        return known, cost
-
-    async def _book_new_fills(self, p: Placement, status: OrderStatus, intent_id: str, known: float,
-                              cost: float) -> tuple[float, float]:
-        new = round(status.size_matched - known, 6)
-        if new <= 1e-9:
-            return known, cost
-        await self.record_fill(p.side, new, status.price or p.price, intent_id, status.order_id,
-                               round(status.size_matched, 6))
-        return known + new, cost + new * (status.price or p.price)
-
-    async def _reconcile_fill(self, p: Placement, before: float, intent_id: str, order_id: str) -> float:
-        held = await self.venue_position()
-        delta = round(held - before if p.side == "BUY" else before - held, 6)
-        if delta < 0.01:
-            return 0.0
-        size = min(delta, p.size)
-        logger.warning("{}: venue shows {:.2f} held, expected {:.2f}: booking {:.2f} as filled by {}",
-                       self.token_id, held, before, size, intent_id)
-        await self.record_fill(p.side, size, p.price, intent_id, order_id or intent_id, size)
-        return size
-
-    async def record_fill(self, side: str, size: float, price: float, intent_id: str, order_id: str,
-                          cumulative: float) -> None:
-        """Book one fill (the strategy's position and PnL, the snapshot, ``pf:fills``). The id comes
-        from the order and its cumulative matched size, so a re-read never books a fill twice."""
-        self.strategy.on_fill(side, size, price, now_ms(), final=False)
-        metrics.FILLS.labels(side).inc()
-        metrics.FILLED_SHARES.labels(side).inc(size)
-        await self.host.snapshot(Fill(
-            id=stable_id("fill", intent_id, order_id, f"{cumulative:.6f}"), ts_event=now_ms(), ts_init=now_ms(),
-            producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,
-            order_id=order_id, side=side, price=price, size=size,  # type: ignore[arg-type]
-        ))
-        logger.info("{}: {} {:.2f} @ {:.4f} filled; position {:.2f}", self.token_id, side, size, price,
-                    self.strategy.position)
-
     async def _emit_order(self, intent_id: str, order_id: str, p: Placement, status: str, reason: str) -> None:
         metrics.ORDERS.labels(p.side, status).inc()
         await add_message(self.r, self.keys.orders(), OrderEvent(
@@ -338,49 +295,3 @@ class OrderDesk:
             token_id=self.token_id, epoch=self.epoch, worker=self.worker_id, intent_id=intent_id, order_id=order_id,
             side=p.side, price=p.price, size=p.size, status=status, reason=reason,  # type: ignore[arg-type]
         ), STREAM_MAXLEN["orders"])
-
-    # --- cancels and venue reads ------------------------------------------------------------
-
-    async def cancel_orders(self) -> None:
-        """Cancel every order on the token (resume, STOP: the token is surely ours)."""
-        try:
-            await self.ex.cancel_token_orders(self.token_id)
-        except Exception as exc:  # best effort; the next owner reconciles again
-            logger.warning("{}: cancel failed: {}", self.token_id, exc)
-
-    async def cancel_resting(self) -> None:
-        """Fenced: cancel our own resting order only. The account is shared, so cancelling the
-        token's orders would also cancel the new owner's. (A session fenced before it started has none.)"""
-        if not self.resting_order:
-            return
-        try:
-            await self.ex.cancel_order(self.resting_order)
-        except Exception as exc:  # the new owner's resume cancels what is left on the token
-            logger.warning("{}: cancel of {} failed: {}", self.token_id, self.resting_order[:12], exc)
-        self.resting_order = ""
-
-    async def venue_position(self) -> float:
-        """The position the venue holds (asked again while the venue is throttled or failing)."""
-        return await self.venue_read("position read", lambda: self.ex.position(self.token_id))
-
-    async def venue_read(self, what: str, read: Callable[[], Awaitable[T]]) -> T:
-        """A read from the venue. A throttled or failing venue (429, 5xx, no answer) is asked again
-        after a growing pause, so neither a liquidation nor a resting order's watch is abandoned
-        over one 429 or a 503 storm (the session would fail and its token be ignored)."""
-        for attempt in range(1, VENUE_READ_ATTEMPTS + 1):
-            try:
-                return await read()
-            except Exception as exc:
-                if not is_transient(exc) or attempt == VENUE_READ_ATTEMPTS or self.stop_requested.is_set():
-                    raise
-                delay = VENUE_READ_BACKOFF.delay(attempt)
-                logger.warning("{}: {} failed ({}); retry {} in {:.1f}s", self.token_id, what, exc, attempt, delay)
-                await self.pause(delay)
-        raise AssertionError("unreachable")
-
-    async def pause(self, seconds: float) -> None:
-        """Sleep, but wake at once on STOP (a drain must not wait out an order cycle)."""
-        if seconds <= 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_requested.wait(), seconds)

@@ -12,14 +12,15 @@ one makes no request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from services.maker_worker.execution import DEFAULT_MIN_SIZE
 from shared.venue.errors import VenueAmbiguous, VenueNotSent, VenueRejected, VenueUnavailable
 from shared.venue.ids import OutcomeId, outcome, system_of
-from shared.venue.orders import OrderMarket, OrderView, VenueOrders, order_amounts
+from shared.venue.orders import OrderMarket, VenueOrders, order_amounts
+from shared.venue.views import OrderView, TradeView
 
 Side = Literal["BUY", "SELL"]
 NOT_SENT = "not sent: ownership no longer certain"  # the send gate said no at the last moment
@@ -35,6 +36,11 @@ class OrderResult:
     avg_price: float = 0.0
     error: str = ""
     ambiguous: bool = False  # the request may or may not have reached the venue
+    trade_ids: tuple[str, ...] = ()  # the venue trades of what filled at once (the answer's tradeIDs)
+    # Refused because the venue is in a trading window (docs/venue.md O1-O2: ``restarting`` 425,
+    # ``post_only``, ``cancel_only``): nothing happened, and the same order may go once it is over.
+    restriction: str = ""
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class OrderStatus:
     status: str  # LIVE | MATCHED | CANCELED (upper case, as the venue writes it)
     size_matched: float
     price: float
+    trade_ids: tuple[str, ...] = ()  # the venue trades it matched in so far
 
     @property
     def live(self) -> bool:
@@ -80,6 +87,7 @@ class Executor(Protocol):
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
                     order_type: str = "FAK", may_send: SendGate | None = None) -> OrderResult: ...
     async def order_status(self, order_id: str) -> OrderStatus | None: ...
+    async def trades(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]: ...
     async def cancel_order(self, order_id: str) -> None: ...
     async def open_orders(self, token_id: str) -> list[dict[str, Any]]: ...
     async def cancel_token_orders(self, token_id: str) -> None: ...
@@ -95,7 +103,13 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _status(view: OrderView) -> OrderStatus:
-    return OrderStatus(view.order_id, view.status, view.size_matched, view.price)
+    return OrderStatus(view.order_id, view.status, view.size_matched, view.price, view.trade_ids)
+
+
+def _unavailable(exc: VenueUnavailable) -> OrderResult:
+    """Refused, nothing happened: throttled, or a trading window the caller waits out."""
+    return OrderResult(False, status="rejected", error=exc.text, restriction=exc.restriction,
+                       retry_after=exc.retry_after)
 
 
 def _row(view: OrderView) -> dict[str, Any]:
@@ -147,7 +161,9 @@ class ClobExecutor:
         the grid, under the market's minimum) or by the venue: ``rejected``."""
         try:
             signed = await self.sign(token_id, side, price, size, tick_size, order_type)
-        except (VenueRejected, VenueUnavailable, VenueAmbiguous) as exc:  # nothing was sent
+        except VenueUnavailable as exc:  # nothing was sent; the market info read met a trading window
+            return _unavailable(exc)
+        except (VenueRejected, VenueAmbiguous) as exc:  # nothing was sent
             return OrderResult(False, status="rejected", error=str(exc))
         return await self.post_signed(token_id, signed, may_send)
 
@@ -156,7 +172,11 @@ class ClobExecutor:
         """A signed order (the SDK's type, kept opaque here), its market info read first if need be."""
         try:
             await self.prepare(token_id)
-        except (VenueRejected, VenueUnavailable, VenueAmbiguous) as exc:
+        except VenueUnavailable as exc:
+            if exc.restriction:  # the weekly restart: the caller waits it out
+                raise
+            raise VenueRejected(f"market info unavailable: {exc}") from exc
+        except (VenueRejected, VenueAmbiguous) as exc:
             raise VenueRejected(f"market info unavailable: {exc}") from exc
         market = self.markets[token_id]
         return await self.venue.sign(market, order_amounts(market, side, price, size, tick_size, order_type),
@@ -173,14 +193,19 @@ class ClobExecutor:
             return OrderResult(False, status="rejected", error=NOT_SENT)
         except VenueAmbiguous as exc:
             return OrderResult(False, order_id=exc.order_id, status="unknown", error=exc.text, ambiguous=True)
-        except (VenueRejected, VenueUnavailable) as exc:
+        except VenueUnavailable as exc:
+            return _unavailable(exc)
+        except VenueRejected as exc:
             return OrderResult(False, status="rejected", error=exc.text)
         return OrderResult(True, order_id=ack.order_id, status=ack.status, filled_size=ack.shares,
-                           avg_price=ack.avg_price, error=ack.note)
+                           avg_price=ack.avg_price, error=ack.note, trade_ids=ack.trade_ids)
 
     async def order_status(self, order_id: str) -> OrderStatus | None:
         view = await self.venue.order(order_id)
         return None if view is None else _status(view)
+
+    async def trades(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]:
+        return await self.venue.trades_by_id(trade_ids)
 
     async def cancel_order(self, order_id: str) -> None:
         await self.venue.cancel(order_id)

@@ -22,3 +22,8 @@ HEARTBEAT_GATE = Gauge("polyfleet_worker_heartbeat_gate_open",
                        "1 while order heartbeats are accepted and orders may be placed; 0 while failed closed")
 HEARTBEAT_CLOSURES = Counter("polyfleet_worker_heartbeat_fail_closed",
                              "Times order placement stopped because order heartbeats failed near the venue's deadline")
+TRADE_STATUSES = Counter("polyfleet_worker_trade_statuses", "Settlement status changes of our trades reported, by status",
+                         ("status",))
+VENUE_WINDOW_WAITS = Counter("polyfleet_worker_venue_window_waits",
+                             "Pauses through a venue trading window (restarting, post_only), by restriction",
+                             ("restriction",))

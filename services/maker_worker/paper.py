@@ -8,12 +8,13 @@ backtest); :class:`PaperExecutor` puts it behind the :class:`Executor` interface
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from services.maker_worker.executor import NOT_SENT, MarketFacts, OrderResult, OrderStatus, SendGate, Side
 from shared.ticks import Tick
+from shared.venue.views import TradeView
 
 EPS = 1e-9
 NO_MATCH = "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found."
@@ -200,6 +201,10 @@ class PaperExecutor:
             return None
         self._refresh(order.token_id)
         return OrderStatus(order.id, order.status, order.filled, order.price)
+
+    async def trades(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]:
+        """Paper fills name no venue trade (they settle at once): nothing to read."""
+        return dict.fromkeys(trade_ids)
 
     async def cancel_order(self, order_id: str) -> None:
         order = self.venue.orders.get(order_id)

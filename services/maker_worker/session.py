@@ -4,13 +4,12 @@ Safety rules kept here (ARCHITECTURE "Ownership and orders"):
 * fencing: before every order and every snapshot the session checks ``pf:token:{id}`` still names
   this worker at this epoch (:meth:`TokenSession.check_owner`); a stale owner stops, cancels its
   own resting order and sends nothing more;
-* resume: a new owner starts from the snapshot in ``pf:session:{id}`` (the strategy's whole state,
-  docs/strategy.md section 10) and the venue's position, which wins over the snapshot.
+* resume (:mod:`services.maker_worker.resume`): a new owner starts from the snapshot in
+  ``pf:session:{id}`` (the strategy's state and the trades still settling) and the venue's position.
 
 The decisions are :class:`VolatilityStrategy`'s; this class only feeds it ticks, timers and order
 outcomes. What it asks for is worked at the venue by the session's :class:`OrderDesk`
-(:mod:`services.maker_worker.desk`: intents recorded before sending, the send gate, fills,
-ambiguous sends resolved by asking the venue).
+(:mod:`services.maker_worker.desk`: the send gate, fills by venue trade, trades followed until settled).
 """
 
 from __future__ import annotations
@@ -30,11 +29,12 @@ from services.maker_worker.executor import Executor, MarketFacts
 from services.maker_worker.latency import LatencyHistogram
 from services.maker_worker.lease import LeaseClock
 from services.maker_worker.restbook import RestBooks
+from services.maker_worker.resume import resume
 from services.maker_worker.volatility import VolatilityStrategy
 from shared.clock import now_ms
 from shared.config import ConfigError, ExecutionSection, MakerStrategySection, RunParamsSection
 from shared.keys import STREAM_MAXLEN, Keys
-from shared.messages import Fill, SessionReport, stable_id
+from shared.messages import Fill, SessionReport, TradeStatus, stable_id
 from shared.redisio import add_message
 from shared.tickfeed import TickFeed
 from shared.ticks import Tick
@@ -82,6 +82,7 @@ class TokenSession:
         self.source = "ticks"  # ticks | rest (B6)
         self.source_changes = 0
         self.snapshot_ms = 0
+        self.trades_ms = 0  # when the pending trades were last read
         # Every order goes through the desk; it sees this session only as its DeskHost.
         self.desk = OrderDesk(r, keys, executor, self, worker_id, token_id, epoch, self.params, self.execution,
                               self.stop_requested, self.exit_requested, lease, self.facts.min_order_size)
@@ -127,7 +128,7 @@ class TokenSession:
             # no resume snapshot over the owner's, no cancel of the owner's orders (soak finding).
             await self.check_owner()
             self._owned = True
-            await self._resume()
+            await resume(self)
             await self._report("started")
             await self._trade_until_exit()
             if self.stop_requested.is_set():
@@ -152,53 +153,6 @@ class TokenSession:
             if self.books is not None:
                 self.books.unwant(self.token_id)
             await self.feed.remove(self.token_id)
-
-    async def _book_unrecorded(self, missing: float) -> None:
-        """The venue holds ``missing`` shares more (or fewer) than the recorded fills say: the last
-        owner died between a fill at the venue and its record, or its resting order filled after it
-        died. Book the difference as one fill (at the snapshot's cost basis, else the mid) so the
-        orchestrator's position, risk and the next close agree with the venue (hour-soak finding:
-        a SELL of what the venue held took pf:token short)."""
-        _, bid, ask = self.desk.top()
-        price = self.avg_cost or ((bid + ask) / 2 if bid and ask else 0.5)
-        side = "BUY" if missing > 0 else "SELL"
-        logger.warning("{} epoch {}: the venue holds {:+.2f} shares the fills do not record; booked as a {} fill",
-                       self.token_id, self.epoch, missing, side)
-        await self.snapshot(Fill(
-            id=stable_id("reconcile", self.token_id, self.epoch), ts_event=now_ms(), ts_init=now_ms(),
-            producer=self.worker_id, token_id=self.token_id, epoch=self.epoch, worker=self.worker_id,
-            order_id="", side=side, price=price, size=abs(missing),  # type: ignore[arg-type]
-        ))
-
-    async def _resume(self) -> None:
-        """Start from the last owner's snapshot, then trust the venue: cancel orphans, read the position."""
-        snap: dict[str, str] = await self.r.hgetall(self.keys.session(self.token_id))
-        if snap.get("strategy"):
-            try:
-                self.strategy = VolatilityStrategy.restore(json.loads(snap["strategy"]), self.params,
-                                                           self.run_params, self.execution)
-            except (ValueError, KeyError, TypeError) as exc:
-                logger.warning("{}: strategy snapshot unusable ({}); starting the strategy afresh", self.token_id, exc)
-        elif snap.get("avg_cost"):  # a snapshot without strategy state: keep its cost basis and PnL
-            self.strategy.avg_cost = float(snap.get("avg_cost", 0) or 0)
-            self.strategy.realized_pnl = float(snap.get("realized_pnl", 0) or 0)
-            self.strategy.position = float(snap.get("position", 0) or 0)
-        await self.feed.add(self.token_id)
-        await self.desk.cancel_orders()
-        recorded = self.strategy.position  # what the snapshot, and so the fills, account for
-        if self.ex.venue_is_truth:
-            held = await self.desk.venue_position()
-        else:  # a paper account does not survive the worker: the snapshot is the record
-            held = recorded
-            await self.ex.adopt_position(self.token_id, held)
-        self.strategy.reconcile(held, now_ms())
-        missing = round(held - recorded, 6)
-        if abs(missing) >= self.strategy.dust:
-            await self._book_unrecorded(missing)
-        else:
-            await self.snapshot()
-        logger.info("{} epoch {}: session up, position {:.2f}, state {}", self.token_id, self.epoch, self.position,
-                    self.strategy.state.value)
 
     async def _trade_until_exit(self) -> None:
         """Ticks (or, without them, a timer every ``poll_interval_seconds``) into the strategy; its
@@ -228,6 +182,9 @@ class TokenSession:
                     self.decisions.add(time.time() * 1000 - tick.ts_recv)
             if intent is not None:
                 await self.desk.execute(intent)
+            elif now - self.trades_ms >= self.execution.settle_poll_seconds * 1000 and self.desk.trades.pending:
+                self.trades_ms = now  # our trades followed until they settle (a FAILED one voided)
+                await self.desk.trades.refresh()
             elif now - self.snapshot_ms >= SNAPSHOT_EVERY_MS:
                 await self.snapshot()
             if self.strategy.exiting and self.position < self.strategy.dust and not self.strategy.awaiting:
@@ -258,8 +215,21 @@ class TokenSession:
 
     async def _liquidate(self) -> None:
         """EXIT: sell what the venue says is held, from the current bid down by price_tolerance_step
-        per attempt (exit_sell_mode aggressive), never below exit_floor_price; several rounds."""
+        per attempt (exit_sell_mode aggressive), never below exit_floor_price; several rounds. Then
+        wait (at most settle_wait_seconds) for the session's trades to settle, so the closed report
+        says what settled: a SELL whose trade FAILED gives its shares back, and they are sold once more."""
+        x = self.execution
         self.strategy.request_exit("exit")
+        for _ in range(2):
+            failed = self.desk.trades.failed
+            await self._liquidation_rounds()
+            await self.desk.trades.wait(False, x.settle_wait_seconds, x.settle_poll_seconds, self.desk.pause,
+                                        self.stop_requested.is_set)
+            self.strategy.reconcile(await self.desk.venue_position(), now_ms())
+            if self.position < self.strategy.dust or self.stop_requested.is_set() or self.desk.trades.failed == failed:
+                return
+
+    async def _liquidation_rounds(self) -> None:
         for _ in range(self.execution.retry_attempts + 1):
             self.strategy.reconcile(await self.desk.venue_position(), now_ms())  # sell what is really held
             if self.position < self.strategy.dust or self.stop_requested.is_set():
@@ -270,7 +240,6 @@ class TokenSession:
                 return
             await self.desk.execute(intent)
             await self.desk.pause(self.execution.order_interval_seconds)
-        self.strategy.reconcile(await self.desk.venue_position(), now_ms())
 
     # --- ownership -------------------------------------------------------------------------
 
@@ -287,7 +256,7 @@ class TokenSession:
 
     # --- state and reports -----------------------------------------------------------------
 
-    async def snapshot(self, fill: Fill | None = None) -> None:
+    async def snapshot(self, *messages: Fill | TradeStatus) -> None:
         # Only the owner at this epoch writes pf:session: a session superseded while it ran (its
         # worker's lease lapsed, e.g. while Redis was down) would otherwise overwrite the new
         # owner's snapshot every SNAPSHOT_EVERY_MS until it next tried to send (soak finding).
@@ -300,17 +269,20 @@ class TokenSession:
             "unrealized_pnl": f"{status['unrealized_pnl']:.6f}", "state": status["state"],
             "source": self.source,
             "strategy": json.dumps(status, separators=(",", ":")), "updated_at": self.snapshot_ms,
+            "trades": self.desk.trades.pending.dump(),  # the trades still to follow (the next owner's too)
         }
-        if fill is None:
+        if not messages:
             await self.r.hset(self.keys.session(self.token_id), mapping=mapping)
             return
-        # The fill and the snapshot that counts it land together: a kill between the two would
-        # leave the next owner a position that the fills (the orchestrator's books) do not explain.
+        # A fill (or a trade's new status) and the snapshot that counts it land together: a kill
+        # between the two would leave the next owner a position, or a list of trades to follow,
+        # that the messages (the orchestrator's books) do not explain.
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.session(self.token_id), mapping=mapping)
-            pipe.xadd(self.keys.fills(), fill.encode(), maxlen=STREAM_MAXLEN["fills"], approximate=True)  # type: ignore[arg-type]
+            for msg in messages:
+                pipe.xadd(self.keys.fills(), msg.encode(), maxlen=STREAM_MAXLEN["fills"], approximate=True)  # type: ignore[arg-type]
             await pipe.execute()
-        self.fills_written += 1
+        self.fills_written += sum(isinstance(m, Fill) for m in messages)
 
     async def report_failure(self, reason: str) -> None:
         """Tell the orchestrator this session failed (the worker calls it when the session's own

@@ -20,7 +20,8 @@ account (:class:`~shared.venue.account.VenueAccount`) through the official SDK.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +39,7 @@ from shared.venue.order_hash import exchange_domain, order_hash
 from shared.venue.rate_budget import CANCELS, ORDERS, Bucket, RateBudget, metered
 from shared.venue.sdk_errors import VENUE_FAILURES, venue_error
 from shared.venue.sdk_private import draft, order_json, sign
+from shared.venue.views import OrderView, TradeView, order_view, trade_view
 
 Side = Literal["BUY", "SELL"]
 Marketable = Literal["FOK", "FAK"]
@@ -75,38 +77,6 @@ class OrderAck:
     avg_price: float = 0.0
     trade_ids: tuple[str, ...] = ()
     note: str = ""  # the venue's text when the acceptance was a "Duplicated" answer
-
-
-@dataclass(frozen=True, slots=True)
-class OrderView:
-    """One order as the venue now reports it."""
-
-    order_id: str
-    asset_id: str
-    side: str
-    status: str  # LIVE | MATCHED | CANCELED ... (upper case, as the venue writes it)
-    price: float
-    original_size: float
-    size_matched: float
-
-    @property
-    def live(self) -> bool:
-        return self.status.upper() == "LIVE"
-
-
-@dataclass(frozen=True, slots=True)
-class TradeView:
-    """One of the account's trades, with its settlement status (docs/venue.md T1)."""
-
-    trade_id: str
-    asset_id: str
-    side: str
-    price: float
-    size: float
-    status: str  # MATCHED | MINED | CONFIRMED | RETRYING | FAILED ...
-    trader_side: str  # TAKER | MAKER
-    order_ids: tuple[str, ...]  # our order(s) in it: the taker order, or our maker orders
-    transaction_hash: str | None
 
 
 def fill_of(side: Side, making: Decimal, taking: Decimal) -> tuple[float, float]:
@@ -234,12 +204,12 @@ class VenueOrders:
     async def open_orders(self, outcome: OutcomeId) -> list[OrderView]:
         async def read() -> list[OpenOrder]:
             return [o async for o in self.client.list_open_orders(asset_id=outcome.value).iter_items()]
-        return [_view(o) for o in await self._call(read, what="GET /data/orders")]
+        return [order_view(o) for o in await self._call(read, what="GET /data/orders")]
 
     async def order(self, order_id: str) -> OrderView | None:
         """One order by id (any status); None when the venue does not know it."""
         try:
-            return _view(await self.client.get_order(order_id=order_id))
+            return order_view(await self.client.get_order(order_id=order_id))
         except UnexpectedResponseError:  # an unknown id may come back as null (sdk-wire §6.2)
             return None
         except RequestRejectedError as exc:
@@ -255,7 +225,21 @@ class VenueOrders:
             rows = self.client.list_account_trades(asset_id=outcome.value if outcome else None, id=trade_id)
             return [t async for t in rows.iter_items()]
         wallet = self.account.wallet.lower()
-        return [_trade(t, wallet) for t in await self._call(read, what="GET /data/trades")]
+        return [trade_view(t, wallet) for t in await self._call(read, what="GET /data/trades")]
+
+    async def trades_by_id(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]:
+        """Each trade as the venue reports it now (with its settlement status), read concurrently;
+        None for one the venue does not list (yet) or that could not be read this time."""
+        ids = list(dict.fromkeys(trade_ids))
+
+        async def one(trade_id: str) -> TradeView | None:
+            try:
+                rows = await self.trades(trade_id=trade_id)
+            except VenueError:  # unread this time: still unsettled as far as the caller knows
+                return None
+            return next((t for t in rows if t.trade_id == trade_id), None)
+
+        return dict(zip(ids, await asyncio.gather(*(one(t) for t in ids)), strict=True))
 
     async def position(self, outcome: OutcomeId) -> float:
         """Shares of ``outcome`` the wallet holds (settled), as the CLOB reports them."""
@@ -294,15 +278,3 @@ class VenueOrders:
             return await call()
         except VENUE_FAILURES as exc:
             raise self._throttled(venue_error(exc, sent=sent, what=what)) from exc
-
-
-def _view(o: OpenOrder) -> OrderView:
-    return OrderView(str(o.id), str(o.asset_id), str(o.side), str(o.status).upper(), float(o.price),
-                     float(o.original_size), float(o.size_matched))
-
-
-def _trade(t: ClobTrade, wallet: str) -> TradeView:
-    ours = (t.taker_order_id,) if t.trader_side == "TAKER" else \
-        tuple(m.order_id for m in t.maker_orders if m.maker_address.lower() == wallet)
-    return TradeView(str(t.id), str(t.asset_id), str(t.side), float(t.price), float(t.size), str(t.status),
-                     str(t.trader_side), ours, t.transaction_hash)

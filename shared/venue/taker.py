@@ -16,14 +16,14 @@ names them, and :meth:`TakerOrders.trades` reads their status from the venue's t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from shared.venue.errors import VenueAmbiguous, VenueError
 from shared.venue.ids import MarketSystem, OutcomeId
-from shared.venue.orders import OrderMarket, TradeView, VenueOrders
+from shared.venue.orders import OrderMarket, VenueOrders
+from shared.venue.views import TradeView
 
 Side = Literal["BUY", "SELL"]
 
@@ -64,15 +64,5 @@ class TakerOrders:
         return TakeResult(True, ack.shares, ack.avg_price, ack.order_id, trade_ids=ack.trade_ids)
 
     async def trades(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]:
-        """Each trade as the venue reports it now (with its settlement status), read concurrently;
-        None for one the venue does not list (yet) or that could not be read this time."""
-        ids = list(dict.fromkeys(trade_ids))
-
-        async def one(trade_id: str) -> TradeView | None:
-            try:
-                rows = await self.orders.trades(trade_id=trade_id)
-            except VenueError:  # unread this time: still unsettled as far as the caller knows
-                return None
-            return next((t for t in rows if t.trade_id == trade_id), None)
-
-        return dict(zip(ids, await asyncio.gather(*(one(t) for t in ids)), strict=True))
+        """Each trade as the venue reports it now (None: not listed yet, or unread this time)."""
+        return await self.orders.trades_by_id(trade_ids)

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from harness import eventually
 from services.maker_worker.execution import Placement
+from services.maker_worker.order_watch import Matched
 from services.maker_worker.restbook import RestBooks
 from services.maker_worker.session import Fenced, TokenSession
 from shared.config import OrderbookSection
@@ -226,7 +227,7 @@ async def test_a_session_fenced_while_its_order_rests_cancels_that_order_only(
     assert theirs.ok
     assert mine.order_id != theirs.order_id
     placement = Placement("BUY", 0.30, 5, "GTC", 0, 0, False)
-    watch = asyncio.create_task(s.desk.await_fills(placement, mine.order_id, "intent-1", 0.0, 0.0))
+    watch = asyncio.create_task(s.desk.watch.await_fills(placement, mine.order_id, "intent-1", Matched(0.0, 0.30)))
     await asyncio.sleep(0.5)
     await r.hset(keys.token(v.token), mapping={"owner": "other-worker", "epoch": 2})  # superseded
     with pytest.raises(Fenced):

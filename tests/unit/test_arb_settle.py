@@ -16,9 +16,9 @@ from services.arb_scanner.detect import Evaluation, FeeSchedule, Kind, Verdict
 from services.arb_scanner.execute import Executor
 from services.arb_scanner.settle import SettleRules, Settling, unsettled, voided
 from shared.venue.errors import VenueRejected, VenueShortOfBalance
-from shared.venue.orders import TradeView
 from shared.venue.positions import short_of_balance
 from shared.venue.taker import TakeResult
+from shared.venue.views import TradeView
 
 FEE = FeeSchedule(0.0, 1.0)
 SET = ArbSet("c", (Kind.BUY_BOTH,), "t", ("yes", "no"), (FEE, FEE), 5.0, 0.01, None, False, ("c", "c"), "")
