@@ -22,11 +22,14 @@ class SimExchangeProcess(ServiceProcess):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> SimExchangeProcess:
+    def start(self, timeout: float = 90.0) -> SimExchangeProcess:
+        """Start and wait (at most ``timeout``: a loaded 2-core machine under parallel tests can take
+        tens of seconds to import it) until it answers; a sim that never does is stopped, not leaked."""
         super().start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
+                self.stop()
                 raise RuntimeError(f"sim_exchange exited early:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/version", timeout=0.5).status_code == 200:
@@ -34,7 +37,8 @@ class SimExchangeProcess(ServiceProcess):
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"sim_exchange did not answer on {self.url}:\n{self.log()}")
+        self.stop()
+        raise RuntimeError(f"sim_exchange did not answer on {self.url} within {timeout:.0f} s:\n{self.log()}")
 
 
 async def sim_get(sim: SimExchangeProcess, path: str, **params: Any) -> Any:
