@@ -152,7 +152,7 @@ def write_config(path: Path, sim_port: int, overrides: dict[str, object] | None 
     """A config file for tests: sim mode, every URL at the sim, sim quiet unless overridden."""
     import yaml
 
-    from shared.config import _deep_merge  # test-only use of the merge helper
+    from shared.config import deep_merge
 
     base: dict[str, object] = {
         "mode": "sim",
@@ -166,7 +166,7 @@ def write_config(path: Path, sim_port: int, overrides: dict[str, object] | None 
         "monitoring": {"heartbeat_interval_sec": 1.0},
         "logging": {"level": "DEBUG"},
     }
-    data = _deep_merge(base, overrides or {})
+    data = deep_merge(base, overrides or {})
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 

@@ -42,8 +42,8 @@ from shared.redisio import add_message
 from shared.ticks import Tick
 
 VENUE_READ_ATTEMPTS = 6  # position reads: about 20 s of retries before a session gives up
-VENUE_READ_BACKOFF = Backoff(max_attempts=VENUE_READ_ATTEMPTS, initial_backoff_seconds=0.5, backoff_multiplier=2.0,
-                             max_backoff_seconds=8.0, jitter_fraction=0.2)
+VENUE_READ_BACKOFF = Backoff(max_attempts=VENUE_READ_ATTEMPTS, initial_backoff_sec=0.5, backoff_multiplier=2.0,
+                             max_backoff_sec=8.0, jitter_fraction=0.2)
 
 T = TypeVar("T")
 
@@ -142,7 +142,7 @@ class OrderDesk:
                 work.gave_up = "exit requested"
                 return
             if not first:
-                await self.pause(self.execution.order_interval_seconds)
+                await self.pause(self.execution.order_interval_sec)
             first = False
             tick_size, bid, ask = self.top()
             held = await self.venue_position() if work.side == "SELL" else None
@@ -264,7 +264,7 @@ class OrderDesk:
 
     async def await_fills(self, p: Placement, order_id: str, intent_id: str, known: float,
                           cost: float) -> tuple[float, float]:
-        """Poll a resting order every ``poll_interval_seconds`` for ``wait_seconds``; book each new
+        """Poll a resting order every ``poll_interval_sec`` for ``wait_sec``; book each new
         fill; then cancel what is left and book what filled before the cancel landed."""
         self.resting_order = order_id  # left set if this raises (Fenced): the session cancels it then
         known, cost = await self._watch_resting(p, order_id, intent_id, known, cost)
@@ -275,10 +275,10 @@ class OrderDesk:
                              cost: float) -> tuple[float, float]:
         x = self.execution
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + x.wait_seconds
+        deadline = loop.time() + x.wait_sec
         status = None
         while loop.time() < deadline and not self.stop_requested.is_set():
-            await self.pause(min(x.poll_interval_seconds, max(0.0, deadline - loop.time())))
+            await self.pause(min(x.poll_interval_sec, max(0.0, deadline - loop.time())))
             await self.host.check_owner()  # superseded while resting (e.g. our lease lapsed): stop now
             status = await self.venue_read("order status", lambda: self.ex.order_status(order_id))
             if status is not None:
@@ -293,7 +293,7 @@ class OrderDesk:
             status = await self.venue_read("order status", lambda: self.ex.order_status(order_id))
             if status is not None:
                 known, cost = await self._book_new_fills(p, status, intent_id, known, cost)
-            await self._emit_order(intent_id, order_id, p, "cancelled", "rest cancelled after wait_seconds")
+            await self._emit_order(intent_id, order_id, p, "cancelled", "rest cancelled after wait_sec")
         return known, cost
 
     async def _book_new_fills(self, p: Placement, status: OrderStatus, intent_id: str, known: float,

@@ -33,6 +33,7 @@ from services.maker_worker.restbook import RestBooks
 from services.maker_worker.volatility import VolatilityStrategy
 from shared.clock import now_ms
 from shared.config import ConfigError, ExecutionSection, MakerStrategySection, RunParamsSection
+from shared.fleet import DUST
 from shared.keys import STREAM_MAXLEN, Keys
 from shared.messages import Fill, SessionReport, stable_id
 from shared.redisio import add_message
@@ -40,7 +41,6 @@ from shared.tickfeed import TickFeed
 from shared.ticks import Tick
 from shared.venue.errors import VenueSetupError
 
-DUST = 0.01  # shares below this cannot be sold (two-decimal sizes)
 SNAPSHOT_EVERY_MS = 5_000  # the drop window changes on every tick; persist it at most this often
 
 
@@ -201,7 +201,7 @@ class TokenSession:
                     self.strategy.state.value)
 
     async def _trade_until_exit(self) -> None:
-        """Ticks (or, without them, a timer every ``poll_interval_seconds``) into the strategy; its
+        """Ticks (or, without them, a timer every ``poll_interval_sec``) into the strategy; its
         intents out to the venue. Ends on EXIT/STOP, or when a deadline liquidation has finished.
 
         When the feed is stale (B6) the token is polled over REST by the worker's shared
@@ -209,7 +209,7 @@ class TokenSession:
         while not (self.exit_requested.is_set() or self.stop_requested.is_set()):
             self._choose_source()
             tick = await self.feed.next_tick(self.token_id, self.last_feed_tick,
-                                             timeout=self.execution.poll_interval_seconds)
+                                             timeout=self.execution.poll_interval_sec)
             # The first feed tick is the pf:book hash read at subscribe: its ts_recv is its age, not a latency.
             measured = tick is not None and self.last_feed_tick is not None
             if tick is not None:
@@ -269,7 +269,7 @@ class TokenSession:
             if intent is None:
                 return
             await self.desk.execute(intent)
-            await self.desk.pause(self.execution.order_interval_seconds)
+            await self.desk.pause(self.execution.order_interval_sec)
         self.strategy.reconcile(await self.desk.venue_position(), now_ms())
 
     # --- ownership -------------------------------------------------------------------------

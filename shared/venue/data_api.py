@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared.input_errors import InputError
 from shared.messages import stable_id
 
 Side = Literal["BUY", "SELL"]
@@ -29,7 +30,7 @@ _TX = ("transactionhash", "txhash", "hash")
 _MS_THRESHOLD = 100_000_000_000  # above this an epoch value is ms (seconds reach it in year 5138)
 
 
-class BadTrade(ValueError):
+class BadTrade(InputError):
     """A row that cannot be a trade."""
 
 

@@ -46,7 +46,7 @@ async def test_kill_9_of_a_worker_moves_its_tokens_within_lease_plus_2s(
     sim = start_sim({
         "sim_exchange": {"markets": 2, "volatility": 0.0},
         "workers": {"lease_ms": LEASE_MS, "heartbeat_interval_sec": 0.3, "capacity": 10},
-        "scheduler": {"poll_interval_seconds": 0.1},
+        "scheduler": {"poll_interval_sec": 0.1},
         "cooldown": {"cooldown_sec_per_token": 0},
     })
     env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf"}
@@ -104,7 +104,7 @@ async def test_kill_9_of_the_orchestrator_mid_burst_loses_nothing_and_doubles_no
 ) -> None:
     n_signals = 3000
     config = write_config(tmp_path / "polyfleet.yaml", 1, {
-        "scheduler": {"max_concurrent_jobs": 10_000, "poll_interval_seconds": 0.2},
+        "scheduler": {"max_concurrent_jobs": 10_000, "poll_interval_sec": 0.2},
         "risk": {"max_notional_total": 1_000_000, "max_notional_per_token": 1_000},
         "workers": {"lease_ms": 60_000},
         "logging": {"level": "INFO"},

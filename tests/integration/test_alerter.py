@@ -54,7 +54,7 @@ async def receiving() -> AsyncIterator[tuple[Receiver, str]]:
 
 def settings(**alerts: object) -> Settings:
     return Settings.model_validate({"alerts": {"enabled": True, "check_interval_sec": 0.05, **alerts},
-                                    "scheduler": {"poll_interval_seconds": 0.02}})
+                                    "scheduler": {"poll_interval_sec": 0.02}})
 
 
 @contextlib.asynccontextmanager

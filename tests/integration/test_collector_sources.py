@@ -268,8 +268,8 @@ async def test_429_and_503_storms_are_ridden_out_for_many_targets(
         r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, tmp_path: Path, token: str) -> None:
     wallets = [f"0x{i:040x}" for i in range(1, 21)]
     settings = load_settings(config(tmp_path, sim, {"poll_interval_sec": 0.2, "targets": [
-        {"account": w} for w in wallets]}, retry_strategy={"initial_backoff_seconds": 0.1,
-                                                           "max_backoff_seconds": 3}), {})
+        {"account": w} for w in wallets]}, retry_strategy={"initial_backoff_sec": 0.1,
+                                                           "max_backoff_sec": 3}), {})
     svc = SignalCollectorService(settings, "t", redis=r)
     await svc.step()  # cursors at now
     post(sim, "/_sim/fault", {"kind": "http_429", "count": 25, "retry_after": 1, "path_prefix": "/data-api"})

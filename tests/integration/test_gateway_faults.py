@@ -110,7 +110,7 @@ async def test_drop_then_reconnect_resubscribes_and_reseeds_from_the_fresh_book(
         await eventually(lambda: _async(listener.of(a)), what="first tick")
         # Hold the reconnect back (a slow backoff), and move the book while nobody listens: the
         # deltas are lost for good; only the resubscription's book dump can bring the change.
-        svc._backoff = svc.conns[0].backoff = type(svc._backoff)(initial_backoff_seconds=1.0, jitter_fraction=0)
+        svc._backoff = svc.conns[0].backoff = type(svc._backoff)(initial_backoff_sec=1.0, jitter_fraction=0)
         assert fault(sim, kind="ws_drop")["closed"] == 1
         await eventually(lambda: _async(not svc.conns[0].connected), what="disconnected")
         put_book(sim, a, bids=[(0.31, 7)], asks=[(0.34, 9)])

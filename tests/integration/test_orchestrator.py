@@ -37,7 +37,7 @@ TOKEN = "1234567890"
 
 
 def settings(**over: object) -> Settings:
-    base: dict[str, object] = {"scheduler": {"poll_interval_seconds": 0.01}, "cooldown": {"cooldown_sec_per_token": 30}}
+    base: dict[str, object] = {"scheduler": {"poll_interval_sec": 0.01}, "cooldown": {"cooldown_sec_per_token": 30}}
     base.update(over)
     return Settings.model_validate(base)
 
@@ -123,7 +123,7 @@ async def test_blacklisted_token_is_rejected_with_its_reason(r: aioredis.Redis, 
 
 async def test_concurrency_limit_queues_and_starts_in_signal_order(r: aioredis.Redis, keys: Keys) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(scheduler={"max_concurrent_jobs": 2, "poll_interval_seconds": 0.01}), "o1", r)
+    svc = OrchestratorService(settings(scheduler={"max_concurrent_jobs": 2, "poll_interval_sec": 0.01}), "o1", r)
     for i in range(5):
         await add_message(r, keys.signals(), signal("BUY", token=f"t{i}"))
     await steps(svc, 5)
@@ -321,7 +321,7 @@ async def test_five_signals_two_slots_start_in_order_spaced_by_the_start_cooldow
     r: aioredis.Redis, keys: Keys,
 ) -> None:
     await register_worker(r, keys, "w1", capacity=10)
-    svc = OrchestratorService(settings(scheduler={"max_concurrent_jobs": 2, "poll_interval_seconds": 0.01,
+    svc = OrchestratorService(settings(scheduler={"max_concurrent_jobs": 2, "poll_interval_sec": 0.01,
                                                   "topic_start_cooldown_sec": 0.3}), "o1", r)
     for i in range(5):
         await add_message(r, keys.signals(), signal("BUY", token=f"t{i}"))
@@ -345,7 +345,7 @@ async def _started(r: aioredis.Redis, keys: Keys, svc: OrchestratorService, n: i
 
 async def test_exits_wait_for_a_free_exit_slot(r: aioredis.Redis, keys: Keys) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(scheduler={"max_concurrent_exit_jobs": 1, "poll_interval_seconds": 0.01}),
+    svc = OrchestratorService(settings(scheduler={"max_concurrent_exit_jobs": 1, "poll_interval_sec": 0.01}),
                               "o1", r)
     for t in ("a", "b", "c"):
         await run_token(r, keys, svc, t)
@@ -701,12 +701,12 @@ async def test_config_reload_applies_a_good_edit_and_refuses_a_bad_one(r: aiored
                                                                         tmp_path: Path) -> None:
     await register_worker(r, keys, "w1")
     path = tmp_path / "polyfleet.yaml"
-    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_seconds: 0.01}\n")
+    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_sec: 0.01}\n")
     first = load_settings(path, {})
     svc = OrchestratorService(first, "o1", r, reloader=ConfigReloader(first, path, environ={}))
     await steps(svc, 1)
 
-    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_seconds: 0.01}\n"
+    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_sec: 0.01}\n"
                     "risk: {blacklist_token_keys: [some-slug]}\n")
     await asyncio.sleep(0.02)
     await steps(svc, 1)
@@ -781,7 +781,7 @@ async def test_an_unknown_market_version_is_rejected_naming_the_fix_and_nothing_
 async def test_a_resolved_market_stops_its_tokens_and_flags_a_held_position_for_redemption(
         r: aioredis.Redis, keys: Keys) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(scheduler={"poll_interval_seconds": 0.01, "max_concurrent_jobs": 1}), "o1", r)
+    svc = OrchestratorService(settings(scheduler={"poll_interval_sec": 0.01, "max_concurrent_jobs": 1}), "o1", r)
     await add_message(r, keys.signals(), market_signal(V2_YES, "v2", condition_id=V2_CID, neg_risk=False))
     await add_message(r, keys.signals(), market_signal(V2_NO, "v2", n=1, condition_id=V2_CID))
     await steps(svc)

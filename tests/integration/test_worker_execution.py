@@ -28,7 +28,7 @@ def session(r: aioredis.Redis, keys: Keys, feed: TickFeed, v: Venue, epoch: int,
             extra: dict[str, Any] | None = None) -> TokenSession:
     params = {"maker_strategy": {"drop_pct": 0.04, "profit_pct": 0.05, "order_size": 10, "reject_cooldown_sec": 0.5,
                                  **(ms or {})},
-              "execution": {"poll_interval_seconds": 0.2, "wait_seconds": 1, "order_interval_seconds": 0.1,
+              "execution": {"poll_interval_sec": 0.2, "wait_sec": 1, "order_interval_sec": 0.1,
                             **(execution or {})}, **(extra or {})}
     return TokenSession(r, keys, feed, v.executor, WORKER, v.token, epoch, params, books)
 
@@ -217,7 +217,7 @@ async def test_a_session_fenced_while_its_order_rests_cancels_that_order_only(
     """One account, two owners in turn: the superseded session must not cancel the new owner's
     orders on the token (a cancel by token would), only its own resting one."""
     v, feed = sim_venue
-    s = session(r, keys, feed, v, 1, execution={"wait_seconds": 30})
+    s = session(r, keys, feed, v, 1, execution={"wait_sec": 30})
     await own(r, keys, v.token, 1)
     await v.executor.prepare(v.token)
     mine = await v.executor.place(v.token, "BUY", 0.30, 5, 0.01, "GTC")  # far below the ask: rests

@@ -26,12 +26,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from shared.fleet import ACTIVE_STATES
 from shared.messages import stable_id
 
 DECISION_KINDS = ("token.queued", "token.rejected", "signal.ignored", "token.dequeued", "token.exiting",
                   "token.exit_queued")
 ASSIGN_KINDS = ("token.starting", "token.reassigned")
-ACTIVE_STATES = ("starting", "running", "exiting")
 EXAMPLES = 5
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.orchestrator.assignment import WorkerView, pick_taker, pick_worker
+from services.orchestrator.assignment import pick_taker, pick_worker
 from services.orchestrator.decisions import (
     BuyContext,
     TokenView,
@@ -17,6 +17,7 @@ from services.orchestrator.positions import Book
 from services.orchestrator.risk import planned_notional
 from services.orchestrator.scheduling import exits_to_run, tokens_to_start
 from shared.config import RiskSection
+from shared.fleet import WorkerView
 from shared.messages import Signal
 from shared.venue.errors import UnknownMarketVersion
 from shared.venue.ids import v2_condition_id, v2_position_id
