@@ -113,8 +113,8 @@ def parse_trade(row: Any) -> Trade:
     ts = _number(_pick(n, _TIMESTAMP), "timestamp")
     if ts >= _MS_THRESHOLD:
         ts /= 1000
-    if ts <= 0:
-        raise BadTrade(f"timestamp {ts} is not positive")
+    if ts < 1:  # (0, 1) would become second 0
+        raise BadTrade(f"timestamp {ts} is not a positive epoch second")
     return Trade(
         account=_text(_pick(n, _ACCOUNT)).lower(), side=side,  # type: ignore[arg-type]
         token_id=str(token), size=size, price=price, timestamp=int(ts),

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -142,7 +141,12 @@ async def test_kill_9_of_the_orchestrator_mid_burst_loses_nothing_and_doubles_no
         await eventually(all_started, timeout=90, interval=0.2, what="every token started")
         print(f"\norchestrator kill -9 after {decided_at_kill}/{n_signals} decisions; the new instance finished "
               f"the burst {time.monotonic() - restarted_at:.2f}s after it was started")
-        await asyncio.sleep(1.0)  # anything still to be (wrongly) applied twice lands now
+        # Anything still to be (wrongly) applied twice would come from an entry not acked yet: wait
+        # until none is pending, then for two more steps of the leader (each renews its lease).
+        await eventually(lambda: _none_pending(r, keys), timeout=30, what="every signal acked")
+        for _ in range(2):
+            ttl = await r.pttl(keys.orchestrator_leader())
+            await eventually(lambda ttl=ttl: _renewed(r, keys, ttl), timeout=10, what="a leader step")
         queued = Counter(f["token_id"] for _, f in await r.xrange(keys.events()) if f["kind"] == "token.queued")
         starts = Counter()
         for w in ("w1", "w2"):
@@ -164,3 +168,11 @@ async def test_kill_9_of_the_orchestrator_mid_burst_loses_nothing_and_doubles_no
         first.stop()
         if second:
             second.stop()
+
+
+async def _none_pending(r: aioredis.Redis, keys: Keys) -> bool:
+    return bool((await r.xpending(keys.signals(), "orchestrator"))["pending"] == 0)
+
+
+async def _renewed(r: aioredis.Redis, keys: Keys, ttl_before: int) -> bool:
+    return bool(await r.pttl(keys.orchestrator_leader()) > ttl_before)

@@ -110,7 +110,9 @@ def test_blacklist_keyword_and_regex_entries_match_title_or_slug() -> None:
 
 
 def test_source_account_is_a_blacklist_key() -> None:
-    assert blacklist_reason(["tok", "0xWHALE"], [], ("0xwhale",), {}, 0) is not None
+    assert blacklist_reason(["tok", "0xWHALE"], [], ("0xwhale",), {}, 0) == "0xwhale is in risk.blacklist_token_keys"
+    runtime = {"0xWhale": ("stopped following", 0)}
+    assert blacklist_reason(["tok", "0xwhale"], [], (), runtime, 0) == "0xWhale: stopped following"
 
 
 def test_pick_worker_prefers_least_loaded_live_worker_with_room() -> None:
