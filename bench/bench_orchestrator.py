@@ -36,7 +36,7 @@ from shared.redisio.client import make_client
 
 WORKERS = ("w1", "w2", "w3", "w4")
 SETTINGS: dict[str, object] = {
-    "scheduler": {"max_concurrent_jobs": 1_000_000, "poll_interval_seconds": 0.05},
+    "scheduler": {"max_concurrent_jobs": 1_000_000, "poll_interval_sec": 0.05},
     "risk": {"max_notional_total": 1e9, "max_notional_per_token": 1_000,
              "blacklist_token_keys": ["kw:forbidden", "0xdeadbeef", "some-banned-slug", "re:^never"]},
     "workers": {"capacity": 1_000_000, "lease_ms": 600_000},

@@ -177,7 +177,7 @@ class System:
                           "poll_interval_sec": 2.0, "rtds_enabled": True},
             "workers": {"lease_ms": 5000, "heartbeat_interval_sec": 1.0,
                         "capacity": s.tokens // s.workers + 100},
-            "scheduler": {"poll_interval_seconds": 0.2, "max_concurrent_jobs": s.tokens + 500},
+            "scheduler": {"poll_interval_sec": 0.2, "max_concurrent_jobs": s.tokens + 500},
             "cooldown": {"cooldown_sec_per_token": 0},
             "risk": {"max_notional_total": 1_000_000_000.0, "max_notional_per_token": 100.0},
             "maker_strategy": {"order_size": 10, "drop_pct": 0.0, "profit_pct": 0.9,

@@ -67,7 +67,7 @@ TICKS_PER_BATCH_PERIOD = 0.005  # the publisher sends a pipeline every 5 ms
 NO_ORDER_PARAMS: dict[str, Any] = {"maker_strategy": {"drop_pct": 0.5, "profit_pct": 0.5, "order_size": 10}}
 ORDER_PARAMS: dict[str, Any] = {
     "maker_strategy": {"drop_pct": 0.1, "profit_pct": 0.1, "order_size": 10, "reject_cooldown_sec": 0},
-    "execution": {"wait_seconds": 0, "order_interval_seconds": 0, "retry_attempts": 0, "poll_interval_seconds": 0.5},
+    "execution": {"wait_sec": 0, "order_interval_sec": 0, "retry_attempts": 0, "poll_interval_sec": 0.5},
 }
 
 

@@ -26,6 +26,7 @@ from cli.token import pending_cell
 from cli.token import register as register_token
 from shared.clock import now_ms
 from shared.config import redis_url
+from shared.fleet import queue_worker_reads, worker_views
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys, keys_from_env
 
 app = typer.Typer(help="Operate a polyfleet deployment.", no_args_is_help=True)
@@ -73,11 +74,10 @@ def render_status(r: redis.Redis, k: Keys, limit: int = 20) -> Group:
     for _, token_id in shown:
         pipe.hgetall(k.token(token_id))
     for wid in worker_ids:
-        pipe.hgetall(k.worker(wid))
-        pipe.pttl(k.worker_lease(wid))
+        queue_worker_reads(pipe, k, wid)
     second = pipe.execute()
-    token_rows, worker_rows = second[:len(shown)], second[len(shown):]
-    worker_info = {wid: (worker_rows[2 * i], worker_rows[2 * i + 1]) for i, wid in enumerate(worker_ids)}
+    token_rows = second[:len(shown)]
+    worker_info = {w.worker_id: w for w in worker_views(worker_ids, second[len(shown):])}
 
     tokens = Table(title="tokens", expand=True)
     for col in ("token", "market", "state", "worker", "epoch", "started", "last beat", "position", "pending",
@@ -86,17 +86,16 @@ def render_status(r: redis.Redis, k: Keys, limit: int = 20) -> Group:
     for (state, token_id), h in zip(shown, token_rows, strict=True):
         market = f"{h.get('slug', '')} {h.get('outcome', '')}".strip()[:28] + f" {h.get('market_version') or 'v1'}"
         owner = h.get("owner", "")
-        beat = _age(worker_info.get(owner, ({}, 0))[0].get("last_beat"), now) if owner else ""
+        beat = _age(worker_info[owner].stamp("last_beat"), now) if owner in worker_info else ""
         tokens.add_row(_short(token_id), market, state, owner, h.get("epoch", ""), _ts(h.get("started_at")),
                        beat, h.get("position", ""), pending_cell(h), h.get("avg_cost", ""), h.get("realized_pnl", ""),
                        (h.get("last_event") or "")[:48])
     workers = Table(title="workers", expand=True)
     for col in ("worker", "alive", "load", "capacity", "draining", "last beat"):
         workers.add_column(col)
-    for wid in worker_ids:
-        h, lease = worker_info[wid]
-        workers.add_row(wid, "yes" if lease and lease > 0 else "[red]no[/red]", h.get("load", ""),
-                        h.get("capacity", ""), "yes" if h.get("draining") == "1" else "", _age(h.get("last_beat"), now))
+    for w in worker_info.values():
+        workers.add_row(w.worker_id, "yes" if w.alive else "[red]no[/red]", str(w.reported_load), str(w.capacity),
+                        "yes" if w.draining else "", _age(w.stamp("last_beat"), now))
     services = Table(title="services (heartbeats)", expand=True)
     for col in ("service", "instances", "last beat"):
         services.add_column(col)

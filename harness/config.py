@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.config import _deep_merge
+from shared.config import deep_merge
 
 
 def sim_polymarket(port: int) -> dict[str, str]:
@@ -29,6 +29,6 @@ def write_config(path: Path, sim_port: int, overrides: dict[str, object] | None 
         "monitoring": {"heartbeat_interval_sec": 1.0},
         "logging": {"level": "DEBUG"},
     }
-    data = _deep_merge(base, overrides or {})
+    data = deep_merge(base, overrides or {})
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

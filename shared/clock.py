@@ -12,15 +12,3 @@ def now_ms() -> int:
 def now_s() -> float:
     return time.time()
 
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
-        self.ms = start_ms
-
-    def now_ms(self) -> int:
-        return self.ms
-
-    def advance(self, seconds: float) -> None:
-        self.ms += int(seconds * 1000)

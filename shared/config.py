@@ -18,6 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.input_errors import InputError
+
 DEFAULT_CONFIG_PATH = "config/polyfleet.yaml"
 ENV_PREFIX = "PF__"
 # A well-known throwaway key, valid only against sim_exchange (it holds nothing on any chain).
@@ -42,12 +44,40 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader: no arbitrary objects
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """The configuration is invalid; the message names every offending key."""
 
 
 class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def refuse_renamed(data: Any, section: str, renamed: dict[str, str]) -> Any:
+    """A ``mode="before"`` check: a config that still has an old key fails naming its new name."""
+    if isinstance(data, dict):
+        old = [k for k in renamed if k in data]
+        if old:
+            raise ValueError("; ".join(f"{section}.{k} was renamed {section}.{renamed[k]}" for k in old)
+                             + " (every duration in seconds ends in _sec)")
+    return data
+
+
+# The execution keys docs/requirements.md (D3) spells with ``_seconds``, and their fields.
+EXECUTION_REQUIREMENT_NAMES = {"order_interval_seconds": "order_interval_sec", "wait_seconds": "wait_sec",
+                               "poll_interval_seconds": "poll_interval_sec"}
+
+
+def accept_requirement_names(data: Any, section: str, names: dict[str, str]) -> Any:
+    """A ``mode="before"`` step: keys that docs/requirements.md names with ``_seconds`` (users come
+    with configs that use them) are read as their ``_sec`` field; giving both spellings is refused."""
+    if isinstance(data, dict):
+        both = [k for k, new in names.items() if k in data and new in data]
+        if both:
+            raise ValueError("; ".join(f"{section}.{k} and {section}.{names[k]} are the same setting: give one"
+                                       for k in both))
+        if any(k in data for k in names):
+            data = {names.get(k, k): v for k, v in data.items()}
+    return data
 
 
 WalletKind = Literal["deposit", "eoa", "proxy", "safe"]
@@ -163,7 +193,12 @@ class SchedulerSection(Section):
     max_concurrent_jobs: int = Field(50, ge=1)
     max_concurrent_exit_jobs: int = Field(10, ge=1)
     topic_start_cooldown_sec: float = Field(0.0, ge=0)
-    poll_interval_seconds: float = Field(1.0, gt=0)
+    poll_interval_sec: float = Field(1.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return accept_requirement_names(data, "scheduler", {"poll_interval_seconds": "poll_interval_sec"})
 
 
 class RiskSection(Section):
@@ -223,11 +258,11 @@ class RunParamsSection(Section):
 class ExecutionSection(Section):
     order_slice_min: float = Field(5.0, gt=0)
     order_slice_max: float = Field(50.0, gt=0)
-    order_interval_seconds: float = Field(0.5, ge=0)
+    order_interval_sec: float = Field(0.5, ge=0)
     retry_attempts: int = Field(3, ge=0)
     price_tolerance_step: float = Field(0.01, ge=0)
-    wait_seconds: float = Field(5.0, ge=0)
-    poll_interval_seconds: float = Field(0.5, gt=0)
+    wait_sec: float = Field(5.0, ge=0)
+    poll_interval_sec: float = Field(0.5, gt=0)
     sell_mode: Literal["aggressive", "conservative"] = "conservative"
     aggressive_step: float = Field(0.01, ge=0)
     aggressive_timeout: float = Field(30.0, ge=0)
@@ -235,12 +270,17 @@ class ExecutionSection(Section):
     exit_floor_price: float = Field(0.01, ge=0, le=1)
     # Trades settle after the match (docs/venue.md T1-T2): a SELL of shares bought moments ago waits
     # this long for their trades to settle (a session's close waits as long for its last trades),
-    # reading their status every settle_poll_seconds meanwhile.
-    settle_wait_seconds: float = Field(120.0, ge=0)
-    settle_poll_seconds: float = Field(1.0, gt=0)
+    # reading their status every settle_poll_sec meanwhile.
+    settle_wait_sec: float = Field(120.0, ge=0)
+    settle_poll_sec: float = Field(1.0, gt=0)
     # The weekly restart (425) and the post-only window after it (docs/venue.md O1-O2) are waited
     # out, without counting as a refusal, for at most this long per order.
-    venue_window_max_seconds: float = Field(300.0, ge=0)
+    venue_window_max_sec: float = Field(300.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return accept_requirement_names(data, "execution", EXECUTION_REQUIREMENT_NAMES)
 
 
 class MakerStrategyDefaultsSection(Section):
@@ -426,10 +466,16 @@ class ApiSection(Section):
 
 class RetryStrategySection(Section):
     max_attempts: int = Field(5, ge=1)
-    initial_backoff_seconds: float = Field(0.5, ge=0)
+    initial_backoff_sec: float = Field(0.5, ge=0)
     backoff_multiplier: float = Field(2.0, ge=1)
-    max_backoff_seconds: float = Field(30.0, ge=0)
+    max_backoff_sec: float = Field(30.0, ge=0)
     jitter_fraction: float = Field(0.2, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return refuse_renamed(data, "retry_strategy", {"initial_backoff_seconds": "initial_backoff_sec",
+                                                       "max_backoff_seconds": "max_backoff_sec"})
 
 
 class MonitoringSection(Section):
@@ -596,11 +642,12 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     return tree
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base``: nested mappings merge key by key, anything else replaces."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -631,7 +678,7 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
     """Read the YAML file (if any), apply ``PF__`` env overrides, validate. Raises ConfigError."""
     env = dict(os.environ if environ is None else environ)
     file_path = Path(path) if path is not None else config_path(env)
-    data = _deep_merge(read_yaml(file_path), _env_overrides(env))
+    data = deep_merge(read_yaml(file_path), _env_overrides(env))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
@@ -656,9 +703,10 @@ def merge_strategy_params(settings: Settings, token_id: str, slug: str = "") -> 
         layers.append(settings.maker_strategy_defaults.topics[token_id])
     for layer in layers:
         over = dict(layer)
-        run_params = _deep_merge(run_params, over.pop("run_params", {}) or {})
-        execution = _deep_merge(execution, over.pop("execution", {}) or {})
-        strategy = _deep_merge(strategy, over)
+        run_params = deep_merge(run_params, over.pop("run_params", {}) or {})
+        execution = deep_merge(execution, accept_requirement_names(
+            over.pop("execution", {}) or {}, "execution", EXECUTION_REQUIREMENT_NAMES))
+        strategy = deep_merge(strategy, over)
     try:
         merged = {
             "maker_strategy": MakerStrategySection.model_validate(strategy).model_dump(),

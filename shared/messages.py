@@ -24,13 +24,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from shared.input_errors import InputError
+
 Side = Literal["BUY", "SELL"]
 # A venue trade's settlement status (docs/venue.md T1): MATCHED -> MINED -> CONFIRMED, or (the
 # transaction failed) RETRYING -> FAILED. Only CONFIRMED and FAILED are final.
 TradeStatusName = Literal["MATCHED", "MINED", "RETRYING", "CONFIRMED", "FAILED"]
 
 
-class MessageError(ValueError):
+class MessageError(InputError):
     """A stream entry that cannot become a message: log, count, ack, skip."""
 
 

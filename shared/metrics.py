@@ -42,11 +42,6 @@ def metrics_port(service: str, settings: Settings, environ: dict[str, str] | Non
     return settings.monitoring.metrics_port_base + PORT_OFFSETS.get(service, OTHER_OFFSET)
 
 
-def bound_port() -> int | None:
-    """The port this process serves /metrics on (None when metrics are off)."""
-    return _bound.get("port")
-
-
 def start_metrics(service: str, instance: str, settings: Settings) -> int | None:
     """Serve /metrics for this process (once); returns the port, or None when disabled."""
     if not settings.monitoring.metrics_enabled:

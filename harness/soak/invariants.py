@@ -26,12 +26,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from shared.fleet import ACTIVE_STATES
 from shared.messages import stable_id
 
 DECISION_KINDS = ("token.queued", "token.rejected", "signal.ignored", "token.dequeued", "token.exiting",
                   "token.exit_queued")
 ASSIGN_KINDS = ("token.starting", "token.reassigned")
-ACTIVE_STATES = ("starting", "running", "exiting")
 EXAMPLES = 5
 
 
@@ -48,19 +48,23 @@ def check_signals(sim_trades: Iterable[dict[str, Any]], signals: Iterable[tuple[
     expected = Counter(trade_key(t["proxyWallet"], t["transactionHash"], t["asset"], t["side"], t["size"], t["price"])
                        for t in sim_trades)
     got: Counter[tuple[str, ...]] = Counter()
-    ids: Counter[str] = Counter()
+    ids: set[str] = set()
+    duplicated = 0  # entries that repeat an earlier one, by trade key or by signal id (each counted once)
     for _, f in signals:
         if f.get("source") == "screen":
             continue
-        got[trade_key(f["account"], f.get("tx_hash", ""), f["token_id"], f["side"], f["size"], f["price"])] += 1
-        ids[f["id"]] += 1
+        key = trade_key(f["account"], f.get("tx_hash", ""), f["token_id"], f["side"], f["size"], f["price"])
+        got[key] += 1
+        if f["id"] in ids or (key in expected and got[key] > expected[key]):
+            duplicated += 1
+        ids.add(f["id"])
     lost = [k for k in expected if got[k] < expected[k]]
     dup_keys = [k for k in got if got[k] > expected.get(k, 0) and k in expected]
     unexpected = [k for k in got if k not in expected]
     return {
         "sim_trades": sum(expected.values()), "signals": sum(got.values()),
         "lost": sum(max(0, expected[k] - got[k]) for k in expected),
-        "duplicated": sum(got[k] - expected[k] for k in dup_keys) + sum(n - 1 for n in ids.values() if n > 1),
+        "duplicated": duplicated,
         "unexpected": sum(got[k] for k in unexpected),
         "examples": {"lost": lost[:EXAMPLES], "duplicated": dup_keys[:EXAMPLES], "unexpected": unexpected[:EXAMPLES]},
     }

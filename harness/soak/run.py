@@ -49,10 +49,10 @@ from harness import (
 from harness.soak import invariants as inv
 from harness.soak.leaks import SoakSecrets, find_leaks
 from harness.soak.webhook import WebhookReceiver
+from shared.fleet import ACTIVE_STATES
 from shared.keys import Keys
 
 NS = "pf"
-ACTIVE = ("starting", "running", "exiting")
 
 
 @dataclass
@@ -117,14 +117,14 @@ class Soak:
             "copytrade": {"targets": [{"account": w, "min_size": 0} for w in self.wallets],
                           "poll_interval_sec": 0.5, "rtds_enabled": True},
             "workers": {"lease_ms": s.lease_ms, "heartbeat_interval_sec": 0.3, "capacity": 60},
-            "scheduler": {"poll_interval_seconds": 0.2, "max_concurrent_jobs": 60},
+            "scheduler": {"poll_interval_sec": 0.2, "max_concurrent_jobs": 60},
             "cooldown": {"cooldown_sec_per_token": 0},
             # the random trading loses money: with the default 200 $ daily loss limit an hour's soak
             # spent most of its time in reduce_only (no new sessions); the limit is tested elsewhere
             "risk": {"max_notional_total": 1_000_000.0, "max_notional_per_token": 100.0,
                      "max_daily_loss": 1_000_000.0},
             "maker_strategy": {"order_size": 10, "drop_pct": 0.01, "profit_pct": 0.02},
-            "execution": {"poll_interval_seconds": 0.3, "wait_seconds": 4},
+            "execution": {"poll_interval_sec": 0.3, "wait_sec": 4},
             "logging": {"level": "INFO"},
             "api": {"host": "127.0.0.1", "port": self.api_port, "control_wait_sec": 10},
             "alerts": {"enabled": True, "check_interval_sec": 1.0, "dedup_sec": 10, "max_per_minute": 30},
@@ -510,7 +510,7 @@ class Soak:
             "orphans": inv.check_orphans(sim_orders, tokens, live),
             "positions": await self._positions(sim_orders),
             "reassignment": inv.reassignment_times([k for k in kills if k.get("tokens")], events),
-            "tokens_active_at_end": sum(1 for t in tokens.values() if t.get("state") in ACTIVE),
+            "tokens_active_at_end": sum(1 for t in tokens.values() if t.get("state") in ACTIVE_STATES),
             "tokens_traded": len({o["token_id"] for o in sim_orders}),
             "kills_fast": sum(1 for k in kills if k.get("fast")),
             "gateway": self._gateway_figures(),

@@ -25,6 +25,7 @@ from services.alerter.rules import (
 )
 from shared.clock import now_ms
 from shared.config import ConfigError, Settings, load_secrets
+from shared.fleet import queue_worker_reads, worker_views
 from shared.keys import GROUP_ALERTER, REQUESTER_ORCHESTRATOR
 from shared.messages import AuditEvent
 from shared.redisio import StreamConsumer
@@ -113,14 +114,12 @@ class AlerterService(RedisService):
         ids = sorted(await self.redis.smembers(k.workers()))
         pipe = self.redis.pipeline(transaction=False)
         for wid in ids:
-            pipe.exists(k.worker_lease(wid))
-            pipe.scard(k.worker_tokens(wid))
+            queue_worker_reads(pipe, k, wid)
         pipe.scard(k.gw_want(REQUESTER_ORCHESTRATOR))
         pipe.exists(k.gw_alive())
         rows = await pipe.execute()
-        workers = {wid: (rows[2 * i] == 1, int(rows[2 * i + 1])) for i, wid in enumerate(ids)}
         ts = now_ms()
-        out = self.workers.observe(workers, ts)
+        out = self.workers.observe({w.worker_id: (w.alive, w.assigned) for w in worker_views(ids, rows)}, ts)
         wanted, alive = int(rows[-2]), rows[-1] == 1
         gateways = await healthy_instances(self.redis, k, "ws_gateway")
         frames = sum(float(b.get("frames_per_sec") or 0) for b in gateways)

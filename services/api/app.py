@@ -25,6 +25,7 @@ from services.api import control, reads
 from services.api.live import LiveHub
 from shared.clock import now_ms
 from shared.config import Secrets, Settings, redis_url
+from shared.fleet import LIVE_STATES
 from shared.keys import TOKEN_STATES, Keys
 
 STATIC = Path(__file__).parent / "static"
@@ -177,7 +178,7 @@ def create_app(settings: Settings, r: aioredis.Redis, keys: Keys, secrets: Secre
     @app.get("/api/tokens", dependencies=auth, tags=["tokens"], summary="Tokens with state, position and PnL")
     async def tokens(state: Annotated[list[str] | None, Query(description="repeat to give several")] = None,
                      limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
-        states = tuple(state or (*reads.LIVE_STATES, *(s for s in TOKEN_STATES if s not in reads.LIVE_STATES)))
+        states = tuple(state or (*LIVE_STATES, *(s for s in TOKEN_STATES if s not in LIVE_STATES)))
         bad = [s for s in states if s not in TOKEN_STATES]
         if bad:
             raise HTTPException(422, f"unknown state {bad[0]!r}; one of {', '.join(TOKEN_STATES)}")

@@ -17,6 +17,7 @@ from loguru import logger
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.fleet import WORKER_READS, queue_worker_reads, worker_views
 from shared.keys import GROUP_ORCHESTRATOR, TOKEN_STATES, Keys
 
 STREAMS = ("signals", "orders", "fills", "events", "control", "sessions", "opportunities")
@@ -71,25 +72,25 @@ class FleetCollector(Collector):
         pipe = self.r.pipeline(transaction=False)
         ids = sorted(workers)
         for wid in ids:
-            pipe.exists(k.worker_lease(wid))
-            pipe.scard(k.worker_tokens(wid))
+            queue_worker_reads(pipe, k, wid)
         for name in GROUPED:
             pipe.xinfo_groups(getattr(k, name)())
         rows = pipe.execute(raise_on_error=False)
-        alive = sum(1 for i in range(len(ids)) if rows[2 * i] == 1)
+        views = worker_views(ids, rows)
+        alive = sum(1 for v in views if v.alive)
         w = GaugeMetricFamily("polyfleet_workers", "Registered workers by liveness (lease present)", labels=["alive"])
         w.add_metric(["true"], alive)
         w.add_metric(["false"], len(ids) - alive)
         yield w
         load = GaugeMetricFamily("polyfleet_worker_tokens", "Tokens assigned to each worker", labels=["worker"])
-        for i, wid in enumerate(ids):
-            load.add_metric([wid], rows[2 * i + 1])
+        for v in views:
+            load.add_metric([v.worker_id], v.assigned)
         yield load
         lag = GaugeMetricFamily("polyfleet_consumer_lag", "Entries not yet delivered to the orchestrator group",
                                 labels=["stream"])
         pending = GaugeMetricFamily("polyfleet_consumer_pending", "Entries delivered but not acked yet",
                                     labels=["stream"])
-        for name, groups in zip(GROUPED, rows[2 * len(ids):], strict=True):
+        for name, groups in zip(GROUPED, rows[WORKER_READS * len(ids):], strict=True):
             if isinstance(groups, Exception):
                 continue
             for g in groups:

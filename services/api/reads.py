@@ -11,10 +11,10 @@ import redis.asyncio as aioredis
 
 from services.api.pnl import as_float, mark_price, series_from_fills, unrealized
 from shared.clock import now_ms
+from shared.fleet import read_workers
 from shared.keys import REQUESTER_ORCHESTRATOR, TOKEN_STATES, Keys
 from shared.ledger import Ledger, LedgerFill
 
-LIVE_STATES = ("queued", "starting", "running", "exiting")
 PNL_SERIES_FILLS = 20_000  # the PnL chart is rebuilt from at most this many latest fills
 TOKEN_TRADES = 100  # a token's detail lists at most this many of the fills its ledger still holds
 
@@ -149,26 +149,11 @@ async def token_detail(r: aioredis.Redis, k: Keys, token_id: str) -> dict[str, A
 
 
 async def workers(r: aioredis.Redis, k: Keys) -> list[dict[str, Any]]:
-    ids = sorted(await r.smembers(k.workers()))
-    if not ids:
-        return []
-    pipe = r.pipeline(transaction=False)
-    for wid in ids:
-        pipe.hgetall(k.worker(wid))
-        pipe.pttl(k.worker_lease(wid))
-        pipe.scard(k.worker_tokens(wid))
-    rows = await pipe.execute()
-    out = []
-    for i, wid in enumerate(ids):
-        h, lease_ms, assigned = rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]
-        out.append({
-            "worker_id": wid, "alive": lease_ms is not None and lease_ms > 0, "lease_ms": max(lease_ms or 0, 0),
-            "assigned": assigned, "load": int(as_float(h.get("load"))), "capacity": int(as_float(h.get("capacity"))),
-            "draining": h.get("draining", "0") not in ("0", "", "false"), "host": h.get("host", ""),
-            "pid": h.get("pid", ""), "started": int(as_float(h.get("started"))) or None,
-            "last_beat": int(as_float(h.get("last_beat"))) or None,
-        })
-    return out
+    return [{
+        "worker_id": w.worker_id, "alive": w.alive, "lease_ms": w.lease_ms, "assigned": w.assigned,
+        "load": w.reported_load, "capacity": w.capacity, "draining": w.draining, "host": w.fields.get("host", ""),
+        "pid": w.fields.get("pid", ""), "started": w.stamp("started"), "last_beat": w.stamp("last_beat"),
+    } for w in await read_workers(r, k)]
 
 
 async def heartbeats(r: aioredis.Redis, k: Keys) -> list[dict[str, Any]]:

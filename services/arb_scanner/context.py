@@ -26,9 +26,9 @@ from shared.venue.environment import VenueEnvironment, resolve_environment
 
 SERVICE = "arb_scanner"
 # the rooms' counters, reported in the heartbeat (the tick feed's own are added there)
-STATS = ("ticks", "evaluations", "published", "opportunities_open", "depth_fetches", "depth_errors", "bad_books",
+STATS = ("ticks", "evaluations", "rescans", "published", "opportunities_open", "depth_fetches", "depth_errors", "bad_books",
          "executions", "execution_refusals", "catalogue_sets", "catalogue_skipped", "catalogue_errors", "held_sets",
-         "redeemed", "redeem_errors")
+         "resolution_checks", "redeemed", "redeem_errors")
 
 
 class ScanContext:

@@ -174,6 +174,7 @@ class TickEvaluation:
                 s = self.ctx.sets.get(set_id)
                 if s is not None:
                     await self.evaluate_set(s)
+            self.ctx.stats["rescans"] += 1
 
     # ---- publishing -----------------------------------------------------------------------------
     async def publish(self, s: ArbSet, emit: Emit, from_books: bool, arrived: float | None) -> None:

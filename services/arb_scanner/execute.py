@@ -35,8 +35,8 @@ from shared.venue.ids import system_of
 from shared.venue.taker import TakeResult, TakerOrders
 
 # a merge short of shares: retried after 0.5 s, 1 s, 2 s ... 8 s, until merge_retry_sec has passed
-MERGE_BACKOFF = Backoff(max_attempts=1_000_000, initial_backoff_seconds=0.5, backoff_multiplier=2.0,
-                        max_backoff_seconds=8.0, jitter_fraction=0.2)
+MERGE_BACKOFF = Backoff(max_attempts=1_000_000, initial_backoff_sec=0.5, backoff_multiplier=2.0,
+                        max_backoff_sec=8.0, jitter_fraction=0.2)
 
 
 @dataclass

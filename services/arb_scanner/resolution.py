@@ -31,6 +31,7 @@ class ResolutionWatch:
                 continue
             try:
                 await self.check_resolutions()
+                self.ctx.stats["resolution_checks"] += 1
             except Exception:  # the loop outlives one bad check; the next retries
                 logger.exception("resolution check failed")
 

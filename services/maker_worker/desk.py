@@ -92,7 +92,7 @@ class OrderDesk:
         self.min_size = min_size  # the market's own resting minimum (START params), for every order
         self.intent_seq = 0
         self.trades = TradeFollower(executor, lambda: host.strategy, host.snapshot, token_id, epoch, worker_id)
-        self.reads = VenueReads(executor, token_id, self.trades, stop_requested, execution.venue_window_max_seconds)
+        self.reads = VenueReads(executor, token_id, self.trades, stop_requested, execution.venue_window_max_sec)
         self.fills = FillBook(host, executor, self.trades, token_id, epoch, worker_id, self.reads.pause)
         self.watch = OrderWatch(executor, self.reads, self.fills, host, execution, token_id, stop_requested,
                                 self._emit_order)
@@ -159,16 +159,16 @@ class OrderDesk:
 
     async def settle_buys(self) -> None:
         """Before a SELL: shares bought moments ago are in the wallet only once their trades settle
-        (docs/venue.md T2), so wait for the pending BUYs (at most ``settle_wait_seconds``). A BUY
+        (docs/venue.md T2), so wait for the pending BUYs (at most ``settle_wait_sec``). A BUY
         whose trade FAILED is voided meanwhile: what never came is not sold."""
         x = self.execution
         if self.trades.pending.buys():
-            await self.trades.wait(True, x.settle_wait_seconds, x.settle_poll_seconds, self.pause,
+            await self.trades.wait(True, x.settle_wait_sec, x.settle_poll_sec, self.pause,
                                    self.stop_requested.is_set)
 
     async def _work(self, work: OrderWork) -> None:
         first = True
-        window = VenueWindow(self.execution.venue_window_max_seconds, self.pause)
+        window = VenueWindow(self.execution.venue_window_max_sec, self.pause)
         while not work.done:
             if self.stop_requested.is_set():
                 work.gave_up = "stopped"
@@ -177,7 +177,7 @@ class OrderDesk:
                 work.gave_up = "exit requested"
                 return
             if not first:
-                await self.pause(self.execution.order_interval_seconds)
+                await self.pause(self.execution.order_interval_sec)
             first = False
             tick_size, bid, ask = self.top()
             held = None
@@ -195,7 +195,7 @@ class OrderDesk:
                 if await window.wait(placed.restriction, placed.retry_after, f"{placement.side} order"):
                     first = True  # the window's pause was the interval
                     continue
-                work.gave_up = f"venue {placed.restriction} for over {self.execution.venue_window_max_seconds:g}s"
+                work.gave_up = f"venue {placed.restriction} for over {self.execution.venue_window_max_sec:g}s"
                 return
             window.over()
             affordable = None

@@ -82,9 +82,9 @@ def fit_to_venue(side: str, price: float, size: float, marketable: bool,
     return size, ""
 
 
-def order_type(size: float, wait_seconds: float, min_size: float = DEFAULT_MIN_SIZE) -> str:
+def order_type(size: float, wait_sec: float, min_size: float = DEFAULT_MIN_SIZE) -> str:
     """GTC when the rest may wait for fills; FAK when there is no wait or it is too small to rest."""
-    return "GTC" if wait_seconds > 0 and size >= min_size - EPS else "FAK"
+    return "GTC" if wait_sec > 0 and size >= min_size - EPS else "FAK"
 
 
 def is_marketable(side: str, price: float, bid: float | None, ask: float | None) -> bool:
@@ -190,7 +190,7 @@ class OrderWork:
                 else:
                     self.gave_up = why
                 return None
-            return Placement(self.side, price, size, order_type(size, self.x.wait_seconds, self.min_size),
+            return Placement(self.side, price, size, order_type(size, self.x.wait_sec, self.min_size),
                              self.slice_no, self.attempt, marketable)
         return None
 

@@ -55,7 +55,7 @@ class OrderWatch:
         until = loop.time() + DELAYED_WAIT_S
         status: OrderStatus | None = None
         while loop.time() < until and not self.stop_requested.is_set():
-            await self.reads.pause(self.execution.poll_interval_seconds)
+            await self.reads.pause(self.execution.poll_interval_sec)
             status = await self.reads.read("order status", lambda: self.ex.order_status(order_id))
             if status is not None and status.status.upper() != DELAYED:
                 break
@@ -71,7 +71,7 @@ class OrderWatch:
     # --- a resting order --------------------------------------------------------------------------
 
     async def await_fills(self, p: Placement, order_id: str, intent_id: str, known: Matched) -> Matched:
-        """Poll a resting order every ``poll_interval_seconds`` for ``wait_seconds``; book each new
+        """Poll a resting order every ``poll_interval_sec`` for ``wait_sec``; book each new
         fill; then cancel what is left and book what filled before the cancel landed."""
         self.resting_order = order_id  # left set if this raises (Fenced): the session cancels it then
         known = await self._watch_resting(p, order_id, intent_id, known)
@@ -81,10 +81,10 @@ class OrderWatch:
     async def _watch_resting(self, p: Placement, order_id: str, intent_id: str, known: Matched) -> Matched:
         x = self.execution
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + x.wait_seconds
+        deadline = loop.time() + x.wait_sec
         status = None
         while loop.time() < deadline and not self.stop_requested.is_set():
-            await self.reads.pause(min(x.poll_interval_seconds, max(0.0, deadline - loop.time())))
+            await self.reads.pause(min(x.poll_interval_sec, max(0.0, deadline - loop.time())))
             await self.owner.check_owner()  # superseded while resting (e.g. our lease lapsed): stop now
             status = await self.reads.read("order status", lambda: self.ex.order_status(order_id))
             if status is not None:
@@ -96,7 +96,7 @@ class OrderWatch:
             status = await self.reads.read("order status", lambda: self.ex.order_status(order_id))
             if status is not None:
                 known = await self._book(p, status, intent_id, known)
-            await self.emit(intent_id, order_id, p, "cancelled", "rest cancelled after wait_seconds")
+            await self.emit(intent_id, order_id, p, "cancelled", "rest cancelled after wait_sec")
         return known
 
     async def _book(self, p: Placement, status: OrderStatus, intent_id: str, known: Matched) -> Matched:

@@ -33,6 +33,7 @@ from services.maker_worker.resume import resume
 from services.maker_worker.volatility import VolatilityStrategy
 from shared.clock import now_ms
 from shared.config import ConfigError, ExecutionSection, MakerStrategySection, RunParamsSection
+from shared.fleet import DUST
 from shared.keys import STREAM_MAXLEN, Keys
 from shared.messages import Fill, SessionReport, TradeStatus, stable_id
 from shared.redisio import add_message
@@ -40,7 +41,6 @@ from shared.tickfeed import TickFeed
 from shared.ticks import Tick
 from shared.venue.errors import VenueSetupError
 
-DUST = 0.01  # shares below this cannot be sold (two-decimal sizes)
 SNAPSHOT_EVERY_MS = 5_000  # the drop window changes on every tick; persist it at most this often
 
 
@@ -155,7 +155,7 @@ class TokenSession:
             await self.feed.remove(self.token_id)
 
     async def _trade_until_exit(self) -> None:
-        """Ticks (or, without them, a timer every ``poll_interval_seconds``) into the strategy; its
+        """Ticks (or, without them, a timer every ``poll_interval_sec``) into the strategy; its
         intents out to the venue. Ends on EXIT/STOP, or when a deadline liquidation has finished.
 
         When the feed is stale (B6) the token is polled over REST by the worker's shared
@@ -163,7 +163,7 @@ class TokenSession:
         while not (self.exit_requested.is_set() or self.stop_requested.is_set()):
             self._choose_source()
             tick = await self.feed.next_tick(self.token_id, self.last_feed_tick,
-                                             timeout=self.execution.poll_interval_seconds)
+                                             timeout=self.execution.poll_interval_sec)
             # The first feed tick is the pf:book hash read at subscribe: its ts_recv is its age, not a latency.
             measured = tick is not None and self.last_feed_tick is not None
             if tick is not None:
@@ -182,7 +182,7 @@ class TokenSession:
                     self.decisions.add(time.time() * 1000 - tick.ts_recv)
             if intent is not None:
                 await self.desk.execute(intent)
-            elif now - self.trades_ms >= self.execution.settle_poll_seconds * 1000 and self.desk.trades.pending:
+            elif now - self.trades_ms >= self.execution.settle_poll_sec * 1000 and self.desk.trades.pending:
                 self.trades_ms = now  # our trades followed until they settle (a FAILED one voided)
                 await self.desk.trades.refresh()
             elif now - self.snapshot_ms >= SNAPSHOT_EVERY_MS:
@@ -216,14 +216,14 @@ class TokenSession:
     async def _liquidate(self) -> None:
         """EXIT: sell what the venue says is held, from the current bid down by price_tolerance_step
         per attempt (exit_sell_mode aggressive), never below exit_floor_price; several rounds. Then
-        wait (at most settle_wait_seconds) for the session's trades to settle, so the closed report
+        wait (at most settle_wait_sec) for the session's trades to settle, so the closed report
         says what settled: a SELL whose trade FAILED gives its shares back, and they are sold once more."""
         x = self.execution
         self.strategy.request_exit("exit")
         for _ in range(2):
             failed = self.desk.trades.failed
             await self._liquidation_rounds()
-            await self.desk.trades.wait(False, x.settle_wait_seconds, x.settle_poll_seconds, self.desk.pause,
+            await self.desk.trades.wait(False, x.settle_wait_sec, x.settle_poll_sec, self.desk.pause,
                                         self.stop_requested.is_set)
             self.strategy.reconcile(await self.desk.venue_position(), now_ms())
             if self.position < self.strategy.dust or self.stop_requested.is_set() or self.desk.trades.failed == failed:
@@ -239,7 +239,7 @@ class TokenSession:
             if intent is None:
                 return
             await self.desk.execute(intent)
-            await self.desk.pause(self.execution.order_interval_seconds)
+            await self.desk.pause(self.execution.order_interval_sec)
 
     # --- ownership -------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
   answer), after a growing pause, so neither a liquidation nor a resting order's watch is
   abandoned over one 429 or a 503 storm; a trading window (the weekly restart's 425, docs/venue.md
   O1-O2) is waited out without spending those attempts, for at most
-  ``execution.venue_window_max_seconds``.
+  ``execution.venue_window_max_sec``.
 * The position comes in two readings, both consistent with the session's pending trades
   (:mod:`services.maker_worker.trades`): :meth:`VenueReads.position` is what the venue will hold
   once they settle (its settled balance, plus the shares pending BUYs bring, less what pending
@@ -30,11 +30,11 @@ from services.maker_worker.trades import TradeFollower
 from shared.backoff import Backoff
 
 VENUE_READ_ATTEMPTS = 6  # position reads: about 20 s of retries before a session gives up
-VENUE_READ_BACKOFF = Backoff(max_attempts=VENUE_READ_ATTEMPTS, initial_backoff_seconds=0.5, backoff_multiplier=2.0,
-                             max_backoff_seconds=8.0, jitter_fraction=0.2)
+VENUE_READ_BACKOFF = Backoff(max_attempts=VENUE_READ_ATTEMPTS, initial_backoff_sec=0.5, backoff_multiplier=2.0,
+                             max_backoff_sec=8.0, jitter_fraction=0.2)
 # the weekly restart lasts about 90 s, its post-only window 2 minutes (O1-O2): ask every few seconds
-WINDOW_BACKOFF = Backoff(max_attempts=1_000, initial_backoff_seconds=1.0, backoff_multiplier=2.0,
-                         max_backoff_seconds=8.0, jitter_fraction=0.2)
+WINDOW_BACKOFF = Backoff(max_attempts=1_000, initial_backoff_sec=1.0, backoff_multiplier=2.0,
+                         max_backoff_sec=8.0, jitter_fraction=0.2)
 CONSISTENT_READS = 3  # position reads retried while a pending trade settles under them
 
 T = TypeVar("T")

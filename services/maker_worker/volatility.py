@@ -134,7 +134,7 @@ class VolatilityStrategy:
 
     def on_reject(self, side: str, reason: str, now_ms: int) -> None:
         self.last_reject = {"side": side, "reason": reason, "ts": now_ms}
-        pause = self.x.order_interval_seconds if self.exiting else self.p.reject_cooldown_sec
+        pause = self.x.order_interval_sec if self.exiting else self.p.reject_cooldown_sec
         self.reject_until_ms[side] = now_ms + int(pause * 1000)
         if self.awaiting:
             self._order_ended()

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class WorkerView:
-    worker_id: str
-    alive: bool  # its lease key exists
-    capacity: int
-    load: int  # tokens the orchestrator has assigned to it (starting, running, exiting)
-    draining: bool = False
-    ready: bool = True  # its venue account is open (a worker starting up holds its lease before that)
+from shared.fleet import WorkerView
 
 
 def pick_worker(workers: list[WorkerView], exclude: frozenset[str] = frozenset()) -> str | None:
-    """Least loaded live, ready worker with room, by load/capacity then load then id (deterministic).
-    A worker still opening its venue account is passed over: its sessions could not trade yet."""
+    """Least loaded live, ready worker with room, by assigned/capacity then assigned then id
+    (deterministic). A worker still opening its venue account is passed over: its sessions could not
+    trade yet."""
     candidates = [
         w for w in workers
-        if w.alive and w.ready and not w.draining and w.load < w.capacity and w.worker_id not in exclude
+        if w.alive and w.ready and not w.draining and w.assigned < w.capacity and w.worker_id not in exclude
     ]
     if not candidates:
         return None
-    best = min(candidates, key=lambda w: (w.load / w.capacity, w.load, w.worker_id))
+    best = min(candidates, key=lambda w: (w.assigned / w.capacity, w.assigned, w.worker_id))
     return best.worker_id
 
 

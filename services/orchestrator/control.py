@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 
 from services.orchestrator.intake import Intake
 from services.orchestrator.riskbook import RiskBook
-from services.orchestrator.states import ACTIVE_STATES, EXITABLE_STATES
 from services.orchestrator.store import Pipe, TokenStore
 from services.orchestrator.views import FleetViews
 from shared.clock import now_ms
+from shared.fleet import ACTIVE_STATES, EXITABLE_STATES
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
 from shared.messages import ControlRequest
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.orchestrator.states import EXITABLE_STATES, LIVE_STATES
 from shared.config import RiskSection
+from shared.fleet import EXITABLE_STATES, LIVE_STATES
 from shared.messages import Signal
 from shared.venue.ids import outcome
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 
-from services.orchestrator.assignment import WorkerView, pick_taker
+from services.orchestrator.assignment import pick_taker
 from services.orchestrator.store import Pipe, TokenStore
 from services.orchestrator.views import FleetViews
+from shared.fleet import WorkerView
 
 
 class Moves:

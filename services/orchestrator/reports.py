@@ -26,10 +26,10 @@ from services.orchestrator.decisions import SELL_EXIT_REASON
 from services.orchestrator.ledger import EPS, Totals, compact, daily_changes, newly_failed, settle
 from services.orchestrator.moves import Moves
 from services.orchestrator.riskbook import RiskBook
-from services.orchestrator.states import DUST
 from services.orchestrator.store import Pipe, TokenStore
 from shared.clock import now_ms
 from shared.config import Settings
+from shared.fleet import DUST
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
 from shared.ledger import Adjustment, Ledger, LedgerFill, hash_changes
 from shared.messages import Fill, Redemption, SessionReport, TradeStatus, decode

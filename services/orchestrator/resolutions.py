@@ -16,9 +16,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from services.orchestrator.intake import Intake
-from services.orchestrator.states import DUST, EXITABLE_STATES
 from services.orchestrator.store import Pipe, TokenStore
 from shared.clock import now_ms
+from shared.fleet import DUST, EXITABLE_STATES
 from shared.keys import Keys
 from shared.messages import Resolution
 

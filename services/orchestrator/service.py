@@ -62,7 +62,7 @@ class OrchestratorService(RedisService):
 
     @property
     def leader_ttl_ms(self) -> int:
-        return max(3000, int(3 * self.settings.scheduler.poll_interval_seconds * 1000))
+        return max(3000, int(3 * self.settings.scheduler.poll_interval_sec * 1000))
 
     async def _setup(self) -> None:
         await self.connect_redis()
@@ -122,12 +122,12 @@ class OrchestratorService(RedisService):
         if became:
             logger.info("orchestrator {} is the leader", self.instance)
         if not leading:
-            await self.sleep_unless_stopped(self.settings.scheduler.poll_interval_seconds)
+            await self.sleep_unless_stopped(self.settings.scheduler.poll_interval_sec)
             return
         entries = await self.consumer.read(count=500, block_ms=block_ms)
         if entries:
             await self.handle_batch(entries)
-        if loop_now - self._last_maintain >= self.settings.scheduler.poll_interval_seconds:
+        if loop_now - self._last_maintain >= self.settings.scheduler.poll_interval_sec:
             self._last_maintain = loop_now
             await self.upkeep.maintain()
         elif self.upkeep.schedule_due:

@@ -17,17 +17,17 @@ from loguru import logger
 from redis.exceptions import WatchError
 
 from services.orchestrator import metrics
-from services.orchestrator.assignment import WorkerView, pick_worker
+from services.orchestrator.assignment import pick_worker
 from services.orchestrator.decisions import SELL_EXIT_REASON
 from services.orchestrator.intake import Intake
 from services.orchestrator.moves import Moves
 from services.orchestrator.reports import Reports
 from services.orchestrator.scheduling import exits_to_run, tokens_to_start
-from services.orchestrator.states import ACTIVE_STATES, EXITABLE_STATES
 from services.orchestrator.store import IndexBatch, Pipe, TokenStore, last_event
 from services.orchestrator.views import FleetViews
 from shared.clock import now_ms
 from shared.config import Settings, merge_strategy_params
+from shared.fleet import ACTIVE_STATES, EXITABLE_STATES, WorkerView
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
 
 SEEN_RETENTION_MS = 24 * 3600 * 1000  # how long applied signal/fill ids are remembered
@@ -210,4 +210,4 @@ def _overdue(fields: dict[str, str], lease_ms: int) -> bool:
 
 def _with_one_more(views: list[WorkerView], worker_id: str | None) -> list[WorkerView]:
     """The views after ``worker_id`` took one more token (no rescan of Redis needed)."""
-    return [replace(w, load=w.load + 1) if w.worker_id == worker_id else w for w in views]
+    return [replace(w, assigned=w.assigned + 1) if w.worker_id == worker_id else w for w in views]

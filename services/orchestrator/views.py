@@ -6,12 +6,9 @@ whole hash for the rest.
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis.asyncio as aioredis
 
-from services.orchestrator.assignment import WorkerView
-from services.orchestrator.states import ACTIVE_STATES
+from shared.fleet import ACTIVE_STATES, WorkerView, read_workers
 from shared.keys import Keys
 
 TokenRow = tuple[str, str, int, dict[str, str]]
@@ -23,23 +20,9 @@ class FleetViews:
         self.keys = keys
 
     async def workers(self) -> list[WorkerView]:
-        """Every registered worker with liveness, capacity and load (its assigned-token count):
-        two round trips whatever the number of tokens."""
-        k = self.keys
-        wids = sorted(await self.redis.smembers(k.workers()))
-        async with self.redis.pipeline(transaction=False) as p:
-            for wid in wids:
-                p.hgetall(k.worker(wid))
-                p.exists(k.worker_lease(wid))
-                p.scard(k.worker_tokens(wid))
-            replies = await p.execute()
-        views = []
-        for i, wid in enumerate(wids):
-            h: dict[str, Any] = replies[3 * i]
-            views.append(WorkerView(wid, bool(replies[3 * i + 1]), int(h.get("capacity", 0) or 0),
-                                    int(replies[3 * i + 2]), h.get("draining") == "1",
-                                    h.get("ready", "1") == "1"))
-        return views
+        """Every registered worker with liveness, capacity and assigned-token count: two round
+        trips whatever the number of tokens."""
+        return await read_workers(self.redis, self.keys)
 
     async def views_of(self, token_ids: list[str]) -> dict[str, TokenRow]:
         async with self.redis.pipeline(transaction=False) as p:

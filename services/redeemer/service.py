@@ -63,8 +63,8 @@ class RedeemerService(RedisService):
         super().__init__(settings, instance, redis)
         self.cfg = settings.redeemer
         self.producer = f"{SERVICE}:{instance}"
-        self.retries = Retries(Backoff(max_attempts=1_000_000, initial_backoff_seconds=self.cfg.retry_initial_sec,
-                                       backoff_multiplier=2.0, max_backoff_seconds=self.cfg.retry_max_sec,
+        self.retries = Retries(Backoff(max_attempts=1_000_000, initial_backoff_sec=self.cfg.retry_initial_sec,
+                                       backoff_multiplier=2.0, max_backoff_sec=self.cfg.retry_max_sec,
                                        jitter_fraction=0.1))
         self.reported: set[str] = set()  # conditions redeemed and reported, not booked by the orchestrator yet
         self.venue: VenueSide | None = None

@@ -216,7 +216,7 @@ class SignalCollectorService(RedisService):
         self.counters.last_error = str(exc)
         delay = self._backoff.delay(min(state.failures, 30))
         if isinstance(exc, Throttled):
-            delay = honour_retry_after(delay, exc.retry_after, self._backoff.max_backoff_seconds)
+            delay = honour_retry_after(delay, exc.retry_after, self._backoff.max_backoff_sec)
             if exc.retry_after:  # the venue throttles our IP, not this wallet: hold everyone back
                 self.budget.pause(delay)
         state.retry_at = time.monotonic() + delay

@@ -170,7 +170,8 @@ def router(state: SimState) -> APIRouter:
         if kind == "ws_stall":
             pong = bool(body.get("pong", False))
             state.hub.stall(float(body.get("seconds", 10)), pong=pong)
-            return {"kind": kind, "seconds": float(body.get("seconds", 10)), "pong": pong}
+            return {"kind": kind, "seconds": float(body.get("seconds", 10)), "pong": pong,
+                    "withheld": state.hub.withheld}
         if kind == "ws_garbage":
             count = int(body.get("count", 1))
             return {"kind": kind, "count": count, "clients": state.hub.send_garbage(count)}
@@ -202,7 +203,8 @@ def router(state: SimState) -> APIRouter:
             state.faults.order_timeouts += int(body.get("count", 1))
             if "delay_sec" in body:
                 state.faults.order_timeout_delay = float(body["delay_sec"])
-            return {"kind": kind, "count": state.faults.order_timeouts, "delay_sec": state.faults.order_timeout_delay}
+            return {"kind": kind, "count": state.faults.order_timeouts, "delay_sec": state.faults.order_timeout_delay,
+                    "answered": state.faults.order_timeouts_answered}
         if kind == "tick_size_change":
             token = str(body.get("token_id", ""))
             if token not in state.sim.by_token:

@@ -47,6 +47,7 @@ class Faults:
     http_429: list[Http429] = field(default_factory=list)
     order_timeouts: int = 0
     order_timeout_delay: float = DEFAULT_ORDER_TIMEOUT_DELAY
+    order_timeouts_answered: int = 0  # held answers sent at last (to a client that gave up on them)
     restart_window: Restart | None = None
     heartbeats_down_until: float = 0.0  # every order heartbeat refused (503) before this
 

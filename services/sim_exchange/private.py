@@ -130,6 +130,7 @@ def router(state: SimState) -> APIRouter:
         if status == 200 and (delay := state.faults.take_order_timeout()) is not None:
             logger.warning("fault: stalling the response of order {} for {}s", body["orderID"], delay)
             await asyncio.sleep(delay)
+            state.faults.order_timeouts_answered += 1
         return JSONResponse(body, status_code=status)
 
     @r.post("/orders")

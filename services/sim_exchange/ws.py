@@ -80,6 +80,7 @@ class Hub:
         self.batch = max(1, batch)
         self.garbage_every = garbage_every  # one garbage frame after every N good ones; 0 = never
         self.frames_sent = 0
+        self.withheld = 0  # frames a stall dropped: a test waits for its change to be lost, not for time
         self._legacy_turn = itertools.cycle((False, True))
         self._garbage = itertools.cycle(GARBAGE)
 
@@ -217,4 +218,7 @@ class Hub:
 
     def _may_send(self, text: str) -> bool:
         # a stalled venue sends nothing; what it would have sent is lost
-        return not (self.stalled and not (self.stall_pong and text == "PONG"))
+        if self.stalled and not (self.stall_pong and text == "PONG"):
+            self.withheld += 1
+            return False
+        return True

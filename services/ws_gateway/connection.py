@@ -113,11 +113,6 @@ class MarketConnection:
         with contextlib.suppress(*_NETWORK_ERRORS):
             await ws.close()
 
-    @property
-    def silent_for(self) -> float:
-        """Seconds since the socket last delivered anything (PONG included)."""
-        return time.monotonic() - self._last_heard
-
     async def close(self) -> None:
         self._closing = True
         self._wake.set()

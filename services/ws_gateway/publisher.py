@@ -55,7 +55,7 @@ class TickPublisher:
         self._conn_kwargs: dict[str, Any] = dict(redis.connection_pool.connection_kwargs)
         self._ssl = "ssl" in redis.connection_pool.connection_class.__name__.lower()
         self.keys = keys
-        self.backoff = backoff or Backoff(initial_backoff_seconds=0.1, max_backoff_seconds=2.0)
+        self.backoff = backoff or Backoff(initial_backoff_sec=0.1, max_backoff_sec=2.0)
         self.on_published = on_published  # (batch of (tick, receive ns), ns when Redis acknowledged it)
         self._pending: deque[tuple[Tick, int]] = deque()
         self._wake = asyncio.Event()

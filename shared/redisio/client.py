@@ -81,7 +81,7 @@ def make_client(url: str, max_connections: int = MAX_CONNECTIONS) -> aioredis.Re
 
 async def connect(url: str, backoff: Backoff | None = None, forever: bool = False) -> aioredis.Redis:
     """Return a connected client; retry with backoff (forever if asked) until PING answers."""
-    backoff = backoff or Backoff(max_attempts=30, initial_backoff_seconds=0.2, max_backoff_seconds=5.0)
+    backoff = backoff or Backoff(max_attempts=30, initial_backoff_sec=0.2, max_backoff_sec=5.0)
     client = make_client(url)
     attempt = 0
     while True:

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared.input_errors import InputError
 from shared.messages import stable_id
 
 Side = Literal["BUY", "SELL"]
@@ -29,7 +30,7 @@ _TX = ("transactionhash", "txhash", "hash")
 _MS_THRESHOLD = 100_000_000_000  # above this an epoch value is ms (seconds reach it in year 5138)
 
 
-class BadTrade(ValueError):
+class BadTrade(InputError):
     """A row that cannot be a trade."""
 
 
@@ -112,8 +113,8 @@ def parse_trade(row: Any) -> Trade:
     ts = _number(_pick(n, _TIMESTAMP), "timestamp")
     if ts >= _MS_THRESHOLD:
         ts /= 1000
-    if ts <= 0:
-        raise BadTrade(f"timestamp {ts} is not positive")
+    if ts < 1:  # (0, 1) would become second 0
+        raise BadTrade(f"timestamp {ts} is not a positive epoch second")
     return Trade(
         account=_text(_pick(n, _ACCOUNT)).lower(), side=side,  # type: ignore[arg-type]
         token_id=str(token), size=size, price=price, timestamp=int(ts),

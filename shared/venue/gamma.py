@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.input_errors import InputError
 from shared.venue.errors import UnknownMarketVersion
 from shared.venue.ids import system_of
 
 
-class BadMarket(ValueError):
+class BadMarket(InputError):
     """A Gamma object that cannot be a tradable market."""
 
 

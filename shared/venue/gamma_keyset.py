@@ -19,7 +19,8 @@ v1 (CTF) markets only (the SDK's docstring: "Omitting version uses the current s
 CTF markets").
 
 Failures are the venue room's errors: :class:`VenueUnavailable` (network, 429, 5xx: try the next
-refresh) and :class:`VenueRejected` (another status, or an answer that is not a keyset page).
+refresh) and :class:`VenueRejected` (another status; :class:`BadKeysetPage`, an answer that is not a keyset
+page, is also an :class:`~shared.input_errors.InputError`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, Literal
 
 import httpx
 
+from shared.input_errors import InputError
 from shared.venue.errors import VenueRejected, VenueUnavailable
 from shared.venue.ids import in_v2_namespace
 
@@ -43,6 +45,10 @@ ItemsKey = Literal["markets", "events"]
 Params = Sequence[tuple[str, str | int]]
 
 
+class BadKeysetPage(VenueRejected, InputError):
+    """An answer that is not a keyset page (or repeats a cursor): the venue's refusal, and bad input."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeysetPage:
     items: list[Any]
@@ -50,15 +56,15 @@ class KeysetPage:
 
 
 def parse_keyset_page(body: Any, items_key: ItemsKey) -> KeysetPage:
-    """One keyset answer -> its items and the cursor of the next page. Raises VenueRejected."""
+    """One keyset answer -> its items and the cursor of the next page. Raises BadKeysetPage."""
     if not isinstance(body, dict):
-        raise VenueRejected(f"Gamma /{items_key}/keyset answered a {type(body).__name__}, not a keyset page")
+        raise BadKeysetPage(f"Gamma /{items_key}/keyset answered a {type(body).__name__}, not a keyset page")
     items = body.get(items_key)
     if not isinstance(items, list):
-        raise VenueRejected(f"Gamma /{items_key}/keyset page has no {items_key!r} array")
+        raise BadKeysetPage(f"Gamma /{items_key}/keyset page has no {items_key!r} array")
     cursor = body.get("next_cursor")
     if cursor is not None and (not isinstance(cursor, str) or cursor == ""):
-        raise VenueRejected(f"Gamma /{items_key}/keyset next_cursor must be a non-empty string, got {cursor!r}")
+        raise BadKeysetPage(f"Gamma /{items_key}/keyset next_cursor must be a non-empty string, got {cursor!r}")
     return KeysetPage(items, cursor)
 
 
@@ -81,7 +87,7 @@ async def read_keyset(http: httpx.AsyncClient, gamma_url: str, items_key: ItemsK
         if page.next_cursor is None:
             break
         if page.next_cursor in sent:
-            raise VenueRejected(f"Gamma /{items_key}/keyset repeated cursor {page.next_cursor[:40]!r}")
+            raise BadKeysetPage(f"Gamma /{items_key}/keyset repeated cursor {page.next_cursor[:40]!r}")
         sent.add(cursor := page.next_cursor)
     return out[:max_items]
 
@@ -100,7 +106,7 @@ async def _get(http: httpx.AsyncClient, url: str, query: list[tuple[str, str | i
     try:
         return resp.json()
     except ValueError as exc:
-        raise VenueRejected(f"{what}: body is not JSON: {resp.text[:80]!r}") from exc
+        raise BadKeysetPage(f"{what}: body is not JSON: {resp.text[:80]!r}") from exc
 
 
 def outcome_id_queries(outcome_ids: Sequence[str]) -> list[list[tuple[str, str]]]:

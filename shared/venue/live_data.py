@@ -14,12 +14,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from shared.input_errors import InputError
 from shared.venue.data_api import BadTrade, Trade, parse_trade
 
 TRADE_TYPES = ("trades", "orders_matched")
 
 
-class BadFrame(ValueError):
+class BadFrame(InputError):
     """A frame that is neither keep-alive nor a readable event."""
 
 

@@ -35,10 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared.input_errors import InputError
+
 Side = Literal["BUY", "SELL"]
 
 
-class MarketFrameError(ValueError):
+class MarketFrameError(InputError):
     """A frame (or an element of it) that is not a valid market-channel message."""
 
     def __init__(self, message: str, events: tuple[MarketEvent, ...] = ()) -> None:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -46,7 +45,7 @@ async def test_kill_9_of_a_worker_moves_its_tokens_within_lease_plus_2s(
     sim = start_sim({
         "sim_exchange": {"markets": 2, "volatility": 0.0},
         "workers": {"lease_ms": LEASE_MS, "heartbeat_interval_sec": 0.3, "capacity": 10},
-        "scheduler": {"poll_interval_seconds": 0.1},
+        "scheduler": {"poll_interval_sec": 0.1},
         "cooldown": {"cooldown_sec_per_token": 0},
     })
     env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf"}
@@ -104,7 +103,7 @@ async def test_kill_9_of_the_orchestrator_mid_burst_loses_nothing_and_doubles_no
 ) -> None:
     n_signals = 3000
     config = write_config(tmp_path / "polyfleet.yaml", 1, {
-        "scheduler": {"max_concurrent_jobs": 10_000, "poll_interval_seconds": 0.2},
+        "scheduler": {"max_concurrent_jobs": 10_000, "poll_interval_sec": 0.2},
         "risk": {"max_notional_total": 1_000_000, "max_notional_per_token": 1_000},
         "workers": {"lease_ms": 60_000},
         "logging": {"level": "INFO"},
@@ -142,7 +141,12 @@ async def test_kill_9_of_the_orchestrator_mid_burst_loses_nothing_and_doubles_no
         await eventually(all_started, timeout=90, interval=0.2, what="every token started")
         print(f"\norchestrator kill -9 after {decided_at_kill}/{n_signals} decisions; the new instance finished "
               f"the burst {time.monotonic() - restarted_at:.2f}s after it was started")
-        await asyncio.sleep(1.0)  # anything still to be (wrongly) applied twice lands now
+        # Anything still to be (wrongly) applied twice would come from an entry not acked yet: wait
+        # until none is pending, then for two more steps of the leader (each renews its lease).
+        await eventually(lambda: _none_pending(r, keys), timeout=30, what="every signal acked")
+        for _ in range(2):
+            ttl = await r.pttl(keys.orchestrator_leader())
+            await eventually(lambda ttl=ttl: _renewed(r, keys, ttl), timeout=10, what="a leader step")
         queued = Counter(f["token_id"] for _, f in await r.xrange(keys.events()) if f["kind"] == "token.queued")
         starts = Counter()
         for w in ("w1", "w2"):
@@ -169,3 +173,11 @@ async def test_kill_9_of_the_orchestrator_mid_burst_loses_nothing_and_doubles_no
 async def _ready(r: aioredis.Redis, keys: Keys, worker: str) -> bool:
     """Its lease held and its venue account open: the orchestrator gives it tokens."""
     return bool(await r.exists(keys.worker_lease(worker))) and await r.hget(keys.worker(worker), "ready") == "1"
+
+
+async def _none_pending(r: aioredis.Redis, keys: Keys) -> bool:
+    return bool((await r.xpending(keys.signals(), "orchestrator"))["pending"] == 0)
+
+
+async def _renewed(r: aioredis.Redis, keys: Keys, ttl_before: int) -> bool:
+    return bool(await r.pttl(keys.orchestrator_leader()) > ttl_before)

@@ -33,7 +33,7 @@ def system(start_sim: Callable[..., SimExchangeProcess], redis_server: RedisServ
         "copytrade": {"targets": [{"account": WALLET, "min_size": 1}], "poll_interval_sec": 0.3},
         "maker_strategy": {"order_size": 10, "drop_pct": 0},  # the book is static: buy at once
         "cooldown": {"cooldown_sec_per_token": 0},
-        "scheduler": {"poll_interval_seconds": 0.2},
+        "scheduler": {"poll_interval_sec": 0.2},
     })
     env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf"}
     procs = {

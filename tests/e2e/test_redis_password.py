@@ -29,7 +29,7 @@ async def test_services_authenticate_and_never_log_the_password(
     server = RedisServer(password=PASSWORD).start()
     r = aioredis.from_url(server.url, decode_responses=True)
     keys = Keys("pf")
-    sim = start_sim({"sim_exchange": {"markets": 1, "volatility": 0.0}, "scheduler": {"poll_interval_seconds": 0.1}})
+    sim = start_sim({"sim_exchange": {"markets": 1, "volatility": 0.0}, "scheduler": {"poll_interval_sec": 0.1}})
     env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": server.url, "PF_NAMESPACE": "pf"}
     procs = [ServiceProcess(n, {**env, "PF_INSTANCE": n}, tmp_path).start() for n in SERVICES]
     try:

@@ -43,11 +43,11 @@ async def test_kill_9_mid_order_resumes_with_the_venue_position_and_no_orphan(
     sim = start_sim({
         "sim_exchange": {"markets": 1, "volatility": 0.0},
         "workers": {"lease_ms": 2000, "heartbeat_interval_sec": 0.3, "capacity": 10},
-        "scheduler": {"poll_interval_seconds": 0.1},
+        "scheduler": {"poll_interval_sec": 0.1},
         "cooldown": {"cooldown_sec_per_token": 0},
         "orderbook": {"refresh_sec": 0.3},  # no gateway here: sessions run on REST books (B6)
         "maker_strategy": {"order_size": 10, "drop_pct": 0, "profit_pct": 0.5, "disable_duplicate_signal": True},
-        "execution": {"wait_seconds": 120, "poll_interval_seconds": 0.2},  # the rest stays out
+        "execution": {"wait_sec": 120, "poll_interval_sec": 0.2},  # the rest stays out
     })
     env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf"}
     http = httpx.AsyncClient(base_url=sim.url, timeout=5)
@@ -101,11 +101,11 @@ async def test_gateway_down_moves_sessions_to_rest_polling_and_back(
 ) -> None:
     sim = start_sim({
         "sim_exchange": {"markets": 1, "volatility": 0.0},
-        "scheduler": {"poll_interval_seconds": 0.1},
+        "scheduler": {"poll_interval_sec": 0.1},
         "monitoring": {"heartbeat_interval_sec": 0.5},  # pf:gw:alive lives 1.5 s after the gateway's last beat
         "orderbook": {"refresh_sec": 0.5, "max_fetch_per_loop": 1},
         "maker_strategy": {"order_size": 10, "drop_pct": 0.04, "profit_pct": 0.5},
-        "execution": {"poll_interval_seconds": 0.2, "wait_seconds": 1},
+        "execution": {"poll_interval_sec": 0.2, "wait_sec": 1},
     })
     env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf"}
     http = httpx.AsyncClient(base_url=sim.url, timeout=5)

@@ -34,11 +34,11 @@ async def test_when_every_worker_is_killed_the_venue_cancels_their_resting_order
         "sim_exchange": {"markets": 2, "volatility": 0.0, "v2_share": 0.0, "fine_tick_share": 0.0,
                          "large_min_share": 0.0},
         "workers": {"lease_ms": 2000, "heartbeat_interval_sec": 0.3, "capacity": 1},  # one token per worker
-        "scheduler": {"poll_interval_seconds": 0.1},
+        "scheduler": {"poll_interval_sec": 0.1},
         "cooldown": {"cooldown_sec_per_token": 0},
         "orderbook": {"refresh_sec": 0.3},  # no gateway: sessions run on REST books (B6)
         "maker_strategy": {"order_size": 10, "drop_pct": 0, "profit_pct": 0.5, "disable_duplicate_signal": True},
-        "execution": {"wait_seconds": 300, "poll_interval_seconds": 0.2},  # the rest stays out
+        "execution": {"wait_sec": 300, "poll_interval_sec": 0.2},  # the rest stays out
     })
     env = {"PF_CONFIG": sim.env["PF_CONFIG"], "PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf"}
     async with httpx.AsyncClient(base_url=sim.url, timeout=5) as http:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,20 @@ from hypothesis import strategies as st
 
 from shared.config import ConfigError, load_settings
 from shared.messages import MessageError, decode
-from shared.venue.data_api import BadTrade, parse_trade, parse_trades
+from shared.venue.data_api import BadTrade, Trade, parse_trade, parse_trades
 from shared.venue.gamma import BadMarket, parse_market, parse_markets
 from shared.venue.live_data import BadFrame, parse_frame
-from shared.venue.market_ws import MarketFrameError, decode_frame, decode_rest_book
+from shared.venue.market_ws import (
+    BestBidAsk,
+    BookSnapshot,
+    LastTrade,
+    MarketEvent,
+    MarketFrameError,
+    PriceChangeBatch,
+    TickSizeChange,
+    decode_frame,
+    decode_rest_book,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "polymarket"
 EXAMPLES = int(os.environ.get("PF_FUZZ_EXAMPLES", "300"))
@@ -41,6 +52,53 @@ SCALARS = st.one_of(
 JSON = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                      st.dictionaries(st.text(max_size=12), inner, max_size=4)),
                     max_leaves=12)
+
+
+def a_price(p: float) -> bool:
+    return math.isfinite(p) and 0.0 <= p <= 1.0
+
+
+def a_size(x: float) -> bool:
+    return math.isfinite(x) and x >= 0.0
+
+
+def check_trade(t: Trade) -> None:
+    """What the Data API and live-data parsers promise of a trade they accept."""
+    assert t.side in ("BUY", "SELL")
+    assert t.token_id
+    assert math.isfinite(t.price)
+    assert 0.0 < t.price <= 1.0
+    assert math.isfinite(t.size)
+    assert t.size > 0
+    assert t.timestamp > 0
+
+
+def check_book(b: BookSnapshot) -> None:
+    assert b.asset_id
+    assert all(a_price(lv.price) and a_size(lv.size) for lv in (*b.bids, *b.asks))
+    assert b.last_trade_price is None or a_price(b.last_trade_price)
+    assert b.tick_size is None or math.isfinite(b.tick_size)
+
+
+def check_market_event(ev: MarketEvent) -> None:
+    """What the market-channel decoder promises of an event it accepts: finite prices in [0, 1],
+    finite sizes that are not negative."""
+    if isinstance(ev, BookSnapshot):
+        check_book(ev)
+    elif isinstance(ev, PriceChangeBatch):
+        for ch in ev.changes:
+            assert ch.asset_id
+            assert ch.side in ("BUY", "SELL")
+            assert a_price(ch.price)
+            assert a_size(ch.size)
+            assert all(p is None or a_price(p) for p in (ch.best_bid, ch.best_ask))
+    elif isinstance(ev, LastTrade):
+        assert a_price(ev.price)
+        assert a_size(ev.size)
+    elif isinstance(ev, BestBidAsk):
+        assert all(p is None or a_price(p) for p in (ev.best_bid, ev.best_ask))
+    elif isinstance(ev, TickSizeChange):
+        assert math.isfinite(ev.new_tick_size)
 
 
 def fixture(name: str) -> Any:
@@ -77,9 +135,35 @@ def mutated(draw: st.DrawFn, base: Any) -> Any:
     return walk(base, 0)
 
 
+def _leaves(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _leaves(v, (*path, k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _leaves(v, (*path, i))]
+    return [path]
+
+
+# What a number field may hold on the wire: in and out of range, as JSON numbers or strings.
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70),
+                    st.floats(-2.0, 3.0).map(str), st.sampled_from(["-0.01", "1.01", "1e308", "NaN", "-inf", "1", "0"]))
+
+
+@st.composite
+def one_change(draw: st.DrawFn, base: Any) -> Any:
+    """``base`` with ONE value replaced (by a number, most often): the rest stays well formed, so
+    the parser mostly accepts it, and what it accepts can be checked."""
+    out = json.loads(json.dumps(base))
+    path = draw(st.sampled_from(_leaves(out)))
+    node = out
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = draw(st.one_of(NUMBERS, NUMBERS, SCALARS))
+    return out
+
+
 def data_api_rows() -> st.SearchStrategy[Any]:
     base = fixture("data_api_trades.json")
-    return st.one_of(mutated(base), JSON)
+    return st.one_of(mutated(base), one_change(base), JSON)
 
 
 @FUZZ
@@ -88,14 +172,16 @@ def test_data_api_rows(rows: Any) -> None:
     if isinstance(rows, list):
         trades, bad = parse_trades(rows)
         assert len(trades) + len(bad) == len(rows)
+        for t in trades:
+            check_trade(t)
     with contextlib.suppress(BadTrade):
-        parse_trade(rows[0] if isinstance(rows, list) and rows else rows)
+        check_trade(parse_trade(rows[0] if isinstance(rows, list) and rows else rows))
 
 
 def ws_frames() -> st.SearchStrategy[str]:
     names = ["ws_book.json", "ws_price_change.json", "ws_price_change_legacy.json", "ws_last_trade_price.json",
              "ws_tick_size_change.json", "ws_best_bid_ask.json"]
-    bases = st.sampled_from(names).flatmap(lambda n: mutated(fixture(n)))
+    bases = st.sampled_from(names).flatmap(lambda n: st.one_of(mutated(fixture(n)), one_change(fixture(n))))
     as_text = st.one_of(bases, JSON).map(lambda v: json.dumps(v, allow_nan=True))
     return st.one_of(as_text, st.text(max_size=200), st.sampled_from(["PONG", "", "[", "{}", "[]", "null"]))
 
@@ -103,21 +189,25 @@ def ws_frames() -> st.SearchStrategy[str]:
 @FUZZ
 @given(ws_frames())
 def test_market_websocket_frames(text: str) -> None:
-    with contextlib.suppress(MarketFrameError):
-        decode_frame(text)
+    try:
+        events = decode_frame(text)
+    except MarketFrameError as exc:
+        events = list(exc.events)  # what did decode: the caller may still apply it
+    for ev in events:
+        check_market_event(ev)
 
 
 @FUZZ
-@given(st.one_of(mutated(fixture("ws_book.json")), JSON))
+@given(st.one_of(mutated(fixture("ws_book.json")), one_change(fixture("ws_book.json")), JSON))
 def test_rest_books(obj: Any) -> None:
     body = obj[0] if isinstance(obj, list) and obj else obj
     with contextlib.suppress(MarketFrameError):
-        decode_rest_book(body)
+        check_book(decode_rest_book(body))
 
 
 def live_frames() -> st.SearchStrategy[str]:
     base = fixture("rtds_activity_trades.json")
-    as_text = st.one_of(mutated(base), JSON).map(lambda v: json.dumps(v, allow_nan=True))
+    as_text = st.one_of(mutated(base), one_change(base), JSON).map(lambda v: json.dumps(v, allow_nan=True))
     return st.one_of(as_text, st.text(max_size=200), st.sampled_from(["pong", "ping", "", "[1,2]"]))
 
 
@@ -125,17 +215,27 @@ def live_frames() -> st.SearchStrategy[str]:
 @given(live_frames())
 def test_live_data_frames(text: str) -> None:
     with contextlib.suppress(BadFrame):
-        parse_frame(text)
+        trades, _ = parse_frame(text)
+        for live in trades:
+            assert live.kind in ("trades", "orders_matched")
+            check_trade(live.trade)
 
 
 @FUZZ
-@given(st.one_of(mutated(fixture("gamma_markets.json")), JSON))
+@given(st.one_of(mutated(fixture("gamma_markets.json")), one_change(fixture("gamma_markets.json")), JSON))
 def test_gamma_markets(rows: Any) -> None:
     markets, bad = parse_markets(rows)
     if isinstance(rows, list):
         assert len(markets) + len(bad) == len(rows)
     with contextlib.suppress(BadMarket):
-        parse_market(rows[0] if isinstance(rows, list) and rows else rows)
+        markets.append(parse_market(rows[0] if isinstance(rows, list) and rows else rows))
+    for m in markets:  # one outcome per token, numbers finite (Gamma's prices are display values, not ranged)
+        assert m.token_ids
+        assert len(m.outcomes) == len(m.token_ids) == len(m.prices)
+        assert all(p is None or math.isfinite(p) for p in m.prices)
+        assert math.isfinite(m.volume)
+        assert math.isfinite(m.liquidity)
+        assert all(x is None or math.isfinite(x) for x in (m.tick_size, m.min_order_size))
 
 
 @FUZZ
@@ -159,4 +259,6 @@ def test_config_files(content: Any, as_yaml: bool, tmp_path_factory: pytest.Temp
                        max_size=12))
 def test_stream_entries(fields: dict[str, str]) -> None:
     with contextlib.suppress(MessageError):
-        decode(fields)
+        msg = decode(fields)
+        # the type and version the entry claims, under the id it carries
+        assert (msg.TYPE, msg.VERSION, msg.id) == (fields["type"], int(fields["v"]), fields["id"])

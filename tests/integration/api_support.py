@@ -24,7 +24,7 @@ TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583
 
 
 def api_settings(**over: object) -> Settings:
-    base: dict[str, object] = {"scheduler": {"poll_interval_seconds": 0.02}, "api": {"control_wait_sec": 3.0},
+    base: dict[str, object] = {"scheduler": {"poll_interval_sec": 0.02}, "api": {"control_wait_sec": 3.0},
                                "cooldown": {"cooldown_sec_per_token": 0}}
     base.update(over)
     return Settings.model_validate(base)

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 from harness import RedisServer, ServiceProcess, eventually, free_port
 from services.alerter.service import AlerterService
 from shared.config import ConfigError, Settings
-from shared.keys import REQUESTER_ORCHESTRATOR, Keys
+from shared.keys import GROUP_ALERTER, REQUESTER_ORCHESTRATOR, Keys
 from shared.messages import AuditEvent, ControlRequest, stable_id
 from shared.redisio import add_message
 from tests.integration.api_support import orchestrator_running, register_worker
@@ -54,7 +54,7 @@ async def receiving() -> AsyncIterator[tuple[Receiver, str]]:
 
 def settings(**alerts: object) -> Settings:
     return Settings.model_validate({"alerts": {"enabled": True, "check_interval_sec": 0.05, **alerts},
-                                    "scheduler": {"poll_interval_seconds": 0.02}})
+                                    "scheduler": {"poll_interval_sec": 0.02}})
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +67,8 @@ async def alerter(r: aioredis.Redis, s: Settings) -> AsyncIterator[AlerterServic
             await svc.step(block_ms=20)
 
     task = asyncio.create_task(loop())
-    await asyncio.sleep(0.1)
+    # its group starts at the end of pf:events ("$"): what a test sends before it exists is never seen
+    await eventually(lambda: _listening(r, svc), what="the alerter's consumer group")
     try:
         yield svc
     finally:
@@ -104,8 +105,8 @@ async def test_worker_death_gateway_stall_and_rejection_rate(r: aioredis.Redis, 
         s = settings(gateway_stall_sec=0.2, rejections_per_minute=3, dedup_sec=60)
         await register_worker(r, keys, "w9")
         await r.sadd(keys.worker_tokens("w9"), "111")
-        async with alerter(r, s):
-            await asyncio.sleep(0.2)  # seen alive
+        async with alerter(r, s) as svc:
+            await eventually(lambda: _true("w9" in svc.workers.alive_before), what="w9 seen alive")
             await r.delete(keys.worker_lease("w9"))
             await eventually(lambda: _kinds(rec, "worker_dead"), timeout=10, what="worker_dead alert")
 
@@ -151,6 +152,12 @@ async def test_the_alerter_process_starts_beats_and_stops(redis_server: RedisSer
         assert await r.xinfo_groups(keys.events())
     finally:
         assert proc.stop() == 0, proc.log()
+
+
+async def _listening(r: aioredis.Redis, svc: AlerterService) -> bool:
+    if svc.consumer is None or not await r.exists(svc.keys.events()):
+        return False
+    return any(g["name"] == GROUP_ALERTER for g in await r.xinfo_groups(svc.keys.events()))
 
 
 async def _n(rec: Receiver, n: int) -> bool:

@@ -8,6 +8,8 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
+from harness import RedisServer
+from services.api.fleet_metrics import FleetCollector
 from shared.keys import Keys
 from shared.messages import decode
 from tests.integration.api_support import (
@@ -153,6 +155,17 @@ async def test_tokens_workers_and_pnl_reflect_what_the_orchestrator_wrote(r: aio
         signals = (await http.get("/api/signals?side=BUY")).json()
         assert [s["token_id"] for s in signals] == [TOKEN]
         assert (await http.get("/api/signals?side=SELL")).json() == []
+
+
+async def test_fleet_metrics_count_workers_by_lease_and_their_assigned_tokens(r: aioredis.Redis, keys: Keys,
+                                                                             redis_server: RedisServer) -> None:
+    await running_token(r, keys)  # w1: alive, one token assigned
+    await register_worker(r, keys, "w2")
+    await r.delete(keys.worker_lease("w2"))  # w2: registered, lease gone
+    families = {f.name: f for f in FleetCollector(redis_server.url, keys).collect()}
+    assert {s.labels["alive"]: s.value for s in families["polyfleet_workers"].samples} == {"true": 1, "false": 1}
+    assert {s.labels["worker"]: s.value for s in families["polyfleet_worker_tokens"].samples} == {"w1": 1, "w2": 0}
+    assert families["polyfleet_redis_up"].samples[0].value == 1
 
 
 async def test_tokens_and_pnl_tell_pending_from_confirmed_and_drop_a_failed_trade(r: aioredis.Redis,

@@ -7,7 +7,6 @@ of cash and positions is the judge, not the report.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +189,9 @@ async def test_negrisk_buy_all_is_held_then_redeemed_and_booked_at_resolution(
         txs = await _sim_get(sim, "/relayer/transactions", owner=scanner_signer(scanner))
         assert [c["call"] for t in txs[-3:] for c in t["calls"]] == ["ctf_redeem"] * 3
     # booked once: later checks find nothing held and pay nothing more
-    await asyncio.sleep(1.0)
+    checks = scanner.stats["resolution_checks"]
+    await eventually(lambda: _true(scanner.stats["resolution_checks"] >= checks + 2), timeout=10,
+                     what="two more resolution checks")
     assert len(await audits(r, keys, "arb.redeemed")) == 1
     assert (await _account(sim, address))["cash"] == pytest.approx(START_CASH - 38 + 40)
 
@@ -214,3 +215,7 @@ async def test_execution_is_capped_by_the_fleet_risk_budget(
     # merged at once: nothing held, the claim is gone and the workers' 995 is what remains
     assert await r.hget(keys.reserved(), "arb:" + done[0].detail["set"]) is None
     assert float(await r.hget(keys.reserved(), "_committed")) == pytest.approx(995)
+
+
+async def _true(value: bool) -> bool:
+    return value

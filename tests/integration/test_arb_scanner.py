@@ -127,8 +127,8 @@ async def test_ask_sum_095_is_an_opportunity_with_the_right_edge_and_size(
     assert first[0].status == "open"  # the top of book opens it at once, the walk updates it
     assert len({o.opp_id for o in first}) == 1
     # de-duplicated while it persists: no new message without a change
-    n = len(first)
-    await asyncio.sleep(1.5)
+    n, rescans = len(first), scanner.stats["rescans"]
+    await eventually(lambda: _true(scanner.stats["rescans"] >= rescans + 3), timeout=10, what="three rescans")
     assert len([o for o in await opportunities(r, keys) if o.market == cid and o.kind == "buy_both"]) == n
     # the book goes back above 1: the episode closes
     await put_book(sim, no, [[0.48, 200]], [[0.60, 60]])
@@ -220,3 +220,7 @@ async def test_a_lone_filled_leg_is_unwound(
         acct = (await c.get(f"{sim.url}/_sim/positions", params={"address": address})).json()[address]
     assert acct["positions"].get(yes, 0) == pytest.approx(0)
     assert acct["positions"].get(no, 0) == pytest.approx(0)
+
+
+async def _true(value: bool) -> bool:
+    return value

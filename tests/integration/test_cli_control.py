@@ -25,7 +25,7 @@ def env(redis_server: RedisServer, r: aioredis.Redis) -> dict[str, str]:
 
 
 def settings() -> Settings:
-    return Settings.model_validate({"scheduler": {"poll_interval_seconds": 0.05}})
+    return Settings.model_validate({"scheduler": {"poll_interval_sec": 0.05}})
 
 
 @contextlib.asynccontextmanager

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,17 +118,26 @@ async def test_signals_tail_shows_the_latest_then_follows_new_ones(env: dict[str
     assert "102" in res.output
     assert "BUY" in res.output
 
-    follow = asyncio.create_task(asyncio.to_thread(
-        runner.invoke, app, ["signals", "tail", "-n", "0", "-f", "--duration", "2.5", "--json", "--side", "SELL"],
-        env=env))
-    await asyncio.sleep(0.8)
-    await buy_signal(r, keys, token="555", n=9, side="SELL")
-    await buy_signal(r, keys, token="556", n=10, side="BUY")
-    res = await follow
-    assert res.exit_code == 0, res.output
-    [line] = [json.loads(x) for x in res.output.splitlines() if x.startswith("{")]
-    assert (line["token_id"], line["side"]) == ("555", "SELL")
-    assert line["entry_id"]
+    # The real command, followed until it prints: new signals are sent only once it blocks in XREAD
+    # (sent earlier, they would be history to it and not shown), however late it starts.
+    follow = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "signals", "tail", "-n", "0", "-f", "--json", "--side", "SELL",
+        cwd=ROOT, env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE)
+    try:
+        await wait_for(lambda: _following(r), timeout=30)
+        await buy_signal(r, keys, token="556", n=10, side="BUY")  # filtered out: the next line is the SELL
+        await buy_signal(r, keys, token="555", n=9, side="SELL")
+        assert follow.stdout is not None
+        line = json.loads(await asyncio.wait_for(follow.stdout.readline(), 30))
+        assert (line["token_id"], line["side"]) == ("555", "SELL")
+        assert line["entry_id"]
+    finally:
+        follow.terminate()
+        await follow.wait()
+
+
+async def _following(r: aioredis.Redis) -> bool:
+    return any(c.get("cmd") == "xread" for c in await r.client_list())
 
 
 async def test_events_tail_filters_by_kind_and_level(env: dict[str, str], r: aioredis.Redis, keys: Keys) -> None:

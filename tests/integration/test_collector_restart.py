@@ -3,17 +3,20 @@ no signal lost, none duplicated (A2, A3). The poller and the live-data socket bo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
 from harness import RedisServer, ServiceProcess, SimExchangeProcess, eventually, write_config
+from shared.clock import now_ms
 from shared.keys import Keys
 from shared.messages import Signal, decode
 
@@ -65,13 +68,28 @@ async def test_sigkill_mid_burst_loses_and_repeats_nothing(
             have = await _signals(r, keys)
             raise AssertionError(f"{exc}: {len(have)} of {posted} ({len({s.id for s in have})} distinct)\n"
                                  f"{proc.log()[-4000:]}") from exc
-        time.sleep(1.0)  # time for a late repeat to show up, if there were one
+        # A late repeat would come from a later poll (each re-reads an overlap): wait until the
+        # collector has polled every target twice more since every signal was in.
+        in_at = now_ms()
+        polls = (await eventually(lambda: _beat_since(r, keys, in_at), timeout=20, what="a fresh heartbeat"))["polls"]
+        await eventually(lambda: _polled(r, keys, polls + 2 * len(WALLETS)), timeout=20, what="two more poll rounds")
         got = await _signals(r, keys)
         assert len(got) == posted == KILLS * 2 * 25 * len(WALLETS)
         assert len({s.id for s in got}) == posted
         assert {s.source for s in got} <= {"poll", "rtds"}
     finally:
         assert proc.stop() == 0, proc.log()[-3000:]
+
+
+async def _beat_since(r: aioredis.Redis, keys: Keys, ts_ms: int) -> dict[str, Any] | None:
+    raw = await r.get(keys.health("signal_collector", "kill-test"))
+    body: dict[str, Any] = json.loads(raw) if raw else {}
+    return body if body.get("ts", 0) > ts_ms else None
+
+
+async def _polled(r: aioredis.Redis, keys: Keys, n: int) -> bool:
+    body = await _beat_since(r, keys, 0)
+    return body is not None and body["polls"] >= n
 
 
 async def _enough(r: aioredis.Redis, keys: Keys, n: int) -> list[Signal] | None:

@@ -154,7 +154,11 @@ async def test_same_trade_from_live_data_and_poller_is_one_signal(
             cur = await r.hgetall(keys.cursor(W1))
             return int(cur["ts"]) >= ts and svc.counters.polls > 2
         await eventually(poller_passed, what="poller past the trade")
-        await asyncio.sleep(0.5)
+        polls = svc.counters.polls
+        # both sources past it: the other source's copy (and the orders_matched twin) dropped, two
+        # more polls re-read the overlap, so a late repeat would be on the stream by now
+        await eventually(lambda: _true(svc.counters.duplicates_dropped >= 2 and svc.counters.polls >= polls + 2),
+                         what="both sources past the trade")
         got = await signals(r, keys)
         # One signal, whichever source saw the trade first (the live frame, unless a loaded machine
         # delays it past the 0.3 s poll); the other source's copies are dropped as repeats.
@@ -233,7 +237,8 @@ async def test_config_reload_stops_disabled_starts_new_and_keeps_the_last_good_c
         await eventually(lambda: r.exists(keys.cursor(W3)), what="new target polled")
         post(sim, "/_sim/trades", [trade(W1, token, 3), trade(W2, token, 4), trade(W3, token, 5)])
         got = await eventually(lambda: _n_signals(r, keys, 3), what="W2 and W3 signals")
-        await asyncio.sleep(0.6)
+        polls = svc.counters.polls  # two more rounds of every target: a late signal would be in by then
+        await eventually(lambda: _true(svc.counters.polls >= polls + 6), what="two more poll rounds")
         got = await signals(r, keys)
         # W2 never had a cursor: enabled now, it starts at "now" (its older trade is history)
         assert sorted((s.account, s.size) for s in got) == [(W1, 1.0), (W2, 4.0), (W3, 5.0)]
@@ -268,8 +273,8 @@ async def test_429_and_503_storms_are_ridden_out_for_many_targets(
         r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, tmp_path: Path, token: str) -> None:
     wallets = [f"0x{i:040x}" for i in range(1, 21)]
     settings = load_settings(config(tmp_path, sim, {"poll_interval_sec": 0.2, "targets": [
-        {"account": w} for w in wallets]}, retry_strategy={"initial_backoff_seconds": 0.1,
-                                                           "max_backoff_seconds": 3}), {})
+        {"account": w} for w in wallets]}, retry_strategy={"initial_backoff_sec": 0.1,
+                                                           "max_backoff_sec": 3}), {})
     svc = SignalCollectorService(settings, "t", redis=r)
     await svc.step()  # cursors at now
     post(sim, "/_sim/fault", {"kind": "http_429", "count": 25, "retry_after": 1, "path_prefix": "/data-api"})

@@ -65,7 +65,7 @@ async def start_gateway(tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Red
                         gateway: dict[str, Any] | None = None) -> tuple[WsGatewayService, asyncio.Task[None]]:
     cfg = write_config(tmp_path / "polyfleet.yaml", sim.port, {
         "gateway": {"reconcile_interval_sec": 30, "ping_interval_sec": 1.0, **(gateway or {})},
-        "retry_strategy": {"initial_backoff_seconds": 0.1, "max_backoff_seconds": 1.0},
+        "retry_strategy": {"initial_backoff_sec": 0.1, "max_backoff_sec": 1.0},
     })
     svc = WsGatewayService(load_settings(cfg, environ={}), "g1", redis=r)
     return svc, asyncio.create_task(svc.run())

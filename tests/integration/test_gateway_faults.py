@@ -110,7 +110,7 @@ async def test_drop_then_reconnect_resubscribes_and_reseeds_from_the_fresh_book(
         await eventually(lambda: _async(listener.of(a)), what="first tick")
         # Hold the reconnect back (a slow backoff), and move the book while nobody listens: the
         # deltas are lost for good; only the resubscription's book dump can bring the change.
-        svc._backoff = svc.conns[0].backoff = type(svc._backoff)(initial_backoff_seconds=1.0, jitter_fraction=0)
+        svc._backoff = svc.conns[0].backoff = type(svc._backoff)(initial_backoff_sec=1.0, jitter_fraction=0)
         assert fault(sim, kind="ws_drop")["closed"] == 1
         await eventually(lambda: _async(not svc.conns[0].connected), what="disconnected")
         put_book(sim, a, bids=[(0.31, 7)], asks=[(0.34, 9)])
@@ -147,7 +147,7 @@ async def test_data_only_stall_is_found_through_rest_and_the_socket_replaced(
         await eventually(lambda: _async(svc.silent_reconnects >= 1), what="socket replaced")
         assert svc.conns[0].stalls == 0  # not the no-PONG watchdog: the REST check found it
         # after the stall, the new socket delivers again
-        await asyncio.sleep(2.5)
+        fault(sim, kind="ws_stall", seconds=0)
         put_book(sim, a, bids=[(0.42, 3)], asks=[(0.45, 10)])
         await eventually(lambda: _async([t for t in listener.of(a) if t.bid == 0.42]), what="socket data again")
     finally:
@@ -167,9 +167,11 @@ async def test_missed_delta_shows_as_drift_and_is_reseeded_from_rest(
     try:
         await want(r, keys, REQUESTER_ORCHESTRATOR, a)
         await eventually(lambda: _async(listener.of(a)), what="first tick")
-        fault(sim, kind="ws_stall", seconds=0.5, pong=True)
+        before = fault(sim, kind="ws_stall", seconds=600, pong=True)["withheld"]
         put_book(sim, a, bids=[(0.43, 2), (0.39, 5)], asks=[(0.45, 10)])  # lost: the top moved to 0.43
-        await asyncio.sleep(0.8)
+        await eventually(lambda: _async(fault(sim, kind="ws_stall", seconds=600, pong=True)["withheld"] > before),
+                         what="the change withheld by the stall")
+        fault(sim, kind="ws_stall", seconds=0)  # the stall ends
         # the next delta (a deep level) says best_bid 0.43; our book still says 0.40
         put_book(sim, a, bids=[(0.43, 2), (0.39, 6)], asks=[(0.45, 10)])
         fixed = await eventually(lambda: _async([t for t in listener.of(a) if t.bid == 0.43]), what="reseeded top")

@@ -11,7 +11,7 @@ import sys
 import pytest
 import redis.asyncio as aioredis
 
-from harness import ROOT, RedisServer, free_port
+from harness import ROOT, RedisServer, eventually, free_port
 from shared.keys import Keys
 from shared.redisio.health import beat, healthy_instances
 from shared.runtime import service_main
@@ -38,10 +38,14 @@ async def test_beat_writes_a_json_summary_with_a_ttl(r: aioredis.Redis, keys: Ke
 
 
 async def test_a_missed_beat_expires(r: aioredis.Redis, keys: Keys) -> None:
-    await beat(r, keys, "orchestrator", "host-1", 0.05, {})
-    assert await healthy_instances(r, keys, "orchestrator")
-    await asyncio.sleep(0.3)
-    assert await healthy_instances(r, keys, "orchestrator") == []
+    await beat(r, keys, "orchestrator", "host-1", 10, {})
+    assert [i["instance"] for i in await healthy_instances(r, keys, "orchestrator")] == ["host-1"]
+    await beat(r, keys, "orchestrator", "host-1", 0.05, {})  # the last beat: nothing renews it after 150 ms
+    await eventually(lambda: _none(r, keys, "orchestrator"), timeout=10, what="the beat expired")
+
+
+async def _none(r: aioredis.Redis, keys: Keys, service: str) -> bool:
+    return await healthy_instances(r, keys, service) == []
 
 
 async def test_healthy_instances_lists_only_that_service(r: aioredis.Redis, keys: Keys) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
@@ -13,8 +14,10 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from harness import RedisServer, eventually
+from services.orchestrator import intake, reports, upkeep
 from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.service import OrchestratorService
+from shared import clock
 from shared.clock import now_ms
 from shared.config import Settings, load_settings
 from shared.config_reload import ConfigReloader
@@ -36,8 +39,19 @@ from shared.venue.ids import v2_condition_id, v2_position_id
 TOKEN = "1234567890"
 
 
+@pytest.fixture
+def later(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Moves the orchestrator's clock ``seconds`` ahead of the real one (the time its rooms read
+    when they compare an expiry, a parked close or a hand-back request with now), so a window of
+    a minute passes at once, however busy the machine, and never before the test says so."""
+    def advance(seconds: float) -> None:
+        for room in (intake, reports, upkeep):
+            monkeypatch.setattr(room, "now_ms", lambda: clock.now_ms() + int(seconds * 1000))
+    return advance
+
+
 def settings(**over: object) -> Settings:
-    base: dict[str, object] = {"scheduler": {"poll_interval_seconds": 0.01}, "cooldown": {"cooldown_sec_per_token": 30}}
+    base: dict[str, object] = {"scheduler": {"poll_interval_sec": 0.01}, "cooldown": {"cooldown_sec_per_token": 30}}
     base.update(over)
     return Settings.model_validate(base)
 
@@ -123,7 +137,7 @@ async def test_blacklisted_token_is_rejected_with_its_reason(r: aioredis.Redis, 
 
 async def test_concurrency_limit_queues_and_starts_in_signal_order(r: aioredis.Redis, keys: Keys) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(scheduler={"max_concurrent_jobs": 2, "poll_interval_seconds": 0.01}), "o1", r)
+    svc = OrchestratorService(settings(scheduler={"max_concurrent_jobs": 2, "poll_interval_sec": 0.01}), "o1", r)
     for i in range(5):
         await add_message(r, keys.signals(), signal("BUY", token=f"t{i}"))
     await steps(svc, 5)
@@ -321,7 +335,7 @@ async def test_five_signals_two_slots_start_in_order_spaced_by_the_start_cooldow
     r: aioredis.Redis, keys: Keys,
 ) -> None:
     await register_worker(r, keys, "w1", capacity=10)
-    svc = OrchestratorService(settings(scheduler={"max_concurrent_jobs": 2, "poll_interval_seconds": 0.01,
+    svc = OrchestratorService(settings(scheduler={"max_concurrent_jobs": 2, "poll_interval_sec": 0.01,
                                                   "topic_start_cooldown_sec": 0.3}), "o1", r)
     for i in range(5):
         await add_message(r, keys.signals(), signal("BUY", token=f"t{i}"))
@@ -338,6 +352,10 @@ async def test_five_signals_two_slots_start_in_order_spaced_by_the_start_cooldow
     assert all(g >= 300 for g in gaps), gaps
 
 
+async def _gone(r: aioredis.Redis, key: str) -> bool:
+    return not await r.exists(key)
+
+
 async def _started(r: aioredis.Redis, keys: Keys, svc: OrchestratorService, n: int) -> bool:
     await steps(svc, 1)
     return len(await commands(r, keys, "w1")) >= n
@@ -345,7 +363,7 @@ async def _started(r: aioredis.Redis, keys: Keys, svc: OrchestratorService, n: i
 
 async def test_exits_wait_for_a_free_exit_slot(r: aioredis.Redis, keys: Keys) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(scheduler={"max_concurrent_exit_jobs": 1, "poll_interval_seconds": 0.01}),
+    svc = OrchestratorService(settings(scheduler={"max_concurrent_exit_jobs": 1, "poll_interval_sec": 0.01}),
                               "o1", r)
     for t in ("a", "b", "c"):
         await run_token(r, keys, svc, t)
@@ -364,15 +382,18 @@ async def test_exits_wait_for_a_free_exit_slot(r: aioredis.Redis, keys: Keys) ->
 
 async def test_cooldown_blocks_a_restart_until_it_expires(r: aioredis.Redis, keys: Keys) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(cooldown={"cooldown_sec_per_token": 0.6}), "o1", r)
+    svc = OrchestratorService(settings(cooldown={"cooldown_sec_per_token": 60}), "o1", r)
     epoch = await run_token(r, keys, svc, TOKEN)
     await add_message(r, keys.sessions(), report("closed", "w1", epoch))
     await steps(svc)
+    assert 50_000 < await r.pttl(keys.cooldown(TOKEN)) <= 60_000  # the cooldown lasts cooldown_sec_per_token
     await control(r, keys, "handled_reset", TOKEN)
     await add_message(r, keys.signals(), signal("BUY", n=1))
     await steps(svc)
     assert "cooling down" in (await events(r, keys, "token.rejected"))[-1]["reason"]
-    await asyncio.sleep(0.7)
+    assert await r.hget(keys.token(TOKEN), "state") == "done"
+    await r.pexpire(keys.cooldown(TOKEN), 1)  # the minute is over (Redis expires the key itself)
+    await eventually(lambda: _gone(r, keys.cooldown(TOKEN)))
     await add_message(r, keys.signals(), signal("BUY", n=2))
     await steps(svc)
     assert await r.hget(keys.token(TOKEN), "state") == "starting"
@@ -582,14 +603,18 @@ async def test_a_worker_whose_lease_returns_before_the_move_keeps_its_tokens(r: 
     assert (await r.hmget(keys.token(TOKEN), ["owner", "epoch"])) == ["w2", "2"]
 
 
-async def test_a_parked_close_whose_fill_never_comes_applies_after_a_lease(r: aioredis.Redis, keys: Keys) -> None:
+async def test_a_parked_close_whose_fill_never_comes_applies_after_a_lease(r: aioredis.Redis, keys: Keys,
+                                                                            later: Callable[[float], None]) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(workers={"lease_ms": 1000}), "o1", r)
+    svc = OrchestratorService(settings(workers={"lease_ms": 60_000}), "o1", r)
     epoch = await run_token(r, keys, svc, TOKEN)
     await add_message(r, keys.sessions(), report("closed", "w1", epoch).model_copy(update={"fills": 1}))
     await steps(svc)
     assert await r.hget(keys.token(TOKEN), "state") == "running"  # parked, waiting for one fill
-    await asyncio.sleep(1.1)
+    later(59)
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "state") == "running"  # still inside the lease
+    later(61)
     await steps(svc)
     assert await r.hget(keys.token(TOKEN), "state") == "done"
     assert len(await events(r, keys, "session.close_overdue")) == 1
@@ -597,29 +622,33 @@ async def test_a_parked_close_whose_fill_never_comes_applies_after_a_lease(r: ai
 
 
 async def test_a_drained_worker_that_does_not_hand_back_loses_its_tokens_after_a_lease(
-    r: aioredis.Redis, keys: Keys,
+    r: aioredis.Redis, keys: Keys, later: Callable[[float], None],
 ) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(workers={"lease_ms": 1000}), "o1", r)
+    svc = OrchestratorService(settings(workers={"lease_ms": 60_000}), "o1", r)
     await run_token(r, keys, svc, TOKEN)
     await register_worker(r, keys, "w2")
     await control(r, keys, "drain_worker", "w1")
     await steps(svc)
     assert await r.hget(keys.token(TOKEN), "owner") == "w1"
-    await asyncio.sleep(1.1)
+    later(59)
+    await steps(svc)
+    assert await r.hget(keys.token(TOKEN), "owner") == "w1"  # still inside the lease
+    later(61)
     await steps(svc)
     assert await r.hget(keys.token(TOKEN), "owner") == "w2"
     assert "no hand-back" in (await events(r, keys, "token.reassigned"))[-1]["reason"]
 
 
-async def test_blacklist_edits_at_runtime_with_expiry(r: aioredis.Redis, keys: Keys) -> None:
+async def test_blacklist_edits_at_runtime_with_expiry(r: aioredis.Redis, keys: Keys,
+                                                      later: Callable[[float], None]) -> None:
     await register_worker(r, keys, "w1")
     svc = OrchestratorService(settings(), "o1", r)
-    await control(r, keys, "blacklist_add", "kw:slug", reason="no slugs today", expires_at=now_ms() + 400)
+    await control(r, keys, "blacklist_add", "kw:slug", reason="no slugs today", expires_at=now_ms() + 60_000)
     await add_message(r, keys.signals(), signal("BUY", token="a"))
     await steps(svc)
     assert (await events(r, keys, "token.rejected"))[-1]["reason"] == "blacklisted: kw:slug: no slugs today"
-    await asyncio.sleep(0.45)
+    later(61)  # the entry has expired
     await add_message(r, keys.signals(), signal("BUY", token="b"))
     await steps(svc)
     assert await r.hget(keys.token("b"), "state") == "starting"
@@ -688,7 +717,7 @@ async def test_only_the_leader_decides_and_a_standby_takes_over(r: aioredis.Redi
     assert await r.hget(keys.token("t1"), "state") == "starting"
     # a dies without releasing: b leads once a's lease has lapsed
     await r.pexpire(keys.orchestrator_leader(), 1)
-    await asyncio.sleep(0.01)
+    await eventually(lambda: _gone(r, keys.orchestrator_leader()))
     await add_message(r, keys.signals(), signal("BUY", token="t2"))
     await steps(b, 2)
     assert await r.get(keys.orchestrator_leader()) == "b"
@@ -701,12 +730,12 @@ async def test_config_reload_applies_a_good_edit_and_refuses_a_bad_one(r: aiored
                                                                         tmp_path: Path) -> None:
     await register_worker(r, keys, "w1")
     path = tmp_path / "polyfleet.yaml"
-    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_seconds: 0.01}\n")
+    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_sec: 0.01}\n")
     first = load_settings(path, {})
     svc = OrchestratorService(first, "o1", r, reloader=ConfigReloader(first, path, environ={}))
     await steps(svc, 1)
 
-    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_seconds: 0.01}\n"
+    path.write_text("config_reload_sec: 0.01\nscheduler: {poll_interval_sec: 0.01}\n"
                     "risk: {blacklist_token_keys: [some-slug]}\n")
     await asyncio.sleep(0.02)
     await steps(svc, 1)
@@ -781,7 +810,7 @@ async def test_an_unknown_market_version_is_rejected_naming_the_fix_and_nothing_
 async def test_a_resolved_market_stops_its_tokens_and_flags_a_held_position_for_redemption(
         r: aioredis.Redis, keys: Keys) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(scheduler={"poll_interval_seconds": 0.01, "max_concurrent_jobs": 1}), "o1", r)
+    svc = OrchestratorService(settings(scheduler={"poll_interval_sec": 0.01, "max_concurrent_jobs": 1}), "o1", r)
     await add_message(r, keys.signals(), market_signal(V2_YES, "v2", condition_id=V2_CID, neg_risk=False))
     await add_message(r, keys.signals(), market_signal(V2_NO, "v2", n=1, condition_id=V2_CID))
     await steps(svc)
@@ -988,15 +1017,17 @@ async def test_a_closed_report_that_disagrees_with_the_fills_is_a_warning(r: aio
     assert "says 4 shares, its fills 10" in differs["reason"]
 
 
-async def test_an_overdue_close_books_the_shares_its_missing_fills_held(r: aioredis.Redis, keys: Keys) -> None:
+async def test_an_overdue_close_books_the_shares_its_missing_fills_held(r: aioredis.Redis, keys: Keys,
+                                                                       later: Callable[[float], None]) -> None:
     await register_worker(r, keys, "w1")
-    svc = OrchestratorService(settings(workers={"lease_ms": 1000}), "o1", r)
+    svc = OrchestratorService(settings(workers={"lease_ms": 60_000}), "o1", r)
     epoch = await run_token(r, keys, svc, TOKEN)
     await fill(r, keys, "BUY", 0.50, 10, n=1)
     # The report counts two fills and says 4 are left: the SELL of 6 never reached pf:fills.
     await add_message(r, keys.sessions(), report("closed", "w1", epoch, position=4.0).model_copy(update={"fills": 2}))
     await steps(svc)
-    await asyncio.sleep(1.1)
+    assert await r.hget(keys.token(TOKEN), "state") == "running"  # parked: two fills were reported, one came
+    later(61)
     await steps(svc)
     assert await r.hget(keys.token(TOKEN), "state") == "done"
     f = await figures(r, keys)

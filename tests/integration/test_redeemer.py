@@ -118,7 +118,7 @@ async def test_a_position_held_when_its_market_resolves_is_redeemed_and_booked(
         monkeypatch: pytest.MonkeyPatch, version: str, wallet: str) -> None:
     monkeypatch.setenv("PF_NAMESPACE", "pf")
     settings = load_settings(write_config(tmp_path / "polyfleet.yaml", sim.port, {
-        "polymarket": {"wallet": wallet}, "scheduler": {"poll_interval_seconds": 0.05},
+        "polymarket": {"wallet": wallet}, "scheduler": {"poll_interval_sec": 0.05},
         "redeemer": {"check_interval_sec": 0.2, "retry_initial_sec": 0.5, "receipt_timeout_sec": 2.0},
         "gateway": {"reconcile_interval_sec": 0.5, "ping_interval_sec": 1.0}}), environ={})
     m = next(m for m in await sim_get(sim, "/_sim/markets") if m.get("version", "v1") == version and not m["neg_risk"])

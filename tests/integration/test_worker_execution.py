@@ -29,7 +29,7 @@ def session(r: aioredis.Redis, keys: Keys, feed: TickFeed, v: Venue, epoch: int,
             extra: dict[str, Any] | None = None) -> TokenSession:
     params = {"maker_strategy": {"drop_pct": 0.04, "profit_pct": 0.05, "order_size": 10, "reject_cooldown_sec": 0.5,
                                  **(ms or {})},
-              "execution": {"poll_interval_seconds": 0.2, "wait_seconds": 1, "order_interval_seconds": 0.1,
+              "execution": {"poll_interval_sec": 0.2, "wait_sec": 1, "order_interval_sec": 0.1,
                             **(execution or {})}, **(extra or {})}
     return TokenSession(r, keys, feed, v.executor, WORKER, v.token, epoch, params, books)
 
@@ -76,7 +76,7 @@ async def test_a_timeout_after_placement_is_reconciled_not_sent_again(
     await v.path([0.48, 0.47])
     snap = await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=25, what="LONG after the timeout")
     assert snap["position"] == pytest.approx(10)
-    await asyncio.sleep(2.5)  # the stalled answer arrives; nothing else must be sent
+    await eventually(lambda: _answered(v), timeout=30, what="the stalled answer sent")  # nothing else must be sent
     buys = await v.orders("BUY")
     assert len(buys) == 1
     assert buys[0]["size_matched"] == 10
@@ -181,8 +181,8 @@ async def test_stale_ticks_fall_back_to_throttled_rest_polling_and_back(
     assert len(fetched) <= loops  # max_fetch_per_loop = 1
     await r.set(keys.gw_alive(), "test-gateway", px=60_000)
     await eventually(lambda: _is(s.source == "ticks"), timeout=5, what="back to ticks")
-    n = len(fetched)
-    await asyncio.sleep(1.0)
+    n, loops = len(fetched), books.loops
+    await eventually(lambda: _is(books.loops >= loops + 3), timeout=10, what="three more poll loops")
     assert len(fetched) == n  # nothing wanted: no polling
     stop.set()
     await poller
@@ -191,6 +191,11 @@ async def test_stale_ticks_fall_back_to_throttled_rest_polling_and_back(
 
 async def _is(value: bool) -> bool:
     return value
+
+
+async def _answered(v: Venue) -> bool:
+    resp = await v.http.post("/_sim/fault", json={"kind": "order_timeout_after_place", "count": 0})
+    return bool(resp.json()["answered"] >= 1)
 
 
 async def test_a_throttled_venue_does_not_abandon_a_liquidation(sim_venue: tuple[Venue, TickFeed], r: aioredis.Redis,
@@ -218,7 +223,7 @@ async def test_a_session_fenced_while_its_order_rests_cancels_that_order_only(
     """One account, two owners in turn: the superseded session must not cancel the new owner's
     orders on the token (a cancel by token would), only its own resting one."""
     v, feed = sim_venue
-    s = session(r, keys, feed, v, 1, execution={"wait_seconds": 30})
+    s = session(r, keys, feed, v, 1, execution={"wait_sec": 30})
     await own(r, keys, v.token, 1)
     await v.executor.prepare(v.token)
     mine = await v.executor.place(v.token, "BUY", 0.30, 5, 0.01, "GTC")  # far below the ask: rests

@@ -27,8 +27,8 @@ StartSim = Callable[..., SimExchangeProcess]
 
 def session(r: aioredis.Redis, keys: Keys, feed: TickFeed, v: Venue, epoch: int) -> TokenSession:
     params = {"maker_strategy": {"drop_pct": 0.04, "profit_pct": 0.05, "order_size": 10, "reject_cooldown_sec": 0.5},
-              "execution": {"poll_interval_seconds": 0.2, "wait_seconds": 1, "order_interval_seconds": 0.1,
-                            "settle_wait_seconds": 20, "settle_poll_seconds": 0.2}}
+              "execution": {"poll_interval_sec": 0.2, "wait_sec": 1, "order_interval_sec": 0.1,
+                            "settle_wait_sec": 20, "settle_poll_sec": 0.2}}
     return TokenSession(r, keys, feed, v.executor, WORKER, v.token, epoch, params)
 
 

@@ -38,7 +38,7 @@ async def own(r: aioredis.Redis, keys: Keys, token: str, epoch: int) -> None:
 
 def session(r: aioredis.Redis, keys: Keys, feed: TickFeed, v: Venue, epoch: int, **strategy: Any) -> TokenSession:
     params = {"maker_strategy": {"drop_pct": 0.04, "profit_pct": 0.05, "order_size": 10, **strategy.pop("ms", {})},
-              "execution": {"poll_interval_seconds": 0.2}, **strategy}
+              "execution": {"poll_interval_sec": 0.2}, **strategy}
     return TokenSession(r, keys, feed, v.executor, WORKER, v.token, epoch, params)
 
 

@@ -30,9 +30,12 @@ def test_lost_duplicated_and_unexpected_signals_are_counted() -> None:
     assert (clean["lost"], clean["duplicated"]) == (0, 0)
 
 
-def test_a_signal_entry_repeated_under_one_id_counts_as_duplicated() -> None:
+def test_a_signal_entry_repeated_under_one_id_counts_as_duplicated_once() -> None:
     got = inv.check_signals([trade("0x1")], [signal("1-0", "0x1", sid="s"), signal("2-0", "0x1", sid="s")])
-    assert got["duplicated"] >= 1
+    assert (got["lost"], got["duplicated"], got["unexpected"]) == (0, 1, 0)
+    # the same id on another trade: the second is a repeat (and a trade nobody made)
+    other = inv.check_signals([trade("0x1")], [signal("1-0", "0x1", sid="s"), signal("2-0", "0x7", sid="s")])
+    assert (other["lost"], other["duplicated"], other["unexpected"]) == (0, 1, 1)
 
 
 def test_each_signal_needs_exactly_one_decision_event() -> None:

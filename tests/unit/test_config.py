@@ -269,17 +269,19 @@ def test_secrets_are_never_read_from_the_config_file(tmp_path: Path) -> None:
             load(tmp_path, f"{name}: {SECRET}\n")
 
 
-def test_no_settings_field_holds_a_secret() -> None:
-    def names(model: type[BaseModel], prefix: str = "") -> list[str]:
-        out = []
-        for name, info in model.model_fields.items():
-            out.append(prefix + name)
-            ann = info.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                out.extend(names(ann, f"{prefix}{name}."))
-        return out
+def key_names(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key of the configuration, dotted (``scheduler.poll_interval_sec``)."""
+    out = []
+    for name, info in model.model_fields.items():
+        out.append(prefix + name)
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.extend(key_names(ann, f"{prefix}{name}."))
+    return out
 
-    suspicious = [n for n in names(Settings) if re.search(r"private_key|secret|passphrase|password|api_key|api_token", n)]
+
+def test_no_settings_field_holds_a_secret() -> None:
+    suspicious = [n for n in key_names(Settings) if re.search(r"private_key|secret|passphrase|password|api_key|api_token", n)]
     assert suspicious == []
 
 
@@ -415,6 +417,48 @@ def test_removed_venue_keys_name_their_replacement(tmp_path: Path) -> None:
 def test_removed_worker_thread_pool_key_says_why(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"workers.venue_threads was removed: the venue client .* is async"):
         load(tmp_path, "workers: {venue_threads: 32}\n")
+
+
+@pytest.mark.parametrize(("text", "section", "field"), [
+    ("scheduler: {poll_interval_seconds: 7}\n", "scheduler", "poll_interval_sec"),
+    ("execution: {order_interval_seconds: 7}\n", "execution", "order_interval_sec"),
+    ("execution: {wait_seconds: 7}\n", "execution", "wait_sec"),
+    ("execution: {poll_interval_seconds: 7}\n", "execution", "poll_interval_sec"),
+])
+def test_the_requirements_seconds_keys_still_load(tmp_path: Path, text: str, section: str, field: str) -> None:
+    """docs/requirements.md (C4, D3) names these keys: users come with configs that use them."""
+    assert getattr(getattr(load(tmp_path, text), section), field) == 7.0
+
+
+def test_both_spellings_of_one_setting_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"execution.wait_seconds and execution.wait_sec are the same setting"):
+        load(tmp_path, "execution: {wait_seconds: 1, wait_sec: 2}\n")
+
+
+@pytest.mark.parametrize(("text", "old", "new"), [
+    ("retry_strategy: {initial_backoff_seconds: 1}\n", "retry_strategy.initial_backoff_seconds",
+     "retry_strategy.initial_backoff_sec"),
+    ("retry_strategy: {max_backoff_seconds: 1}\n", "retry_strategy.max_backoff_seconds", "retry_strategy.max_backoff_sec"),
+])
+def test_renamed_duration_keys_name_their_replacement(tmp_path: Path, text: str, old: str, new: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{old} was renamed {new} \(every duration in seconds ends in _sec\)"):
+        load(tmp_path, text)
+
+
+def test_renamed_keys_fail_from_the_environment_and_per_token_overrides_too(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"retry_strategy.max_backoff_seconds was renamed retry_strategy.max_backoff_sec"):
+        load(tmp_path, "", {"PF__RETRY_STRATEGY__MAX_BACKOFF_SECONDS": "2"})
+    assert load(tmp_path, "", {"PF__SCHEDULER__POLL_INTERVAL_SECONDS": "2"}).scheduler.poll_interval_sec == 2.0
+    s = load(tmp_path, "maker_strategy_defaults: {topics: {tok: {execution: {wait_seconds: 9}}}}\n")
+    assert merge_strategy_params(s, "tok")["execution"]["wait_sec"] == 9.0
+    assert merge_strategy_params(s, "other")["execution"]["wait_sec"] == 5.0
+
+
+def test_every_duration_in_seconds_is_named_sec() -> None:
+    """One unit suffix for seconds: a new ``*_seconds`` key would bring the mix back."""
+    keys = key_names(Settings)
+    assert {"scheduler.poll_interval_sec", "execution.wait_sec"} <= set(keys)
+    assert [k for k in keys if k.endswith("_seconds")] == []
 
 
 def test_relayer_secrets_come_from_the_environment() -> None:

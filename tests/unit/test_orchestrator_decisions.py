@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.orchestrator.assignment import WorkerView, pick_taker, pick_worker
+from services.orchestrator.assignment import pick_taker, pick_worker
 from services.orchestrator.decisions import (
     BuyContext,
     TokenView,
@@ -17,6 +17,7 @@ from services.orchestrator.positions import Book
 from services.orchestrator.risk import planned_notional
 from services.orchestrator.scheduling import exits_to_run, tokens_to_start
 from shared.config import RiskSection
+from shared.fleet import WorkerView
 from shared.messages import Signal
 from shared.venue.errors import UnknownMarketVersion
 from shared.venue.ids import v2_condition_id, v2_position_id
@@ -109,7 +110,9 @@ def test_blacklist_keyword_and_regex_entries_match_title_or_slug() -> None:
 
 
 def test_source_account_is_a_blacklist_key() -> None:
-    assert blacklist_reason(["tok", "0xWHALE"], [], ("0xwhale",), {}, 0) is not None
+    assert blacklist_reason(["tok", "0xWHALE"], [], ("0xwhale",), {}, 0) == "0xwhale is in risk.blacklist_token_keys"
+    runtime = {"0xWhale": ("stopped following", 0)}
+    assert blacklist_reason(["tok", "0xwhale"], [], (), runtime, 0) == "0xWhale: stopped following"
 
 
 def test_pick_worker_prefers_least_loaded_live_worker_with_room() -> None:

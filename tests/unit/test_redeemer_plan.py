@@ -49,7 +49,7 @@ def test_pending_trades_hold_it_back_until_settle_wait_has_passed() -> None:
 
 
 def test_a_failed_redeem_waits_out_a_growing_backoff_and_a_success_clears_it() -> None:
-    retries = Retries(Backoff(max_attempts=100, initial_backoff_seconds=5, backoff_multiplier=2, max_backoff_seconds=300,
+    retries = Retries(Backoff(max_attempts=100, initial_backoff_sec=5, backoff_multiplier=2, max_backoff_sec=300,
                               jitter_fraction=0))
     assert retries.due("c1", 0.0)
     assert retries.failed("c1", 100.0) == (1, 5.0)

@@ -260,7 +260,7 @@ def test_ex17_default_deadline_policy() -> None:
 def test_ex18_deadline_liquidates_below_the_entry_with_concessions() -> None:
     run = RunParamsSection(deadline_override_ts=(START + 600_000) // 1000)
     x = ExecutionSection(exit_sell_mode="aggressive", price_tolerance_step=0.01, exit_floor_price=0.48,
-                         order_interval_seconds=0.5)
+                         order_interval_sec=0.5)
     s = make(run=run, x=x)
     long_at(s)
     assert bid(s, 599, 0.50) is None

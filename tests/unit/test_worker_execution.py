@@ -67,9 +67,9 @@ def test_an_order_that_would_rest_needs_five_shares() -> None:
 
 
 def test_order_type_rests_only_with_a_wait_and_enough_size() -> None:
-    assert order_type(10, wait_seconds=5) == "GTC"
-    assert order_type(4.99, wait_seconds=5) == "FAK"
-    assert order_type(10, wait_seconds=0) == "FAK"
+    assert order_type(10, wait_sec=5) == "GTC"
+    assert order_type(4.99, wait_sec=5) == "FAK"
+    assert order_type(10, wait_sec=0) == "FAK"
 
 
 def test_balance_errors_are_recognised() -> None:
