@@ -39,6 +39,8 @@ def size_copy(rules: CopyRules, leader_size: float, leader_price: float, fixed_s
     portfolio value (``leader_value``) times ``bankroll``. Then clamped to [min_copy_usd,
     max_copy_usd], then cut to what the leader's budget has left after its open copies
     (``leader_open``, $); a copy the budget cuts below min_copy_usd (or to nothing) is skipped."""
+    if rules.sizing == "fixed" and not (rules.min_copy_usd or rules.max_copy_usd or rules.budget_usd):
+        return CopySize(fixed_shares, round(fixed_shares * max(leader_price, 0.0), 6), f"fixed {fixed_shares:g} shares")
     if not leader_price > 0:
         return _skip(f"leader price {leader_price:g} unusable: cannot size a copy")
     leader_notional = leader_size * leader_price
@@ -106,3 +108,17 @@ def exit_fraction(exit_mode: str, leader_held: float, sell_size: float) -> float
         return None
     fraction = sell_size / leader_held
     return None if fraction >= FULL_EXIT_AT else round(fraction, 6)
+
+
+def book_asks(book: dict[str, str] | None, now_ms: int, stale_after_ms: int) -> list[tuple[float, float]] | None:
+    """The asks the guard sees in a ``pf:book`` hash (the gateway's top of book: one level), or
+    None when there is no book, it is flagged stale, or older than ``stale_after_ms``."""
+    if not book or book.get("stale") == "1" or now_ms - int(book.get("ts_recv") or 0) > stale_after_ms:
+        return None
+    ask = book.get("ask")
+    return [(float(ask), float(book.get("ask_size") or 0.0))] if ask else []
+
+
+def held_field(account: str, token_id: str) -> str:
+    """The ``pf:leader:held`` field of what ``account`` holds of ``token_id``."""
+    return f"{account.lower()}|{token_id}"
