@@ -4,8 +4,8 @@ with its reason. Workers are simulated the way tests/integration/test_orchestrat
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
 import pytest
+import redis.asyncio as aioredis
 
 from services.orchestrator.service import OrchestratorService
 from shared.clock import now_ms
