@@ -4,16 +4,22 @@ with its reason. Workers are simulated the way tests/integration/test_orchestrat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
 from services.orchestrator.service import OrchestratorService
+from services.signal_collector.values import refresh_values
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.keys import Keys
 from shared.messages import AuditEvent, Command, SessionReport, Signal, decode, stable_id
 from shared.redisio import add_message
 from shared.ticks import Tick
+from shared.venue.data_api import parse_value
 
 LEADER = "0x" + "c" * 40
 TOKEN, GUARDED = "111222333", "444555666"
@@ -98,3 +104,23 @@ async def test_percent_copy_fractional_exit_and_guard_skip(r: aioredis.Redis, ke
     await steps(svc)
     assert await r.hget(keys.copy_exposure(), f"@{LEADER}") is None
     assert await r.hget(keys.copy_exposure(), TOKEN) is None
+
+
+async def test_leader_values_read_into_redis_for_proportional_sizing(r: aioredis.Redis, keys: Keys,
+                                                                     start_sim: Callable[..., Any]) -> None:
+    """The collector's value refresh asks the Data API /value of proportional leaders only."""
+    sim = start_sim()
+    other = "0x" + "d" * 40
+    cfg = Settings.model_validate({"copytrade": {
+        "bankroll_usd": 1000, "targets": [{"account": LEADER, "copy": {"sizing": "proportional"}}, {"account": other}],
+    }}).copytrade
+    async with httpx.AsyncClient(timeout=5) as http:
+        got = await refresh_values(r, keys, http, f"{sim.url}/data-api", cfg)
+    assert got == {LEADER: 0.0}  # a wallet with nothing held in the sim is worth 0: proportional then skips
+    assert await r.hgetall(keys.leader_value()) == {LEADER: "0.0"}
+
+
+def test_value_reply_parsed() -> None:
+    assert parse_value([{"user": LEADER.upper().replace("0X", "0x"), "value": "1234.5"}], LEADER) == 1234.5
+    assert parse_value([{"user": LEADER, "value": "nan"}], LEADER) is None
+    assert parse_value([], LEADER) is None
