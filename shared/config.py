@@ -139,10 +139,43 @@ class PolymarketSection(Section):
         return "sim" if mode == "sim" else "production"
 
 
+class CopyRules(Section):
+    """How a followed wallet's trades are copied (docs/copytrading.md): the copy's size, the guard
+    before its first order, and how its exits follow the leader's. ``copytrade.copy`` is the
+    default; a target's ``copy`` map overrides any of its keys for that wallet."""
+
+    sizing: Literal["fixed", "percent", "proportional"] = "fixed"  # fixed: maker_strategy.order_size (shares)
+    percent: float = 100.0  # percent: this % of the leader's notional (size x price)
+    min_copy_usd: float = Field(0.0, ge=0)  # a copy below this is raised to it (0: no floor)
+    max_copy_usd: float = Field(0.0, ge=0)  # a copy above this is cut to it (0: no cap)
+    budget_usd: float = Field(0.0, ge=0)  # the leader's open copies together stay within this (0: no budget)
+    exit_mode: Literal["fraction", "full"] = "fraction"  # a leader's partial sell sells that share of ours
+    max_slippage_bps: float = Field(0.0, ge=0)  # guard: best ask over the leader's price by more skips (0: off)
+
+    @field_validator("percent")
+    @classmethod
+    def _percent(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"percent must be >= 0 (a percentage of the leader's notional), got {value:g}")
+        return value
+
+    @model_validator(mode="after")
+    def _budget_fits_a_copy(self) -> CopyRules:
+        if self.max_copy_usd and self.max_copy_usd < self.min_copy_usd:
+            raise ValueError(f"max_copy_usd ({self.max_copy_usd:g}) is below min_copy_usd ({self.min_copy_usd:g})")
+        if self.budget_usd and self.budget_usd < self.min_copy_usd:
+            raise ValueError(f"budget_usd ({self.budget_usd:g}) is below min_copy_usd ({self.min_copy_usd:g}): "
+                             "no copy of this leader could ever be made")
+        return self
+
+
 class Target(Section):
     account: str
     min_size: float = Field(0.0, ge=0)
     enabled: bool = True
+    copy_rules: dict[str, Any] = Field(default_factory=dict, alias="copy")  # overrides of copytrade.copy
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
     def _account_shape(self) -> Target:
@@ -167,6 +200,36 @@ class CopytradeSection(Section):
     rtds_ping_interval_sec: float = Field(5.0, gt=0)
     rtds_silence_sec: float = Field(30.0, gt=0)
     targets: tuple[Target, ...] = ()
+    copy_rules: CopyRules = Field(default_factory=CopyRules, alias="copy")  # every leader's, unless overridden
+    bankroll_usd: float = Field(0.0, ge=0)  # ours, for proportional sizing (docs/copytrading.md)
+    value_refresh_sec: float = Field(300.0, gt=0)  # leaders' portfolio values re-read this often (proportional)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def rules_for(self, account: str) -> CopyRules:
+        """The copy rules of one followed wallet: ``copy`` overlaid with its target's ``copy``."""
+        low = account.lower()
+        over = next((t.copy_rules for t in reversed(self.targets) if t.account.lower() == low), {})
+        return CopyRules.model_validate({**self.copy_rules.model_dump(), **over}) if over else self.copy_rules
+
+    @model_validator(mode="after")
+    def _copy_rules(self) -> CopytradeSection:
+        """Each target's rules are checked here, so a bad one refuses the file naming its key."""
+        for i, target in enumerate(self.targets):
+            try:
+                rules = self.rules_for(target.account)
+            except ValidationError as exc:
+                errs = "; ".join(f"copytrade.targets.{i}.copy.{'.'.join(str(p) for p in e['loc']) or '(rules)'}: "
+                                 f"{'unknown key' if e['type'] == 'extra_forbidden' else e['msg'].removeprefix('Value error, ')}"
+                                 for e in exc.errors())
+                raise ValueError(f"{errs} (target {target.account})") from None
+            if rules.sizing == "proportional" and self.bankroll_usd <= 0:
+                raise ValueError(f"copytrade.targets.{i} ({target.account}) uses proportional sizing but "
+                                 "copytrade.bankroll_usd is not set: proportional needs our portfolio value")
+        if self.copy_rules.sizing == "proportional" and self.bankroll_usd <= 0:
+            raise ValueError("copytrade.copy.sizing is proportional but copytrade.bankroll_usd is not set: "
+                             "proportional needs our portfolio value")
+        return self
 
     @model_validator(mode="after")
     def _overlap_inside_dedup(self) -> CopytradeSection:

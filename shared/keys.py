@@ -174,6 +174,17 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "winning_token, winning_outcome, position (matched), position_confirmed, market_version, neg_risk, "
             "resolved_at (ms)",
             "until the redemption is booked"),
+    KeySpec("copy:exposure", "hash", "orchestrator", "orchestrator, api",
+            "token -> 'account|$' of each open copy of a followed wallet (the copy's notional at the leader's "
+            "price, scaled down by partial exits); @{account} -> that leader's open copies together, what its "
+            "copy budget_usd is checked against (docs/copytrading.md)",
+            "a token's entry leaves with its reservation (session ended, dequeued, stopped)"),
+    KeySpec("leader:held", "hash", "orchestrator", "orchestrator",
+            "{account}|{token} -> shares the leader holds as the signals we saw add up (BUYs less SELLs): "
+            "what a SELL's fraction is taken of", "a field leaves when it reaches 0"),
+    KeySpec("leader:value", "hash", "signal_collector", "orchestrator",
+            "account -> the leader's portfolio value in $ (Data API /value), for proportional sizing",
+            "re-read every copytrade.value_refresh_sec"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
             "global kill switch: absent, reduce_only or halt"),
     KeySpec("ratelimit:{signer}:{bucket}", "hash", "maker_worker, arb_scanner (every process that signs orders)",
@@ -367,6 +378,15 @@ class Keys:
 
     def redeemable(self) -> str:
         return self._k("redeemable")
+
+    def copy_exposure(self) -> str:
+        return self._k("copy:exposure")
+
+    def leader_held(self) -> str:
+        return self._k("leader:held")
+
+    def leader_value(self) -> str:
+        return self._k("leader:value")
 
     def halt(self) -> str:
         return self._k("halt")

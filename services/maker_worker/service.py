@@ -204,7 +204,9 @@ class MakerWorkerService(RedisService):
             logger.info("START {} epoch {}", cmd.token_id, cmd.epoch)
         elif current and current[0].epoch == cmd.epoch:
             logger.info("{} {} epoch {}: {}", cmd.action, cmd.token_id, cmd.epoch, cmd.reason)
-            if cmd.action == "EXIT":
+            if cmd.action == "EXIT" and cmd.params.get("fraction"):
+                current[0].request_trim(float(cmd.params["fraction"]))  # a partial exit: the session goes on
+            elif cmd.action == "EXIT":
                 current[0].exit_requested.set()
             else:
                 # STOP: cancel orders and end, keeping the position; with hand_back (a drain) the

@@ -76,6 +76,7 @@ class TokenSession:
         self.exit_requested = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.hand_back = False
+        self.trims: list[float] = []  # partial exits asked for (EXIT with a fraction), oldest first
         self.last_tick: Tick | None = None  # the latest tick fed to the strategy, from either source
         self.last_feed_tick: Tick | None = None
         self.last_rest_tick: Tick | None = None
@@ -161,6 +162,9 @@ class TokenSession:
         When the feed is stale (B6) the token is polled over REST by the worker's shared
         :class:`RestBooks` and those books drive the strategy until ticks are trusted again."""
         while not (self.exit_requested.is_set() or self.stop_requested.is_set()):
+            if self.trims and not self.strategy.awaiting:
+                await self._trim(self.trims.pop(0))
+                continue
             self._choose_source()
             tick = await self.feed.next_tick(self.token_id, self.last_feed_tick,
                                              timeout=self.execution.poll_interval_sec)
@@ -212,6 +216,20 @@ class TokenSession:
                 self.books.want(self.token_id)
             else:
                 self.books.unwant(self.token_id)
+
+    def request_trim(self, fraction: float) -> None:
+        """EXIT with a fraction: sell that share of the position, keep trading the rest."""
+        self.trims.append(fraction)
+
+    async def _trim(self, fraction: float) -> None:
+        """One partial exit: ``fraction`` of what is held, sold like a liquidation (from the bid down
+        by price_tolerance_step per attempt, never below exit_floor_price); not resumed by a new owner."""
+        _, bid, _ = self.desk.top()
+        intent = self.strategy.trim_intent(fraction, bid, now_ms(), f"followed wallet sold {fraction:.0%}")
+        if intent is None:
+            logger.info("{}: partial exit of {:.0%} has nothing to sell", self.token_id, fraction)
+            return
+        await self.desk.execute(intent)
 
     async def _liquidate(self) -> None:
         """EXIT: sell what the venue says is held, from the current bid down by price_tolerance_step

@@ -60,6 +60,7 @@ class VolatilityStrategy:
         self.reject_until_ms: dict[str, int] = {"BUY": 0, "SELL": 0}
         self.last_reject: dict[str, Any] = {}
         self.exit_attempts = 0
+        self.trimming = False  # the SELL out is a partial exit's (not a profit sell: no incremental drop)
 
     # --- derived values ---------------------------------------------------------------------
 
@@ -185,6 +186,22 @@ class VolatilityStrategy:
             self.last_bid = bid
         return self._emit(self.exit_intent(bid), now_ms)
 
+    def trim_intent(self, fraction: float, bid: float | None, now_ms: int, reason: str) -> OrderIntent | None:
+        """A partial exit (the followed wallet sold ``fraction`` of its position): sell that share of
+        ours at liquidation prices, entering SELLING; the session trades on with the rest. None while
+        an order is out, exiting, or when the share is below dust (docs/copytrading.md)."""
+        self._advance(now_ms)
+        if self.awaiting or self.exiting:
+            return None
+        size = shares(self.position * fraction)
+        if size <= 0 or size < self.dust:
+            return None
+        if bid is not None:
+            self.last_bid = bid
+        price = exit_price(bid, self.tick_size, 0, self.x)
+        self.trimming = True
+        return self._emit(OrderIntent("SELL", price, size, reason, exit=True), now_ms)
+
     # --- internals --------------------------------------------------------------------------
 
     def _advance(self, now_ms: int) -> None:
@@ -260,11 +277,12 @@ class VolatilityStrategy:
         if self.state is State.SELLING:
             if self.exiting:
                 self.exit_attempts += 1
-            elif self.order_sold > 0:
+            elif self.order_sold > 0 and not self.trimming:
                 self.sells_done += 1
         self.state = State.LONG if self.position >= self.dust else State.FLAT
         self.awaiting_since_ms = 0
         self.order_sold = 0.0
+        self.trimming = False
 
     # --- snapshot ---------------------------------------------------------------------------
 

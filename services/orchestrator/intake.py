@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from services.orchestrator.copydesk import CopyDesk, is_copy
 from services.orchestrator.decisions import (
     BuyContext,
     TokenView,
@@ -46,6 +47,7 @@ class Intake:
         self.risk = risk
         self.settings = settings  # read at each use: a reload takes effect at once
         self.tally = tally
+        self.copies = CopyDesk(redis, keys, risk)  # sizing, guard and exits per leader (docs/copytrading.md)
 
     async def decide_buys(self, entries: list[StreamEntry]) -> bool:
         """BUY signals for distinct tokens: read every check's input in one round trip, decide each
@@ -66,6 +68,7 @@ class Intake:
             if ignored_ids else {}
         settings = self.settings()
         risk = settings.risk
+        copy_inputs = await self.copies.read(sigs)
         pipe = self.redis.pipeline(transaction=True)
         admitted: list[tuple[Signal, str, dict[str, str], dict[str, Any], float]] = []
         applied: dict[str, int] = {}
@@ -74,6 +77,7 @@ class Intake:
                 self.tally.duplicate()  # the collector retried its XADD: decided once already
                 continue
             applied[sig.id] = now
+            self.copies.saw_buy(pipe, sig)
             fields, handled, cooling = inp.fields, inp.handled, inp.cooling_down
             token = TokenView(sig.token_id, fields.get("state", ""), fields.get("owner", ""),
                               int(fields.get("epoch", "0") or 0))
@@ -93,6 +97,13 @@ class Intake:
                 except UnknownMarketVersion as exc:
                     self.reject(pipe, sig, bool(fields), str(exc), entry.entry_id)
                     continue
+                if is_copy(sig):
+                    size, skip = self.copies.plan(sig, params, copy_inputs, settings, now)
+                    if skip is not None:  # the copy is skipped: ignored with the rule's reason
+                        self.store.event(pipe, "signal.ignored", sig.token_id, skip, cause=entry.entry_id,
+                                         **_detail(sig), leader_price=sig.price, leader_size=sig.size,
+                                         copy_shares=size.shares or None)
+                        continue
                 end_ms = market_end_ms(sig.end_date)
                 if end_ms is not None:
                     params["market_end_ts"] = end_ms  # the session's countdown / deadline (D4)
@@ -119,8 +130,13 @@ class Intake:
                                   signal_ts=sig.ts_event or now, queued_at=now, epoch=fields.get("epoch", 0),
                                   reserved=f"{amount:.6f}", params=json.dumps(params, sort_keys=True),
                                   exit_pending="0", exit_reason="")
+            copy = params.get("copy")
+            if copy:
+                await self.risk.copy(pipe, sig.token_id, copy["account"], copy["notional"])
             self.store.event(pipe, "token.queued", sig.token_id, "admitted", cause=cause, touch_token=False,
-                             reserved=amount, committed=res.committed, **_detail(sig))
+                             reserved=amount, committed=res.committed, **_detail(sig),
+                             copy_shares=params["maker_strategy"]["order_size"] if copy else None,
+                             copy_sizing=copy["sizing"] if copy else None, guard=copy["guard"] if copy else None)
         batch.flush(pipe)
         if applied:
             pipe.zadd(k.applied("signals"), applied)
@@ -138,12 +154,30 @@ class Intake:
     async def on_sell(self, pipe: Pipe, sig: Signal, cause: str) -> None:
         token, _ = await self.store.view(sig.token_id)
         verdict = decide_sell(token)
-        if verdict.action == "exit":
+        fraction = await self.copies.saw_sell(pipe, sig, self.settings())
+        if fraction is not None and verdict.action in ("exit", "dequeue"):
+            await self.partial_exit(pipe, sig, token.owner, token.epoch, fraction, verdict.action, cause)
+        elif verdict.action == "exit":
             await self.request_exit(pipe, sig.token_id, token.owner, token.epoch, verdict.reason, cause)
         elif verdict.action == "dequeue":
             await self.dequeue(pipe, sig.token_id, verdict.reason, cause)
         else:
             self.store.event(pipe, "signal.ignored", sig.token_id, verdict.reason, cause=cause, side="SELL")
+
+    async def partial_exit(self, pipe: Pipe, sig: Signal, owner: str, epoch: int, fraction: float, action: str,
+                           cause: str) -> None:
+        """The leader sold ``fraction`` of its position: the session sells that share of ours and
+        runs on (EXIT with a fraction); a queued copy holds nothing yet and stays queued."""
+        if action == "dequeue":
+            self.store.event(pipe, "signal.ignored", sig.token_id, f"followed wallet sold {fraction:.0%} of its "
+                             "position before the session started: the copy stays queued", cause=cause, side="SELL")
+            return
+        reason = f"followed wallet sold {fraction:.0%} of its position: selling {fraction:.0%} of ours"
+        self.store.command(pipe, owner, "EXIT", sig.token_id, epoch, params={"fraction": fraction}, reason=reason,
+                           key=sig.id)
+        await self.risk.copy_keep(pipe, sig.token_id, 1 - fraction)
+        self.store.event(pipe, "token.partial_exit", sig.token_id, reason, cause=cause, owner=owner, epoch=epoch,
+                         fraction=fraction, leader_size=sig.size, signal=sig.id)
 
     async def dequeue(self, pipe: Pipe, token_id: str, reason: str, cause: str) -> None:
         """A queued token leaves the queue before it started: done, its reservation released."""

@@ -20,14 +20,37 @@ import redis.asyncio as aioredis
 from services.orchestrator.risk import Reservation
 from shared.keys import Keys
 
-# KEYS: reserved hash, exposure hash. ARGV[1] = op, then per op:
+# KEYS: reserved hash, exposure hash, copy exposure hash. ARGV[1] = op, then per op:
 #   reserve: per_token_max, total_max, token1, amount1, token2, amount2, ...
 #            -> per token: ok (1/0), why ("" | per_token | total), committed after (before, if refused)
 #   release: token                  -> {1, committed}
 #   exposure: token, new_exposure   -> {1, committed}
+#   copy: token, account, amount    -> {1, the leader's open copies}   (a copy's claim on its leader's budget)
+#   copy_keep: token, keep          -> {1, the leader's open copies}   (a partial exit keeps this share)
+# release also drops the token's copy claim, so a leader's budget frees wherever a reservation does.
 _SCRIPT = """
-local reserved, exposure = KEYS[1], KEYS[2]
+local reserved, exposure, copies = KEYS[1], KEYS[2], KEYS[3]
 local op = ARGV[1]
+local function copy_drop(token, keep)
+  local entry = redis.call('HGET', copies, token)
+  if not entry then return 0 end
+  local account, amount = string.match(entry, '^(.*)|(.*)$')
+  local left = tonumber(redis.call('HINCRBYFLOAT', copies, '@' .. account, -tonumber(amount) * (1 - keep)))
+  if keep > 0 then
+    redis.call('HSET', copies, token, account .. '|' .. tostring(tonumber(amount) * keep))
+  else
+    redis.call('HDEL', copies, token)
+  end
+  if left < 1e-9 then redis.call('HDEL', copies, '@' .. account); left = 0 end
+  return left
+end
+if op == 'copy' then
+  copy_drop(ARGV[2], 0)
+  redis.call('HSET', copies, ARGV[2], ARGV[3] .. '|' .. ARGV[4])
+  return {1, redis.call('HINCRBYFLOAT', copies, '@' .. ARGV[3], ARGV[4])}
+elseif op == 'copy_keep' then
+  return {1, tostring(copy_drop(ARGV[2], tonumber(ARGV[3])))}
+end
 local function num(v) if v then return tonumber(v) else return nil end end
 local function claim(r, e) local c = r or 0; if e > c then c = e end; return c end
 local committed = num(redis.call('HGET', reserved, '_committed')) or 0
@@ -60,6 +83,7 @@ local token = ARGV[2]
 local mine = num(redis.call('HGET', reserved, token))
 local exp = num(redis.call('HGET', exposure, token)) or 0
 if op == 'release' then
+  copy_drop(token, 0)
   if not mine then return {1, tostring(committed)} end
   local after = committed - claim(mine, exp) + claim(nil, exp)
   if after < 1e-9 then after = 0 end
@@ -89,7 +113,7 @@ class RiskBook:
         self._script = r.register_script(_SCRIPT)
 
     def _keys(self) -> list[str]:
-        return [self.keys.reserved(), self.keys.exposure()]
+        return [self.keys.reserved(), self.keys.exposure(), self.keys.copy_exposure()]
 
     async def reserve(self, token_id: str, amount: float, per_token_max: float, total_max: float) -> Reservation:
         [res] = await self.reserve_many([(token_id, amount)], per_token_max, total_max)
@@ -114,6 +138,21 @@ class RiskBook:
     async def set_exposure(self, pipe: Any, token_id: str, exposure: float) -> None:
         """Queue the new exposure of a token (from its fills) on ``pipe``."""
         await self._script(keys=self._keys(), args=["exposure", token_id, repr(exposure)], client=pipe)
+
+    async def copy(self, pipe: Any, token_id: str, account: str, amount: float) -> None:
+        """Queue a copy's claim on its leader's budget (pf:copy:exposure); released with the reservation."""
+        await self._script(keys=self._keys(), args=["copy", token_id, account.lower(), repr(amount)], client=pipe)
+
+    async def copy_keep(self, pipe: Any, token_id: str, keep: float) -> None:
+        """Queue a partial exit's effect on the copy's claim: ``keep`` of it stays (0 < keep < 1)."""
+        await self._script(keys=self._keys(), args=["copy_keep", token_id, repr(keep)], client=pipe)
+
+    async def leader_open(self, r: aioredis.Redis, accounts: list[str]) -> dict[str, float]:
+        """Each leader's open copies ($), as its budget sees them."""
+        if not accounts:
+            return {}
+        raw = await r.hmget(self.keys.copy_exposure(), [f"@{a.lower()}" for a in accounts])
+        return {a.lower(): float(v or 0.0) for a, v in zip(accounts, raw, strict=True)}
 
     async def committed(self, r: aioredis.Redis) -> float:
         return float(await r.hget(self.keys.reserved(), "_committed") or 0.0)

@@ -150,10 +150,11 @@ class TokenStore:
             pipe.hset(self.keys.token(token_id), "last_event", last_event(kind, reason))
 
     def command(self, pipe: Pipe, worker_id: str, action: str, token_id: str, epoch: int,
-                params: dict[str, Any] | None = None, reason: str = "") -> None:
+                params: dict[str, Any] | None = None, reason: str = "", key: str = "") -> None:
+        """``key`` tells apart commands of one action and epoch (each partial EXIT names its signal)."""
         ts = now_ms()
         cmd = Command(
-            id=stable_id("cmd", action, token_id, epoch), ts_event=ts, ts_init=ts, producer=self.producer,
+            id=stable_id("cmd", action, token_id, epoch, *([key] if key else [])), ts_event=ts, ts_init=ts, producer=self.producer,
             action=action, token_id=token_id, epoch=epoch, params=params or {}, reason=reason,  # type: ignore[arg-type]
         )
         pipe.xadd(self.keys.cmd(worker_id), cmd.encode(), maxlen=STREAM_MAXLEN["cmd"], approximate=True)  # type: ignore[arg-type]

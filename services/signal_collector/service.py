@@ -39,6 +39,7 @@ from services.signal_collector.reload import CollectorReloader
 from services.signal_collector.screener import ScreenError, ScreenSource
 from services.signal_collector.signals import signal_id, to_signal, wanted
 from services.signal_collector.targets import active
+from services.signal_collector.values import refresh_values
 from shared.backoff import Backoff, honour_retry_after
 from shared.clock import now_ms, now_s
 from shared.config import Settings, Target
@@ -116,6 +117,7 @@ class SignalCollectorService(RedisService):
         await self.venue()
         self._spawn("heartbeat", self._heartbeat_loop())
         self._spawn("reload", self._reload_loop())
+        self._spawn("values", self._values_loop())
         self._apply_sources()
         try:
             while not self._stop.is_set():
@@ -135,6 +137,16 @@ class SignalCollectorService(RedisService):
                 task.cancel()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             await self.aclose()
+
+    async def _values_loop(self) -> None:
+        """Leaders' portfolio values for proportional sizing (services/signal_collector/values.py)."""
+        while not self._stop.is_set():
+            try:
+                await refresh_values(self.redis, self.keys, self._http_client(), (await self.venue()).url("data_url"),
+                                     self.settings.copytrade)
+            except Exception:  # a bug here must not end the service
+                logger.exception("portfolio values failed")
+            await self.sleep_unless_stopped(self.settings.copytrade.value_refresh_sec)
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks[name] = asyncio.create_task(coro, name=name)

@@ -201,6 +201,15 @@ def create_app(state: SimState) -> FastAPI:
         except FeedError as exc:
             return error(400, str(exc))
 
+    @app.get("/data-api/value")
+    async def data_value(user: str = "") -> Any:
+        """A wallet's portfolio value: its positions at the mid (the venue's /value; scripted wallets
+        hold nothing here, so 0)."""
+        acct = state.matcher.accounts.get(user.lower())
+        held = acct.positions.items() if acct is not None else []
+        value = sum(size * state.sim.by_token[t].mid for t, size in held if t in state.sim.by_token and size > 0)
+        return [{"user": user, "value": round(value, 6)}]
+
     # ---- sockets --------------------------------------------------------------------------------
     @app.websocket("/ws/market")
     async def ws_market(ws: WebSocket) -> None:

@@ -145,3 +145,17 @@ def parse_trades(rows: list[Any]) -> tuple[list[Trade], list[str]]:
         except BadTrade as exc:
             bad.append(str(exc))
     return trades, bad
+
+
+def parse_value(body: Any, user: str) -> float | None:
+    """A Data API ``/value?user=`` reply (``[{"user": ..., "value": ...}]``) as the wallet's
+    portfolio value in $, or None when the reply does not name it with a finite number."""
+    rows = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
+    for row in rows:
+        if isinstance(row, dict) and str(row.get("user", "")).lower() == user.lower():
+            try:
+                value = _number(row.get("value"), "value")
+            except BadTrade:
+                return None
+            return value if value >= 0 else None
+    return None

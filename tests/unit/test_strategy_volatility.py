@@ -390,3 +390,18 @@ def test_property_guards_hold_on_any_path(path: list[tuple[int, float, int, int]
                 s.on_fill(intent.side, size, intent.price, at(now))
         assert s.position >= 0
         assert s.state in (State.FLAT, State.LONG, State.BUYING, State.SELLING)
+
+
+def test_partial_exit_sells_the_leaders_fraction_and_keeps_trading() -> None:
+    """docs/copytrading.md "Exits follow the leader": EXIT with fraction 0.4 sells 40 % of ours at
+    the bid (a liquidation price), not counted as a profit sell; the rest stays LONG, not exiting."""
+    s = make()
+    s.reconcile(50.0, at(0), avg_cost=0.50)
+    intent = s.trim_intent(0.4, 0.47, at(1), "followed wallet sold 40%")
+    assert intent == OrderIntent("SELL", 0.47, 20.0, "followed wallet sold 40%", exit=True)
+    assert s.state is State.SELLING
+    assert s.trim_intent(0.4, 0.47, at(2), "again") is None  # one order at a time
+    s.on_fill("SELL", 20.0, 0.47, at(3))
+    assert (s.state, s.position, s.exiting, s.sells_done) == (State.LONG, 30.0, False, 0)
+    s.request_exit("exit")
+    assert s.trim_intent(0.5, 0.47, at(4), "late") is None  # exiting: the liquidation sells everything
