@@ -18,6 +18,11 @@ Definitions (docs/reliability.md, "Whole system soak"):
   workers.
 * **sent twice**: one intent id (``pf:orders``) with more than one distinct venue order id.
 * **orphan**: a LIVE order at the sim whose token is not in starting/running/exiting with an owner.
+* **unsettled**: a trade of ours at the sim still MATCHED, MINED or RETRYING (the soak waits, bounded,
+  until there is none before comparing positions with the venue's balances).
+* **failed not voided**: a trade the sim ended FAILED that a ``pf:fills`` fill booked and no
+  ``trade.failed`` event voided (a position from a trade that never happened); **voided but
+  confirmed**: a ``trade.failed`` event for a trade the sim CONFIRMED (a real position dropped).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ DECISION_KINDS = ("token.queued", "token.rejected", "signal.ignored", "token.deq
                   "token.exit_queued")
 ASSIGN_KINDS = ("token.starting", "token.reassigned")
 EXAMPLES = 5
+UNSETTLED = ("MATCHED", "MINED", "RETRYING")
 
 
 def _num(x: Any) -> str:
@@ -163,6 +169,40 @@ def check_orphans(sim_orders: Iterable[dict[str, Any]], tokens: dict[str, dict[s
                             "owner": t.get("owner", "")})
     return {"live_orders": sum(1 for o in sim_orders if o["status"] == "LIVE"),
             "orphan_orders": len(orphans), "examples": orphans[:EXAMPLES]}
+
+
+def check_settlement(sim_orders: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Our trades at the sim by settlement status (a trade is counted once, whichever of our orders
+    it filled); ``unsettled`` = those not yet CONFIRMED or FAILED."""
+    status: dict[str, str] = {}
+    for o in sim_orders:
+        for f in o.get("fills", []):
+            status[f["trade_id"]] = f["status"]
+    unsettled = sorted(t for t, s in status.items() if s in UNSETTLED)
+    return {"trades": len(status), "by_status": dict(sorted(Counter(status.values()).items())),
+            "unsettled": len(unsettled), "examples": unsettled[:EXAMPLES]}
+
+
+def check_failed_voided(sim_orders: Iterable[dict[str, Any]], fills: Iterable[tuple[str, dict[str, str]]],
+                        events: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """A FAILED trade at the sim is no position: if a fill booked it, a ``trade.failed`` event voided
+    it. A trade voided that the sim CONFIRMED is the opposite error."""
+    status = {f["trade_id"]: f["status"] for o in sim_orders for f in o.get("fills", [])}
+    booked = {f["trade_id"] for _, f in fills if f.get("type") == "fill" and f.get("trade_id")}
+    voided = {str(f["detail"].get("trade_id", "")) for _, f in events if f.get("kind") == "trade.failed"}
+    failed = {t for t, s in status.items() if s == "FAILED"}
+    not_voided = sorted((failed & booked) - voided)
+    wrongly = sorted(t for t in voided if status.get(t) == "CONFIRMED")
+    return {"failed_at_sim": len(failed), "failed_booked": len(failed & booked), "voided": len(voided),
+            "failed_not_voided": len(not_voided), "voided_but_confirmed": len(wrongly),
+            "examples": {"not_voided": not_voided[:EXAMPLES], "voided_but_confirmed": wrongly[:EXAMPLES]}}
+
+
+def check_cancels(sim_orders: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Cancelled orders at the sim by reason; ``heartbeat_expired`` are orders the venue's dead-man
+    switch took (none while some worker of the account beats on time)."""
+    reasons = Counter(o.get("cancel_reason") or "" for o in sim_orders if o["status"] == "CANCELED")
+    return {"by_reason": dict(sorted(reasons.items())), "heartbeat_expired": reasons.get("heartbeat_expired", 0)}
 
 
 def check_positions(sim_confirmed: dict[str, float], token_confirmed: dict[str, float],

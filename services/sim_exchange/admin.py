@@ -89,7 +89,8 @@ def router(state: SimState) -> APIRouter:
             "id": o.id, "token_id": o.token_id, "side": o.side, "price": o.price, "size": o.size,
             "size_matched": o.size_matched, "status": o.status, "owner": o.owner, "maker_address": o.maker_address,
             "order_type": o.order_type, "created_at": o.created_at, "cancel_reason": o.cancel_reason,
-            "fills": [{"price": f.price, "size": f.size, "ts": f.ts} for f in o.fills],
+            "fills": [{"price": f.price, "size": f.size, "ts": f.ts, "trade_id": f.trade_id, "status": f.status}
+                      for f in o.fills],
         } for o in state.matcher.orders.values() if not token or o.token_id == token]
 
     @r.get("/positions")

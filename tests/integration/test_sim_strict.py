@@ -216,6 +216,8 @@ async def test_a_failed_trade_is_undone(start_sim: StartSim) -> None:
                 await client.wait_for_order_fill_settlement(accepted, timeout_s=15)
         trades = await items(client.list_account_trades(asset_id=token))
         assert {t.status for t in trades} == {"FAILED"}
+        admin = [f for oid in (bought.order_id, sold.order_id) for f in sim_orders(sim)[oid]["fills"]]
+        assert {(f["trade_id"], f["status"]) for f in admin} == {(t.id, "FAILED") for t in trades}  # the soak's view
         cash = await client.get_balance_allowance(asset_type="COLLATERAL")
         shares = await client.get_balance_allowance(asset_type="CONDITIONAL", asset_id=token)
         assert (cash.balance, shares.balance) == (100_000_000, 30_000_000)  # nothing moved: the seller keeps its shares

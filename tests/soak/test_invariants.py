@@ -118,3 +118,49 @@ def test_a_token_the_restarted_worker_kept_is_not_a_late_reassignment() -> None:
               ev("token.reassigned", "t1", "w2", 3, 40_000)]
     got = inv.reassignment_times([{"target": "w1", "ts_ms": 600, "tokens": ["t1"]}], events)
     assert (got["moved"], got["not_moved"], got["max_ms"]) == (0, 1, None)
+
+
+def sim_order(oid: str, *fills: tuple[str, str], status: str = "MATCHED", reason: str = "") -> dict[str, Any]:
+    return {"id": oid, "token_id": "t1", "status": status, "cancel_reason": reason,
+            "fills": [{"price": 0.5, "size": 5.0, "ts": 1.0, "trade_id": t, "status": s} for t, s in fills]}
+
+
+def test_trades_still_settling_at_the_sim_are_unsettled() -> None:
+    # tr1 filled two of our orders (it is one trade); tr2 is still mined, tr3 retrying
+    sim = [sim_order("a", ("tr1", "CONFIRMED"), ("tr2", "MINED")), sim_order("b", ("tr1", "CONFIRMED")),
+           sim_order("c", ("tr3", "RETRYING"), ("tr4", "FAILED")), sim_order("d", status="LIVE")]
+    got = inv.check_settlement(sim)
+    assert (got["trades"], got["unsettled"]) == (4, 2)
+    assert got["by_status"] == {"CONFIRMED": 1, "FAILED": 1, "MINED": 1, "RETRYING": 1}
+    assert got["examples"] == ["tr2", "tr3"]
+    assert inv.check_settlement(sim[1:2])["unsettled"] == 0
+
+
+def fill_entry(trade_id: str) -> tuple[str, dict[str, str]]:
+    return "1-0", {"type": "fill", "token_id": "t1", "trade_id": trade_id, "status": "MATCHED"}
+
+
+def failed_event(trade_id: str) -> tuple[str, dict[str, Any]]:
+    return "2-0", {"kind": "trade.failed", "token_id": "t1", "detail": {"trade_id": trade_id}}
+
+
+def test_a_failed_trade_booked_must_be_voided_and_a_confirmed_one_must_not() -> None:
+    sim = [sim_order("a", ("ok", "CONFIRMED"), ("bad1", "FAILED")), sim_order("b", ("bad2", "FAILED")),
+           sim_order("c", ("never-booked", "FAILED"))]
+    fills = [fill_entry("ok"), fill_entry("bad1"), fill_entry("bad2"),
+             ("3-0", {"type": "trade", "token_id": "t1", "trade_id": "bad2", "status": "FAILED"})]
+    held = inv.check_failed_voided(sim, fills, [failed_event("bad1"), failed_event("bad2")])
+    assert (held["failed_at_sim"], held["failed_booked"], held["failed_not_voided"],
+            held["voided_but_confirmed"]) == (3, 2, 0, 0)  # never booked: no position to void
+    missed = inv.check_failed_voided(sim, fills, [failed_event("bad1")])
+    assert (missed["failed_not_voided"], missed["examples"]["not_voided"]) == (1, ["bad2"])
+    wrong = inv.check_failed_voided(sim, fills, [failed_event("bad1"), failed_event("bad2"), failed_event("ok")])
+    assert (wrong["failed_not_voided"], wrong["voided_but_confirmed"]) == (0, 1)
+
+
+def test_cancels_are_counted_by_reason_and_heartbeat_expiry_apart() -> None:
+    sim = [sim_order("a", status="CANCELED", reason="user"), sim_order("b", status="CANCELED", reason="heartbeat_expired"),
+           sim_order("c", status="CANCELED", reason="heartbeat_expired"), sim_order("d", status="LIVE")]
+    got = inv.check_cancels(sim)
+    assert got == {"by_reason": {"heartbeat_expired": 2, "user": 1}, "heartbeat_expired": 2}
+    assert inv.check_cancels(sim[:1])["heartbeat_expired"] == 0
