@@ -29,6 +29,7 @@ from services.maker_worker.lease import LeaseClock
 from services.maker_worker.paper import PaperExecutor, PaperVenue
 from services.maker_worker.restbook import RestBooks
 from services.maker_worker.session import TokenSession
+from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.config import Settings, load_secrets
 from shared.keys import GROUP_WORKER, STREAM_MAXLEN
@@ -39,6 +40,7 @@ from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.tickfeed import TickFeed
 from shared.venue.account import VenueAccount, open_account
+from shared.venue.errors import VenueUnavailable
 from shared.venue.environment import resolve_environment
 from shared.venue.orders import VenueOrders
 from shared.venue.rate_budget import rate_budget
@@ -92,7 +94,7 @@ class MakerWorkerService(RedisService):
             if self.settings.mode == "paper":  # fills against the gateway's ticks; no keys, no orders sent
                 self.executor = PaperExecutor(PaperVenue(), self.feed.latest.get)
             else:  # the venue room's account (the official SDK, async): sim_exchange in sim mode
-                self.account = await open_account(self.settings, load_secrets(), self.venue_env)
+                self.account = await self._open_account()
                 orders = VenueOrders(self.account, budget=rate_budget(self.settings, self.redis, self.keys,
                                                                      self.account.rate))
                 self.executor = ClobExecutor(orders)
@@ -100,6 +102,27 @@ class MakerWorkerService(RedisService):
                     self.venue_beat = VenueHeartbeat(orders.heartbeat, self.settings.order_heartbeats, self.redis,
                                                      self.keys, self.worker_id)
                     self.lease.venue_gate = self.venue_beat.sendable  # no order while heartbeats fail
+
+    async def _open_account(self) -> VenueAccount:
+        """The account, retried while the venue is only unavailable (a 429 or 503 on the key or
+        wallet calls, a restart window): a worker restarted into a throttled venue waits it out
+        instead of exiting. A wrong setup (VenueSetupError) still stops it at once, naming the fix."""
+        backoff = Backoff.from_config(self.settings.retry_strategy)
+        attempt = 0
+        while True:
+            try:
+                return await open_account(self.settings, load_secrets(), self.venue_env)
+            except (VenueUnavailable, httpx.TransportError) as exc:
+                attempt += 1
+                retry_after = getattr(exc, "retry_after", None)
+                delay = retry_after if retry_after else backoff.delay(min(attempt, 30))
+                logger.warning("worker {}: opening the venue account failed ({}: {}); retry {} in {:.1f}s",
+                               self.worker_id, type(exc).__name__, exc, attempt, delay)
+                try:  # a stop meanwhile ends the wait (and the worker)
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                except TimeoutError:
+                    continue
+                raise
 
     async def _fetch_book(self, token_id: str) -> Any:
         resp = await self.http.get("/book", params={"token_id": token_id})

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+import httpx
 import redis.asyncio as aioredis
 
+from harness import SimExchangeProcess
 from services.maker_worker.paper import PaperExecutor, PaperVenue
 from services.maker_worker.service import MakerWorkerService
 from services.maker_worker.session import TokenSession
-from shared.config import Settings
+from shared.config import Settings, load_settings
 from shared.keys import Keys
 from shared.messages import SessionReport, decode
 from shared.redisio.health import healthy_instances
@@ -86,5 +89,31 @@ async def test_a_worker_beats_and_holds_its_lease_while_the_venue_account_opens(
     finally:
         svc._stop.set()
         opened.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_worker_restarted_into_a_throttled_venue_waits_it_out_instead_of_exiting(
+        r: aioredis.Redis, keys: Keys, start_sim: Callable[..., SimExchangeProcess]) -> None:
+    """Found by the soak: a worker restarted while the venue answered its key calls with 429 exited
+    (VenueUnavailable out of the account's opening); only a supervisor brought it back."""
+    sim = start_sim({"sim_exchange": {"markets": 1, "volatility": 0.0},
+                     "retry_strategy": {"initial_backoff_sec": 0.05, "max_backoff_sec": 0.2}})
+    async with httpx.AsyncClient(base_url=sim.url, timeout=5) as http:
+        armed = await http.post("/_sim/fault", json={"kind": "http_429", "count": 4, "retry_after": 0.1,
+                                                      "path_prefix": "/auth"})
+        assert armed.status_code == 200, armed.text
+    settings = load_settings(sim.env["PF_CONFIG"], environ={})
+    svc = MakerWorkerService(settings, "w1", r)
+    task = asyncio.create_task(svc.run())
+    try:
+        for _ in range(1500):  # a condition, not a clock: at most 1500 polls 20 ms apart
+            if await r.hget(keys.worker("w1"), "ready") == "1" or task.done():
+                break
+            await asyncio.sleep(0.02)
+        assert not task.done(), task.exception() if not task.cancelled() else "cancelled"
+        assert await r.hget(keys.worker("w1"), "ready") == "1"
+    finally:
+        svc._stop.set()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
