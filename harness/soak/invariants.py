@@ -34,7 +34,7 @@ from typing import Any
 from shared.fleet import ACTIVE_STATES
 from shared.messages import stable_id
 
-DECISION_KINDS = ("token.queued", "token.rejected", "signal.ignored", "token.dequeued", "token.exiting",
+DECISION_KINDS = ("token.queued", "token.rejected", "signal.ignored", "token.dequeued", "token.exiting", "token.partial_exit",
                   "token.exit_queued")
 ASSIGN_KINDS = ("token.starting", "token.reassigned")
 EXAMPLES = 5

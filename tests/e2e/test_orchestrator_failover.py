@@ -145,8 +145,8 @@ async def test_kill_9_of_the_orchestrator_mid_burst_loses_nothing_and_doubles_no
         # until none is pending, then for two more steps of the leader (each renews its lease).
         await eventually(lambda: _none_pending(r, keys), timeout=30, what="every signal acked")
         for _ in range(2):
-            ttl = await r.pttl(keys.orchestrator_leader())
-            await eventually(lambda ttl=ttl: _renewed(r, keys, ttl), timeout=10, what="a leader step")
+            lowest = [await r.pttl(keys.orchestrator_leader())]
+            await eventually(lambda lowest=lowest: _renewed(r, keys, lowest), timeout=30, what="a leader step")
         queued = Counter(f["token_id"] for _, f in await r.xrange(keys.events()) if f["kind"] == "token.queued")
         starts = Counter()
         for w in ("w1", "w2"):
@@ -179,5 +179,11 @@ async def _none_pending(r: aioredis.Redis, keys: Keys) -> bool:
     return bool((await r.xpending(keys.signals(), "orchestrator"))["pending"] == 0)
 
 
-async def _renewed(r: aioredis.Redis, keys: Keys, ttl_before: int) -> bool:
-    return bool(await r.pttl(keys.orchestrator_leader()) > ttl_before)
+async def _renewed(r: aioredis.Redis, keys: Keys, lowest: list[int]) -> bool:
+    """The leader lease's TTL went up since its lowest reading: a renewal (a leader step) happened.
+    The lowest, not the first, reading: a first read just after a renewal would never be exceeded."""
+    ttl = int(await r.pttl(keys.orchestrator_leader()))
+    if ttl > lowest[0]:
+        return True
+    lowest[0] = ttl
+    return False
