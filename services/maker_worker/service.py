@@ -40,8 +40,8 @@ from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.tickfeed import TickFeed
 from shared.venue.account import VenueAccount, open_account
-from shared.venue.errors import VenueUnavailable
 from shared.venue.environment import resolve_environment
+from shared.venue.errors import VenueUnavailable
 from shared.venue.orders import VenueOrders
 from shared.venue.rate_budget import rate_budget
 
