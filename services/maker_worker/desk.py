@@ -93,7 +93,8 @@ class OrderDesk:
         self.intent_seq = 0
         self.trades = TradeFollower(executor, lambda: host.strategy, host.snapshot, token_id, epoch, worker_id)
         self.reads = VenueReads(executor, token_id, self.trades, stop_requested, execution.venue_window_max_sec)
-        self.fills = FillBook(host, executor, self.trades, token_id, epoch, worker_id, self.reads.pause)
+        self.fills = FillBook(host, executor, self.trades, token_id, epoch, worker_id, self.reads.pause,
+                              self.reads.read)
         self.watch = OrderWatch(executor, self.reads, self.fills, host, execution, token_id, stop_requested,
                                 self._emit_order)
         self.pause = self.reads.pause

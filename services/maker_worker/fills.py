@@ -14,7 +14,7 @@ one fill without a trade, as before: CONFIRMED, the venue's balance being its re
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from loguru import logger
 
@@ -30,6 +30,10 @@ FINISH_READS = 4  # reads of an order's trades before what they leave unexplaine
 UNEXPLAINED = 0.005  # shares: less than this between matched and booked is rounding, not a missing trade
 
 
+class VenueRead(Protocol):
+    async def __call__(self, what: str, read: Callable[[], Awaitable[Any]]) -> Any: ...
+
+
 class FillHost(Protocol):
     @property
     def strategy(self) -> VolatilityStrategy: ...
@@ -40,8 +44,11 @@ class FillHost(Protocol):
 
 class FillBook:
     def __init__(self, host: FillHost, executor: Executor, follower: TradeFollower, token_id: str, epoch: int,
-                 worker_id: str, pause: Callable[[float], Awaitable[None]]) -> None:
+                 worker_id: str, pause: Callable[[float], Awaitable[None]], read: VenueRead) -> None:
         self.host, self.ex, self.follower = host, executor, follower
+        # the trades read is retried while the venue is throttled and waits out its restart window
+        # (VenueReads.read): a fill booked without its trade would never be followed to settlement
+        self.read = read
         self.token_id, self.epoch, self.worker_id = token_id, epoch, worker_id
         self.pause = pause
         self.booked: dict[str, float] = {}  # order id -> shares booked for it
@@ -60,7 +67,7 @@ class FillBook:
         new = [t for t in dict.fromkeys(ids) if t not in seen]
         if not new:
             return
-        views = await self.ex.trades(new)
+        views = await self.read("trades read", lambda: self.ex.trades(new))
         for trade_id in new:
             view = views.get(trade_id)
             if view is None:

@@ -3,11 +3,16 @@ balance, their snapshot form, and how a FAILED one is taken out of the strategy.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from services.maker_worker.trades import Followed, PendingTrades, void
+from services.maker_worker.fills import FillBook
+from services.maker_worker.trades import Followed, PendingTrades, TradeFollower, void
+from services.maker_worker.venue_reads import VenueReads
 from services.maker_worker.volatility import State, VolatilityStrategy
 from shared.config import ExecutionSection, MakerStrategySection, RunParamsSection
+from shared.venue.errors import VenueUnavailable
 
 
 def strategy() -> VolatilityStrategy:
@@ -51,3 +56,33 @@ def test_a_failed_sell_gives_the_shares_back_and_undoes_its_pnl() -> None:
     void(s, Followed("t", "SELL", 10, 0.50, "FAILED", avg_cost=0.40))
     assert (s.position, s.avg_cost, s.realized_pnl, s.state) == (10, pytest.approx(0.40), pytest.approx(0.0),
                                                                  State.LONG)
+
+
+async def test_an_orders_trades_read_waits_out_the_venues_restart_instead_of_failing() -> None:
+    """The trades endpoint answers 425 while the venue restarts (docs/venue.md O1): the read that
+    books an order's fills by trade waits the window out (VenueReads.read) instead of failing the
+    placement or booking the shares without their trade, which would then never be followed."""
+
+    class Restarting:
+        calls = 0
+
+        async def trades(self, trade_ids: object) -> dict[str, object]:
+            self.calls += 1
+            if self.calls <= 2:
+                raise VenueUnavailable("the matching engine is restarting", status=425, retry_after=0.01,
+                                       restriction="restarting")
+            return {}  # not listed yet: booked on a later read
+
+    class Host:
+        strategy = strategy()
+
+        async def snapshot(self, *messages: object) -> None:
+            return None
+
+    venue, host, stop = Restarting(), Host(), asyncio.Event()
+    follower = TradeFollower(venue, lambda: host.strategy, host.snapshot, "tok", 1, "w1")  # type: ignore[arg-type]
+    reads = VenueReads(venue, "tok", follower, stop, window_max_s=30.0)  # type: ignore[arg-type]
+    book = FillBook(host, venue, follower, "tok", 1, "w1", reads.pause, reads.read)  # type: ignore[arg-type]
+    await book.book("BUY", "0xorder", "intent-1", ["trade-1"], 10.0, 0.5)
+    assert venue.calls == 3
+    assert host.strategy.position == 0.0  # nothing booked without its trade
