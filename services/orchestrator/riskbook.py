@@ -115,6 +115,14 @@ class RiskBook:
     def _keys(self) -> list[str]:
         return [self.keys.reserved(), self.keys.exposure(), self.keys.copy_exposure()]
 
+    def _queue(self, pipe: Any, args: list[str]) -> None:
+        """Queue one call on a MULTI pipeline as EVAL, with the script's text, never EVALSHA: a
+        pipeline checks its scripts exist once, before sending, and if Redis restarts (scripts are
+        not persisted) between that check and a retried EXEC, the EVALSHA fails inside the
+        transaction (found by the soak: the orchestrator crashed with NoScriptError)."""
+        keys = self._keys()
+        pipe.eval(_SCRIPT, len(keys), *keys, *args)
+
     async def reserve(self, token_id: str, amount: float, per_token_max: float, total_max: float) -> Reservation:
         [res] = await self.reserve_many([(token_id, amount)], per_token_max, total_max)
         return res
@@ -133,19 +141,19 @@ class RiskBook:
 
     async def release(self, pipe: Any, token_id: str) -> None:
         """Queue the release of a token's reservation on ``pipe`` (a MULTI pipeline)."""
-        await self._script(keys=self._keys(), args=["release", token_id], client=pipe)
+        self._queue(pipe, ["release", token_id])
 
     async def set_exposure(self, pipe: Any, token_id: str, exposure: float) -> None:
         """Queue the new exposure of a token (from its fills) on ``pipe``."""
-        await self._script(keys=self._keys(), args=["exposure", token_id, repr(exposure)], client=pipe)
+        self._queue(pipe, ["exposure", token_id, repr(exposure)])
 
     async def copy(self, pipe: Any, token_id: str, account: str, amount: float) -> None:
         """Queue a copy's claim on its leader's budget (pf:copy:exposure); released with the reservation."""
-        await self._script(keys=self._keys(), args=["copy", token_id, account.lower(), repr(amount)], client=pipe)
+        self._queue(pipe, ["copy", token_id, account.lower(), repr(amount)])
 
     async def copy_keep(self, pipe: Any, token_id: str, keep: float) -> None:
         """Queue a partial exit's effect on the copy's claim: ``keep`` of it stays (0 < keep < 1)."""
-        await self._script(keys=self._keys(), args=["copy_keep", token_id, repr(keep)], client=pipe)
+        self._queue(pipe, ["copy_keep", token_id, repr(keep)])
 
     async def leader_open(self, r: aioredis.Redis, accounts: list[str]) -> dict[str, float]:
         """Each leader's open copies ($), as its budget sees them."""

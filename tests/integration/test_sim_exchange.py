@@ -107,7 +107,9 @@ async def test_the_sdk_trades_against_the_sim(start_sim: StartSim) -> None:
     assert positions[me]["cash"] == pytest.approx(10_000 - 13.3 + 12.3)
     orders = httpx.get(f"{sim.url}/_sim/orders", params={"token_id": token}).json()
     assert [o["status"] for o in orders] == ["MATCHED", "CANCELED", "MATCHED"]
-    assert orders[0]["fills"][0] == {"price": 0.44, "size": 20.0, "ts": orders[0]["fills"][0]["ts"]}
+    fill = orders[0]["fills"][0]
+    assert fill == {"price": 0.44, "size": 20.0, "ts": fill["ts"], "trade_id": fill["trade_id"], "status": "CONFIRMED"}
+    assert fill["trade_id"]
 
 
 async def test_rejections_are_clear_400s_and_401s(start_sim: StartSim) -> None:
