@@ -378,3 +378,16 @@ def test_archived_client_rule_catches(module: str, source: str) -> None:
 ])
 def test_archived_client_rule_allows(module: str, source: str) -> None:
     assert archived_client_imports(module, source) == []
+
+
+# ------------------------------------------------------------------- rooms stay small
+
+ROOM_LIMITS = {"services/orchestrator": 300, "services/maker_worker": 400, "services/arb_scanner": 400}
+
+
+@pytest.mark.parametrize(("room", "limit"), sorted(ROOM_LIMITS.items()))
+def test_no_module_of_a_room_outgrows_its_limit(room: str, limit: int) -> None:
+    """Issue 17: no orchestrator module over 300 lines; issue 15: the worker's session and desk and
+    the arbitrage scanner's modules none over 400."""
+    long = {p.name: n for p in sorted((ROOT / room).glob("*.py")) if (n := len(p.read_text().splitlines())) > limit}
+    assert long == {}, f"{room}: split these modules ({limit} lines at most): {long}"
