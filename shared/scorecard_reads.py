@@ -18,11 +18,14 @@ from shared.scorecard import COPIED, SKIPPED, scorecards
 CHUNK = 500  # hashes per pipeline round trip
 
 
-async def _newest(r: aioredis.Redis, stream: str, count: int) -> list[Any]:
+async def _newest(r: aioredis.Redis, stream: str, count: int, kinds: tuple[str, ...] = ()) -> list[Any]:
     """The stream's newest ``count`` entries as messages, oldest first (undecodable ones skipped:
-    the consumers skip them too)."""
+    the consumers skip them too); with ``kinds``, only events of those kinds are decoded (the
+    others are most of pf:events, and decoding is the read's cost)."""
     out = []
     for _, fields in reversed(await r.xrevrange(stream, count=count)):
+        if kinds and fields.get("kind") not in kinds:
+            continue
         try:
             out.append(decode(fields))
         except MessageError:
@@ -44,8 +47,8 @@ async def read_leaders(r: aioredis.Redis, keys: Keys, settings: Settings) -> dic
     """Every leader's scorecard as JSON, with what was read (``window``)."""
     cfg = settings.copytrade.scorecard
     signals = [m for m in await _newest(r, keys.signals(), cfg.read_signals) if isinstance(m, Signal)]
-    events = [m for m in await _newest(r, keys.events(), cfg.read_events)
-              if isinstance(m, AuditEvent) and m.kind in COPIED + SKIPPED]
+    events = [m for m in await _newest(r, keys.events(), cfg.read_events, COPIED + SKIPPED)
+              if isinstance(m, AuditEvent)]
     fills = [m for m in await _newest(r, keys.fills(), cfg.read_fills) if isinstance(m, Fill | TradeStatus)]
     async with r.pipeline(transaction=False) as p:
         for state in TOKEN_STATES:
