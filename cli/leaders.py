@@ -44,12 +44,14 @@ def _flags(f: dict[str, Any]) -> str:
 
 
 def table(report: dict[str, Any]) -> Table:
-    t = Table("leader", "followed", "signals", "copies", "skipped (why)", "realised", "unrealised",
+    t = Table("leader", "followed", "signals", "its volume / value", "copies", "skipped (why)", "realised", "unrealised",
               "slippage p50/max", "delay p50/max", "flags", title="leaders")
     for c in report["leaders"]:
         why = "; ".join(f"{n} {r}" for r, n in list(c["skip_reasons"].items())[:3])
         t.add_row(_short(c["account"]), "yes" if c["followed"] else "no",
                   " ".join(f"{src} {n}" for src, n in sorted(c["signals"].items())) or "0",
+                  f"${c['leader_volume_usd']:,.0f} / " + ("—" if c["leader_value_usd"] is None
+                                                          else f"${c['leader_value_usd']:,.0f}"),
                   str(c["copies"]), f"{c['skipped']}" + (f" ({why})" if why else ""),
                   _money(c["realized_pnl"]), _money(c["unrealized_pnl"]), _spread(c["slippage_bps"], "bps"),
                   "; ".join(f"{src} {_spread(s, 'ms')}" for src, s in c["delay_ms"].items()) or "—",

@@ -184,7 +184,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("leader:held", "hash", "orchestrator", "orchestrator",
             "{account}|{token} -> shares the leader holds as the signals we saw add up (BUYs less SELLs): "
             "what a SELL's fraction is taken of", "a field leaves when it reaches 0"),
-    KeySpec("leader:value", "hash", "signal_collector", "orchestrator",
+    KeySpec("leader:value", "hash", "signal_collector", "orchestrator, api, cli (leaders)",
             "account -> the leader's portfolio value in $ (Data API /value), for proportional sizing",
             "re-read every copytrade.value_refresh_sec"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",

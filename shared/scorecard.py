@@ -108,6 +108,8 @@ class LeaderCard:
     account: str
     followed: bool  # an enabled copytrade target now
     signals: dict[str, int] = field(default_factory=dict)  # per source
+    leader_volume_usd: float = 0.0  # the leader's own notional (size x price) over its signals read
+    leader_value_usd: float | None = None  # its portfolio value (Data API /value) when known
     copies: int = 0  # BUY signals admitted (token.queued)
     skipped: int = 0  # BUY signals not copied (signal.ignored, token.rejected)
     skip_reasons: dict[str, int] = field(default_factory=dict)  # reason_class -> count
@@ -144,11 +146,13 @@ def _entry_price(buys: list[tuple[int, float]], since: int) -> float | None:
 
 def scorecards(followed: Sequence[str], signals: Sequence[Signal], events: Sequence[AuditEvent],
                tokens: dict[str, dict[str, str]], fills: Sequence[Fill | TradeStatus],
-               marks: dict[str, float | None], cfg: ScorecardSection) -> list[LeaderCard]:
+               marks: dict[str, float | None], cfg: ScorecardSection,
+               values: dict[str, float] | None = None) -> list[LeaderCard]:
     """One card per leader: every followed wallet, and any other wallet the rows name.
 
     ``tokens`` are pf:token hashes (those without an ``account``, or the screen's, are no one's
-    copies); ``marks`` the tokens' mark prices (None: no book)."""
+    copies); ``marks`` the tokens' mark prices (None: no book); ``values`` the leaders' portfolio
+    values known (pf:leader:value)."""
     on = {a.lower() for a in followed}
     sigs: dict[str, list[Signal]] = defaultdict(list)
     for s in signals:
@@ -168,6 +172,7 @@ def scorecards(followed: Sequence[str], signals: Sequence[Signal], events: Seque
     for account, rows in sigs.items():
         c = card(account)
         c.signals = dict(Counter(s.source for s in rows))
+        c.leader_volume_usd = round(sum(s.size * s.price for s in rows), 6)
         delays: dict[str, list[float]] = defaultdict(list)
         for s in rows:
             if s.ts_event > 0:
@@ -203,8 +208,9 @@ def scorecards(followed: Sequence[str], signals: Sequence[Signal], events: Seque
         bps = slippage_bps(leader_price, ours) if ours is not None else None
         if bps is not None:
             slips[c.account].append(bps)
-    for account, values in slips.items():
-        cards[account].slippage_bps = Spread.of(values)
+    for account, bps_list in slips.items():
+        cards[account].slippage_bps = Spread.of(bps_list)
     for c in cards.values():
         c.realized_pnl, c.unrealized_pnl = round(c.realized_pnl, 6), round(c.unrealized_pnl, 6)
+        c.leader_value_usd = (values or {}).get(c.account)
     return sorted(cards.values(), key=lambda c: (not c.followed, -(c.realized_pnl + c.unrealized_pnl), c.account))

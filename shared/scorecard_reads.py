@@ -1,7 +1,7 @@
 """The leader scorecard's reads (one function for the CLI and the API): the newest entries of
 pf:signals, pf:events and pf:fills (bounded by ``copytrade.scorecard``), the pf:token hashes of
-every token the state indexes hold, and the books of the copies still open. The arithmetic is
-shared/scorecard.py."""
+every token the state indexes hold, the books of the copies still open, and the leaders' portfolio
+values (pf:leader:value). The arithmetic is shared/scorecard.py."""
 
 from __future__ import annotations
 
@@ -59,8 +59,9 @@ async def read_leaders(r: aioredis.Redis, keys: Keys, settings: Settings) -> dic
     held = [t for t, h in tokens.items() if abs(as_float(h.get("position"))) > 1e-9]
     books = await _hashes(r, [keys.book(t) for t in held])
     marks = {t: mark_price(b) for t, b in zip(held, books, strict=True)}
+    values = {a.lower(): as_float(v) for a, v in (await r.hgetall(keys.leader_value())).items()}
     followed = [t.account for t in settings.copytrade.targets if t.enabled]
-    cards = scorecards(followed, signals, events, tokens, fills, marks, cfg)
+    cards = scorecards(followed, signals, events, tokens, fills, marks, cfg, values)
     return {"leaders": [c.to_json() for c in cards],
             "window": {"signals": len(signals), "decisions": len(events), "fills": len(fills), "tokens": len(tokens),
                        "thresholds": cfg.model_dump()}}

@@ -160,7 +160,7 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
 
     async def scored() -> list[str | None]:
         browser.execute_script("refreshLeaders()")
-        return [_read(browser, f"{leader} td:nth-child({i})", lambda e: e.text) for i in (2, 3, 4, 10)]
+        return [_read(browser, f"{leader} td:nth-child({i})", lambda e: e.text) for i in (2, 3, 5, 11)]
 
     await eventually(lambda: _until(scored, ["yes", "poll 1", "1", "copyable"]), timeout=10,
                      what="the followed wallet's scorecard row: one signal, one copy")

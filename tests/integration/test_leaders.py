@@ -103,6 +103,7 @@ async def test_leaders_cli_and_api_show_the_scorecard(r: aioredis.Redis, keys: K
         return len(await r.xrange(keys.events())) >= 5 and await field(r, keys, NO, "state") is not None
     await steps(decided)
 
+    await r.hset(keys.leader_value(), LEADER, "5000.0")  # what the collector reads from the Data API
     config = tmp_path / "polyfleet.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
     env = {"PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf", "PF_CONFIG": str(config), "COLUMNS": "300"}
@@ -112,6 +113,8 @@ async def test_leaders_cli_and_api_show_the_scorecard(r: aioredis.Redis, keys: K
     cards = {c["account"]: c for c in report["leaders"]}
     lead, maker = cards[LEADER], cards[MAKER]
     assert lead["signals"] == {"poll": 1, "rtds": 1}
+    assert (lead["leader_volume_usd"], lead["leader_value_usd"]) == (pytest.approx(400.0), 5000.0)
+    assert maker["leader_value_usd"] is None
     assert (lead["copies"], lead["skipped"], lead["skip_reasons"]) == (1, 1, {"slippage guard": 1})
     assert lead["realized_pnl"] == pytest.approx(0.4)
     assert lead["unrealized_pnl"] == pytest.approx(30 * (0.50 - 0.51))  # marked at the mid 0.50
@@ -130,5 +133,5 @@ async def test_leaders_cli_and_api_show_the_scorecard(r: aioredis.Redis, keys: K
     res = await asyncio.to_thread(runner.invoke, app, ["leaders"], env=env)
     assert res.exit_code == 0, res.output
     for shown in ("0xcccc…cccc", "slippage guard", "market maker (2 two-sided)", "high frequency (3/h)", "+0.40",
-                  "200 / 200 bps", "poll 2000 / 2000 ms; rtds 500 / 500 ms"):
+                  "200 / 200 bps", "poll 2000 / 2000 ms; rtds 500 / 500 ms", "$400 / $5,000"):
         assert shown in res.output

@@ -51,6 +51,13 @@ def test_signals_by_source_count_only_that_leaders_and_never_the_screens() -> No
     assert not card(rows, account=B).followed  # named by the rows, not an enabled target
 
 
+def test_the_leaders_own_volume_and_value() -> None:
+    rows = [sig(price=0.5), sig("SELL", price=0.25, n=1), sig(account=B, price=0.9)]  # 10 shares each
+    cards = {c.account: c for c in scorecards([A], rows, [], {}, [], {}, CFG, {A: 1234.5})}
+    assert (cards[A].leader_volume_usd, cards[A].leader_value_usd) == (pytest.approx(7.5), 1234.5)
+    assert (cards[B].leader_volume_usd, cards[B].leader_value_usd) == (pytest.approx(9.0), None)
+
+
 def test_a_followed_wallet_without_history_gets_an_empty_card() -> None:
     c = card()
     assert (c.signals, c.copies, c.skipped, c.realized_pnl, c.slippage_bps.n, c.delay_ms) == ({}, 0, 0, 0.0, 0, {})

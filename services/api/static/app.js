@@ -179,6 +179,7 @@ function renderLeaders(report) {
     return el("tr", { "data-account": c.account },
       el("td", { title: c.account }, short(c.account)), el("td", {}, c.followed ? "yes" : "no"),
       el("td", {}, Object.entries(c.signals).map(([s, n]) => `${s} ${n}`).join(" ")),
+      el("td", { class: "num" }, `${fmt(c.leader_volume_usd, 0)} / ${c.leader_value_usd === null ? "—" : fmt(c.leader_value_usd, 0)}`),
       el("td", { class: "num" }, String(c.copies)), el("td", { title: why }, why ? `${c.skipped} (${why})` : String(c.skipped)),
       el("td", { class: "num" }, signed(c.realized_pnl)), el("td", { class: "num" }, signed(c.unrealized_pnl)),
       el("td", { class: "num" }, spread(c.slippage_bps)),
