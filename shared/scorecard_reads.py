@@ -1,29 +1,34 @@
 """The leader scorecard's reads (one function for the CLI and the API): the newest entries of
 pf:signals, pf:events and pf:fills (bounded by ``copytrade.scorecard``), the pf:token hashes of
 every token the state indexes hold, the books of the copies still open, and the leaders' portfolio
-values (pf:leader:value). The arithmetic is shared/scorecard.py."""
+values (pf:leader:value). The arithmetic is shared/scorecard.py.
+
+Decoding the entries and the arithmetic run in a thread: with full windows they take a second or
+two of CPU, which the API's event loop (websocket pushes, other requests) must not wait out."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from shared.config import Settings
+from shared.config import ScorecardSection, Settings
 from shared.keys import TOKEN_STATES, Keys
 from shared.marks import as_float, mark_price
 from shared.messages import AuditEvent, Fill, MessageError, Signal, TradeStatus, decode
 from shared.scorecard import COPIED, SKIPPED, scorecards
 
 CHUNK = 500  # hashes per pipeline round trip
+Entries = list[tuple[str, dict[str, str]]]
 
 
-async def _newest(r: aioredis.Redis, stream: str, count: int, kinds: tuple[str, ...] = ()) -> list[Any]:
-    """The stream's newest ``count`` entries as messages, oldest first (undecodable ones skipped:
-    the consumers skip them too); with ``kinds``, only events of those kinds are decoded (the
-    others are most of pf:events, and decoding is the read's cost)."""
+def _decoded(entries: Entries, kinds: tuple[str, ...] = ()) -> list[Any]:
+    """Newest-first stream entries as messages, oldest first (undecodable ones skipped: the
+    consumers skip them too); with ``kinds``, only events of those kinds are decoded (the others
+    are most of pf:events, and decoding is the read's cost)."""
     out = []
-    for _, fields in reversed(await r.xrevrange(stream, count=count)):
+    for _, fields in reversed(entries):
         if kinds and fields.get("kind") not in kinds:
             continue
         try:
@@ -43,13 +48,24 @@ async def _hashes(r: aioredis.Redis, keys: list[str]) -> list[dict[str, str]]:
     return out
 
 
+def _report(raw_signals: Entries, raw_events: Entries, raw_fills: Entries, tokens: dict[str, dict[str, str]],
+            marks: dict[str, float | None], values: dict[str, float], followed: list[str],
+            cfg: ScorecardSection) -> dict[str, Any]:
+    signals = [m for m in _decoded(raw_signals) if isinstance(m, Signal)]
+    events = [m for m in _decoded(raw_events, COPIED + SKIPPED) if isinstance(m, AuditEvent)]
+    fills = [m for m in _decoded(raw_fills) if isinstance(m, Fill | TradeStatus)]
+    cards = scorecards(followed, signals, events, tokens, fills, marks, cfg, values)
+    return {"leaders": [c.to_json() for c in cards],
+            "window": {"signals": len(signals), "decisions": len(events), "fills": len(fills), "tokens": len(tokens),
+                       "thresholds": cfg.model_dump()}}
+
+
 async def read_leaders(r: aioredis.Redis, keys: Keys, settings: Settings) -> dict[str, Any]:
     """Every leader's scorecard as JSON, with what was read (``window``)."""
     cfg = settings.copytrade.scorecard
-    signals = [m for m in await _newest(r, keys.signals(), cfg.read_signals) if isinstance(m, Signal)]
-    events = [m for m in await _newest(r, keys.events(), cfg.read_events, COPIED + SKIPPED)
-              if isinstance(m, AuditEvent)]
-    fills = [m for m in await _newest(r, keys.fills(), cfg.read_fills) if isinstance(m, Fill | TradeStatus)]
+    raw_signals = await r.xrevrange(keys.signals(), count=cfg.read_signals)
+    raw_events = await r.xrevrange(keys.events(), count=cfg.read_events)
+    raw_fills = await r.xrevrange(keys.fills(), count=cfg.read_fills)
     async with r.pipeline(transaction=False) as p:
         for state in TOKEN_STATES:
             p.smembers(keys.tokens_in_state(state))
@@ -61,7 +77,4 @@ async def read_leaders(r: aioredis.Redis, keys: Keys, settings: Settings) -> dic
     marks = {t: mark_price(b) for t, b in zip(held, books, strict=True)}
     values = {a.lower(): as_float(v) for a, v in (await r.hgetall(keys.leader_value())).items()}
     followed = [t.account for t in settings.copytrade.targets if t.enabled]
-    cards = scorecards(followed, signals, events, tokens, fills, marks, cfg, values)
-    return {"leaders": [c.to_json() for c in cards],
-            "window": {"signals": len(signals), "decisions": len(events), "fills": len(fills), "tokens": len(tokens),
-                       "thresholds": cfg.model_dump()}}
+    return await asyncio.to_thread(_report, raw_signals, raw_events, raw_fills, tokens, marks, values, followed, cfg)
