@@ -135,3 +135,14 @@ async def test_leaders_cli_and_api_show_the_scorecard(r: aioredis.Redis, keys: K
     for shown in ("0xcccc…cccc", "slippage guard", "market maker (2 two-sided)", "high frequency (3/h)", "+0.40",
                   "200 / 200 bps", "poll 2000 / 2000 ms; rtds 500 / 500 ms", "$400 / $5,000"):
         assert shown in res.output
+
+
+def test_leaders_names_a_bad_threshold_and_an_unreachable_redis(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"copytrade": {"scorecard": {"mm_window_min": 0}}}))
+    res = runner.invoke(app, ["leaders"], env={"PF_CONFIG": str(bad)})
+    assert res.exit_code == 2
+    assert "copytrade.scorecard.mm_window_min" in res.output
+    res = runner.invoke(app, ["leaders"], env={"PF_CONFIG": None, "PF_REDIS_URL": "redis://127.0.0.1:1", "COLUMNS": "200"})
+    assert res.exit_code == 2
+    assert "unreachable" in res.output
