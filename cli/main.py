@@ -1,9 +1,10 @@
 """``polyfleet``: the operator's command line (reads Redis directly; writes go via pf:control).
 
 Read commands: ``status`` (with ``--watch``), ``workers``, ``token ID`` (cli/token.py), ``ignored``,
-``blacklist ls``, ``signals tail``, ``events tail`` (cli/tail.py). Control commands (cli/control.py): ``stop``,
-``halt``, ``resume``, ``drain``, ``unignore``, ``blacklist add/rm``, ``handled reset``. Operations
-(cli/ops.py): ``config check FILE``, ``doctor``, ``setup-wallet``. Also ``backtest`` and ``wipe``.
+``blacklist ls``, ``signals tail``, ``events tail`` (cli/tail.py), ``leaders`` (cli/leaders.py).
+Control commands (cli/control.py): ``stop``, ``halt``, ``resume``, ``drain``, ``unignore``,
+``blacklist add/rm``, ``handled reset``. Operations (cli/ops.py): ``config check FILE``, ``doctor``,
+``setup-wallet``. Also ``backtest`` and ``wipe``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from cli.connection import client as _client
 from cli.control import register as register_control
+from cli.leaders import register as register_leaders
 from cli.ops import register as register_ops
 from cli.tail import register as register_tail
 from cli.token import pending_cell
@@ -173,6 +175,7 @@ register_control(app)
 register_tail(app)
 register_token(app)
 register_ops(app)
+register_leaders(app)
 
 if __name__ == "__main__":
     app()

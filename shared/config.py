@@ -185,6 +185,18 @@ class Target(Section):
         return self
 
 
+class ScorecardSection(Section):
+    """The leader scorecard (docs/copytrading.md "Scorecard"): its copyability flags' thresholds and
+    how much of each stream it reads (newest first; older entries are not counted)."""
+
+    mm_window_min: float = Field(10.0, gt=0)  # both sides of one market within this many minutes ...
+    mm_min_pairs: int = Field(3, ge=1)  # ... this many times flags a market-maker pattern
+    hf_trades_per_hour: int = Field(60, ge=1)  # more trades than this in any hour flags high frequency
+    read_signals: int = Field(20_000, ge=1, le=1_000_000)
+    read_events: int = Field(50_000, ge=1, le=1_000_000)
+    read_fills: int = Field(50_000, ge=1, le=1_000_000)
+
+
 class CopytradeSection(Section):
     poll_interval_sec: float = Field(5.0, gt=0)
     initial_lookback_sec: int = Field(0, ge=0)
@@ -203,6 +215,7 @@ class CopytradeSection(Section):
     copy_rules: CopyRules = Field(default_factory=CopyRules, alias="copy")  # every leader's, unless overridden
     bankroll_usd: float = Field(0.0, ge=0)  # ours, for proportional sizing (docs/copytrading.md)
     value_refresh_sec: float = Field(300.0, gt=0)  # leaders' portfolio values re-read this often (proportional)
+    scorecard: ScorecardSection = ScorecardSection()  # polyfleet leaders, GET /api/leaders
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

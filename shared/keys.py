@@ -65,7 +65,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "stop token, blacklist edits, handled reset, drain, halt", "MAXLEN ~100,000"),
     KeySpec("orders", "stream", "maker_worker", "api",
             "order placed / cancelled / rejected", "MAXLEN ~1,000,000"),
-    KeySpec("fills", "stream", "maker_worker", "orchestrator (group orchestrator), api",
+    KeySpec("fills", "stream", "maker_worker", "orchestrator (group orchestrator), api, cli",
             "fills with price, size, fee, trade id and settlement status; trade status changes (type trade)",
             "MAXLEN ~1,000,000"),
     KeySpec("events", "stream", "orchestrator, signal_collector, arb_scanner, redeemer",
@@ -87,7 +87,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("gw:notify", "channel", "orchestrator, arb_scanner", "ws_gateway",
             '"the wanted set changed"'),
     # hashes, sets, strings
-    KeySpec("book:{token_id}", "hash", "ws_gateway", "maker_worker, arb_scanner, api",
+    KeySpec("book:{token_id}", "hash", "ws_gateway", "maker_worker, arb_scanner, api, cli",
             "latest tick (same fields as the channel)"),
     KeySpec("gw:want:{requester}", "set", "orchestrator, arb_scanner", "ws_gateway, alerter, api, cli",
             "token ids that requester needs streamed"),
@@ -96,7 +96,9 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "PX 3 x heartbeat interval"),
     KeySpec("token:{token_id}", "hash", "orchestrator (lifecycle, position from its ledger)",
             "maker_worker, redeemer, api, cli",
-            "state, owner, epoch, source, timestamps, params, last event, market_version (v1/v2; absent = v1); "
+            "state, owner, epoch, source, account (the followed wallet whose signal admitted it; '' for the screen), "
+            "leader_price (that signal's price: the scorecard's slippage), signal_id, queued_at, timestamps, params, "
+            "last event, market_version (v1/v2; absent = v1); "
             "position, PnL and exposure, matched, confirmed and pending (the fields below); fills@{epoch} = fills "
             "of that epoch's session applied so far; redeemed_at (ms), redeemed_shares, redeemed_payout, "
             "redeem_tx once its position in a resolved market was redeemed"),
@@ -182,7 +184,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("leader:held", "hash", "orchestrator", "orchestrator",
             "{account}|{token} -> shares the leader holds as the signals we saw add up (BUYs less SELLs): "
             "what a SELL's fraction is taken of", "a field leaves when it reaches 0"),
-    KeySpec("leader:value", "hash", "signal_collector", "orchestrator",
+    KeySpec("leader:value", "hash", "signal_collector", "orchestrator, api, cli",
             "account -> the leader's portfolio value in $ (Data API /value), for proportional sizing",
             "re-read every copytrade.value_refresh_sec"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",

@@ -27,6 +27,7 @@ from shared.clock import now_ms
 from shared.config import Secrets, Settings, redis_url
 from shared.fleet import LIVE_STATES
 from shared.keys import TOKEN_STATES, Keys
+from shared.scorecard_reads import read_leaders
 
 STATIC = Path(__file__).parent / "static"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
@@ -243,6 +244,11 @@ def create_app(settings: Settings, r: aioredis.Redis, keys: Keys, secrets: Secre
              summary="Realised + unrealised PnL, per UTC day, exposure, and realised PnL over time")
     async def pnl(points: Annotated[int, Query(ge=2, le=5000)] = 500) -> dict[str, Any]:
         return await reads.pnl(r, keys, points)
+
+    @app.get("/api/leaders", dependencies=auth, tags=["copy trading"],
+             summary="The leader scorecard: every followed wallet's copies, skips, PnL, slippage, delay, flags")
+    async def leaders() -> dict[str, Any]:
+        return await read_leaders(r, keys, settings)
 
     @app.get("/api/blacklist", dependencies=auth, tags=["blacklist"])
     async def blacklist() -> dict[str, Any]:

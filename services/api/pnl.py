@@ -1,4 +1,4 @@
-"""PnL arithmetic for the API (pure): marks, unrealised PnL, and a realised-PnL series from fills.
+"""PnL arithmetic for the API (pure): a realised-PnL series from fills (marks: shared/marks.py).
 
 The per-fill rules are the orchestrator's (services/orchestrator/positions.py, which the API may
 not import): a BUY re-averages the cost, a SELL realises against the average cost, fees always
@@ -11,30 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-def as_float(raw: object, default: float = 0.0) -> float:
-    try:
-        return float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-
-
-def mark_price(book: dict[str, str]) -> float | None:
-    """Mid of the best bid and ask; one side if the other is missing; None without a book."""
-    bid, ask = as_float(book.get("bid"), -1.0), as_float(book.get("ask"), -1.0)
-    if bid > 0 and ask > 0:
-        return (bid + ask) / 2
-    if bid > 0:
-        return bid
-    if ask > 0:
-        return ask
-    return None
-
-
-def unrealized(position: float, avg_cost: float, mark: float | None) -> float:
-    if mark is None or abs(position) < 1e-12:
-        return 0.0
-    return position * (mark - avg_cost)
+from shared.marks import as_float
 
 
 @dataclass

@@ -9,11 +9,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from services.api.pnl import as_float, mark_price, series_from_fills, unrealized
+from services.api.pnl import series_from_fills
 from shared.clock import now_ms
 from shared.fleet import read_workers
 from shared.keys import REQUESTER_ORCHESTRATOR, TOKEN_STATES, Keys
 from shared.ledger import Ledger, LedgerFill
+from shared.marks import as_float, mark_price, unrealized
 
 PNL_SERIES_FILLS = 20_000  # the PnL chart is rebuilt from at most this many latest fills
 TOKEN_TRADES = 100  # a token's detail lists at most this many of the fills its ledger still holds

@@ -124,7 +124,7 @@ class Intake:
             self.store.transition(pipe, sig.token_id, "queued", prev_state=fields.get("state", ""),
                                   queue_score=sig.ts_event or now, batch=batch,
                                   last_event=last_event("token.queued", "admitted"), source=sig.source,
-                                  account=sig.account, slug=sig.slug, condition_id=sig.condition_id,
+                                  account=sig.account, leader_price=sig.price, slug=sig.slug, condition_id=sig.condition_id,
                                   title=sig.title, outcome=sig.outcome, signal_id=sig.id,
                                   market_version=params["market_version"],
                                   signal_ts=sig.ts_event or now, queued_at=now, epoch=fields.get("epoch", 0),

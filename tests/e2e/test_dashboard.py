@@ -1,12 +1,12 @@
 """The dashboard in a real headless Chromium (Debian's chromium + chromedriver, driven by selenium)
-against the whole sim system as processes: the page shows live data, and a Stop click reaches the
-orchestrator. A screenshot is saved under var/test-artifacts/ (CI keeps it)."""
+against the whole sim system as processes: the page shows live data (the leader scorecard too), and
+a Stop click reaches the orchestrator. A screenshot is saved under var/test-artifacts/ (CI keeps it)."""
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -154,6 +154,16 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
     assert "1/1" in stats
     await eventually(lambda: _has(browser, "#pnl-chart polyline"), timeout=15, what="PnL chart line")
     await eventually(lambda: _has(browser, "#ticks-chart polyline"), timeout=15, what="ticks/s chart line")
+
+    # The leader scorecard: the page reads it every 30 s; the test asks for it at once.
+    leader = f'#leaders tr[data-account="{WALLET}"]'
+
+    async def scored() -> list[str | None]:
+        browser.execute_script("refreshLeaders()")
+        return [_read(browser, f"{leader} td:nth-child({i})", lambda e: e.text) for i in (2, 3, 5, 11)]
+
+    await eventually(lambda: _until(scored, ["yes", "poll 1", "1", "copyable"]), timeout=10,
+                     what="the followed wallet's scorecard row: one signal, one copy")
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
     # Stop: the first click arms the button, the second sends the request. The table is rebuilt on
@@ -181,6 +191,10 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
     await eventually(leaves_running, timeout=30, what="token exiting/done in Redis and on the page")
     time.sleep(0.5)
     browser.save_screenshot(str(ARTIFACTS / "dashboard-after-stop.png"))
+
+
+async def _until(read: Callable[[], Awaitable[T]], want: T) -> bool:
+    return await read() == want
 
 
 async def _has(browser: WebDriver, css: str) -> bool:

@@ -169,6 +169,29 @@ function renderOpps() {
   }));
 }
 
+// The leader scorecard (GET /api/leaders; docs/copytrading.md "Scorecard"), one row per leader.
+function renderLeaders(report) {
+  const spread = (x) => x.n ? `${fmt(x.p50, 0)} / ${fmt(x.max, 0)}` : "";
+  const flags = (f) => [f.market_maker ? `market maker (${f.two_sided_trades} two-sided)` : "",
+                        f.high_frequency ? `high frequency (${f.busiest_hour}/h)` : ""].filter(Boolean).join(", ") || "copyable";
+  document.querySelector("#leaders tbody").replaceChildren(...report.leaders.map((c) => {
+    const why = Object.entries(c.skip_reasons).slice(0, 3).map(([r, n]) => `${n} ${r}`).join("; ");
+    return el("tr", { "data-account": c.account },
+      el("td", { title: c.account }, short(c.account)), el("td", {}, c.followed ? "yes" : "no"),
+      el("td", {}, Object.entries(c.signals).map(([s, n]) => `${s} ${n}`).join(" ")),
+      el("td", { class: "num" }, `${fmt(c.leader_volume_usd, 0)} / ${c.leader_value_usd === null ? "—" : fmt(c.leader_value_usd, 0)}`),
+      el("td", { class: "num" }, String(c.copies)), el("td", { title: why }, why ? `${c.skipped} (${why})` : String(c.skipped)),
+      el("td", { class: "num" }, signed(c.realized_pnl)), el("td", { class: "num" }, signed(c.unrealized_pnl)),
+      el("td", { class: "num" }, spread(c.slippage_bps)),
+      el("td", {}, Object.entries(c.delay_ms).map(([s, d]) => `${s} ${spread(d)}`).join("; ")),
+      el("td", { class: c.flags.market_maker || c.flags.high_frequency ? "flagged" : "" }, flags(c.flags)));
+  }));
+}
+
+async function refreshLeaders() {
+  try { renderLeaders(await api("/api/leaders")); } catch (e) { /* refresh() reports errors */ }
+}
+
 // A line chart in an SVG viewBox of 600x160: points are [x, y] pairs.
 function drawLine(svg, points, label) {
   const W = 600, H = 160, P = 14;
@@ -270,11 +293,13 @@ async function start() {
   document.getElementById("main").hidden = false;
   try { const cfg = await api("/api/config"); document.getElementById("mode").textContent = "mode " + cfg.settings.mode; }
   catch (e) { if (e.message === "unauthorized") return; }
-  await Promise.all([refresh(), refreshPnl(), refreshBlacklist(), loadStreams().catch((e) => notice(e.message))]);
+  await Promise.all([refresh(), refreshPnl(), refreshBlacklist(), refreshLeaders(),
+                     loadStreams().catch((e) => notice(e.message))]);
   connectWs();
   setInterval(refresh, 2000);
   setInterval(refreshPnl, 5000);
   setInterval(refreshBlacklist, 10000);
+  setInterval(refreshLeaders, 30000);  // the scorecard reads whole stream windows: not every 2 s
 }
 
 document.getElementById("login-form").addEventListener("submit", (ev) => {

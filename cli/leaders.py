@@ -1,0 +1,95 @@
+"""``polyfleet leaders``: the leader scorecard (docs/copytrading.md "Scorecard"), as a table or JSON.
+
+The reads and the arithmetic are shared with ``GET /api/leaders`` (shared/scorecard_reads.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.config import ConfigError, load_settings, redis_url
+from shared.keys import keys_from_env
+from shared.scorecard_reads import read_leaders
+
+console = Console(highlight=False)
+
+
+def _short(account: str) -> str:
+    return f"{account[:6]}…{account[-4:]}" if len(account) > 12 else account
+
+
+def _spread(s: dict[str, Any], unit: str) -> str:
+    return f"{s['p50']:g} / {s['max']:g} {unit}" if s["n"] else "—"
+
+
+def _money(x: float) -> str:
+    color = "green" if x > 0 else "red" if x < 0 else "white"
+    return f"[{color}]{x:+.2f}[/{color}]"
+
+
+def _flags(f: dict[str, Any]) -> str:
+    out = []
+    if f["market_maker"]:
+        out.append(f"[yellow]market maker[/yellow] ({f['two_sided_trades']} two-sided)")
+    if f["high_frequency"]:
+        out.append(f"[yellow]high frequency[/yellow] ({f['busiest_hour']}/h)")
+    return ", ".join(out) or "copyable"
+
+
+def table(report: dict[str, Any]) -> Table:
+    t = Table("leader", "followed", "signals", "its volume / value", "copies", "skipped (why)", "realised", "unrealised",
+              "slippage p50/max", "delay p50/max", "flags", title="leaders")
+    for c in report["leaders"]:
+        why = "; ".join(f"{n} {r}" for r, n in list(c["skip_reasons"].items())[:3])
+        t.add_row(_short(c["account"]), "yes" if c["followed"] else "no",
+                  " ".join(f"{src} {n}" for src, n in sorted(c["signals"].items())) or "0",
+                  f"${c['leader_volume_usd']:,.0f} / " + ("—" if c["leader_value_usd"] is None
+                                                          else f"${c['leader_value_usd']:,.0f}"),
+                  str(c["copies"]), f"{c['skipped']}" + (f" ({why})" if why else ""),
+                  _money(c["realized_pnl"]), _money(c["unrealized_pnl"]), _spread(c["slippage_bps"], "bps"),
+                  "; ".join(f"{src} {_spread(s, 'ms')}" for src, s in c["delay_ms"].items()) or "—",
+                  _flags(c["flags"]))
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def leaders(as_json: bool = typer.Option(False, "--json", help="the same JSON as GET /api/leaders"),
+                config_file: Path = typer.Option(None, "--config", "-c", help="default: PF_CONFIG")) -> None:
+        """Every followed wallet's scorecard: signals, copies and skips, PnL of its copies, slippage,
+        detection delay, copyability flags (the newest entries of the streams: copytrade.scorecard)."""
+        try:
+            settings = load_settings(str(config_file) if config_file else None)
+        except ConfigError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+
+        async def read() -> dict[str, Any]:
+            r = aioredis.Redis.from_url(redis_url(), decode_responses=True, socket_timeout=3)
+            try:
+                return await read_leaders(r, keys_from_env(), settings)
+            finally:
+                await r.aclose()
+
+        try:
+            report = asyncio.run(read())
+        except aioredis.RedisError as exc:
+            console.print(f"[red]Redis at {redis_url()} is unreachable: {exc}[/red] (set PF_REDIS_URL)")
+            raise typer.Exit(2) from exc
+        if as_json:
+            print(json.dumps(report, separators=(",", ":")))  # noqa: T201
+            return
+        if not report["leaders"]:
+            console.print("no leaders: no copytrade.targets and no followed wallet's signals")
+            return
+        console.print(table(report))
+        w = report["window"]
+        console.print(f"read: {w['signals']} signal(s), {w['decisions']} decision(s), {w['fills']} fill(s), "
+                      f"{w['tokens']} copied token(s)")

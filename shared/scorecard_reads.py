@@ -1,0 +1,80 @@
+"""The leader scorecard's reads (one function for the CLI and the API): the newest entries of
+pf:signals, pf:events and pf:fills (bounded by ``copytrade.scorecard``), the pf:token hashes of
+every token the state indexes hold, the books of the copies still open, and the leaders' portfolio
+values (pf:leader:value). The arithmetic is shared/scorecard.py.
+
+Decoding the entries and the arithmetic run in a thread: with full windows they take a second or
+two of CPU, which the API's event loop (websocket pushes, other requests) must not wait out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from shared.config import ScorecardSection, Settings
+from shared.keys import TOKEN_STATES, Keys
+from shared.marks import as_float, mark_price
+from shared.messages import AuditEvent, Fill, MessageError, Signal, TradeStatus, decode
+from shared.scorecard import COPIED, SKIPPED, scorecards
+
+CHUNK = 500  # hashes per pipeline round trip
+Entries = list[tuple[str, dict[str, str]]]
+
+
+def _decoded(entries: Entries, kinds: tuple[str, ...] = ()) -> list[Any]:
+    """Newest-first stream entries as messages, oldest first (undecodable ones skipped: the
+    consumers skip them too); with ``kinds``, only events of those kinds are decoded (the others
+    are most of pf:events, and decoding is the read's cost)."""
+    out = []
+    for _, fields in reversed(entries):
+        if kinds and fields.get("kind") not in kinds:
+            continue
+        try:
+            out.append(decode(fields))
+        except MessageError:
+            continue
+    return out
+
+
+async def _hashes(r: aioredis.Redis, keys: list[str]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for i in range(0, len(keys), CHUNK):
+        async with r.pipeline(transaction=False) as p:
+            for key in keys[i:i + CHUNK]:
+                p.hgetall(key)
+            out.extend(await p.execute())
+    return out
+
+
+def _report(raw_signals: Entries, raw_events: Entries, raw_fills: Entries, tokens: dict[str, dict[str, str]],
+            marks: dict[str, float | None], values: dict[str, float], followed: list[str],
+            cfg: ScorecardSection) -> dict[str, Any]:
+    signals = [m for m in _decoded(raw_signals) if isinstance(m, Signal)]
+    events = [m for m in _decoded(raw_events, COPIED + SKIPPED) if isinstance(m, AuditEvent)]
+    fills = [m for m in _decoded(raw_fills) if isinstance(m, Fill | TradeStatus)]
+    cards = scorecards(followed, signals, events, tokens, fills, marks, cfg, values)
+    return {"leaders": [c.to_json() for c in cards],
+            "window": {"signals": len(signals), "decisions": len(events), "fills": len(fills), "tokens": len(tokens),
+                       "thresholds": cfg.model_dump()}}
+
+
+async def read_leaders(r: aioredis.Redis, keys: Keys, settings: Settings) -> dict[str, Any]:
+    """Every leader's scorecard as JSON, with what was read (``window``)."""
+    cfg = settings.copytrade.scorecard
+    raw_signals = await r.xrevrange(keys.signals(), count=cfg.read_signals)
+    raw_events = await r.xrevrange(keys.events(), count=cfg.read_events)
+    raw_fills = await r.xrevrange(keys.fills(), count=cfg.read_fills)
+    async with r.pipeline(transaction=False) as p:
+        for state in TOKEN_STATES:
+            p.smembers(keys.tokens_in_state(state))
+        ids = sorted(set().union(*await p.execute()))
+    hashes = dict(zip(ids, await _hashes(r, [keys.token(t) for t in ids]), strict=True))
+    tokens = {t: h for t, h in hashes.items() if h.get("account")}
+    held = [t for t, h in tokens.items() if abs(as_float(h.get("position"))) > 1e-9]
+    books = await _hashes(r, [keys.book(t) for t in held])
+    marks = {t: mark_price(b) for t, b in zip(held, books, strict=True)}
+    values = {a.lower(): as_float(v) for a, v in (await r.hgetall(keys.leader_value())).items()}
+    followed = [t.account for t in settings.copytrade.targets if t.enabled]
+    return await asyncio.to_thread(_report, raw_signals, raw_events, raw_fills, tokens, marks, values, followed, cfg)
