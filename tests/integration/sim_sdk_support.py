@@ -31,7 +31,7 @@ async def sdk_environment(sim: SimExchangeProcess) -> Any:
 
 
 def markets(sim: SimExchangeProcess) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{sim.url}/_sim/markets").json())
+    return list(httpx.get(f"{sim.url}/_sim/markets", timeout=30).json())
 
 
 def market(sim: SimExchangeProcess, version: str, tick: float | None = 0.01, index: int = 0) -> dict[str, Any]:
@@ -66,12 +66,12 @@ async def wallet_client(sim: SimExchangeProcess, key: str | None = None, wallet:
 
 
 def put_book(sim: SimExchangeProcess, token: str, bids: list[Any], asks: list[Any]) -> None:
-    resp = httpx.put(f"{sim.url}/_sim/book/{token}", json={"bids": bids, "asks": asks})
+    resp = httpx.put(f"{sim.url}/_sim/book/{token}", json={"bids": bids, "asks": asks}, timeout=30)
     assert resp.status_code == 200, resp.text
 
 
 def positions(sim: SimExchangeProcess, address: str) -> dict[str, Any]:
-    got = httpx.get(f"{sim.url}/_sim/positions", params={"address": address}).json()
+    got = httpx.get(f"{sim.url}/_sim/positions", params={"address": address}, timeout=30).json()
     return dict(got[address.lower()])
 
 

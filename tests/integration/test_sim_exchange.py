@@ -23,11 +23,11 @@ StartSim = Callable[..., SimExchangeProcess]
 
 
 def first_token(sim: SimExchangeProcess, outcome: int = 0) -> str:
-    return str(httpx.get(f"{sim.url}/_sim/markets").json()[0]["tokens"][outcome]["token_id"])
+    return str(httpx.get(f"{sim.url}/_sim/markets", timeout=30).json()[0]["tokens"][outcome]["token_id"])
 
 
 def put_book(sim: SimExchangeProcess, token: str, bids: list[Any], asks: list[Any]) -> dict[str, Any]:
-    resp = httpx.put(f"{sim.url}/_sim/book/{token}", json={"bids": bids, "asks": asks})
+    resp = httpx.put(f"{sim.url}/_sim/book/{token}", json={"bids": bids, "asks": asks}, timeout=30)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
@@ -64,8 +64,8 @@ async def test_the_sdk_trades_against_the_sim(start_sim: StartSim) -> None:
         assert levels(book.bids)[-1] == ("0.41", "50")
         assert levels(book.asks)[-1] == ("0.44", "20")
         assert (str(book.tick_size), book.neg_risk) == ("0.01", False)
-        assert httpx.get(f"{sim.url}/tick-size", params={"token_id": token}).json() == {"minimum_tick_size": 0.01}
-        assert httpx.get(f"{sim.url}/neg-risk", params={"token_id": token}).json() == {"neg_risk": False}
+        assert httpx.get(f"{sim.url}/tick-size", params={"token_id": token}, timeout=30).json() == {"minimum_tick_size": 0.01}
+        assert httpx.get(f"{sim.url}/neg-risk", params={"token_id": token}, timeout=30).json() == {"neg_risk": False}
 
         matched = await post_limit(c, token, "0.45", "30", "BUY")
         assert matched.status == "matched"
@@ -101,11 +101,11 @@ async def test_the_sdk_trades_against_the_sim(start_sim: StartSim) -> None:
         assert sold.taking_amount == Decimal("12.3")
     finally:
         await c.close()
-    positions = httpx.get(f"{sim.url}/_sim/positions").json()
+    positions = httpx.get(f"{sim.url}/_sim/positions", timeout=30).json()
     me = LEGACY_ADDRESS.lower()
     assert positions[me]["positions"][token] == 0
     assert positions[me]["cash"] == pytest.approx(10_000 - 13.3 + 12.3)
-    orders = httpx.get(f"{sim.url}/_sim/orders", params={"token_id": token}).json()
+    orders = httpx.get(f"{sim.url}/_sim/orders", params={"token_id": token}, timeout=30).json()
     assert [o["status"] for o in orders] == ["MATCHED", "CANCELED", "MATCHED"]
     fill = orders[0]["fills"][0]
     assert fill == {"price": 0.44, "size": 20.0, "ts": fill["ts"], "trade_id": fill["trade_id"], "status": "CONFIRMED"}
@@ -131,13 +131,13 @@ async def test_rejections_are_clear_400s_and_401s(start_sim: StartSim) -> None:
         assert str(cross.value) == "invalid post-only order: order crosses book"
     finally:
         await c.close()
-    unauth = httpx.get(f"{sim.url}/data/orders", headers={"POLY_API_KEY": "nope"})
+    unauth = httpx.get(f"{sim.url}/data/orders", headers={"POLY_API_KEY": "nope"}, timeout=30)
     assert unauth.status_code == 401
     assert unauth.json() == {"error": "Unauthorized/Invalid api key"}
-    deep = httpx.get(f"{sim.url}/data-api/trades", params={"offset": 20_000})
+    deep = httpx.get(f"{sim.url}/data-api/trades", params={"offset": 20_000}, timeout=30)
     assert deep.status_code == 400
     assert "offset" in deep.json()["error"]
-    assert httpx.get(f"{sim.url}/book", params={"token_id": "42"}).status_code == 404
+    assert httpx.get(f"{sim.url}/book", params={"token_id": "42"}, timeout=30).status_code == 404
 
 
 async def test_posted_trades_show_in_data_api_and_activity(start_sim: StartSim) -> None:

@@ -29,7 +29,7 @@ UNIT = 1_000_000
 
 
 def resolve(sim: SimExchangeProcess, condition_id: str, winner: str = "Yes") -> None:
-    resp = httpx.post(f"{sim.url}/_sim/resolve", json={"condition_id": condition_id, "winner": winner})
+    resp = httpx.post(f"{sim.url}/_sim/resolve", json={"condition_id": condition_id, "winner": winner}, timeout=30)
     assert resp.status_code == 200, resp.text
 
 
@@ -60,7 +60,7 @@ async def test_a_deposit_wallet_splits_merges_and_redeems_through_the_relayer(st
         kinds = [a.type.value async for a in public.list_activity(user=wallet).iter_items()]
         # v1 redeems both outcomes in one call; v2 one Router.redeem per outcome held
         assert sorted(kinds) == sorted(["SPLIT", "MERGE"] * 4 + ["REDEEM"] * 3)
-        txs = httpx.get(f"{sim.url}/relayer/transactions", params={"owner": client._ctx.signer.address}).json()
+        txs = httpx.get(f"{sim.url}/relayer/transactions", params={"owner": client._ctx.signer.address}, timeout=30).json()
         assert [t["state"] for t in txs].count("STATE_FAILED") == 2
         assert {t["type"] for t in txs} == {"WALLET-CREATE", "WALLET"}
     finally:
@@ -81,7 +81,7 @@ async def test_an_eoa_splits_merges_and_redeems_with_raw_transactions(start_sim:
             resolve(sim, m["condition_id"], "No")
             await (await client.redeem_positions(condition_id=m["condition_id"])).wait()
             assert {t: positions(sim, me)["positions"][t] for t in (yes, no)} == {yes: 0, no: 0}
-        txs = httpx.get(f"{sim.url}/_sim/rpc/txs", params={"address": me}).json()
+        txs = httpx.get(f"{sim.url}/_sim/rpc/txs", params={"address": me}, timeout=30).json()
         # legacy EIP-155 transactions, mined; the v1 redeem burns both outcomes at once, v2 redeems each held
         assert [(t["call"], t["status"], t["type"]) for t in txs] == [
             ("ctf_split", 1, "0x0"), ("ctf_merge", 1, "0x0"), ("ctf_redeem", 1, "0x0"),
@@ -97,14 +97,14 @@ async def test_proxy_and_safe_wallets_relay_their_calls(start_sim: StartSim) -> 
     m = market(sim, "v2")
     for kind in ("proxy", "safe"):
         owner = Account.create()
-        address = httpx.post(f"{sim.url}/_sim/wallets", json={"owner": owner.address, "kind": kind}).json()["address"]
+        address = httpx.post(f"{sim.url}/_sim/wallets", json={"owner": owner.address, "kind": kind}, timeout=30).json()["address"]
         client = await wallet_client(sim, key="0x" + owner.key.hex().removeprefix("0x"), wallet=address, api_key=key)
         try:
             await (await client.split_position(condition_id=m["condition_id"], amount=3 * UNIT)).wait()
             await client.setup_trading_approvals()  # several calls: one PROXY batch, or a Safe multiSend
             assert (await client.get_trading_approvals_state()).is_fully_approved
             assert positions(sim, address)["positions"][m["tokens"][1]["token_id"]] == 3
-            txs = httpx.get(f"{sim.url}/relayer/transactions", params={"owner": owner.address}).json()
+            txs = httpx.get(f"{sim.url}/relayer/transactions", params={"owner": owner.address}, timeout=30).json()
             assert [(t["type"], t["state"], len(t["calls"])) for t in txs] == [
                 (kind.upper(), "STATE_CONFIRMED", 1), (kind.upper(), "STATE_CONFIRMED", 17)]
         finally:
@@ -133,7 +133,7 @@ async def test_the_data_api_v2_serves_trades_positions_and_taker_rows_by_default
         held = [p async for p in public.list_positions(user=LEGACY_ADDRESS).iter_items()]
         assert [(p.asset_id, p.current_size, p.status) for p in held] == [(yes, 20, "OPEN")]
         assert resting.ok
-        refused = httpx.get(f"{sim.url}/data-api/v2/trades", params={"user": LEGACY_ADDRESS, "offset": 10})
+        refused = httpx.get(f"{sim.url}/data-api/v2/trades", params={"user": LEGACY_ADDRESS, "offset": 10}, timeout=30)
         assert refused.status_code == 400
     finally:
         await client.close()

@@ -33,9 +33,9 @@ async def test_a_fresh_deposit_wallet_trades_both_market_systems(start_sim: Star
     client = await wallet_client(sim)
     try:
         wallet, owner = str(client._ctx.wallet).lower(), client._ctx.signer.address.lower()  # what the SDK derived
-        deployed = httpx.get(f"{sim.url}/_sim/wallets", params={"owner": owner}).json()
+        deployed = httpx.get(f"{sim.url}/_sim/wallets", params={"owner": owner}, timeout=30).json()
         assert [(w["address"], w["kind"]) for w in deployed] == [(wallet, "deposit")]
-        created = httpx.get(f"{sim.url}/relayer/transactions", params={"owner": owner}).json()
+        created = httpx.get(f"{sim.url}/relayer/transactions", params={"owner": owner}, timeout=30).json()
         assert [(t["type"], t["state"]) for t in created] == [("WALLET-CREATE", "STATE_CONFIRMED")]
         for version, asset_type in (("v1", "CONDITIONAL"), ("v2", "CONDITIONAL-V2")):
             m = market(sim, version)
@@ -106,14 +106,14 @@ async def test_proxy_and_safe_wallets_sign_types_1_and_2_once_deployed(start_sim
     key = await builder_key(sim)
     yes = market(sim, "v2")["tokens"][0]["token_id"]
     for kind, sig_type in (("proxy", 1), ("safe", 2)):
-        deployed = httpx.post(f"{sim.url}/_sim/wallets", json={"owner": owner.address, "kind": kind})
+        deployed = httpx.post(f"{sim.url}/_sim/wallets", json={"owner": owner.address, "kind": kind}, timeout=30)
         assert deployed.status_code == 200, deployed.text
         address = deployed.json()["address"]
         client = await wallet_client(sim, key=pk, wallet=address, api_key=key)
         try:
             placed = await client.place_limit_order(asset_id=yes, price="0.10", size="10", side="BUY")
             assert placed.ok, placed
-            order = [o for o in httpx.get(f"{sim.url}/_sim/orders").json() if o["id"] == placed.order_id][0]
+            order = [o for o in httpx.get(f"{sim.url}/_sim/orders", timeout=30).json() if o["id"] == placed.order_id][0]
             assert (order["maker_address"], client._ctx.wallet_type) == (address, "POLY_PROXY" if sig_type == 1
                                                                          else "GNOSIS_SAFE")
         finally:

@@ -52,30 +52,30 @@ async def test_public_reads_page_by_keyset_over_both_market_systems(start_sim: S
             assert book.bids
     finally:
         await client.close()
-    raw = httpx.get(f"{sim.url}/gamma/markets/keyset", params={"limit": 100, "version": ["v1", "v2"]}).json()
+    raw = httpx.get(f"{sim.url}/gamma/markets/keyset", params={"limit": 100, "version": ["v1", "v2"]}, timeout=30).json()
     assert "next_cursor" not in raw
     assert len(raw["markets"]) == 10
     assert json.loads(next(m for m in raw["markets"] if m["version"] == "v1")["clobTokenIds"])
     assert "clobTokenIds" not in next(m for m in raw["markets"] if m["version"] == "v2")
     for params, why in (({"limit": 101}, "between 1 and 100"), ({"offset": 10}, "after_cursor"),
                         ({"after_cursor": "nonsense"}, "invalid after_cursor")):
-        refused = httpx.get(f"{sim.url}/gamma/markets/keyset", params=params)
+        refused = httpx.get(f"{sim.url}/gamma/markets/keyset", params=params, timeout=30)
         assert refused.status_code == 400, refused.text
         assert why in refused.json()["error"]
-    assert httpx.get(f"{sim.url}/gamma/events/keyset", params={"limit": 500}).status_code == 200
-    assert httpx.get(f"{sim.url}/gamma/events/keyset", params={"limit": 501}).status_code == 400
+    assert httpx.get(f"{sim.url}/gamma/events/keyset", params={"limit": 500}, timeout=30).status_code == 200
+    assert httpx.get(f"{sim.url}/gamma/events/keyset", params={"limit": 501}, timeout=30).status_code == 400
     # polyfleet's own callers read the keyset: the offset lists are gone by default, as on the venue
-    assert httpx.get(f"{sim.url}/gamma/markets", params={"limit": 3}).status_code == 404
+    assert httpx.get(f"{sim.url}/gamma/markets", params={"limit": 3}, timeout=30).status_code == 404
 
 
 def test_the_sunset_offset_lists_answer_404_naming_the_keyset_endpoint(start_sim: StartSim) -> None:
     sim = start_sim({"sim_exchange": {"legacy_gamma_lists": False}})
     for path in ("markets", "events"):
-        gone = httpx.get(f"{sim.url}/gamma/{path}", params={"limit": 5})
+        gone = httpx.get(f"{sim.url}/gamma/{path}", params={"limit": 5}, timeout=30)
         assert gone.status_code == 404
         assert f"/{path}/keyset" in gone.json()["error"]
-    assert httpx.get(f"{sim.url}/gamma/markets/keyset").status_code == 200
-    assert httpx.get(f"{sim.url}/gamma/markets/{market(sim, 'v1')['gamma_id']}").status_code == 200
+    assert httpx.get(f"{sim.url}/gamma/markets/keyset", timeout=30).status_code == 200
+    assert httpx.get(f"{sim.url}/gamma/markets/{market(sim, 'v1')['gamma_id']}", timeout=30).status_code == 200
 
 
 async def test_own_addresses_by_default_everywhere_the_sim_checks_and_reports(start_sim: StartSim) -> None:
@@ -95,7 +95,7 @@ async def test_own_addresses_by_default_everywhere_the_sim_checks_and_reports(st
                                                     price="0.10", size="10", side="BUY")
             assert placed.ok, placed
         assert httpx.get(f"{sim.url}/relayer/deployed", params={"address": str(client._ctx.wallet),
-                                                                 "type": "WALLET"}).json() == {"deployed": True}
+                                                                 "type": "WALLET"}, timeout=30).json() == {"deployed": True}
     finally:
         await client.close()
     # an order signed for production's exchange (an address typed by hand) is not an order of this sim

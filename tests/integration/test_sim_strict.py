@@ -40,37 +40,37 @@ P3 = ("invalid amounts, the market buy orders maker amount supports a max accura
 
 # ---- helpers ------------------------------------------------------------------------------------
 def markets(sim: SimExchangeProcess) -> list[dict[str, Any]]:
-    got: list[dict[str, Any]] = httpx.get(f"{sim.url}/_sim/markets").json()
+    got: list[dict[str, Any]] = httpx.get(f"{sim.url}/_sim/markets", timeout=30).json()
     return got
 
 
 def token_where(sim: SimExchangeProcess, tick: float, min_size: float) -> str:
     for m in markets(sim):
-        book = httpx.get(f"{sim.url}/book", params={"token_id": m["tokens"][0]["token_id"]}).json()
+        book = httpx.get(f"{sim.url}/book", params={"token_id": m["tokens"][0]["token_id"]}, timeout=30).json()
         if float(book["tick_size"]) == tick and float(book["min_order_size"]) == min_size:
             return str(m["tokens"][0]["token_id"])
     raise AssertionError(f"no market with tick {tick} and minimum {min_size}")
 
 
 def put_book(sim: SimExchangeProcess, token: str, bids: list[Any], asks: list[Any]) -> None:
-    resp = httpx.put(f"{sim.url}/_sim/book/{token}", json={"bids": bids, "asks": asks})
+    resp = httpx.put(f"{sim.url}/_sim/book/{token}", json={"bids": bids, "asks": asks}, timeout=30)
     assert resp.status_code == 200, resp.text
 
 
 def fault(sim: SimExchangeProcess, **body: Any) -> dict[str, Any]:
-    resp = httpx.post(f"{sim.url}/_sim/fault", json=body)
+    resp = httpx.post(f"{sim.url}/_sim/fault", json=body, timeout=30)
     assert resp.status_code == 200, resp.text
     got: dict[str, Any] = resp.json()
     return got
 
 
 def sim_orders(sim: SimExchangeProcess) -> dict[str, dict[str, Any]]:
-    return {o["id"]: o for o in httpx.get(f"{sim.url}/_sim/orders").json()}
+    return {o["id"]: o for o in httpx.get(f"{sim.url}/_sim/orders", timeout=30).json()}
 
 
 async def sdk_client(sim: SimExchangeProcess, nonce: int = 0,
                      on_rate_limit_update: Callable[[RateLimitUpdate], None] | None = None) -> AsyncSecureClient:
-    environment = VenueEnvironment.from_json("sim", httpx.get(f"{sim.url}/_sim/environment").json()).to_sdk()
+    environment = VenueEnvironment.from_json("sim", httpx.get(f"{sim.url}/_sim/environment", timeout=30).json()).to_sdk()
     return await AsyncSecureClient.create(private_key=SIM_PRIVATE_KEY, wallet=EOA, environment=environment,
                                           nonce=nonce, on_rate_limit_update=on_rate_limit_update)
 
@@ -113,19 +113,19 @@ async def test_order_refusals_match_the_venues_rules_and_texts(start_sim: StartS
         cross = await refused(post_limit(c, fine_large, "0.455", "15", "BUY", post_only=True))
         assert str(cross) == "invalid post-only order: order crosses book"
         # P8: balance, with what open orders hold (15 x 0.449 + 10 x 0.50; the FAK's trade is settled)
-        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"cash": 15})
+        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"cash": 15}, timeout=30)
         short = await refused(post_limit(c, plain, "0.50", "10", "BUY"))
         assert str(short) == ("not enough balance / allowance: the balance is not enough -> balance: 15000000, "
                               "sum of matched orders: 11735000, order amount (inc. fees): 5000000")
         # P1: a price between the ticks: signed on the 0.001 grid, posted after the market went to 0.01 (M3)
-        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"cash": 1000})
+        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"cash": 1000}, timeout=30)
         between = await c.create_limit_order(asset_id=fine_large, price="0.447", size="20", side="BUY")
         fault(sim, kind="tick_size_change", token_id=fine_large, new_tick_size=0.01)
         off = await refused(c.post_order(between))
         assert str(off).endswith("is invalid. Price (0.447) breaks minimum tick size rule: 0.01")
         # P8, the allowance half: an account that allowed the exchange $3 of collateral (no shares at all)
         httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"allowances": {"COLLATERAL": 3, "CONDITIONAL": 0},
-                                                          "positions": {plain: 20}})
+                                                          "positions": {plain: 20}}, timeout=30)
         allowed = (await c.get_balance_allowance(asset_type="COLLATERAL")).allowances
         assert set(allowed.values()) == {3_000_000}
         no_allowance = await refused(post_limit(c, plain, "0.50", "10", "BUY"))
@@ -134,7 +134,7 @@ async def test_order_refusals_match_the_venues_rules_and_texts(start_sim: StartS
         no_approval = await refused(post_limit(c, plain, "0.60", "10", "SELL"))
         assert "the allowance is not enough" in str(no_approval)
         assert (await post_limit(c, plain, "0.50", "6", "BUY")).status == "live"
-        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"allowances": {"COLLATERAL": None, "CONDITIONAL": None}})
+        httpx.put(f"{sim.url}/_sim/accounts/{EOA}", json={"allowances": {"COLLATERAL": None, "CONDITIONAL": None}}, timeout=30)
         # an asset the venue does not list (signed without a lookup)
         bogus = str(int(plain) ^ (1 << 100))
         unknown = await refused(c.post_order(await exact_order(sim, c, bogus, "BUY", 5_000_000, 10_000_000)))
