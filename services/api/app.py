@@ -246,7 +246,7 @@ def create_app(settings: Settings, r: aioredis.Redis, keys: Keys, secrets: Secre
         return await reads.pnl(r, keys, points)
 
     @app.get("/api/leaders", dependencies=auth, tags=["copy trading"],
-             summary="The leader scorecard: every followed wallet's copies, skips, PnL, slippage, delay, flags")
+             summary="The leader scorecard: every followed wallet's copies, skips, PnL, slippage, delay, flags, paused and why")
     async def leaders() -> dict[str, Any]:
         return await read_leaders(r, keys, settings)
 
