@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
 from cli.main import app
+from harness import RedisServer
 from harness.waiting import eventually
 from services.orchestrator.service import OrchestratorService
 from shared.clock import now_ms
@@ -22,7 +23,6 @@ from shared.control import control_request
 from shared.keys import Keys
 from shared.messages import AuditEvent, Command, SessionReport, Signal, decode, stable_id
 from shared.redisio import add_message
-from tests.conftest import RedisServer
 
 LEADER, OTHER = "0x" + "c" * 40, "0x" + "e" * 40
 HELD, BLOCKED, AFTER = "100200300", "400500600", "700800900"
