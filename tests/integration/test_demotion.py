@@ -145,6 +145,14 @@ async def test_manual_pause_and_resume_of_an_unknown_address(r: aioredis.Redis, 
     assert f"{OTHER} is not paused" in res.output
     assert await r.xlen(keys.control()) == 0  # nothing written
 
+    # a request that reaches the orchestrator anyway (another client) changes nothing, and says so
+    await add_message(r, keys.control(), control_request("leader_resume", OTHER, requester="test"))
+    await steps(svc)
+    [refused] = await events(r, keys, "leader.resume_refused")
+    assert (refused.level, refused.reason) == ("warning", f"{OTHER} is not paused; nothing done")
+    assert not await events(r, keys, "leader.resumed")
+    assert not await r.exists(keys.leaders_resumed())
+
     res = await asyncio.to_thread(runner.invoke, app, ["leaders", "pause", "0xnope"], env=env)
     assert res.exit_code == 2
     assert "not a 0x-prefixed 40-hex-digit address" in res.output
