@@ -197,6 +197,35 @@ class ScorecardSection(Section):
     read_fills: int = Field(50_000, ge=1, le=1_000_000)
 
 
+DemotionFlag = Literal["market_maker", "high_frequency"]
+
+
+class DemotionSection(Section):
+    """Auto-demotion (docs/copytrading.md "Auto-demotion"): rules that pause a followed wallet. Every
+    rule is off by default; a paused leader stays paused until ``polyfleet leaders resume``."""
+
+    check_interval_sec: float = Field(300.0, ge=1)  # the orchestrator evaluates the rules this often
+    pnl_floor_usd: float | None = None  # copied PnL over the last pnl_last_copies copies below this pauses
+    pnl_last_copies: int = Field(20, ge=1)
+    max_median_slippage_bps: float | None = Field(None, gt=0)  # median entry slippage above this pauses ...
+    slippage_min_copies: int = Field(10, ge=1)  # ... once at least this many copies have an entry price
+    flags: tuple[DemotionFlag, ...] = ()  # any of these copyability flags pauses
+    # The check reads the newest entries only (a smaller window than the scorecard's: it runs often).
+    read_signals: int = Field(5_000, ge=1, le=1_000_000)
+    read_fills: int = Field(10_000, ge=1, le=1_000_000)
+
+    @property
+    def any_rule(self) -> bool:
+        return self.pnl_floor_usd is not None or self.max_median_slippage_bps is not None or bool(self.flags)
+
+    @field_validator("flags")
+    @classmethod
+    def _distinct_flags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"flags lists a flag twice: {list(value)}")
+        return value
+
+
 class CopytradeSection(Section):
     poll_interval_sec: float = Field(5.0, gt=0)
     initial_lookback_sec: int = Field(0, ge=0)
@@ -216,6 +245,7 @@ class CopytradeSection(Section):
     bankroll_usd: float = Field(0.0, ge=0)  # ours, for proportional sizing (docs/copytrading.md)
     value_refresh_sec: float = Field(300.0, gt=0)  # leaders' portfolio values re-read this often (proportional)
     scorecard: ScorecardSection = ScorecardSection()  # polyfleet leaders, GET /api/leaders
+    demotion: DemotionSection = DemotionSection()  # rules that pause a leader
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -187,6 +187,12 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("leader:value", "hash", "signal_collector", "orchestrator, api, cli",
             "account -> the leader's portfolio value in $ (Data API /value), for proportional sizing",
             "re-read every copytrade.value_refresh_sec"),
+    KeySpec("leaders:paused", "hash", "orchestrator (auto-demotion, control requests)", "orchestrator, api, cli",
+            "account -> JSON {reason, ts, by}: a paused leader's BUYs are not copied (docs/copytrading.md "
+            "\"Auto-demotion\")", "a field leaves on `polyfleet leaders resume`"),
+    KeySpec("leaders:resumed", "hash", "orchestrator (from control requests)", "orchestrator",
+            "account -> ms of its last resume: auto-demotion judges only the signals and copies after it",
+            "kept until deleted (one field per leader ever resumed)"),
     KeySpec("halt", "string", "orchestrator (from control requests)", "every service",
             "global kill switch: absent, reduce_only or halt"),
     KeySpec("ratelimit:{signer}:{bucket}", "hash", "maker_worker, arb_scanner (every process that signs orders)",
@@ -389,6 +395,12 @@ class Keys:
 
     def leader_value(self) -> str:
         return self._k("leader:value")
+
+    def leaders_paused(self) -> str:
+        return self._k("leaders:paused")
+
+    def leaders_resumed(self) -> str:
+        return self._k("leaders:resumed")
 
     def halt(self) -> str:
         return self._k("halt")

@@ -120,9 +120,14 @@ class LeaderCard:
     slippage_bps: Spread = field(default_factory=Spread)  # our first BUY fill vs the leader's price
     delay_ms: dict[str, Spread] = field(default_factory=dict)  # per source: ts_init - ts_event
     flags: Flags = field(default_factory=Flags)
+    # Each copied token's PnL (realised + unrealised), oldest copy first: what auto-demotion's PnL
+    # rule sums the newest of (shared/demotion.py). Not in the JSON: one number per copy.
+    copy_pnl: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["copy_pnl"]
+        return out
 
 
 def first_buy_fills(fills: Iterable[Fill | TradeStatus]) -> dict[str, list[tuple[int, float]]]:
@@ -193,6 +198,7 @@ def scorecards(followed: Sequence[str], signals: Sequence[Signal], events: Seque
         cards[account].skip_reasons = dict(counts.most_common())
     buys = first_buy_fills(fills)
     slips: dict[str, list[float]] = defaultdict(list)
+    pnl_by_copy: dict[str, list[tuple[float, float]]] = defaultdict(list)  # account -> (queued_at, PnL)
     for token_id, h in tokens.items():
         account = h.get("account", "")
         if not account or h.get("source") == SCREEN:
@@ -201,8 +207,11 @@ def scorecards(followed: Sequence[str], signals: Sequence[Signal], events: Seque
         c.copied_tokens += 1
         position = as_float(h.get("position"))
         c.open_copies += abs(position) > 1e-9
-        c.realized_pnl += as_float(h.get("realized_pnl"))
-        c.unrealized_pnl += unrealized(position, as_float(h.get("avg_cost")), marks.get(token_id))
+        realized = as_float(h.get("realized_pnl"))
+        open_pnl = unrealized(position, as_float(h.get("avg_cost")), marks.get(token_id))
+        c.realized_pnl += realized
+        c.unrealized_pnl += open_pnl
+        pnl_by_copy[c.account].append((as_float(h.get("queued_at")), realized + open_pnl))
         leader_price = as_float(h.get("leader_price"), price_of.get(h.get("signal_id", ""), 0.0))
         ours = _entry_price(buys.get(token_id, []), int(as_float(h.get("queued_at"))))
         bps = slippage_bps(leader_price, ours) if ours is not None else None
@@ -210,6 +219,8 @@ def scorecards(followed: Sequence[str], signals: Sequence[Signal], events: Seque
             slips[c.account].append(bps)
     for account, bps_list in slips.items():
         cards[account].slippage_bps = Spread.of(bps_list)
+    for account, pnls in pnl_by_copy.items():
+        cards[account].copy_pnl = [round(p, 6) for _, p in sorted(pnls, key=lambda x: x[0])]
     for c in cards.values():
         c.realized_pnl, c.unrealized_pnl = round(c.realized_pnl, 6), round(c.unrealized_pnl, 6)
         c.leader_value_usd = (values or {}).get(c.account)

@@ -11,6 +11,7 @@ Alerts (``kind``, severity):
 | ``worker_dead`` | a ``worker.dead`` event, or a registered worker's lease disappeared while it held tokens or was alive before | critical |
 | ``gateway_stall`` | tokens are wanted but no gateway has published liveness for ``gateway_stall_sec`` | critical |
 | ``gateway_silent`` | a gateway is alive and tokens are wanted, but no market frame arrived for ``gateway_silent_sec`` | warning |
+| ``leader_paused`` | a ``leader.paused`` event: auto-demotion (or an operator) paused a followed wallet; its BUYs are no longer copied | warning |
 | ``error_event`` | any other event at level ``error`` (short position, config invalid, token error) | warning |
 
 Every alert has a ``key`` (kind + subject); :class:`Throttle` sends the same key at most once
@@ -63,6 +64,10 @@ def from_event(fields: dict[str, Any], ts_ms: int) -> Alert | None:
     if kind == "worker.dead":  # the orchestrator saw it first; same key as WorkerWatch's, so sent once
         worker = str(detail.get("worker") or "?")
         return Alert("worker_dead", worker, "critical", reason or f"Worker {worker} lost its lease", ts_ms)
+    if kind == "leader.paused":
+        account, by = str(detail.get("account") or "?"), str(detail.get("by") or "?")
+        return Alert("leader_paused", account, "warning", f"Leader {account} paused by {by}: {reason}; "
+                     f"`polyfleet leaders resume {account}` copies it again", ts_ms)
     if str(fields.get("level", "")) == "error":
         subject = f"{kind}:{token}" if token else kind
         return Alert("error_event", subject, "warning", f"{kind} {token}: {reason}".replace("  ", " ").strip(), ts_ms)

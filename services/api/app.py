@@ -33,6 +33,7 @@ STATIC = Path(__file__).parent / "static"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
 TokenId = Annotated[str, PathParam(pattern=ID_PATTERN, description="token id (decimal string)")]
 WorkerId = Annotated[str, PathParam(pattern=ID_PATTERN, description="worker id")]
+Address = Annotated[str, PathParam(pattern=r"^0x[0-9a-fA-F]{40}$", description="wallet address (0x + 40 hex digits)")]
 Count = Annotated[int, Query(ge=1, le=1000, description="at most this many entries, newest first")]
 Before = Annotated[str, Query(pattern=r"^(\d+-\d+)?$", description="page back: entries older than this id")]
 REQUESTS = Counter("polyfleet_api_requests", "API requests by route template and status",
@@ -246,9 +247,22 @@ def create_app(settings: Settings, r: aioredis.Redis, keys: Keys, secrets: Secre
         return await reads.pnl(r, keys, points)
 
     @app.get("/api/leaders", dependencies=auth, tags=["copy trading"],
-             summary="The leader scorecard: every followed wallet's copies, skips, PnL, slippage, delay, flags")
+             summary="The leader scorecard: every followed wallet's copies, skips, PnL, slippage, delay, flags, paused and why")
     async def leaders() -> dict[str, Any]:
         return await read_leaders(r, keys, settings)
+
+    @app.post("/api/leaders/{account}/pause", dependencies=auth, tags=["copy trading"],
+              summary="Pause a leader: its BUYs are not copied (its SELLs still exit our copies) until resumed")
+    async def leader_pause(account: Address, body: Body) -> JSONResponse:
+        return await do("leader_pause", account.lower(),
+                        body.model_copy(update={"reason": body.reason or "paused by operator"}))
+
+    @app.post("/api/leaders/{account}/resume", dependencies=auth, tags=["copy trading"],
+              summary="Resume a paused leader (auto-demotion or a pause); 404 when it is not paused")
+    async def leader_resume(account: Address, body: Body) -> JSONResponse:
+        if not await r.hexists(keys.leaders_paused(), account.lower()):
+            raise HTTPException(404, f"leader {account.lower()} is not paused; nothing done")
+        return await do("leader_resume", account.lower(), body)
 
     @app.get("/api/blacklist", dependencies=auth, tags=["blacklist"])
     async def blacklist() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
+from services.orchestrator.demotion import Demotion
 from services.orchestrator.intake import Intake
 from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.store import Pipe, TokenStore
@@ -23,12 +24,14 @@ Handler = Callable[[Pipe, ControlRequest, str], Awaitable[None]]
 
 
 class Control:
-    def __init__(self, keys: Keys, store: TokenStore, risk: RiskBook, views: FleetViews, intake: Intake) -> None:
+    def __init__(self, keys: Keys, store: TokenStore, risk: RiskBook, views: FleetViews, intake: Intake,
+                 demotion: Demotion) -> None:
         self.keys = keys
         self.store = store
         self.risk = risk
         self.views = views
         self.intake = intake
+        self.demotion = demotion
         self.handlers: dict[str, Handler] = {
             "stop_token": self.stop_token,
             "halt": self.halt,
@@ -39,6 +42,8 @@ class Control:
             "drain_worker": self.drain_worker,
             "undrain_worker": self.undrain_worker,
             "unignore": self.unignore,
+            "leader_pause": self.leader_pause,
+            "leader_resume": self.leader_resume,
         }
 
     async def on_control(self, pipe: Pipe, req: ControlRequest, cause: str) -> None:
@@ -123,3 +128,10 @@ class Control:
 
     async def unignore(self, pipe: Pipe, req: ControlRequest, cause: str) -> None:
         self.store.unignore(pipe, req.target)
+
+    async def leader_pause(self, pipe: Pipe, req: ControlRequest, cause: str) -> None:
+        """Its BUYs are no longer copied (its SELLs still exit our copies) until ``leader_resume``."""
+        self.demotion.pause(pipe, req.target, req.reason or "paused by operator", req.producer or "operator", cause)
+
+    async def leader_resume(self, pipe: Pipe, req: ControlRequest, cause: str) -> None:
+        await self.demotion.resume(pipe, req.target, req.reason, req.producer or "operator", cause)

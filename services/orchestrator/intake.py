@@ -1,6 +1,6 @@
 """Intake: what a signal does (C1-C6, C10).
 
-BUYs are decided in runs (``decide_buys``): one read of every check's input, the pure decision
+A paused leader's BUYs are ignored (docs/copytrading.md "Auto-demotion"). BUYs are decided in runs (``decide_buys``): one read of every check's input, the pure decision
 per signal, one atomic reservation of the admitted ones' notional, one MULTI with their effects
 and acks. A SELL exits a running token now or queues the exit (``on_sell``); a queued token
 leaves the queue.
@@ -32,6 +32,7 @@ from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.store import IndexBatch, Pipe, TokenStore, last_event
 from shared.clock import now_ms
 from shared.config import ConfigError, Settings, merge_strategy_params
+from shared.demotion import paused_leaders
 from shared.keys import GROUP_ORCHESTRATOR, Keys
 from shared.messages import Signal
 from shared.redisio import StreamEntry
@@ -59,7 +60,9 @@ class Intake:
             rp.get(k.halt())
             rp.hgetall(k.blacklist())
             rp.hget(k.pnl_daily(), utc_day(now))
-            halt, raw_blacklist, raw_daily = await rp.execute()
+            rp.hgetall(k.leaders_paused())
+            halt, raw_blacklist, raw_daily, raw_paused = await rp.execute()
+        paused = paused_leaders(raw_paused)
         runtime_bl, daily = _runtime_blacklist(raw_blacklist), float(raw_daily or 0.0)
         inputs = await self.store.buy_inputs([s.token_id for s in sigs], [s.id for s in sigs])
         ignored_ids = [sig.token_id for sig, inp in zip(sigs, inputs, strict=True)
@@ -86,7 +89,12 @@ class Intake:
                                       risk.blacklist_token_keys, runtime_bl, now)
             ctx = BuyContext(reason, bool(handled), bool(cooling), halt or "", ignored, daily)
             verdict = decide_buy(token, ctx, risk)
-            if verdict.action == "queue":
+            if verdict.action == "queue" and is_copy(sig) and sig.account.lower() in paused:
+                # Auto-demotion or an operator paused this leader: no new copies (its SELLs still exit).
+                self.store.event(pipe, "signal.ignored", sig.token_id,
+                                 f"leader paused: {paused[sig.account.lower()]['reason']}", cause=entry.entry_id,
+                                 **_detail(sig))
+            elif verdict.action == "queue":
                 try:
                     params = merge_strategy_params(settings, sig.token_id, sig.slug)
                 except ConfigError as exc:

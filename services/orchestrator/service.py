@@ -6,7 +6,8 @@ store.py). Only the instance holding the leader lease does any of this.
 
 This class is the loop (leader lease, reads, heartbeat) and config reload; it hands each entry to
 its room: ``intake`` (signals), ``reports`` (session reports, fills, trade statuses, redemptions),
-``resolutions`` (resolved markets), ``control`` (operator requests). Between reads, ``upkeep`` moves the tokens of dead and drained workers, runs queued
+``resolutions`` (resolved markets), ``control`` (operator requests). Every ``copytrade.demotion.check_interval_sec``, ``demotion``
+pauses the leaders that break a demotion rule. Between reads, ``upkeep`` moves the tokens of dead and drained workers, runs queued
 exits and starts queued tokens as slots free up. The rules themselves live in pure modules
 (decisions, scheduling, assignment, positions, risk's planned_notional).
 """
@@ -21,6 +22,7 @@ from loguru import logger
 
 from services.orchestrator import metrics
 from services.orchestrator.control import Control
+from services.orchestrator.demotion import Demotion
 from services.orchestrator.intake import Intake
 from services.orchestrator.leader import LeaderLease
 from services.orchestrator.metrics import Tally
@@ -76,7 +78,8 @@ class OrchestratorService(RedisService):
         self.moves = Moves(self.store, self.views)
         self.intake = Intake(self.redis, k, self.store, self.risk, settings, self.tally)
         self.reports = Reports(self.redis, k, self.store, self.risk, settings, self.moves)
-        self.control = Control(k, self.store, self.risk, self.views, self.intake)
+        self.demotion = Demotion(self.redis, k, self.store, settings)
+        self.control = Control(k, self.store, self.risk, self.views, self.intake, self.demotion)
         self.resolutions = Resolutions(self.redis, k, self.store, self.intake)
         self.upkeep = Upkeep(self.redis, k, self.store, settings, self.views, self.moves, self.intake, self.reports)
         # Only the leader consumes, so an entry idle for a lease period was left by a dead leader.
@@ -132,6 +135,8 @@ class OrchestratorService(RedisService):
             await self.upkeep.maintain()
         elif self.upkeep.schedule_due:
             await self.upkeep.schedule()  # a slot or a queued token appeared: start now, not at the next poll
+        if self.demotion.due(loop_now):
+            await self.demotion.check(loop_now)  # auto-demotion: pause leaders that break a rule
         if loop_now - self._last_beat >= self.settings.monitoring.heartbeat_interval_sec:
             self._last_beat = loop_now
             await beat(self.redis, self.keys, "orchestrator", self.instance,

@@ -101,6 +101,7 @@ async def test_the_api_refuses_to_start_without_a_token(r: aioredis.Redis, keys:
     ("GET", "/api/events?level=loud", None, "level"),
     ("GET", "/api/tokens?state=sleeping", None, "unknown state"),
     ("POST", "/api/workers/w%201/drain", {}, "worker_id"),
+    ("POST", "/api/leaders/0xnope/pause", {}, "account"),
 ])
 async def test_bad_input_is_a_clear_4xx_and_writes_nothing(r: aioredis.Redis, keys: Keys, method: str, url: str,
                                                            body: object, needle: str) -> None:
@@ -325,6 +326,24 @@ async def test_halt_resume_blacklist_handled_drain_through_the_orchestrator(r: a
     kinds = [f["kind"] for _, f in await r.xrange(keys.events())]
     for action in ("halt", "resume", "blacklist_add", "blacklist_remove", "handled_reset", "drain_worker"):
         assert f"control.{action}" in kinds
+
+
+async def test_leader_pause_and_resume_through_the_orchestrator(r: aioredis.Redis, keys: Keys) -> None:
+    leader = "0x" + "ab" * 20
+    async with orchestrator_running(r), client(make_app(r, keys)) as http:
+        resp = await http.post(f"/api/leaders/{leader}/resume", json={})  # not paused: refused, nothing written
+        assert resp.status_code == 404, resp.text
+        assert "is not paused" in resp.json()["detail"]
+        assert await r.xlen(keys.control()) == 0
+
+        resp = await http.post(f"/api/leaders/{leader.upper().replace('0X', '0x')}/pause", json={"reason": "review"})
+        assert resp.status_code == 200, resp.text
+        [shown] = (await http.get("/api/leaders")).json()["leaders"]
+        assert (shown["account"], shown["paused"]["reason"], shown["paused"]["by"]) == (leader, "review", "api")
+        assert (await http.post(f"/api/leaders/{leader}/resume", json={})).status_code == 200
+        assert (await http.get("/api/leaders")).json()["leaders"] == []
+    kinds = [f["kind"] for _, f in await r.xrange(keys.events())]
+    assert {"leader.paused", "leader.resumed", "control.leader_pause", "control.leader_resume"} <= set(kinds)
 
 
 async def test_redis_down_is_a_503_not_a_crash(keys: Keys) -> None:

@@ -30,6 +30,16 @@ def test_halt_daily_loss_and_error_events_raise_alerts() -> None:
     assert (short.kind, short.subject) == ("error_event", "risk.short_position:42")
 
 
+def test_a_paused_leader_is_a_warning_alert_naming_it_the_reason_and_how_to_resume() -> None:
+    leader = "0x" + "a" * 40
+    alert = from_event({"kind": "leader.paused", "level": "warning", "reason": "copied PnL -12.00 USD ...",
+                        "detail": {"account": leader, "by": "auto-demotion"}}, 1)
+    assert alert is not None
+    assert (alert.kind, alert.subject, alert.severity) == ("leader_paused", leader, "warning")
+    assert f"by auto-demotion: copied PnL -12.00 USD ...; `polyfleet leaders resume {leader}`" in alert.text
+    assert from_event({"kind": "leader.resumed", "detail": {"account": leader}}, 1) is None
+
+
 def test_ordinary_events_and_single_rejections_raise_nothing() -> None:
     assert from_event({"kind": "token.running", "level": "info"}, 1) is None
     assert from_event({"kind": "token.rejected", "level": "warning", "reason": "blacklisted"}, 1) is None

@@ -169,7 +169,8 @@ function renderOpps() {
   }));
 }
 
-// The leader scorecard (GET /api/leaders; docs/copytrading.md "Scorecard"), one row per leader.
+// The leader scorecard (GET /api/leaders; docs/copytrading.md "Scorecard"), one row per leader,
+// with whether it is paused and why ("Auto-demotion").
 function renderLeaders(report) {
   const spread = (x) => x.n ? `${fmt(x.p50, 0)} / ${fmt(x.max, 0)}` : "";
   const flags = (f) => [f.market_maker ? `market maker (${f.two_sided_trades} two-sided)` : "",
@@ -184,7 +185,9 @@ function renderLeaders(report) {
       el("td", { class: "num" }, signed(c.realized_pnl)), el("td", { class: "num" }, signed(c.unrealized_pnl)),
       el("td", { class: "num" }, spread(c.slippage_bps)),
       el("td", {}, Object.entries(c.delay_ms).map(([s, d]) => `${s} ${spread(d)}`).join("; ")),
-      el("td", { class: c.flags.market_maker || c.flags.high_frequency ? "flagged" : "" }, flags(c.flags)));
+      el("td", { class: c.flags.market_maker || c.flags.high_frequency ? "flagged" : "" }, flags(c.flags)),
+      el("td", { class: c.paused ? "flagged" : "", title: c.paused ? `by ${c.paused.by}` : "" },
+        c.paused ? `paused: ${c.paused.reason}` : ""));
   }));
 }
 
