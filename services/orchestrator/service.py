@@ -135,8 +135,14 @@ class OrchestratorService(RedisService):
             await self.upkeep.maintain()
         elif self.upkeep.schedule_due:
             await self.upkeep.schedule()  # a slot or a queued token appeared: start now, not at the next poll
-        if self.demotion.due(loop_now):
-            await self.demotion.check(loop_now)  # auto-demotion: pause leaders that break a rule
+        if self.demotion.due(loop_now):  # auto-demotion: pause leaders that break a rule
+            try:
+                await self.demotion.check(loop_now)
+            except (ConnectionError, *TRANSIENT_REDIS_ERRORS):
+                raise  # Redis trouble: the loop's own retry
+            except Exception:  # a scorecard the check cannot read must not stop the orchestrator
+                logger.exception("auto-demotion check failed; the next one runs in {} s",
+                                 self.settings.copytrade.demotion.check_interval_sec)
         if loop_now - self._last_beat >= self.settings.monitoring.heartbeat_interval_sec:
             self._last_beat = loop_now
             await beat(self.redis, self.keys, "orchestrator", self.instance,

@@ -176,3 +176,19 @@ async def test_manual_pause_and_resume_of_an_unknown_address(r: aioredis.Redis, 
     assert res.exit_code == 0, res.output
     await steps(svc)
     assert not await r.hexists(keys.leaders_paused(), OTHER)
+
+
+async def test_a_check_that_fails_is_logged_and_the_orchestrator_goes_on(r: aioredis.Redis, keys: Keys) -> None:
+    """A scorecard the check cannot read must not stop the orchestrator: signals are still decided."""
+    svc = OrchestratorService(settings(), "o1", r)
+    await svc.step(block_ms=10)  # set up (the rooms exist from the first step)
+
+    async def broken(loop_now: float) -> list[str]:
+        svc.demotion._last_check = loop_now
+        svc.demotion.checks += 1
+        raise ValueError("a row the scorecard cannot read")
+
+    svc.demotion.check = broken  # type: ignore[method-assign]
+    await next_check(svc)
+    await add_message(r, keys.signals(), signal("BUY", AFTER, account=OTHER))
+    await step_until(svc, lambda: r.hget(keys.token(AFTER), "state"), "the BUY decided after the failed check")
