@@ -47,7 +47,9 @@ class BadMessage(MessageError):
 class Message(BaseModel):
     """Common envelope. Subclasses set TYPE and VERSION and add their fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinities are refused in every float field: a price or size that is not a number would
+    # pass every comparison silently (the fuzz tests found decode accepting "nan").
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1

@@ -125,6 +125,8 @@ def test_missing_type_and_version_is_unknown_message() -> None:
     (SAMPLES[0], {"side": "HOLD"}),
     (SAMPLES[0], {"size": "lots"}),
     (SAMPLES[0], {"ts_event": "yesterday"}),
+    (SAMPLES[0], {"price": "nan"}),  # not a number passes every comparison silently
+    (SAMPLES[0], {"size": "inf"}),
     (SAMPLES[2], {"epoch": "3.5x"}),
     (SAMPLES[2], {"params": "{not json"}),
     (SAMPLES[2], {"action": "PAUSE"}),
