@@ -87,7 +87,8 @@ class Executor(Protocol):
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
                     order_type: str = "FAK", may_send: SendGate | None = None) -> OrderResult: ...
     async def order_status(self, order_id: str) -> OrderStatus | None: ...
-    async def trades(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]: ...
+    async def trades(self, trade_ids: Iterable[str], strict: bool = False) -> dict[str, TradeView | None]:
+        """Each trade's view (None: not listed yet, or unread); ``strict``: VenueUnavailable when unread."""
     async def cancel_order(self, order_id: str) -> None: ...
     async def open_orders(self, token_id: str) -> list[dict[str, Any]]: ...
     async def cancel_token_orders(self, token_id: str) -> None: ...
@@ -204,8 +205,8 @@ class ClobExecutor:
         view = await self.venue.order(order_id)
         return None if view is None else _status(view)
 
-    async def trades(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]:
-        return await self.venue.trades_by_id(trade_ids)
+    async def trades(self, trade_ids: Iterable[str], strict: bool = False) -> dict[str, TradeView | None]:
+        return await self.venue.trades_by_id(trade_ids, strict)
 
     async def cancel_order(self, order_id: str) -> None:
         await self.venue.cancel(order_id)

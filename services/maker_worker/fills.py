@@ -67,7 +67,7 @@ class FillBook:
         new = [t for t in dict.fromkeys(ids) if t not in seen]
         if not new:
             return
-        views = await self.read("trades read", lambda: self.ex.trades(new))
+        views = await self.read("trades read", lambda: self.ex.trades(new, strict=True))
         for trade_id in new:
             view = views.get(trade_id)
             if view is None:

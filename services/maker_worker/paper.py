@@ -202,7 +202,7 @@ class PaperExecutor:
         self._refresh(order.token_id)
         return OrderStatus(order.id, order.status, order.filled, order.price)
 
-    async def trades(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]:
+    async def trades(self, trade_ids: Iterable[str], strict: bool = False) -> dict[str, TradeView | None]:
         """Paper fills name no venue trade (they settle at once): nothing to read."""
         return dict.fromkeys(trade_ids)
 

@@ -227,15 +227,21 @@ class VenueOrders:
         wallet = self.account.wallet.lower()
         return [trade_view(t, wallet) for t in await self._call(read, what="GET /data/trades")]
 
-    async def trades_by_id(self, trade_ids: Iterable[str]) -> dict[str, TradeView | None]:
+    async def trades_by_id(self, trade_ids: Iterable[str], strict: bool = False) -> dict[str, TradeView | None]:
         """Each trade as the venue reports it now (with its settlement status), read concurrently;
-        None for one the venue does not list (yet) or that could not be read this time."""
+        None for one the venue does not list (yet) or that could not be read this time. ``strict``:
+        a venue that is only unavailable (throttled, restarting) raises VenueUnavailable instead, for
+        a caller that must tell "not listed yet" from "not read" (and waits the window out)."""
         ids = list(dict.fromkeys(trade_ids))
 
         async def one(trade_id: str) -> TradeView | None:
             try:
                 rows = await self.trades(trade_id=trade_id)
-            except VenueError:  # unread this time: still unsettled as far as the caller knows
+            except VenueUnavailable:
+                if strict:
+                    raise
+                return None  # unread this time: still unsettled as far as the caller knows
+            except VenueError:
                 return None
             return next((t for t in rows if t.trade_id == trade_id), None)
 

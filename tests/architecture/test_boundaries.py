@@ -39,7 +39,7 @@ PURE_MODULE_NAMES = frozenset({
 # Modules a pure decision module must not import (the module itself or anything below it).
 NETWORK_MODULES = (
     "redis", "websockets", "httpx", "aiohttp", "requests", "socket", "urllib.request", "http.client",
-    "py_clob_client_v2", "shared.redisio",
+    "polymarket", "shared.redisio",
 )
 # asyncio's networking entry points (attribute access or ``from asyncio import ...``).
 ASYNCIO_NETWORKING = frozenset({
@@ -49,7 +49,7 @@ ASYNCIO_NETWORKING = frozenset({
 })
 
 # (d): the venue SDKs, and the one package allowed to import them
-VENUE_SDKS = ("polymarket", "py_clob_client_v2")
+VENUE_SDKS = ("polymarket",)  # the archived clients are refused everywhere by rule (e)
 VENUE_ROOM = "shared.venue"
 SDK_SCANNED_PACKAGES = (*SCANNED_PACKAGES, "bench", "harness")
 # (e): the archived clients, imported by no module at all
@@ -347,7 +347,7 @@ def test_pure_module_rule_allows(source: str) -> None:
     ("services.maker_worker.executor", "import polymarket\n"),
     ("services.maker_worker.executor", "from polymarket.errors import RateLimitError\n"),
     ("cli.doctor", "def f():\n    from polymarket import AsyncSecureClient\n"),
-    ("bench.bench_worker", "from py_clob_client_v2 import OrderArgs\n"),
+    ("bench.bench_worker", "from polymarket.models import OrderArgs\n"),
     ("shared.venues", "import polymarket\n"),
 ])
 def test_venue_sdk_rule_catches(module: str, source: str) -> None:

@@ -270,3 +270,14 @@ async def test_the_rate_limit_headers_reach_the_signers_state(room: Room) -> Non
     assert state["tier"] == "standard"
     assert state["remaining"] is not None
     assert state["signer"] == room.account.signer
+
+
+async def test_a_strict_trades_read_tells_a_restarting_venue_from_a_trade_not_listed(room: Room) -> None:
+    """During the weekly restart the trades endpoint answers 425: the plain read says "not listed"
+    (None: the follower asks again later); the strict read says "not read", so the worker's fill
+    booking waits the window out instead of booking the shares without their trade."""
+    await room.fault(kind="restart", seconds=30, post_only_seconds=0)
+    assert await room.orders.trades_by_id(["trade-1"]) == {"trade-1": None}
+    with pytest.raises(VenueUnavailable) as refused:
+        await room.orders.trades_by_id(["trade-1"], strict=True)
+    assert refused.value.restriction == "restarting"
