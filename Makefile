@@ -38,8 +38,8 @@ type: install ## Type-check shared/, services/ and cli/ with mypy (strict)
 	$(RUN) mypy
 
 # Parallel test workers (pytest-xdist). Most of the suite waits on processes and sockets, not on the
-# CPU, so more workers than cores pays (2 cores: 4 workers 9 min 43 s, 6 workers with work stealing
-# 7 min 42 s); the longest tests start first (tests/conftest.py) and idle workers steal the rest.
+# CPU, so more workers than cores pays (2 cores: 6 workers with work stealing 6 min 15 s idle, 4 workers
+# 9 min 43 s loaded); the longest tests start first (tests/conftest.py) and idle workers steal the rest.
 TEST_WORKERS ?= 6
 
 test: install ## Run the whole test suite (unit, integration, architecture, e2e, the short soak) on TEST_WORKERS workers

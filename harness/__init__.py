@@ -2,6 +2,7 @@
 them, sim_exchange as a process, config files, waiting for conditions, and the whole-system soak
 (:mod:`harness.soak`). Public and typed; ``tests/`` and ``bench/`` both build on it."""
 
+from harness.conditions import worker_ready
 from harness.config import sim_polymarket, write_config
 from harness.processes import ROOT, WARM_MARKER, ServiceProcess, WarmServiceProcess, stopped_after
 from harness.redis_server import RedisServer, free_port
@@ -11,5 +12,5 @@ from harness.waiting import eventually
 
 __all__ = [
     "ROOT", "WARM_MARKER", "RedisServer", "ServiceProcess", "SimExchangeProcess", "WarmServiceProcess",
-    "eventually", "free_port", "read_stream", "sim_get", "sim_polymarket", "sim_post", "stopped_after", "write_config",
+    "eventually", "free_port", "read_stream", "sim_get", "sim_polymarket", "sim_post", "stopped_after", "worker_ready", "write_config",
 ]

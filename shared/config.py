@@ -303,7 +303,7 @@ class SchedulerSection(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _renamed_keys(cls, data: Any) -> Any:
+    def _requirement_names(cls, data: Any) -> Any:
         return accept_requirement_names(data, "scheduler", {"poll_interval_seconds": "poll_interval_sec"})
 
 
@@ -385,7 +385,7 @@ class ExecutionSection(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _renamed_keys(cls, data: Any) -> Any:
+    def _requirement_names(cls, data: Any) -> Any:
         return accept_requirement_names(data, "execution", EXECUTION_REQUIREMENT_NAMES)
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from harness import RedisServer, ServiceProcess, SimExchangeProcess, eventually, write_config
+from harness import RedisServer, ServiceProcess, SimExchangeProcess, eventually, worker_ready, write_config
 from shared.clock import now_ms
 from shared.keys import Keys
 from shared.messages import Signal, stable_id
@@ -54,7 +54,7 @@ async def test_kill_9_of_a_worker_moves_its_tokens_within_lease_plus_2s(
     procs += workers.values()
     try:
         for w in workers:
-            await eventually(lambda w=w: _ready(r, keys, w), timeout=30, what=f"{w} ready")
+            await eventually(lambda w=w: worker_ready(r, keys, w), timeout=30, what=f"{w} ready")
         async with httpx.AsyncClient(base_url=sim.url, timeout=5) as http:
             markets = (await http.get("/_sim/markets")).json()
         version = {t["token_id"]: m["version"] for m in markets for t in m["tokens"]}
@@ -168,11 +168,6 @@ async def test_kill_9_of_the_orchestrator_mid_burst_loses_nothing_and_doubles_no
         first.stop()
         if second:
             second.stop()
-
-
-async def _ready(r: aioredis.Redis, keys: Keys, worker: str) -> bool:
-    """Its lease held and its venue account open: the orchestrator gives it tokens."""
-    return bool(await r.exists(keys.worker_lease(worker))) and await r.hget(keys.worker(worker), "ready") == "1"
 
 
 async def _none_pending(r: aioredis.Redis, keys: Keys) -> bool:

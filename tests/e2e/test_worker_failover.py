@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from harness import RedisServer, ServiceProcess, SimExchangeProcess, eventually
+from harness import RedisServer, ServiceProcess, SimExchangeProcess, eventually, worker_ready
 from shared.clock import now_ms
 from shared.keys import Keys
 from shared.messages import Signal, stable_id
@@ -61,7 +61,7 @@ async def test_kill_9_mid_order_resumes_with_the_venue_position_and_no_orphan(
     procs += workers.values()
     try:
         for w in workers:
-            await eventually(lambda w=w: _ready(r, keys, w), timeout=30, what=f"{w} ready")
+            await eventually(lambda w=w: worker_ready(r, keys, w), timeout=30, what=f"{w} ready")
         await add_message(r, keys.signals(), buy(token))
 
         async def resting() -> dict[str, Any] | None:
@@ -153,8 +153,3 @@ async def _ask(r: aioredis.Redis, keys: Keys, token: str, ask: float) -> bool:
 
 async def _long(r: aioredis.Redis, keys: Keys, token: str) -> bool:
     return (await r.hget(keys.session(token), "state")) == "LONG"
-
-
-async def _ready(r: aioredis.Redis, keys: Keys, worker: str) -> bool:
-    """Its lease held and its venue account open: the orchestrator gives it tokens."""
-    return bool(await r.exists(keys.worker_lease(worker))) and await r.hget(keys.worker(worker), "ready") == "1"

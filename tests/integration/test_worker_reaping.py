@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import redis.asyncio as aioredis
 
-from harness import SimExchangeProcess
+from harness import SimExchangeProcess, eventually, worker_ready
 from services.maker_worker.paper import PaperExecutor, PaperVenue
 from services.maker_worker.service import MakerWorkerService
 from services.maker_worker.session import TokenSession
@@ -71,20 +71,13 @@ async def test_a_worker_beats_and_holds_its_lease_while_the_venue_account_opens(
     svc._open_venue = slow_venue  # type: ignore[method-assign]
     task = asyncio.create_task(svc.run())
     try:
-        for _ in range(200):  # a condition, not a clock: at most 200 polls 20 ms apart
-            if await healthy_instances(r, keys, "maker_worker"):
-                break
-            await asyncio.sleep(0.02)
-        beats = await healthy_instances(r, keys, "maker_worker")
+        beats = await eventually(lambda: healthy_instances(r, keys, "maker_worker"), what="a heartbeat")
         assert [b["instance"] for b in beats] == ["w1"]
         assert await r.exists(keys.worker_lease("w1"))
         assert await r.hget(keys.worker("w1"), "ready") == "0"  # no tokens for it yet
         assert not task.done()
         opened.set()
-        for _ in range(200):
-            if await r.hget(keys.worker("w1"), "ready") == "1":
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: worker_ready(r, keys, "w1"), what="ready once the venue opened")
         assert await r.hget(keys.worker("w1"), "ready") == "1"
     finally:
         svc._stop.set()
@@ -107,10 +100,10 @@ async def test_a_worker_restarted_into_a_throttled_venue_waits_it_out_instead_of
     svc = MakerWorkerService(settings, "w1", r)
     task = asyncio.create_task(svc.run())
     try:
-        for _ in range(1500):  # a condition, not a clock: at most 1500 polls 20 ms apart
-            if await r.hget(keys.worker("w1"), "ready") == "1" or task.done():
-                break
-            await asyncio.sleep(0.02)
+        async def ready_or_ended() -> bool:
+            return await worker_ready(r, keys, "w1") or task.done()
+
+        await eventually(ready_or_ended, timeout=30, what="ready, or the worker ended")
         assert not task.done(), task.exception() if not task.cancelled() else "cancelled"
         assert await r.hget(keys.worker("w1"), "ready") == "1"
     finally:
