@@ -143,7 +143,8 @@ migrated**. The system travels beside the id:
   without it: v1);
 - the hash `{NS}:token:{{token_id}}`: field `market_version`, set when the token is queued (absent: v1);
 - `cmd` START `params`: `market_version`, `min_order_size` (Gamma `orderMinSize`), `neg_risk`,
-  `condition_id` (absent: v1, the worker's default of 5.0, false, "");
+  `condition_id` (absent: v1, the worker's default of 5.0, false, ""), and `fee_rate`,
+  `fee_exponent` (Gamma `feeSchedule`; absent: the worker reads `/clob-markets` `fd`);
 - the sets in `{NS}:arb:catalogue`: `market_version` (absent: v1).
 
 Everything written before market systems existed was a v1 (CTF) market, which is what "absent"

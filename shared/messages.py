@@ -79,6 +79,8 @@ class Signal(Message):
     Version 2 adds ``market_version``: a version-1 orchestrator would drop it and start a v2
     (Protocol V2) market as a v1 (CTF) one, so it must refuse these entries instead. Version-1
     entries still decode, with ``market_version`` None (their markets are v1: docs/redis-schema.md).
+    ``fee_rate``/``fee_exponent`` came later without a version: a reader that drops them leaves the
+    worker to read the market's fee schedule from the venue.
     """
 
     TYPE: ClassVar[str] = "signal"
@@ -106,6 +108,10 @@ class Signal(Message):
     # does not know (the orchestrator refuses the token with UnknownMarketVersion). None: not known
     # when the signal was made (no metadata yet, or a version-1 entry): the market counts as v1.
     market_version: str | None = None
+    # The market's taker fee schedule (Gamma feeSchedule, docs/venue.md F1): the worker books a
+    # taker fill's fee from it. None: not known when the signal was made.
+    fee_rate: float | None = None
+    fee_exponent: float | None = None
 
 
 class Command(Message):

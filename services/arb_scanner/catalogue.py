@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.arb_scanner.detect import FeeSchedule, Kind
+from services.arb_scanner.detect import Kind
 from shared.venue.errors import UnknownMarketVersion
+from shared.venue.fees import FeeSchedule
 from shared.venue.gamma import BadMarket, GammaEvent, GammaMarket, parse_event
 from shared.venue.ids import system_of
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 
+from shared.venue.fees import FeeSchedule
+
 EPS = 1e-9
 SIZE_DECIMALS = 2  # the venue rounds order sizes down to 2 decimals for every tick size
 
@@ -48,23 +50,6 @@ class Verdict(StrEnum):
     OPPORTUNITY = "opportunity"
     NEAR_MISS = "near_miss"
     NONE = "none"
-
-
-@dataclass(frozen=True, slots=True)
-class FeeSchedule:
-    """A market's taker fee (Gamma ``feeSchedule`` ``rate``/``exponent``; makers pay nothing)."""
-
-    rate: float = 0.0
-    exponent: float = 1.0
-
-    def per_share(self, price: float) -> float:
-        if self.rate <= 0:
-            return 0.0
-        return float(self.rate * (price * (1.0 - price)) ** self.exponent)
-
-    def fee(self, size: float, price: float) -> float:
-        """The fee of one fill, rounded to 5 decimals (anything under 0.000005 rounds to 0)."""
-        return round(size * self.per_share(price), 5) if self.rate > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)

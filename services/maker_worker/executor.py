@@ -6,8 +6,8 @@ The venue client is async: no call holds a thread. Per-token market facts are kn
 first order: the session's START params name the market system (``market_version``) and its
 minimum order size (``min_order_size``) (:class:`MarketFacts`); :meth:`ClobExecutor.prepare` reads
 the rest once per token from the venue (its REST book: neg-risk, which picks the exchange a v1
-order is signed for). Every order then uses the live tick size from the tick feed, and creating
-one makes no request.
+order is signed for; and the taker fee schedule when the params did not carry Gamma's). Every
+order then uses the live tick size from the tick feed, and creating one makes no request.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from services.maker_worker.execution import DEFAULT_MIN_SIZE
 from shared.venue.errors import VenueAmbiguous, VenueNotSent, VenueRejected, VenueUnavailable
+from shared.venue.fees import FeeSchedule
 from shared.venue.ids import OutcomeId, outcome, system_of
 from shared.venue.orders import OrderMarket, VenueOrders, order_amounts
 from shared.venue.views import OrderView, TradeView
@@ -67,6 +68,7 @@ class MarketFacts:
     min_order_size: float = DEFAULT_MIN_SIZE
     neg_risk: bool = False
     condition_id: str = ""
+    fees: FeeSchedule | None = None  # the market's taker fee; None: not in the params (read from the venue)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> MarketFacts:
@@ -76,13 +78,22 @@ class MarketFacts:
         min_size = DEFAULT_MIN_SIZE if raw in (None, "") else float(raw)  # type: ignore[arg-type]
         if not min_size > 0:
             raise ValueError(f"min_order_size must be positive, got {raw!r}")
-        return cls(version, min_size, bool(params.get("neg_risk", False)), str(params.get("condition_id") or ""))
+        fees = None
+        if params.get("fee_rate") not in (None, ""):
+            rate, exponent = float(params["fee_rate"]), float(params.get("fee_exponent") or 1.0)
+            if not (0.0 <= rate <= 1.0 and exponent > 0):
+                raise ValueError(f"fee schedule rate {rate!r} exponent {exponent!r} is not a fee")
+            fees = FeeSchedule(rate, exponent)
+        return cls(version, min_size, bool(params.get("neg_risk", False)), str(params.get("condition_id") or ""),
+                   fees)
 
 
 class Executor(Protocol):
     venue_is_truth: bool  # False: positions do not survive a restart (paper); the snapshot is adopted
 
     def describe(self, token_id: str, facts: MarketFacts) -> None: ...
+    def fees_of(self, token_id: str) -> FeeSchedule:
+        """The token's taker fee schedule, as known after :meth:`prepare` (no fee when unknown)."""
     async def prepare(self, token_id: str, tick_size: float | None = None) -> None: ...
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
                     order_type: str = "FAK", may_send: SendGate | None = None) -> OrderResult: ...
@@ -126,6 +137,7 @@ class ClobExecutor:
         self.facts: dict[str, MarketFacts] = {}
         self.outcomes: dict[str, OutcomeId] = {}
         self.markets: dict[str, OrderMarket] = {}
+        self.fees: dict[str, FeeSchedule] = {}
         self.prepared = 0  # market-info reads (one per token)
 
     def describe(self, token_id: str, facts: MarketFacts) -> None:
@@ -152,8 +164,15 @@ class ClobExecutor:
         oc = self.outcome_of(token_id)
         info = await self.venue.market_info(oc)
         facts = self.facts.get(token_id, MarketFacts())
+        if facts.fees is not None:
+            self.fees[token_id] = facts.fees
+        elif facts.condition_id:  # a signal without Gamma's feeSchedule: the venue's own (F1)
+            self.fees[token_id] = await self.venue.fee_schedule(facts.condition_id)
         self.markets[token_id] = OrderMarket(oc, info.neg_risk, facts.min_order_size)
         self.prepared += 1
+
+    def fees_of(self, token_id: str) -> FeeSchedule:
+        return self.fees.get(token_id, FeeSchedule())
 
     async def place(self, token_id: str, side: Side, price: float, size: float, tick_size: float,
                     order_type: str = "FAK", may_send: SendGate | None = None) -> OrderResult:

@@ -105,14 +105,17 @@ class FillBook:
         status = view.status.upper()
         size, price = view.our_size, view.our_price
         self.booked[order_id] = round(self.booked.get(order_id, 0.0) + size, 6)
+        # the venue takes a taker's fee from the pUSD balance and its trade record does not say it
+        # (docs/venue.md F1): the fill carries it, from the market's schedule
+        fee = self.ex.fees_of(self.token_id).of_trade(view.trader_side, size, price)
         fill = self._fill(stable_id("fill", view.trade_id, order_id), side, size, price, order_id,
-                          view.trade_id, status)
+                          view.trade_id, status, fee, view.matched_ms)
         if status == FAILED:  # learned late: it never was a position; the orchestrator voids it
             logger.warning("{}: trade {} of order {} had FAILED when first read; not counted", self.token_id,
                            view.trade_id[:12], order_id[:12])
             await self.host.snapshot(fill)
             return
-        self.follower.follow(view, side)  # before the fill: a SELL keeps the cost basis it is booked against
+        self.follower.follow(view, side, fee)  # before the fill: a SELL keeps the cost basis it is booked against
         await self._count(fill)
 
     async def record(self, side: str, size: float, price: float, intent_id: str, order_id: str,
@@ -126,7 +129,7 @@ class FillBook:
 
     async def _count(self, fill: Fill) -> None:
         strategy = self.host.strategy
-        strategy.on_fill(fill.side, fill.size, fill.price, now_ms(), final=False)
+        strategy.on_fill(fill.side, fill.size, fill.price, now_ms(), fee=fill.fee, final=False)
         metrics.FILLS.labels(fill.side).inc()
         metrics.FILLED_SHARES.labels(fill.side).inc(fill.size)
         await self.host.snapshot(fill)
@@ -135,7 +138,10 @@ class FillBook:
                     strategy.position)
 
     def _fill(self, fill_id: str, side: str, size: float, price: float, order_id: str, trade_id: str,
-              status: str) -> Fill:
-        return Fill(id=fill_id, ts_event=now_ms(), ts_init=now_ms(), producer=self.worker_id,
+              status: str, fee: float = 0.0, matched_ms: int = 0) -> Fill:
+        """``ts_event`` is the venue's match time when its trade says it, else now (booked on sight)."""
+        now = now_ms()
+        return Fill(id=fill_id, ts_event=matched_ms or now, ts_init=now, producer=self.worker_id,
                     token_id=self.token_id, epoch=self.epoch, worker=self.worker_id, order_id=order_id,
-                    side=side, price=price, size=size, trade_id=trade_id, status=status)  # type: ignore[arg-type]
+                    side=side, price=price, size=size, fee=fee, trade_id=trade_id,
+                    status=status)  # type: ignore[arg-type]

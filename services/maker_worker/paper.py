@@ -14,6 +14,7 @@ from typing import Any
 
 from services.maker_worker.executor import NOT_SENT, MarketFacts, OrderResult, OrderStatus, SendGate, Side
 from shared.ticks import Tick
+from shared.venue.fees import FeeSchedule
 from shared.venue.views import TradeView
 
 EPS = 1e-9
@@ -172,6 +173,10 @@ class PaperExecutor:
 
     def describe(self, token_id: str, facts: MarketFacts) -> None:
         """Paper fills against the top of book; the market's system and minimum change nothing."""
+
+    def fees_of(self, token_id: str) -> FeeSchedule:
+        """Paper names no venue trades, so no fill is booked as a taker's: no fee."""
+        return FeeSchedule()
 
     def _refresh(self, token_id: str) -> None:
         tick = self.book(token_id)

@@ -45,6 +45,7 @@ class Followed:
     price: float
     status: str
     avg_cost: float = 0.0
+    fee: float = 0.0  # the taker fee booked with it (a FAILED trade charged none: it is given back)
 
 
 class PendingTrades:
@@ -94,7 +95,7 @@ class PendingTrades:
 def void(strategy: VolatilityStrategy, trade: Followed) -> None:
     """Take a FAILED trade out of the strategy: a BUY's shares never came (the average cost is
     what the other buys paid), a SELL's shares never left (its PnL is undone, at the average cost
-    it was booked against). An order being worked keeps its state; the next intent sees the change."""
+    it was booked against); a taker's fee booked with it is given back (it never settled). An order being worked keeps its state; the next intent sees the change."""
     s = strategy
     if trade.side == "BUY":
         left = s.position - trade.size
@@ -108,6 +109,8 @@ def void(strategy: VolatilityStrategy, trade: Followed) -> None:
         total = s.position + trade.size
         s.avg_cost = (s.position * s.avg_cost + trade.size * trade.avg_cost) / total
         s.position = round(total, 6)
+    s.fees -= trade.fee
+    s.realized_pnl += trade.fee
     if not s.awaiting:
         s.state = State.LONG if s.position >= s.dust else State.FLAT
 
@@ -126,10 +129,10 @@ class TradeFollower:
         self.changes = 0  # status changes seen: a position read between two refreshes is exact if unchanged
         self.failed = 0  # trades seen FAILED
 
-    def follow(self, view: TradeView, side: str) -> None:
+    def follow(self, view: TradeView, side: str, fee: float = 0.0) -> None:
         """A trade we just wrote a fill for (with its status then): followed while it is pending."""
         self.pending.add(Followed(view.trade_id, side, view.our_size, view.our_price, view.status.upper(),
-                                  self.strategy().avg_cost))
+                                  self.strategy().avg_cost, fee))
 
     async def refresh(self) -> int:
         """Read every pending trade once; report and apply each change. -> changes seen."""

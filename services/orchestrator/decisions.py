@@ -155,4 +155,7 @@ def market_facts(sig: Signal) -> dict[str, Any]:
                              "condition_id": sig.condition_id}
     if sig.min_order_size:
         facts["min_order_size"] = sig.min_order_size  # Gamma orderMinSize; unknown: the worker's default
+    if sig.fee_rate is not None:  # unknown: the worker reads the market's fee schedule from the venue
+        facts["fee_rate"] = sig.fee_rate
+        facts["fee_exponent"] = sig.fee_exponent or 1.0
     return facts

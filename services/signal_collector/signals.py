@@ -32,7 +32,8 @@ def _meta_fields(meta: TokenMeta | None) -> dict[str, Any]:
         return {}
     return {"end_date": meta.end_date or None, "tick_size": meta.tick_size, "neg_risk": meta.neg_risk,
             "min_order_size": meta.min_order_size, "sibling_token": meta.sibling_token or None,
-            "market_version": meta.version}
+            "market_version": meta.version, "fee_rate": meta.fee_rate,
+            "fee_exponent": None if meta.fee_rate is None else meta.fee_exponent}
 
 
 def to_signal(trade: Trade, target: Target, now_ms: int, source: str = "poll",

@@ -213,5 +213,5 @@ def l2_trade(o: Order, f: Fill) -> dict[str, Any]:
         "last_update": str(int(f.updated or f.ts)), "outcome": o.outcome, "bucket_index": 0, "owner": o.owner,
         "maker_address": o.maker_address, "maker_orders": [counter] if taker else [ours],
         "transaction_hash": f.tx_hash if f.status in ON_CHAIN else "",  # no hash before it is sent to the chain
-        "trader_side": f.role, "fee": num(f.fee),
+        "trader_side": f.role,  # no fee field: the venue charges it from the balance and does not say it (F1)
     }

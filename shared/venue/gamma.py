@@ -72,6 +72,9 @@ class TokenMeta:
     min_order_size: float | None
     sibling_token: str
     version: str = "v1"  # the market's Gamma version; state written before it existed is v1
+    # feeSchedule (docs/venue.md F1); None: not known (a hash written before the field existed)
+    fee_rate: float | None = None
+    fee_exponent: float = 1.0
 
     def to_hash(self) -> dict[str, str]:
         return {
@@ -81,6 +84,7 @@ class TokenMeta:
             "neg_risk": "true" if self.neg_risk else "false",
             "min_order_size": "" if self.min_order_size is None else repr(self.min_order_size),
             "sibling_token": self.sibling_token, "version": self.version,
+            "fee_rate": "" if self.fee_rate is None else repr(self.fee_rate), "fee_exponent": repr(self.fee_exponent),
         }
 
     @classmethod
@@ -95,6 +99,8 @@ class TokenMeta:
                 neg_risk=h.get("neg_risk") == "true",
                 min_order_size=float(h["min_order_size"]) if h.get("min_order_size") else None,
                 sibling_token=h.get("sibling_token", ""), version=h.get("version") or "v1",
+                fee_rate=float(h["fee_rate"]) if h.get("fee_rate") else None,
+                fee_exponent=float(h.get("fee_exponent") or 1.0),
             )
         except ValueError:
             return None
@@ -265,4 +271,5 @@ def token_meta(market: GammaMarket, token_id: str) -> TokenMeta:
         end_date=market.end_date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if market.end_date else "",
         tick_size=market.tick_size, neg_risk=market.neg_risk, min_order_size=market.min_order_size,
         sibling_token=siblings[0] if len(siblings) == 1 else "", version=market.version,
+        fee_rate=market.fee_rate, fee_exponent=market.fee_exponent,
     )

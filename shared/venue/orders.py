@@ -34,11 +34,12 @@ from polymarket.models.clob.orders import SignedOrder
 from shared.venue.account import VenueAccount
 from shared.venue.amounts import UNITS, OrderAmounts, check_minimum, limit_amounts, marketable_amounts
 from shared.venue.errors import VenueError, VenueNotSent, VenueRejected, VenueUnavailable
+from shared.venue.fees import FeeSchedule
 from shared.venue.ids import OutcomeId
 from shared.venue.order_hash import exchange_domain, order_hash
 from shared.venue.rate_budget import CANCELS, ORDERS, Bucket, RateBudget, metered
 from shared.venue.sdk_errors import VENUE_FAILURES, venue_error
-from shared.venue.sdk_private import draft, order_json, sign
+from shared.venue.sdk_private import draft, order_json, platform_fees, sign
 from shared.venue.views import OrderView, TradeView, order_view, trade_view
 
 Side = Literal["BUY", "SELL"]
@@ -200,6 +201,13 @@ class VenueOrders:
         """neg-risk, tick and minimum size of the outcome's market, from its REST book (one read)."""
         book = await self._call(lambda: self.client.get_order_book(asset_id=outcome.value), what="GET /book")
         return MarketInfo(bool(book.neg_risk), float(book.tick_size), float(book.min_order_size))
+
+    async def fee_schedule(self, condition_id: str) -> FeeSchedule:
+        """The market's taker fee (``/clob-markets`` ``fd``, docs/venue.md F1), for a token whose
+        signal did not carry Gamma's ``feeSchedule``."""
+        rate, exponent = await self._call(lambda: platform_fees(self.client, condition_id),
+                                          what="GET /clob-markets")
+        return FeeSchedule(rate, exponent if exponent > 0 else 1.0)
 
     async def open_orders(self, outcome: OutcomeId) -> list[OrderView]:
         async def read() -> list[OpenOrder]:

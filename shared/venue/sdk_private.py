@@ -10,7 +10,8 @@ has amounts it computed and checked, and creating one makes no request.
 
 Private means it may move in any release: polymarket-client is pinned (pyproject, uv.lock) to
 :data:`SDK_VERSION`, and tests/unit/test_venue_sdk_private.py fails when any name or field used
-here changes. (The environment constructor, the other private use, is in environment.py.)
+here changes. (The environment constructor, the other private use, is in environment.py.) The market's fee
+schedule is read through the SDK's own ``/clob-markets`` reader (:func:`platform_fees`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from __future__ import annotations
 from typing import Any, Literal, cast
 
 from polymarket import AsyncSecureClient
+from polymarket._internal.actions.orders.market_data import fetch_platform_fee_info
 from polymarket._internal.actions.orders.types import OrderDraft
 from polymarket._internal.wallet import derive_proxy_wallet_address, derive_safe_wallet_address
 from polymarket.environments import _WalletDerivation
 from polymarket.models.clob.orders import SignedOrder
-from polymarket.models.types import ClobAssetId
+from polymarket.models.types import ClobAssetId, ConditionId
 from polymarket.types import EvmAddress
 
 SDK_VERSION = "0.14.0"
@@ -61,3 +63,10 @@ def derived_wallet(kind: Literal["proxy", "safe"], signer: str, derivation: dict
     """The proxy or Safe wallet the SDK derives for ``signer`` (CREATE2, no request)."""
     config = _WalletDerivation(**derivation)
     return derive_proxy_wallet_address(signer, config) if kind == "proxy" else derive_safe_wallet_address(signer, config)
+
+
+async def platform_fees(client: AsyncSecureClient, condition_id: str) -> tuple[float, float]:
+    """(rate, exponent) of the market's taker fee: ``/clob-markets/{condition_id}`` ``fd`` as the
+    SDK reads it for its own fee maths (no ``fd``: no fee). The SDK has no public getter for it."""
+    info = await fetch_platform_fee_info(client._ctx, condition_id=cast(ConditionId, condition_id))
+    return float(info.rate), float(info.exponent)

@@ -43,6 +43,7 @@ class TradeView:
     order_ids: tuple[str, ...]  # our order(s) in it: the taker order, or our maker orders
     transaction_hash: str | None
     mine: tuple[str, float, float] | None = None  # (our side, our price, our shares); None: the trade's own
+    matched_ms: int = 0  # when the venue matched it (``match_time``); 0: not known
 
     @property
     def our_side(self) -> str:
@@ -73,4 +74,4 @@ def trade_view(t: ClobTrade, wallet: str) -> TradeView:
         price = sum((m.matched_amount * m.price for m in makers), Decimal(0)) / shares if shares > 0 else t.price
         mine = (str(makers[0].side), float(price), float(shares)) if makers else None
     return TradeView(str(t.id), str(t.asset_id), str(t.side), float(t.price), float(t.size), str(t.status),
-                     str(t.trader_side), ours, t.transaction_hash, mine)
+                     str(t.trader_side), ours, t.transaction_hash, mine, int(t.matched_at.timestamp() * 1000))

@@ -10,12 +10,13 @@ import redis.asyncio as aioredis
 
 from harness import eventually
 from services.arb_scanner.catalogue import ArbSet
-from services.arb_scanner.detect import FeeSchedule, Kind
+from services.arb_scanner.detect import Kind
 from services.arb_scanner.service import ArbScannerService
 from shared.config import Settings
 from shared.keys import Keys
 from shared.messages import Opportunity, decode
 from shared.ticks import Tick
+from shared.venue.fees import FeeSchedule
 
 FREE = FeeSchedule(0.0, 1.0)
 MARKET = ArbSet("0xm", (Kind.BUY_BOTH,), "M?", ("yes", "no"), (FREE, FREE), 5.0, 0.01, None, False, ("0xm",))

@@ -7,6 +7,7 @@ sim's orders and trades are the judge; what the worker wrote is read back from `
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -184,4 +185,31 @@ async def test_the_weekly_restart_and_its_post_only_window_are_waited_out(start_
         assert (await snapshot(r, keys, v.token))["last_reject"] == {}
         assert waits("restarting") > before["restarting"]
         assert waits("post_only") > before["post_only"]
+        await stop_session(s, task)
+
+
+async def test_a_taker_fill_books_the_markets_fee_the_trade_record_does_not_say(
+        start_sim: StartSim, r: aioredis.Redis, keys: Keys) -> None:
+    """The venue charges a taker's fee out of the pUSD balance and reports ``fee_rate_bps`` 0 on the
+    trade (docs/venue.md F1): the worker books it from the market's schedule (here read from
+    ``/clob-markets``, the START params having none) and the fill's time is the trade's match time."""
+    async with open_venue(start_sim, r, keys, {"fee_rate": 0.05, "fee_exponent": 1.0}) as (v, feed):
+        market = (await v.http.get("/_sim/markets")).json()[0]
+        wallet = v.executor.venue.account.wallet.lower()
+        cash_before = (await v.http.get("/_sim/positions", params={"address": wallet})).json()[wallet]["cash"]
+        s = session(r, keys, feed, v, 1)
+        s.facts = dataclasses.replace(s.facts, condition_id=market["condition_id"])
+        task = await start(r, keys, s)
+        await v.path([0.48, 0.47])  # BUY 10 @ 0.48, as taker
+        (buy,), _ = await written(r, keys, v.token)
+        assert (buy.side, buy.size, buy.price) == ("BUY", 10, 0.48)
+        assert buy.fee == round(10 * 0.05 * 0.48 * 0.52, 5) == 0.1248
+        (order,) = await v.orders("BUY")
+        assert buy.ts_event == int(order["fills"][0]["ts"]) * 1000  # the match time (whole seconds), not the booking
+        snap = await eventually(lambda: _state(r, keys, v.token, "LONG"), timeout=10, what="LONG")
+        assert snap["fees"] == buy.fee
+        assert snap["realized_pnl"] == -buy.fee
+        # the sim charged the same fee from the balance: the fill is what the venue took
+        cash = (await v.http.get("/_sim/positions", params={"address": wallet})).json()[wallet]["cash"]
+        assert round(cash_before - cash, 6) == round(10 * 0.48 + buy.fee, 6)
         await stop_session(s, task)

@@ -11,7 +11,7 @@ from eth_account import Account
 
 from services.arb_scanner.catalogue import ArbSet
 from services.arb_scanner.ctf import CtfHalt, CtfRejected
-from services.arb_scanner.detect import Evaluation, FeeSchedule, Kind, Verdict
+from services.arb_scanner.detect import Evaluation, Kind, Verdict
 from services.arb_scanner.execute import Executor
 from services.sim_exchange.ctf import CtfError
 from services.sim_exchange.environment import environment_json
@@ -20,6 +20,7 @@ from services.sim_exchange.rpc import RpcFault, SimChain
 from services.sim_exchange.state import SimState
 from shared.config import SimExchangeSection
 from shared.venue.ctf_calls import BadCall, ChainAddresses, CtfCall, decode_call, encode_call, index_set, selector
+from shared.venue.fees import FeeSchedule
 from shared.venue.taker import TakeResult
 
 KEY = "0x" + "11" * 32

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from services.arb_scanner.catalogue import ArbSet
-from services.arb_scanner.detect import FeeSchedule, Kind
+from services.arb_scanner.detect import Kind
 from services.arb_scanner.resolve import HeldSet, MarketState, decide, market_state, settled_exposure
+from shared.venue.fees import FeeSchedule
 
 NO_FEE = FeeSchedule(0.0, 1.0)
 

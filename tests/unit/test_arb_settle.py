@@ -12,10 +12,11 @@ import pytest
 
 from services.arb_scanner.catalogue import ArbSet
 from services.arb_scanner.ctf import CtfRejected, CtfShort, VenueCtf
-from services.arb_scanner.detect import Evaluation, FeeSchedule, Kind, Verdict
+from services.arb_scanner.detect import Evaluation, Kind, Verdict
 from services.arb_scanner.execute import Executor
 from services.arb_scanner.settle import SettleRules, Settling, unsettled, voided
 from shared.venue.errors import VenueRejected, VenueShortOfBalance
+from shared.venue.fees import FeeSchedule
 from shared.venue.positions import short_of_balance
 from shared.venue.taker import TakeResult
 from shared.venue.views import TradeView

@@ -197,6 +197,10 @@ def test_market_facts_carry_the_system_minimum_size_neg_risk_and_condition() -> 
     assert v1 == {"market_version": "v1", "neg_risk": True, "condition_id": "0xab"}  # min size unknown: not said
     # a signal that does not know its market's version (no metadata, or a version-1 entry): v1
     assert market_facts(sig("1234567890"))["market_version"] == "v1"
+    # the taker fee schedule, when the signal knew it (unknown: not said, the worker asks the venue)
+    fees = market_facts(sig(V1_TOKEN, market_version="v1", fee_rate=0.07, fee_exponent=2.0))
+    assert (fees["fee_rate"], fees["fee_exponent"]) == (0.07, 2.0)
+    assert "fee_rate" not in v1
 
 
 @pytest.mark.parametrize(("token", "version"), [

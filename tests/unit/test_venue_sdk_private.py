@@ -60,6 +60,11 @@ def test_the_sdk_is_the_pinned_version_with_the_shapes_wrapped() -> None:
     params = inspect.signature(AsyncSecureClient._sign_order).parameters
     assert list(params) == ["self", "draft", "post_only"]
     assert inspect.iscoroutinefunction(AsyncSecureClient._sign_order)
+    # the fee schedule reader (platform_fees): its keyword, its answer's fields, the context it takes
+    from polymarket._internal.actions.orders.market_data import PlatformFeeInfo, fetch_platform_fee_info
+    assert list(inspect.signature(fetch_platform_fee_info).parameters) == ["ctx", "condition_id"]
+    assert {f.name for f in dataclasses.fields(PlatformFeeInfo)} == {"rate", "exponent"}
+    assert hasattr(client_for(SIGNER.address, "eoa"), "_ctx")
 
 
 def test_coincurve_is_the_secp256k1_backend() -> None:

@@ -273,6 +273,7 @@ def test_transient_venue_errors_are_told_apart_from_answers() -> None:
 def test_market_facts_come_from_the_start_params_with_v1_and_5_by_default() -> None:
     from services.maker_worker.executor import MarketFacts
     from shared.venue.errors import UnknownMarketVersion
+    from shared.venue.fees import FeeSchedule
 
     assert MarketFacts.from_params({}) == MarketFacts("v1", 5.0, False, "")
     assert MarketFacts.from_params({"market_version": "V2", "min_order_size": "15", "neg_risk": True,
@@ -281,3 +282,10 @@ def test_market_facts_come_from_the_start_params_with_v1_and_5_by_default() -> N
         MarketFacts.from_params({"market_version": "v3"})
     with pytest.raises(ValueError, match="min_order_size"):
         MarketFacts.from_params({"min_order_size": -1})
+    # the taker fee schedule rides along when the signal knew it; nonsense is refused, not booked
+    assert MarketFacts.from_params({"fee_rate": 0.05}).fees == FeeSchedule(0.05, 1.0)
+    assert MarketFacts.from_params({"fee_rate": "0.07", "fee_exponent": "2"}).fees == FeeSchedule(0.07, 2.0)
+    assert MarketFacts.from_params({}).fees is None
+    for bad in ({"fee_rate": 1.5}, {"fee_rate": -0.01}, {"fee_rate": 0.05, "fee_exponent": -1}):
+        with pytest.raises(ValueError, match="fee schedule"):
+            MarketFacts.from_params(bad)

@@ -58,6 +58,15 @@ def test_a_failed_sell_gives_the_shares_back_and_undoes_its_pnl() -> None:
                                                                  State.LONG)
 
 
+def test_a_failed_taker_trade_gives_its_fee_back() -> None:
+    """The venue takes a taker's fee only when the trade settles: a FAILED one cost nothing."""
+    s = strategy()
+    s.on_fill("BUY", 10, 0.40, 0, fee=0.12)
+    assert (s.fees, s.realized_pnl) == (pytest.approx(0.12), pytest.approx(-0.12))
+    void(s, Followed("t", "BUY", 10, 0.40, "FAILED", fee=0.12))
+    assert (s.position, s.fees, s.realized_pnl) == (0, pytest.approx(0.0), pytest.approx(0.0))
+
+
 async def test_an_orders_trades_read_waits_out_the_venues_restart_instead_of_failing() -> None:
     """The trades endpoint answers 425 while the venue restarts (docs/venue.md O1): the read that
     books an order's fills by trade waits the window out (VenueReads.read) instead of failing the
