@@ -111,7 +111,8 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("session:{token_id}", "hash", "maker_worker (the owner at the current epoch)",
             "maker_worker (a new owner), api",
             "session snapshot: epoch, strategy state, open order ids, intents, trades (the fills' venue trades "
-            "not settled yet, JSON: id, side, size, price, status, a SELL's cost basis)"),
+            "not settled yet, JSON: id, side, size, price, status, a SELL's cost basis, the fee), trims (the "
+            "partial exits done and still to do, JSON {pending: [[id, fraction]], done: [id]})"),
     KeySpec("workers", "set", "maker_worker", "orchestrator, alerter, api, cli",
             "ids of every registered worker (alive or not: the lease says which)"),
     KeySpec("worker:{worker_id}", "hash", "maker_worker; orchestrator (draining)", "orchestrator, alerter, api, cli",

@@ -40,6 +40,10 @@ async def resume(s: TokenSession) -> None:
         s.desk.trades.pending = PendingTrades.load(snap.get("trades"))
     except (ValueError, KeyError, TypeError) as exc:  # the venue's balance still tells the position
         logger.warning("{}: pending trades in the snapshot unusable ({}); not followed", s.token_id, exc)
+    try:
+        s.trims.restore(snap.get("trims"))  # done by the last owner: not again; asked of it: still to do
+    except (ValueError, TypeError, AttributeError) as exc:
+        logger.warning("{}: partial exits in the snapshot unusable ({}); the START's stand", s.token_id, exc)
     await s.feed.add(s.token_id)
     await s.desk.cancel_orders()
     if s.ex.venue_is_truth:
@@ -69,6 +73,10 @@ async def book_unrecorded(s: TokenSession, missing: float) -> None:
     _, bid, ask = s.desk.top()
     price = s.avg_cost or ((bid + ask) / 2 if bid and ask else 0.5)
     side = "BUY" if missing > 0 else "SELL"
+    if s.strategy.avg_cost <= 0 and s.position >= s.strategy.dust:
+        # the strategy's cost basis is the price the books get: with none (no tick yet at resume)
+        # any bid would look like profit_pct over it and the position would be sold at once
+        s.strategy.avg_cost = price
     logger.warning("{} epoch {}: the venue holds {:+.2f} shares the fills do not record; booked as a {} fill",
                    s.token_id, s.epoch, missing, side)
     await s.snapshot(Fill(

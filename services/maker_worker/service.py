@@ -228,7 +228,8 @@ class MakerWorkerService(RedisService):
         elif current and current[0].epoch == cmd.epoch:
             logger.info("{} {} epoch {}: {}", cmd.action, cmd.token_id, cmd.epoch, cmd.reason)
             if cmd.action == "EXIT" and cmd.params.get("fraction"):
-                current[0].request_trim(float(cmd.params["fraction"]))  # a partial exit: the session goes on
+                # a partial exit: the session goes on (named by its signal, so it is done once)
+                current[0].request_trim(float(cmd.params["fraction"]), str(cmd.params.get("trim_id") or ""))
             elif cmd.action == "EXIT":
                 current[0].exit_requested.set()
             else:

@@ -30,6 +30,7 @@ from services.maker_worker.latency import LatencyHistogram
 from services.maker_worker.lease import LeaseClock
 from services.maker_worker.restbook import RestBooks
 from services.maker_worker.resume import resume
+from services.maker_worker.trims import TrimQueue
 from services.maker_worker.volatility import VolatilityStrategy
 from shared.clock import now_ms
 from shared.config import ConfigError, ExecutionSection, MakerStrategySection, RunParamsSection
@@ -76,7 +77,8 @@ class TokenSession:
         self.exit_requested = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.hand_back = False
-        self.trims: list[float] = []  # partial exits asked for (EXIT with a fraction), oldest first
+        self.trims = TrimQueue()  # partial exits (EXIT with a fraction): the START's, then the commands'
+        self.trims.add_all(params.get("trims") or [])
         self.last_tick: Tick | None = None  # the latest tick fed to the strategy, from either source
         self.last_feed_tick: Tick | None = None
         self.last_rest_tick: Tick | None = None
@@ -163,7 +165,9 @@ class TokenSession:
         :class:`RestBooks` and those books drive the strategy until ticks are trusted again."""
         while not (self.exit_requested.is_set() or self.stop_requested.is_set()):
             if self.trims and not self.strategy.awaiting:
-                await self._trim(self.trims.pop(0))
+                fraction = self.trims.take()
+                await self.snapshot()  # done before its SELL goes out: never sold twice (trims.py)
+                await self._trim(fraction)
                 continue
             self._choose_source()
             tick = await self.feed.next_tick(self.token_id, self.last_feed_tick,
@@ -217,13 +221,16 @@ class TokenSession:
             else:
                 self.books.unwant(self.token_id)
 
-    def request_trim(self, fraction: float) -> None:
+    def request_trim(self, fraction: float, trim_id: str = "") -> None:
         """EXIT with a fraction: sell that share of the position, keep trading the rest."""
-        self.trims.append(fraction)
+        try:
+            self.trims.add(trim_id, fraction)
+        except ValueError as exc:
+            logger.warning("{}: partial exit {} refused: {}", self.token_id, trim_id or "(unnamed)", exc)
 
     async def _trim(self, fraction: float) -> None:
         """One partial exit: ``fraction`` of what is held, sold like a liquidation (from the bid down
-        by price_tolerance_step per attempt, never below exit_floor_price); not resumed by a new owner."""
+        by price_tolerance_step per attempt, never below exit_floor_price)."""
         _, bid, _ = self.desk.top()
         intent = self.strategy.trim_intent(fraction, bid, now_ms(), f"followed wallet sold {fraction:.0%}")
         if intent is None:
@@ -288,6 +295,7 @@ class TokenSession:
             "source": self.source,
             "strategy": json.dumps(status, separators=(",", ":")), "updated_at": self.snapshot_ms,
             "trades": self.desk.trades.pending.dump(),  # the trades still to follow (the next owner's too)
+            "trims": self.trims.dump(),  # the partial exits done and still to do (the next owner's too)
         }
         if not messages:
             await self.r.hset(self.keys.session(self.token_id), mapping=mapping)

@@ -5,9 +5,11 @@ it be a copy, and what share of ours a leader's sell sells. No I/O: intake reads
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shared.config import CopyRules
 
@@ -108,6 +110,19 @@ def exit_fraction(exit_mode: str, leader_held: float, sell_size: float) -> float
         return None
     fraction = sell_size / leader_held
     return None if fraction >= FULL_EXIT_AT else round(fraction, 6)
+
+
+TRIMS_KEPT = 20  # partial exits a token's START params remember (each is done once: the worker keeps ids)
+
+
+def with_trim(params_json: str | None, trim_id: str, fraction: float) -> str:
+    """The token's START params with one more partial exit (``trims``: [id, fraction] pairs, the
+    newest TRIMS_KEPT): every START of the token, to whichever worker, carries the trims asked so
+    far, and the session does those it has no record of doing (services/maker_worker/trims.py)."""
+    params: dict[str, Any] = json.loads(params_json) if params_json else {}
+    trims = [t for t in params.get("trims", []) if t[0] != trim_id]
+    params["trims"] = [*trims, [trim_id, fraction]][-TRIMS_KEPT:]
+    return json.dumps(params, sort_keys=True)
 
 
 def book_asks(book: dict[str, str] | None, now_ms: int, stale_after_ms: int) -> list[tuple[float, float]] | None:

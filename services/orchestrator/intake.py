@@ -15,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from services.orchestrator.copydesk import CopyDesk, is_copy
+from services.orchestrator.copying import with_trim
 from services.orchestrator.decisions import (
     BuyContext,
     TokenView,
@@ -160,11 +161,12 @@ class Intake:
         self.store.event(pipe, "token.rejected", sig.token_id, reason, level="warning", cause=cause, **_detail(sig))
 
     async def on_sell(self, pipe: Pipe, sig: Signal, cause: str) -> None:
-        token, _ = await self.store.view(sig.token_id)
+        token, fields = await self.store.view(sig.token_id)
         verdict = decide_sell(token)
         fraction = await self.copies.saw_sell(pipe, sig, self.settings())
         if fraction is not None and verdict.action in ("exit", "dequeue"):
-            await self.partial_exit(pipe, sig, token.owner, token.epoch, fraction, verdict.action, cause)
+            await self.partial_exit(pipe, sig, token.owner, token.epoch, fraction, verdict.action, cause,
+                                    fields.get("params"))
         elif verdict.action == "exit":
             await self.request_exit(pipe, sig.token_id, token.owner, token.epoch, verdict.reason, cause)
         elif verdict.action == "dequeue":
@@ -173,16 +175,19 @@ class Intake:
             self.store.event(pipe, "signal.ignored", sig.token_id, verdict.reason, cause=cause, side="SELL")
 
     async def partial_exit(self, pipe: Pipe, sig: Signal, owner: str, epoch: int, fraction: float, action: str,
-                           cause: str) -> None:
+                           cause: str, params: str | None = None) -> None:
         """The leader sold ``fraction`` of its position: the session sells that share of ours and
-        runs on (EXIT with a fraction); a queued copy holds nothing yet and stays queued."""
+        runs on (EXIT with a fraction, named by the signal); a queued copy holds nothing yet and
+        stays queued. The trim also goes into the token's START params, so a worker that dies
+        before doing it leaves it to the next owner (services/maker_worker/trims.py)."""
         if action == "dequeue":
             self.store.event(pipe, "signal.ignored", sig.token_id, f"followed wallet sold {fraction:.0%} of its "
                              "position before the session started: the copy stays queued", cause=cause, side="SELL")
             return
         reason = f"followed wallet sold {fraction:.0%} of its position: selling {fraction:.0%} of ours"
-        self.store.command(pipe, owner, "EXIT", sig.token_id, epoch, params={"fraction": fraction}, reason=reason,
-                           key=sig.id)
+        self.store.command(pipe, owner, "EXIT", sig.token_id, epoch, params={"fraction": fraction, "trim_id": sig.id},
+                           reason=reason, key=sig.id)
+        pipe.hset(self.keys.token(sig.token_id), "params", with_trim(params, sig.id, fraction))
         await self.risk.copy_keep(pipe, sig.token_id, 1 - fraction)
         self.store.event(pipe, "token.partial_exit", sig.token_id, reason, cause=cause, owner=owner, epoch=epoch,
                          fraction=fraction, leader_size=sig.size, signal=sig.id)

@@ -4,6 +4,7 @@ with its reason. Workers are simulated the way tests/integration/test_orchestrat
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -88,7 +89,10 @@ async def test_percent_copy_fractional_exit_and_guard_skip(r: aioredis.Redis, ke
     await add_message(r, keys.signals(), signal("SELL", TOKEN, 160, 0.55))
     await steps(svc)
     exit_cmd = (await commands(r, keys))[-1]
-    assert (exit_cmd.action, exit_cmd.params) == ("EXIT", {"fraction": pytest.approx(0.4)})
+    sell_id = signal("SELL", TOKEN, 160, 0.55).id
+    assert (exit_cmd.action, exit_cmd.params) == ("EXIT", {"fraction": pytest.approx(0.4), "trim_id": sell_id})
+    # and it rides in the token's START params: a worker that dies before doing it leaves it to the next
+    assert json.loads(await r.hget(keys.token(TOKEN), "params"))["trims"] == [[sell_id, pytest.approx(0.4)]]
     assert await r.hget(keys.token(TOKEN), "state") == "running"
     assert float(await r.hget(keys.copy_exposure(), f"@{LEADER}")) == pytest.approx(12.0)  # 60 % of $20 open
 

@@ -26,10 +26,10 @@ from tests.integration.worker_support import WORKER, Venue, open_venue
 StartSim = Callable[..., SimExchangeProcess]
 
 
-def session(r: aioredis.Redis, keys: Keys, feed: TickFeed, v: Venue, epoch: int) -> TokenSession:
+def session(r: aioredis.Redis, keys: Keys, feed: TickFeed, v: Venue, epoch: int, **more: Any) -> TokenSession:
     params = {"maker_strategy": {"drop_pct": 0.04, "profit_pct": 0.05, "order_size": 10, "reject_cooldown_sec": 0.5},
               "execution": {"poll_interval_sec": 0.2, "wait_sec": 1, "order_interval_sec": 0.1,
-                            "settle_wait_sec": 20, "settle_poll_sec": 0.2}}
+                            "settle_wait_sec": 20, "settle_poll_sec": 0.2}, **more}
     return TokenSession(r, keys, feed, v.executor, WORKER, v.token, epoch, params)
 
 
@@ -213,3 +213,32 @@ async def test_a_taker_fill_books_the_markets_fee_the_trade_record_does_not_say(
         cash = (await v.http.get("/_sim/positions", params={"address": wallet})).json()[wallet]["cash"]
         assert round(cash_before - cash, 6) == round(10 * 0.48 + buy.fee, 6)
         await stop_session(s, task)
+
+
+async def test_a_partial_exit_is_done_once_across_owners_and_one_asked_of_a_dead_owner_is_not_lost(
+        start_sim: StartSim, r: aioredis.Redis, keys: Keys) -> None:
+    """Each partial exit is named by its signal and rides in every START (services/maker_worker/trims.py):
+    the first owner does it once; the next owner, started with the same list, does not do it again,
+    and does a new one."""
+    async with open_venue(start_sim, r, keys) as (v, feed):
+        wallet = v.executor.venue.account.wallet.lower()
+        await v.http.put(f"/_sim/accounts/{wallet}", json={"positions": {v.token: 20}})
+        trims = {"trims": [["sig-a", 0.5]]}  # asked of an owner that died before doing it
+        first = session(r, keys, feed, v, 1, **trims)
+        task = await start(r, keys, first, "LONG")
+        await eventually(lambda: _sold_shares(v, 10), timeout=15, what="the trim's SELL of 10 (half of 20)")
+        await stop_session(first, task)
+        # the next owner gets the same START params: the trim is done already, not again
+        second = session(r, keys, feed, v, 2, **trims)
+        task = await start(r, keys, second, "LONG")
+        second.request_trim(0.5, "sig-a")  # the command read again: still done
+        second.request_trim(0.5, "sig-b")  # a new one: half of the 10 left
+        await eventually(lambda: _sold_shares(v, 15), timeout=15, what="the new trim's SELL of 5")
+        await stop_session(second, task)
+        assert sum(o["size_matched"] for o in await v.orders("SELL")) == 15
+        done = json.loads(await r.hget(keys.session(v.token), "trims") or "{}")
+        assert done == {"pending": [], "done": ["sig-a", "sig-b"]}
+
+
+async def _sold_shares(v: Venue, shares: float) -> bool:
+    return sum(o["size_matched"] for o in await v.orders("SELL")) >= shares
