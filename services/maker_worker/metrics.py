@@ -27,3 +27,5 @@ TRADE_STATUSES = Counter("polyfleet_worker_trade_statuses", "Settlement status c
 VENUE_WINDOW_WAITS = Counter("polyfleet_worker_venue_window_waits",
                              "Pauses through a venue trading window (restarting, post_only), by restriction",
                              ("restriction",))
+COPY_GUARDED = Counter("polyfleet_worker_copy_guarded",
+                       "BUYs a copy session refused: above the leader's price plus its slippage limit (copycap.py)")

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from services.maker_worker import metrics
+from services.maker_worker.copycap import buy_cap, over_cap
 from services.maker_worker.deadline import epoch_ms
 from services.maker_worker.desk import OrderDesk
 from services.maker_worker.executor import Executor, MarketFacts
@@ -77,6 +78,7 @@ class TokenSession:
         self.exit_requested = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.hand_back = False
+        self.buy_cap = buy_cap(params)  # a copy let through without a book: never BUY above the leader's limit
         self.trims = TrimQueue()  # partial exits (EXIT with a fraction): the START's, then the commands'
         self.trims.add_all(params.get("trims") or [])
         self.last_tick: Tick | None = None  # the latest tick fed to the strategy, from either source
@@ -188,7 +190,11 @@ class TokenSession:
                 intent = self.strategy.on_tick(tick, now)
                 if measured and self.decisions is not None:
                     self.decisions.add(time.time() * 1000 - tick.ts_recv)
-            if intent is not None:
+            refused = None if intent is None else over_cap(self.buy_cap, intent.side, intent.price)
+            if refused is not None:
+                self.strategy.on_reject("BUY", refused, now)  # cools down; a later tick may be within it
+                metrics.COPY_GUARDED.inc()
+            elif intent is not None:
                 await self.desk.execute(intent)
             elif now - self.trades_ms >= self.execution.settle_poll_sec * 1000 and self.desk.trades.pending:
                 self.trades_ms = now  # our trades followed until they settle (a FAILED one voided)

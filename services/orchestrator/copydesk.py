@@ -68,8 +68,11 @@ class CopyDesk:
         skip = guard(asks, sig.price, size.shares, rules.max_slippage_bps)
         if skip is None:
             params["maker_strategy"]["order_size"] = size.shares
+            unchecked = asks is None and rules.max_slippage_bps > 0
             params["copy"] = {"account": acct, "notional": size.notional, "sizing": size.reason,
-                              "guard": "no book" if asks is None and rules.max_slippage_bps else "passed"}
+                              "guard": "no book" if unchecked else "passed"}
+            if unchecked:  # the session holds the limit instead (services/maker_worker/copycap.py)
+                params["copy"].update(leader_price=sig.price, max_slippage_bps=rules.max_slippage_bps)
             inputs.leader_open[acct] = inputs.leader_open.get(acct, 0.0) + size.notional
         return size, skip
 

@@ -242,3 +242,27 @@ async def test_a_partial_exit_is_done_once_across_owners_and_one_asked_of_a_dead
 
 async def _sold_shares(v: Venue, shares: float) -> bool:
     return sum(o["size_matched"] for o in await v.orders("SELL")) >= shares
+
+
+async def test_a_copy_let_through_without_a_book_never_buys_above_the_leaders_limit(
+        start_sim: StartSim, r: aioredis.Redis, keys: Keys) -> None:
+    """The leader bought at 0.40 with a 300 bps limit (0.412): the strategy's BUY at 0.48 is refused
+    in the session (no order reaches the venue); once the ask is back within the limit it buys."""
+    async with open_venue(start_sim, r, keys) as (v, feed):
+        s = session(r, keys, feed, v, 1, copy={"account": "0x" + "c" * 40, "guard": "no book",
+                                                "leader_price": 0.40, "max_slippage_bps": 300})
+        task = await start(r, keys, s)
+        await v.path([0.48, 0.47])  # a 4 % drop: the strategy wants to BUY at the 0.48 ask
+        snap = await eventually(lambda: _rejected(r, keys, v.token), timeout=20,  # the snapshot: every 5 s
+                                what="the BUY refused by the cap")
+        assert "copy guard: BUY at 0.4800" in snap["last_reject"]["reason"]
+        assert await v.orders("BUY") == []  # nothing was sent
+        await v.path([0.44, 0.42, 0.41, 0.40, 0.39])  # falls back within 0.412: a BUY goes out, at or under it
+        await eventually(lambda: v.orders("BUY"), timeout=15, what="a BUY within the limit")
+        assert all(o["price"] <= 0.412 for o in await v.orders("BUY"))
+        await stop_session(s, task)
+
+
+async def _rejected(r: aioredis.Redis, keys: Keys, token: str) -> dict[str, Any] | None:
+    snap = await _state(r, keys, token, "FLAT")
+    return snap if snap and "copy guard" in (snap.get("last_reject") or {}).get("reason", "") else None

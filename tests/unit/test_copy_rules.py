@@ -135,3 +135,27 @@ def test_per_target_rules_overlay_the_default() -> None:
     a, b = cp.rules_for(A), cp.rules_for(B)
     assert (a.sizing, a.percent, a.max_slippage_bps) == ("percent", 5.0, 200.0)  # override + default
     assert (b.sizing, b.max_slippage_bps, b.exit_mode) == ("fixed", 200.0, "fraction")
+
+
+def test_a_copy_the_guard_could_not_judge_carries_the_limit_to_the_session() -> None:
+    """No fresh book: the orchestrator lets the copy through and the START params carry the leader's
+    price and limit, which the session holds its BUYs to (services/maker_worker/copycap.py)."""
+    from services.orchestrator.copydesk import CopyDesk, CopyInputs
+    from shared.clock import now_ms
+    from shared.config import Settings
+    from shared.messages import Signal
+
+    settings = Settings.model_validate({"copytrade": {"targets": [{"account": A, "copy": {"max_slippage_bps": 300}}]}})
+    sig = Signal(id="s", ts_event=1, ts_init=1, producer="t", side="BUY", token_id="1", account=A, size=100,
+                 price=0.50, source="poll")
+    unchecked = {"maker_strategy": {"order_size": 10}}
+    size, skip = CopyDesk.plan(sig, unchecked, CopyInputs(), settings, now_ms())
+    assert skip is None
+    assert size.ok
+    assert unchecked["copy"]["guard"] == "no book"
+    assert (unchecked["copy"]["leader_price"], unchecked["copy"]["max_slippage_bps"]) == (0.50, 300)
+    book = {"1": {"ask": "0.51", "ask_size": "100", "bid": "0.49", "bid_size": "100", "ts_recv": str(now_ms())}}
+    checked = {"maker_strategy": {"order_size": 10}}
+    CopyDesk.plan(sig, checked, CopyInputs(books=book), settings, now_ms())
+    assert checked["copy"]["guard"] == "passed"
+    assert "leader_price" not in checked["copy"]  # judged against the book: nothing for the session to hold
