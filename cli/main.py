@@ -1,7 +1,8 @@
 """``polyfleet``: the operator's command line (reads Redis directly; writes go via pf:control).
 
 Read commands: ``status`` (with ``--watch``), ``workers``, ``token ID`` (cli/token.py), ``ignored``,
-``blacklist ls``, ``signals tail``, ``events tail`` (cli/tail.py), ``leaders`` (cli/leaders.py).
+``blacklist ls``, ``signals tail``, ``events tail`` (cli/tail.py), ``leaders`` (cli/leaders.py),
+``redemptions`` (cli/redemptions.py, with ``--retry``).
 Control commands (cli/control.py): ``stop``, ``halt``, ``resume``, ``drain``, ``unignore``,
 ``blacklist add/rm``, ``handled reset``. Operations (cli/ops.py): ``config check FILE``, ``doctor``,
 ``setup-wallet``. Also ``backtest`` and ``wipe``.
@@ -23,6 +24,7 @@ from cli.connection import client as _client
 from cli.control import register as register_control
 from cli.leaders import register as register_leaders
 from cli.ops import register as register_ops
+from cli.redemptions import register as register_redemptions
 from cli.tail import register as register_tail
 from cli.token import pending_cell
 from cli.token import register as register_token
@@ -176,6 +178,7 @@ register_tail(app)
 register_token(app)
 register_ops(app)
 register_leaders(app)
+register_redemptions(app)
 
 if __name__ == "__main__":
     app()

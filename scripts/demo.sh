@@ -29,6 +29,7 @@ polyfleet demo (sim mode, namespace $PF_NAMESPACE, config $PF_CONFIG)
   sim exchange:  curl -s http://127.0.0.1:8700/_sim/orders | head -c 600
   dashboard:     http://127.0.0.1:8800/#token=$PF_API_TOKEN
   API:           curl -s -H "Authorization: Bearer $PF_API_TOKEN" http://127.0.0.1:8800/api/tokens
-Scripted wallets trade every ~20-30 s; the first token usually starts trading within 30 s.
+Scripted wallets (a trader, a market maker, a high-frequency one) trade every few seconds together;
+the first token usually starts trading within 30 s. \`polyfleet leaders\` flags the last two.
 MSG
 uv run --locked python -m cli status --watch --interval 2 ${DEMO_SECONDS:+--duration "$DEMO_SECONDS"}

@@ -617,8 +617,16 @@ class LoggingSection(Section):
 
 
 class SimWallet(Section):
+    """A scripted wallet of the sim (services/sim_exchange/wallets.py): ``trader`` (one way, holds a
+    while), ``market_maker`` (both sides of one market within minutes) or ``high_frequency`` (small
+    clips, many an hour), so the scorecard's copyability flags have something to find."""
+
     account: str
+    style: Literal["trader", "market_maker", "high_frequency"] = "trader"
     trades_per_minute: float = Field(2.0, ge=0)
+    # trader and high_frequency sell a holding no sooner than this (by the wallet's own clock): longer
+    # than copytrade.scorecard.mm_window_min, or selling it would count as trading both sides
+    min_hold_sec: float = Field(900.0, ge=0)
 
 
 class SimExchangeSection(Section):

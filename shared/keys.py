@@ -172,11 +172,24 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "UTC day (YYYY-MM-DD) -> realised arbitrage PnL"),
     KeySpec("arb:trades", "zset", "arb_scanner", "arb_scanner",
             "execution id -> start time (ms): trades per minute", "trimmed to the last hour"),
-    KeySpec("redeemable", "hash", "orchestrator", "redeemer, api, cli",
+    KeySpec("redeemable", "hash", "orchestrator", "redeemer, orchestrator, api, cli",
             "token -> JSON of a position held when its market resolved: condition_id, token_id, won, "
             "winning_token, winning_outcome, position (matched), position_confirmed, market_version, neg_risk, "
             "resolved_at (ms)",
             "until the redemption is booked"),
+    KeySpec("redeem:status", "hash",
+            "redeemer; orchestrator (deletes a condition's entry once the redemptions of all its tokens are booked)",
+            "redeemer, orchestrator (an operator's retry is checked against it), api, cli",
+            "condition id -> JSON of its redemption (shared/redemptions.py): state (waiting, due, sent, unknown, "
+            "failed, setup_error, redeemed), attempts, reason, next_at (ms: the next try), tried_at, tokens "
+            "(token_id, won, shares: the wallet's on-chain balance before the last send), market_version, "
+            "wallet, tx_hash, updated_at; the retry schedule, so a restarted redeemer keeps its backoff",
+            "until the redemption is booked"),
+    KeySpec("redeem:retry", "hash",
+            "orchestrator (from control requests); redeemer (drops a leftover with its status)", "redeemer, api, cli",
+            "condition id -> ms an operator asked to retry its redemption now (`polyfleet redemptions --retry`): "
+            "due at once if no attempt came after it",
+            "deleted with the redemption's status"),
     KeySpec("copy:exposure", "hash", "orchestrator", "orchestrator, api",
             "token -> 'account|$' of each open copy of a followed wallet (the copy's notional at the leader's "
             "price, scaled down by partial exits); @{account} -> that leader's open copies together, what its "
@@ -387,6 +400,12 @@ class Keys:
 
     def redeemable(self) -> str:
         return self._k("redeemable")
+
+    def redeem_status(self) -> str:
+        return self._k("redeem:status")
+
+    def redeem_retry(self) -> str:
+        return self._k("redeem:retry")
 
     def copy_exposure(self) -> str:
         return self._k("copy:exposure")

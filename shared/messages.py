@@ -134,7 +134,7 @@ class ControlRequest(Message):
     action: Literal[
         "stop_token", "blacklist_add", "blacklist_remove", "handled_reset",
         "drain_worker", "undrain_worker", "halt", "resume", "unignore",
-        "leader_pause", "leader_resume",
+        "leader_pause", "leader_resume", "redeem_retry",
     ]
     target: str = ""
     reason: str = ""

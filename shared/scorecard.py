@@ -20,6 +20,7 @@ SCREEN = "screen"  # the market screen's signals copy no one
 COPIED = ("token.queued",)
 SKIPPED = ("signal.ignored", "token.rejected")
 HOUR_MS = 3_600_000
+CURVE_POINTS = 60
 
 
 def is_leader_signal(sig: Signal) -> bool:
@@ -123,11 +124,25 @@ class LeaderCard:
     # Each copied token's PnL (realised + unrealised), oldest copy first: what auto-demotion's PnL
     # rule sums the newest of (shared/demotion.py). Not in the JSON: one number per copy.
     copy_pnl: list[float] = field(default_factory=list)
+    # The same added up, as [queued_at ms, copied PnL so far] per copy (at most CURVE_POINTS of
+    # them, the last always): the dashboard's chart per leader.
+    pnl_curve: list[list[float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         del out["copy_pnl"]
         return out
+
+
+def pnl_curve(copies: Sequence[tuple[float, float]], most: int = CURVE_POINTS) -> list[list[float]]:
+    """``(queued_at, PnL)`` per copy, oldest first, as the running total; thinned to ``most`` points
+    (evenly, keeping the last: the total now)."""
+    out, total = [], 0.0
+    for ts, pnl in copies:
+        total += pnl
+        out.append([int(ts), round(total, 6)])
+    step = -(-len(out) // most) if most > 0 else 1
+    return out if step <= 1 else out[::step] + ([out[-1]] if (len(out) - 1) % step else [])
 
 
 def first_buy_fills(fills: Iterable[Fill | TradeStatus]) -> dict[str, list[tuple[int, float]]]:
@@ -220,7 +235,9 @@ def scorecards(followed: Sequence[str], signals: Sequence[Signal], events: Seque
     for account, bps_list in slips.items():
         cards[account].slippage_bps = Spread.of(bps_list)
     for account, pnls in pnl_by_copy.items():
-        cards[account].copy_pnl = [round(p, 6) for _, p in sorted(pnls, key=lambda x: x[0])]
+        ordered = sorted(pnls, key=lambda x: x[0])
+        cards[account].copy_pnl = [round(p, 6) for _, p in ordered]
+        cards[account].pnl_curve = pnl_curve(ordered)
     for c in cards.values():
         c.realized_pnl, c.unrealized_pnl = round(c.realized_pnl, 6), round(c.unrealized_pnl, 6)
         c.leader_value_usd = (values or {}).get(c.account)

@@ -21,7 +21,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.exceptions import RedisError
 
-from services.api import control, reads
+from services.api import control, reads, redemptions
 from services.api.live import LiveHub
 from shared.clock import now_ms
 from shared.config import Secrets, Settings, redis_url
@@ -263,6 +263,8 @@ def create_app(settings: Settings, r: aioredis.Redis, keys: Keys, secrets: Secre
         if not await r.hexists(keys.leaders_paused(), account.lower()):
             raise HTTPException(404, f"leader {account.lower()} is not paused; nothing done")
         return await do("leader_resume", account.lower(), body)
+
+    app.include_router(redemptions.router(r, keys, auth, do, Body))
 
     @app.get("/api/blacklist", dependencies=auth, tags=["blacklist"])
     async def blacklist() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from shared.clock import now_ms
 from shared.fleet import ACTIVE_STATES, EXITABLE_STATES
 from shared.keys import REQUESTER_ORCHESTRATOR, Keys
 from shared.messages import ControlRequest
+from shared.redemptions import RETRYABLE, RedeemStatus
 
 Handler = Callable[[Pipe, ControlRequest, str], Awaitable[None]]
 
@@ -44,6 +45,7 @@ class Control:
             "unignore": self.unignore,
             "leader_pause": self.leader_pause,
             "leader_resume": self.leader_resume,
+            "redeem_retry": self.redeem_retry,
         }
 
     async def on_control(self, pipe: Pipe, req: ControlRequest, cause: str) -> None:
@@ -135,3 +137,16 @@ class Control:
 
     async def leader_resume(self, pipe: Pipe, req: ControlRequest, cause: str) -> None:
         await self.demotion.resume(pipe, req.target, req.reason, req.producer or "operator", cause)
+
+    async def redeem_retry(self, pipe: Pipe, req: ControlRequest, cause: str) -> None:
+        """An operator's retry of a market's redemption (``polyfleet redemptions --retry``): the
+        redeemer tries it at its next check, whatever its backoff says (one of unknown outcome is
+        checked on chain first, as always). Only a failed, unknown or stuck one: another is refused."""
+        raw = await self.store.r.hget(self.keys.redeem_status(), req.target)
+        st = RedeemStatus.parse(req.target, raw) if raw else None
+        if st is None or st.state not in RETRYABLE:
+            self.store.event(pipe, "redeem.retry_refused", "", f"redemption of {req.target} is "
+                             f"{st.state if st else 'not known'}: nothing to retry", level="warning", cause=cause,
+                             condition_id=req.target, requested_by=req.producer)
+            return
+        pipe.hset(self.keys.redeem_retry(), req.target, now_ms())

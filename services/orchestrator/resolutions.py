@@ -5,7 +5,8 @@ or queued for an exit slot), a queued token leaves the queue. A position still h
 (the token hash's ``position``, from fills) is flagged for redemption: an entry in
 ``pf:redeemable`` with what a redeem needs (condition id, which outcome won, the market system,
 neg-risk) and a ``position.redeemable`` event. The redeem itself is the redeemer's (issue 16
-item 5); the entry stays until it is done.
+item 5); the entry stays until it is done. Once the redemptions of every flagged token of a market
+are booked, its ``pf:redeem:status`` (the redeemer's record of it) and any operator retry go too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from services.orchestrator.store import Pipe, TokenStore
 from shared.clock import now_ms
 from shared.fleet import DUST, EXITABLE_STATES
 from shared.keys import Keys
-from shared.messages import Resolution
+from shared.messages import Redemption, Resolution
 
 
 def redeem_record(msg: Resolution, token_id: str, token: dict[str, str], now: int) -> dict[str, Any]:
@@ -67,3 +68,17 @@ class Resolutions:
                 flagged.append(token_id)
         self.store.event(pipe, "market.resolved", "", reason, cause=cause, condition_id=msg.condition_id,
                          tokens=msg.token_ids, winning_token=msg.winning_token, redeemable=flagged)
+
+    async def on_redeemed(self, pipe: Pipe, msg: Redemption) -> None:
+        """``msg``'s token is booked in this transaction: with no other token of its market still
+        flagged, the market's redemption is over and its status goes (the redeemer reports every
+        token of a market together, so the last one booked closes it)."""
+        for token_id, raw in (await self.redis.hgetall(self.keys.redeemable())).items():
+            try:
+                same = json.loads(raw).get("condition_id") == msg.condition_id
+            except (ValueError, AttributeError):
+                same = False
+            if same and token_id != msg.token_id:
+                return
+        pipe.hdel(self.keys.redeem_status(), msg.condition_id)
+        pipe.hdel(self.keys.redeem_retry(), msg.condition_id)

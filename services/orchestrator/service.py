@@ -217,6 +217,7 @@ class OrchestratorService(RedisService):
                 await self.resolutions.on_resolution(pipe, msg, entry.entry_id)
             elif isinstance(msg, Redemption):
                 await self.reports.on_redemption(pipe, msg, entry.entry_id)
+                await self.resolutions.on_redeemed(pipe, msg)
             else:
                 logger.warning("{} on {} is not for the orchestrator; skipped", msg.TYPE, entry.stream)
             if applied_kind:

@@ -13,17 +13,21 @@ them is still in use:
   ``settle_wait`` has passed since the resolution (a trade never reported final must not block the
   payout forever).
 
-A redeem that failed (refused, reverted, no outcome in time) is tried again after a backoff; one
-whose outcome was unknown is safe to send again: a second redeem pays only what is left (nothing).
+A redeem that failed (refused, reverted, no outcome in time) is tried again after a backoff kept in
+its ``pf:redeem:status`` entry (shared/redemptions.py), so a restart keeps it; an operator's retry
+makes it due at once. One whose outcome was unknown is not simply sent again: if the wallet holds
+none on chain of what it held before that send, the send landed (:func:`landed`), and sending
+again would only pay nothing for a second transaction.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from shared.backoff import Backoff
+from shared.redemptions import RETRYABLE, RedeemStatus
 
 SESSION_STATES = frozenset({"starting", "running", "exiting"})
 
@@ -89,22 +93,35 @@ def plan(flagged: list[Flagged], tokens: Mapping[str, Mapping[str, str]], now_ms
     return due, waiting
 
 
-@dataclass
-class Retries:
-    """Per condition: how many redeems failed in a row and when the next may go (loop seconds)."""
+DUST = 1e-6  # shares: less is none
 
-    backoff: Backoff
-    failures: dict[str, tuple[int, float]] = field(default_factory=dict)
 
-    def due(self, condition_id: str, now: float) -> bool:
-        return now >= self.failures.get(condition_id, (0, 0.0))[1]
+def may_try(st: RedeemStatus | None, retry_asked_at: int, now_ms: int) -> bool:
+    """Whether a market :func:`plan` found due may be redeemed now, from its status: not once it is
+    redeemed (the orchestrator books it), and a retryable one when its backoff has passed or an
+    operator asked after its last try."""
+    if st is None or st.state not in RETRYABLE:
+        return st is None or st.state != "redeemed"
+    return now_ms >= st.next_at or retry_asked_at > st.tried_at
 
-    def failed(self, condition_id: str, now: float) -> tuple[int, float]:
-        """Count a failure; (failures in a row, seconds until the next try)."""
-        attempts = self.failures.get(condition_id, (0, 0.0))[0] + 1
-        delay = self.backoff.delay(attempts)
-        self.failures[condition_id] = (attempts, now + delay)
-        return attempts, delay
 
-    def done(self, condition_id: str) -> None:
-        self.failures.pop(condition_id, None)
+def outcome_unknown(st: RedeemStatus | None) -> bool:
+    """A redeem was sent and nobody knows whether it landed (no outcome in time, or the process that
+    sent it stopped before the outcome)."""
+    return st is not None and st.state in ("sent", "unknown")
+
+
+def landed(st: RedeemStatus, balances: Mapping[str, float]) -> bool:
+    """After a redeem of unknown outcome: the wallet held some of the market before that send and
+    holds none of it now, so the send went through."""
+    held = [t.shares for t in st.tokens if t.shares is not None]
+    return (outcome_unknown(st) and any(s > DUST for s in held)
+            and all(balances.get(t.token_id, 0.0) <= DUST for t in st.tokens))
+
+
+def after_failure(st: RedeemStatus, state: str, reason: str, now_ms: int, backoff: Backoff) -> float:
+    """Count a try that did not finish: the state it left, why, and when the next may go; the delay (s)."""
+    st.attempts += 1
+    delay = backoff.delay(st.attempts)
+    st.state, st.reason, st.next_at, st.updated_at = state, reason, now_ms + int(delay * 1000), now_ms
+    return delay

@@ -206,6 +206,9 @@ def router(state: SimState) -> APIRouter:
                 state.faults.order_timeout_delay = float(body["delay_sec"])
             return {"kind": kind, "count": state.faults.order_timeouts, "delay_sec": state.faults.order_timeout_delay,
                     "answered": state.faults.order_timeouts_answered}
+        if kind == "relayer_stall":  # the next relayed transactions apply and stop at STATE_MINED
+            state.faults.relayer_stalls = max(0, int(body.get("count", 1)))
+            return {"kind": kind, "count": state.faults.relayer_stalls}
         if kind == "tick_size_change":
             token = str(body.get("token_id", ""))
             if token not in state.sim.by_token:
@@ -223,8 +226,8 @@ def router(state: SimState) -> APIRouter:
         if kind == "rtds_drop":
             return {"kind": kind, "closed": await state.live.drop_all()}
         return _err(400, f"unknown fault kind {kind!r}: expected ws_drop, ws_stall, ws_garbage, ws_load, "
-                         "http_429, order_timeout_after_place, tick_size_change, rtds_lapse, rtds_drop, restart, "
-                         "delayed, rate_limit or heartbeat_outage")
+                         "http_429, order_timeout_after_place, relayer_stall, tick_size_change, rtds_lapse, rtds_drop, "
+                         "restart, delayed, rate_limit or heartbeat_outage")
 
     @r.post("/reset")
     async def reset() -> Any:

@@ -2,7 +2,7 @@
 (:mod:`services.sim_exchange.rpc`) and market resolution.
 
 * ``POST /_sim/rpc``: JSON-RPC 2.0 (one request or a batch); ``GET /_sim/rpc/txs?address=``: the
-  transactions mined; ``POST /_sim/rpc/fault``: ``{"kind": "revert"|"drop", "count": n}``.
+  transactions mined; ``POST /_sim/rpc/fault``: ``{"kind": "revert"|"drop"|"hide", "count": n}``.
 
 * ``POST /_sim/resolve``: ``{"condition_id", "winner": "Yes"|"No"}`` for a binary market or
   ``{"neg_risk_market_id", "winner_index"}`` for a neg-risk event: the oracle's report. The
@@ -67,10 +67,10 @@ def router(state: SimState, chain_id: int) -> APIRouter:
     async def rpc_fault(request: Request) -> Any:
         body = await request.json()
         kind, count = str(body.get("kind", "")), int(body.get("count", 1))
-        if kind not in ("revert", "drop") or count < 0:
-            return _err(400, "kind must be revert or drop, count >= 0")
+        if kind not in ("revert", "drop", "hide") or count < 0:
+            return _err(400, "kind must be revert, drop or hide, count >= 0")
         setattr(chain.faults, kind, count)
-        return {"revert": chain.faults.revert, "drop": chain.faults.drop}
+        return asdict(chain.faults)
 
     @r.post("/resolve")
     async def resolve(request: Request) -> Any:

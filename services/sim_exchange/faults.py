@@ -8,6 +8,10 @@ in which only post-only orders and cancels are accepted (a plain order is refuse
 its books; ``cancel_resting`` stands for an unscheduled restart that loses them (reason
 ``restart``).
 
+A relayer stall (``relayer_stalls``) applies the next relayed transactions' calls but leaves them
+``STATE_MINED`` for good: the relayer never says they are confirmed, so the sender cannot tell
+they landed.
+
 A heartbeat outage (:meth:`Faults.heartbeat_outage`) answers every order heartbeat 503 for
 ``seconds`` while everything else works: the account's deadline runs on (docs/venue.md H1), as
 when the heartbeats of a worker cannot get through.
@@ -50,12 +54,21 @@ class Faults:
     order_timeouts_answered: int = 0  # held answers sent at last (to a client that gave up on them)
     restart_window: Restart | None = None
     heartbeats_down_until: float = 0.0  # every order heartbeat refused (503) before this
+    relayer_stalls: int = 0  # the next relayed transactions apply but never reach STATE_CONFIRMED
 
     def clear(self) -> None:
         self.http_429.clear()
         self.order_timeouts = 0
         self.restart_window = None
         self.heartbeats_down_until = 0.0
+        self.relayer_stalls = 0
+
+    def take_relayer_stall(self) -> bool:
+        """Whether this relayed transaction stalls (using one of the armed count)."""
+        if self.relayer_stalls <= 0:
+            return False
+        self.relayer_stalls -= 1
+        return True
 
     def take_429(self, path: str) -> Http429 | None:
         """The armed 429 fault matching ``path`` (using one of its count), if any."""

@@ -14,7 +14,8 @@ wallet comes through here, signed by the wallet's owner (docs/venue.md W4; sdk-w
 The calls run in the wallet's account through :mod:`contracts`, all or nothing; a refused call
 makes the transaction ``STATE_FAILED`` with the revert reason as ``error_msg``. Effects apply at
 submission; the state then moves ``STATE_NEW`` → ``EXECUTED`` → ``MINED`` → ``CONFIRMED`` one
-``relayer_step_ms`` at a time (the SDK waits for CONFIRMED), the hash appearing once executed.
+``relayer_step_ms`` at a time (the SDK waits for CONFIRMED), the hash appearing once executed. A
+stalled transaction (the ``relayer_stall`` fault) stops at ``MINED``.
 """
 
 from __future__ import annotations
@@ -66,12 +67,13 @@ class RelayerTx:
     hash: str = field(default_factory=lambda: "0x" + uuid.uuid4().hex + uuid.uuid4().hex)
     calls: list[Done] = field(default_factory=list)
     error: str = ""
+    stalled: bool = False  # never reaches STATE_CONFIRMED (fault ``relayer_stall``)
 
     def state(self, now: float, step_s: float) -> str:
         steps = int((now - self.submitted) / step_s + 1e-6) if step_s > 0 else len(STATES)
         if self.error:
             return "STATE_NEW" if steps < 1 else "STATE_FAILED"
-        return STATES[min(steps, len(STATES) - 1)]
+        return STATES[min(steps, len(STATES) - (2 if self.stalled else 1))]
 
     def as_json(self, now: float, step_s: float) -> dict[str, Any]:
         state = self.state(now, step_s)
@@ -109,12 +111,13 @@ def _recover(message: Any, signature: object) -> str:
 
 class Relayer:
     def __init__(self, env: SimEnvironment, wallets: WalletBook, contracts: Contracts, step_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, stall: Callable[[], bool] = lambda: False) -> None:
         self.env = env
         self.wallets = wallets
         self.contracts = contracts
         self.step_s = step_s
         self.clock = clock
+        self.stall = stall  # the relayer_stall fault: does this transaction stop at STATE_MINED?
         self.txs: dict[str, RelayerTx] = {}
 
     # ---- reads ----------------------------------------------------------------------------------
@@ -154,6 +157,7 @@ class Relayer:
             tx.calls = self.contracts.batch(wallet, calls)
         except CallReverted as exc:
             tx.error = f"execution reverted: {exc}"
+        tx.stalled = not tx.error and self.stall()
         return tx
 
     def _new(self, kind: str, owner: str, wallet: str, metadata: str) -> RelayerTx:

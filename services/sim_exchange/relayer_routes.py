@@ -29,7 +29,8 @@ def _err(status: int, message: str) -> JSONResponse:
 
 def router(state: SimState) -> APIRouter:
     r = APIRouter(prefix=PREFIX)
-    relayer = Relayer(state.env, state.wallets, state.contracts, state.cfg.relayer_step_ms / 1000)
+    relayer = Relayer(state.env, state.wallets, state.contracts, state.cfg.relayer_step_ms / 1000,
+                      stall=state.faults.take_relayer_stall)
 
     @r.get("/deployed")
     async def deployed(request: Request) -> Any:

@@ -10,9 +10,11 @@ contract for the market, unknown condition, not enough shares or collateral, not
 ``eth_call`` answers the ERC-20/1155 views (``allowance``, ``balanceOf``, ``isApprovedForAll``,
 ``balanceOf``/``balanceOfBatch`` on ConditionalTokens, the NegRiskAdapter and PositionManager).
 
-Faults for tests: ``revert`` (the next N transactions are mined with status 0) and ``drop`` (the
+Faults for tests: ``revert`` (the next N transactions are mined with status 0), ``drop`` (the
 next N are accepted, answered with their hash and then forgotten: no receipt, nonce not used, so
-the same signed bytes can be sent again). Gas is not charged: the sim account holds pUSD only.
+the same signed bytes can be sent again) and ``hide`` (the next N are mined, effects and nonce
+applied, but their receipt is never answered, as from a node that lost them or lags: the sender
+cannot tell they landed). Gas is not charged: the sim account holds pUSD only.
 """
 
 from __future__ import annotations
@@ -54,12 +56,14 @@ class SimTx:
     block: int
     reason: str = ""
     type: str = "0x2"
+    hidden: bool = False  # mined, its receipt withheld (fault ``hide``)
 
 
 @dataclass
 class ChainFaults:
     revert: int = 0
     drop: int = 0
+    hide: int = 0
 
 
 def _hex(n: int) -> str:
@@ -125,7 +129,7 @@ class SimChain:
             return self.send_raw(str(params[0]))
         if method == "eth_getTransactionReceipt":
             tx = self.txs.get(str(params[0]).lower())
-            return None if tx is None else self.receipt(tx)
+            return None if tx is None or tx.hidden else self.receipt(tx)
         raise RpcFault(-32601, f"the method {method} does not exist/is not available")
 
     def send_raw(self, raw_hex: str) -> str:
@@ -165,8 +169,10 @@ class SimChain:
                 raise CallReverted("reverted (fault)", done.name)
         except CallReverted as exc:
             call_name, status, reason = exc.call, 0, str(exc)
+        hidden = self.faults.hide > 0
+        self.faults.hide -= int(hidden)
         self.txs[tx_hash] = SimTx(tx_hash, sender, to, tx["nonce"], call_name, args, status, self.block, reason,
-                                  tx["type"])
+                                  tx["type"], hidden)
         return tx_hash
 
     def receipt(self, tx: SimTx) -> dict[str, Any]:

@@ -24,15 +24,13 @@ transaction each for an EOA.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
+from shared.venue.chain_reads import eth_calls
 from shared.venue.ctf_calls import MAX_UINT256, encode_approval
 from shared.venue.environment import VenueEnvironment
-from shared.venue.errors import VenueError, VenueSetupError, VenueUnavailable
+from shared.venue.errors import VenueError, VenueSetupError
 
 if TYPE_CHECKING:
     from polymarket import AsyncSecureClient
@@ -103,35 +101,17 @@ def missing_error(missing: list[Approval], wallet: str) -> VenueSetupError:
                            f"run `{SETUP_COMMAND}` (it sends them), then `polyfleet doctor`")
 
 
-def _read_call(a: Approval, wallet: str) -> str:
-    name = "erc20_allowance" if a.standard == "ERC20" else "erc1155_is_approved_for_all"
-    return "0x" + encode_approval(name, wallet, a.spender).hex()
+def _read_call(a: Approval, wallet: str) -> bytes:
+    return encode_approval("erc20_allowance" if a.standard == "ERC20" else "erc1155_is_approved_for_all",
+                           wallet, a.spender)
 
 
 async def read(rpc_url: str, wallet: str, approvals: list[Approval], timeout_s: float = 10.0) -> list[ApprovalState]:
     """Each approval's state, from one JSON-RPC batch of ``eth_call``s; :class:`VenueUnavailable`
     when the node cannot answer (nothing is known then, and nothing was sent)."""
-    ids = itertools.count(1)
-    batch = [{"jsonrpc": "2.0", "id": next(ids), "method": "eth_call",
-              "params": [{"to": a.token, "data": _read_call(a, wallet)}, "latest"]} for a in approvals]
-    try:
-        async with httpx.AsyncClient(timeout=timeout_s) as http:
-            resp = await http.post(rpc_url, json=batch)
-        if resp.status_code != 200:  # not raise_for_status: its text carries the URL, often with a key
-            raise VenueUnavailable(f"approval read: HTTP {resp.status_code} from the RPC endpoint", resp.status_code)
-        answers = resp.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise VenueUnavailable(f"approval read: the RPC endpoint did not answer ({type(exc).__name__})") from exc
-    by_id: dict[Any, Any] = {a.get("id"): a for a in answers} if isinstance(answers, list) else {}
-    out = []
-    for request, approval in zip(batch, approvals, strict=True):
-        answer = by_id.get(request["id"]) or {}
-        result = answer.get("result")
-        if not isinstance(result, str) or not result.startswith("0x"):
-            error = answer.get("error") or "no result"
-            raise VenueUnavailable(f"approval read of {approval.label}: {error}")
-        out.append(ApprovalState(approval, int(result, 16) if len(result) > 2 else 0))
-    return out
+    values = await eth_calls(rpc_url, [(a.token, _read_call(a, wallet)) for a in approvals], "approval read",
+                             timeout_s)
+    return [ApprovalState(a, v) for a, v in zip(approvals, values, strict=True)]
 
 
 def calls(missing: list[Approval]) -> list[Any]:

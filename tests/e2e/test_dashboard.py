@@ -1,9 +1,10 @@
 """The dashboard in a real headless Chromium (Debian's chromium + chromedriver, driven by selenium)
-against the whole sim system as processes: the page shows live data (the leader scorecard too), and
-a Stop click reaches the orchestrator. A screenshot is saved under var/test-artifacts/ (CI keeps it)."""
+against the whole sim system as processes: the page shows live data (the leader scorecard with a
+chart per leader, a pending redemption), and a Stop click reaches the orchestrator. A screenshot is saved under var/test-artifacts/ (CI keeps it)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -164,6 +165,25 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
 
     await eventually(lambda: _until(scored, ["yes", "poll 1", "1", "copyable"]), timeout=10,
                      what="the followed wallet's scorecard row: one signal, one copy")
+    # ... with its chart: the copied PnL over its one copy, a line from $0
+    chart = f'{leader} svg[data-testid="leader-chart"]'
+    assert _read(browser, chart, lambda e: e.get_attribute("data-points")) == "1"
+    assert await _has(browser, f"{chart} polyline")
+
+    # A redemption of unknown outcome shows with its retry (the redeemer's status entry, as it writes
+    # it; no redeemer runs here, so it stays put).
+    cid = "0x" + "5e" * 32
+    await r.hset(keys.redeem_status(), cid, json.dumps({
+        "state": "unknown", "attempts": 1, "reason": "redeem: outcome unknown, no outcome within 60 s",
+        "tokens": [{"token_id": token, "won": True, "shares": 10.0}], "next_at": now_ms() + 60_000}))
+    redemption = f'#redemptions tr[data-condition="{cid}"]'
+
+    async def redemption_shown() -> bool:
+        browser.execute_script("refreshRedemptions()")
+        return (_read(browser, redemption, lambda e: e.get_attribute("data-state")) == "unknown"
+                and await _has(browser, f'[data-testid="redeem-retry-{cid}"]'))
+
+    await eventually(redemption_shown, timeout=10, what="the redemption of unknown outcome and its Retry button")
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
     # Stop: the first click arms the button, the second sends the request. The table is rebuilt on

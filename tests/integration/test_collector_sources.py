@@ -6,11 +6,9 @@ silent lapses, config reload, 429 storms, malformed rows, the market screen and 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from harness import SimExchangeProcess, eventually, write_config
+from harness import SimExchangeProcess, eventually, running, write_config
 from services.signal_collector.service import SignalCollectorService
 from shared.config import load_settings
 from shared.keys import Keys
@@ -72,17 +70,6 @@ async def signals(r: aioredis.Redis, keys: Keys) -> list[Signal]:
         assert isinstance(msg, Signal)
         out.append(msg)
     return out
-
-
-@asynccontextmanager
-async def running(svc: SignalCollectorService) -> Any:
-    task = asyncio.create_task(svc.run())
-    try:
-        yield task
-    finally:
-        svc.stop()
-        await asyncio.wait_for(task, 15)
-        assert task.exception() is None
 
 
 async def test_lookback_opt_in_takes_recent_history_only(

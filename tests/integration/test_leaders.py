@@ -1,12 +1,15 @@
 """The leader scorecard end to end with a real Redis (docs/copytrading.md "Scorecard"): signals,
 the orchestrator's decisions and fills written the way the services write them (the real
 orchestrator decides; fills and session reports are the worker's messages), then read by
-``polyfleet leaders`` and ``GET /api/leaders``, which must agree."""
+``polyfleet leaders`` and ``GET /api/leaders``, which must agree. And the sim's scripted wallets of
+each style, followed by the real collector: the market maker and the high-frequency one are
+flagged, the trader is not."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +19,15 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.main import app
-from harness import RedisServer
+from harness import RedisServer, SimExchangeProcess, eventually, write_config
 from services.orchestrator.service import OrchestratorService
+from services.signal_collector.service import SignalCollectorService
 from shared.clock import now_ms
-from shared.config import Settings
+from shared.config import Settings, load_settings
 from shared.keys import Keys
 from shared.messages import Fill, SessionReport, Signal, stable_id
 from shared.redisio import add_message
+from shared.scorecard_reads import read_leaders
 from shared.ticks import Tick
 from tests.integration.api_support import client, make_app, wait_for
 
@@ -118,6 +123,9 @@ async def test_leaders_cli_and_api_show_the_scorecard(r: aioredis.Redis, keys: K
     assert (lead["copies"], lead["skipped"], lead["skip_reasons"]) == (1, 1, {"slippage guard": 1})
     assert lead["realized_pnl"] == pytest.approx(0.4)
     assert lead["unrealized_pnl"] == pytest.approx(30 * (0.50 - 0.51))  # marked at the mid 0.50
+    # the dashboard's chart per leader: its one copy's PnL (realised + unrealised), at the time it was queued
+    queued_at = int(await field(r, keys, COPIED, "queued_at") or 0)
+    assert lead["pnl_curve"] == [[queued_at, pytest.approx(0.4 + 30 * (0.50 - 0.51))]]
     assert (lead["slippage_bps"]["n"], lead["slippage_bps"]["p50"]) == (1, pytest.approx(200.0))
     assert (lead["delay_ms"]["poll"]["p50"], lead["delay_ms"]["rtds"]["max"]) == (2000, 500)
     assert lead["flags"] == {"market_maker": False, "two_sided_trades": 0, "high_frequency": False,
@@ -146,3 +154,42 @@ def test_leaders_names_a_bad_threshold_and_an_unreachable_redis(tmp_path: Path) 
     res = runner.invoke(app, ["leaders"], env={"PF_CONFIG": None, "PF_REDIS_URL": "redis://127.0.0.1:1", "COLUMNS": "200"})
     assert res.exit_code == 2
     assert "unreachable" in res.output
+
+
+TRADER, MM, HF = (f"0x{c * 40}" for c in "abe")
+STYLED = [{"account": TRADER, "style": "trader", "trades_per_minute": 20},
+          {"account": MM, "style": "market_maker", "trades_per_minute": 45},
+          {"account": HF, "style": "high_frequency", "trades_per_minute": 180}]
+FLAGS = {"mm_window_min": 1, "mm_min_pairs": 3, "hf_trades_per_hour": 15}
+
+
+async def test_the_sims_scripted_market_maker_and_high_frequency_wallets_are_flagged_and_the_trader_is_not(
+        start_sim: Callable[..., SimExchangeProcess], r: aioredis.Redis, keys: Keys, tmp_path: Path) -> None:
+    """The sim's three styles (services/sim_exchange/wallets.py), at a pace a test can wait for, followed
+    by the real signal collector; the scorecard (copytrade.scorecard at that pace) tells them apart."""
+    sim = start_sim({"sim_exchange": {"markets": 4, "volatility": 0.0, "wallets": STYLED}})
+    settings = load_settings(write_config(tmp_path / "polyfleet.yaml", sim.port, {
+        "sim_exchange": {"wallets": STYLED},
+        "copytrade": {"poll_interval_sec": 0.2, "targets": [{"account": w["account"]} for w in STYLED],
+                      "scorecard": FLAGS}}), environ={})
+    collector = SignalCollectorService(settings, "c1", redis=r)
+    task = asyncio.create_task(collector.run())
+    try:
+        cards = await eventually(lambda: _styled(r, keys, settings), timeout=60,
+                                 what="a few trades of each, both sides of a market, more than 15 in an hour")
+    finally:
+        collector.stop()
+        await asyncio.wait_for(task, 10)
+    trader, mm, hf = (cards[w["account"]]["flags"] for w in STYLED)
+    # one way only (it never holds long enough here to sell), and not often
+    assert (trader["market_maker"], trader["two_sided_trades"], trader["high_frequency"]) == (False, 0, False)
+    assert mm["market_maker"] is True
+    assert (hf["high_frequency"], hf["two_sided_trades"]) == (True, 0)  # clips one way: not a market maker
+
+
+async def _styled(r: aioredis.Redis, keys: Keys, settings: Settings) -> dict[str, dict[str, Any]] | None:
+    cards = {c["account"]: c for c in (await read_leaders(r, keys, settings))["leaders"]}
+    trader, mm, hf = (cards.get(w["account"], {}) for w in STYLED)
+    done = (sum(trader.get("signals", {}).values()) >= 2 and mm.get("flags", {}).get("two_sided_trades", 0) >= 3
+            and hf.get("flags", {}).get("busiest_hour", 0) > FLAGS["hf_trades_per_hour"])
+    return cards if done else None

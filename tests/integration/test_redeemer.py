@@ -4,14 +4,18 @@ test's one trade settles), a real gateway (``market_resolved`` -> ``pf:resolutio
 orchestrator (flags the position, books the redemption), the redeemer (redeems through the venue
 room) and Redis. The worker is played by the test: it buys on the venue with the fleet's own
 account and reports what maker_worker reports (started, the fill MATCHED, its trade's status, the
-closed session). With an EOA the first redeem is dropped by the sim's node (accepted, never
-mined: its outcome unknown) and retried. The sim's account is the judge.
+closed session). The first redeem's outcome is unknown, three ways: dropped by the sim's node
+(accepted, never mined: sent again), mined with its receipt withheld (it landed: the wallet's
+on-chain balance says so, and it is not sent a second time), or relayed and never confirmed (the
+same, gasless). The sim's account is the judge; the redemption's status is gone once it is booked.
+(A restart keeping the backoff, and the operator's view and retry: test_redeemer_restart.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -112,10 +116,21 @@ async def _commands(r: aioredis.Redis, keys: Keys) -> list[str]:
     return [decode(f).action for _, f in await r.xrange(keys.cmd("w1"))]  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("version", "wallet"), [("v1", "eoa"), ("v2", "deposit")])
+# (market system, wallet, the fault that leaves the first redeem's outcome unknown)
+CASES = [("v1", "eoa", "drop"), ("v1", "eoa", "hide"), ("v2", "deposit", "relayer_stall")]
+
+
+async def _unknown_outcome(sim: SimExchangeProcess, fault: str) -> None:
+    if fault == "relayer_stall":  # relayed, applied, never confirmed
+        await sim_post(sim, "/_sim/fault", {"kind": fault, "count": 1})
+    else:  # drop: accepted, never mined; hide: mined, its receipt never answered
+        await sim_post(sim, "/_sim/rpc/fault", {"kind": fault, "count": 1})
+
+
+@pytest.mark.parametrize(("version", "wallet", "fault"), CASES)
 async def test_a_position_held_when_its_market_resolves_is_redeemed_and_booked(
         tmp_path: Path, sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, redis_server: RedisServer,
-        monkeypatch: pytest.MonkeyPatch, version: str, wallet: str) -> None:
+        monkeypatch: pytest.MonkeyPatch, version: str, wallet: str, fault: str) -> None:
     monkeypatch.setenv("PF_NAMESPACE", "pf")
     settings = load_settings(write_config(tmp_path / "polyfleet.yaml", sim.port, {
         "polymarket": {"wallet": wallet}, "scheduler": {"poll_interval_sec": 0.05},
@@ -148,8 +163,8 @@ async def test_a_position_held_when_its_market_resolves_is_redeemed_and_booked(
             # the session is over, but its trade is pending: the redeemer waits for it
             await eventually(lambda: _waiting(redeemer), what="the redeemer waiting on the pending trade")
             assert await sim_get(sim, "/_sim/ctf/ops", address=address) == []
-            if wallet == "eoa":  # the first redeem is accepted and never mined: its outcome is unknown
-                await sim_post(sim, "/_sim/rpc/fault", {"kind": "drop", "count": 1})
+            assert (await _status(r, keys, cid))["state"] == "waiting"
+            await _unknown_outcome(sim, fault)
             await worker.follow(trade_id)
             booked = await eventually(lambda: _redeemed(r, keys, yes), timeout=30, what="redeemed and booked")
     finally:
@@ -160,23 +175,30 @@ async def test_a_position_held_when_its_market_resolves_is_redeemed_and_booked(
     acct = (await sim_get(sim, "/_sim/positions", address=address))[address]
     assert acct["positions"][yes] == pytest.approx(0)
     assert acct["cash"] == pytest.approx(START_CASH - SHARES * ASK + SHARES)
+    [failed] = [decode(f) for _, f in await r.xrange(keys.events()) if f["kind"] == "redeem.failed"]
+    assert "outcome unknown" in failed.reason  # type: ignore[attr-defined]
+    assert (failed.detail["attempts"], failed.detail["state"]) == (1, "unknown")  # type: ignore[attr-defined]
+    landed = [f for _, f in await r.xrange(keys.events()) if f["kind"] == "redeem.landed"]
     if wallet == "eoa":
         target = (await fetch_sim_environment(sim.url)).address("collateral_adapter").lower()
-        tx = (await sim_get(sim, "/_sim/rpc/txs", address=address))[-1]
-        assert (tx["to"].lower(), tx["status"]) == (target, 1)
-        # the unknown one was retried after a backoff, and the retry paid (once: see the op above)
-        [failed] = [decode(f) for _, f in await r.xrange(keys.events()) if f["kind"] == "redeem.failed"]
-        assert "outcome unknown" in failed.reason  # type: ignore[attr-defined]
-        assert failed.detail["attempts"] == 1  # type: ignore[attr-defined]
-    else:
+        sent = [t for t in await sim_get(sim, "/_sim/rpc/txs", address=address) if t["to"].lower() == target]
+        if fault == "drop":  # never mined: sent again after the backoff, and that one paid
+            assert [(t["status"], t["hidden"]) for t in sent] == [(1, False)]
+            assert landed == []
+        else:  # mined unseen: the balance said it landed, so it was not sent a second time
+            assert [(t["status"], t["hidden"]) for t in sent] == [(1, True)]
+            assert len(landed) == 1
+    else:  # relayed once, never confirmed: landed, not relayed again
         relayed = await sim_get(sim, "/relayer/transactions", owner=opened.info.signer.lower())
-        assert [c["call"] for c in relayed[-1]["calls"]] == ["v2_redeem"]
+        assert sum(any(c["call"] == "v2_redeem" for c in t["calls"]) for t in relayed) == 1
+        assert len(landed) == 1
     # the books: position 0, $12 realised (paid 8, redeemed for 20), the entry gone, the token says so
     pnl = SHARES - SHARES * ASK
     assert (float(booked["position"]), float(booked["exposure"])) == (0, 0)
     assert float(booked["realized_pnl"]) == pytest.approx(pnl)
     assert (float(booked["redeemed_shares"]), float(booked["redeemed_payout"])) == (SHARES, SHARES)
     assert not await r.hexists(keys.redeemable(), yes)
+    assert not await r.hexists(keys.redeem_status(), cid)  # booked: the redemption's status is gone
     assert sum(float(v) for v in (await r.hgetall(keys.pnl_daily())).values()) == pytest.approx(pnl)
     [event] = [decode(f) for _, f in await r.xrange(keys.events()) if f["kind"] == "position.redeemed"]
     assert event.detail["venue_shares"] == pytest.approx(SHARES)  # type: ignore[attr-defined]
@@ -188,6 +210,11 @@ async def test_a_position_held_when_its_market_resolves_is_redeemed_and_booked(
     shown = CliRunner().invoke(cli, ["token", yes], env={"PF_REDIS_URL": redis_server.url, "PF_NAMESPACE": "pf",
                                                           "COLUMNS": "250"})
     assert "redeemed: 20.00 shares paid $20.00" in shown.output, shown.output
+
+
+async def _status(r: aioredis.Redis, keys: Keys, cid: str) -> dict[str, Any]:
+    raw = await r.hget(keys.redeem_status(), cid)
+    return json.loads(raw) if raw else {}
 
 
 async def _state_is(r: aioredis.Redis, keys: Keys, token: str, state: str) -> bool:

@@ -9,7 +9,7 @@ import pytest
 
 from shared.config import ConfigError, ScorecardSection, load_settings
 from shared.messages import AuditEvent, Fill, Signal, TradeStatus
-from shared.scorecard import busiest_hour, reason_class, scorecards, slippage_bps, two_sided_trades
+from shared.scorecard import busiest_hour, pnl_curve, reason_class, scorecards, slippage_bps, two_sided_trades
 
 A = "0x" + "a" * 40
 B = "0x" + "b" * 40
@@ -95,6 +95,26 @@ def test_pnl_realised_and_unrealised_from_the_leaders_tokens_only() -> None:
     assert c.unrealized_pnl == pytest.approx(10 * (0.55 - 0.40))
     assert (c.copied_tokens, c.open_copies) == (2, 1)
     assert card(tokens=tokens, marks={}).unrealized_pnl == 0.0  # no book: no mark, nothing unrealised
+
+
+def test_the_pnl_curve_adds_up_each_copys_pnl_in_the_order_they_were_queued() -> None:
+    tokens = {"late": {"account": A, "queued_at": "3000", "realized_pnl": "-0.5"},
+              "early": {"account": A, "queued_at": "1000", "realized_pnl": "2"},
+              "open": {"account": A, "queued_at": "2000", "position": "10", "avg_cost": "0.40"},
+              "other": {"account": B, "queued_at": "1500", "realized_pnl": "9"}}
+    c = card(tokens=tokens, marks={"open": 0.50})
+    assert c.pnl_curve == [[1000, 2.0], [2000, 3.0], [3000, 2.5]]
+    assert c.to_json()["pnl_curve"] == c.pnl_curve
+    assert "copy_pnl" not in c.to_json()
+    assert card(tokens={}).pnl_curve == []
+
+
+def test_a_long_pnl_curve_is_thinned_evenly_and_ends_at_the_total() -> None:
+    curve = pnl_curve([(t, 1.0) for t in range(1, 131)], most=60)
+    assert len(curve) <= 61
+    assert curve[0] == [1, 1.0]
+    assert curve[-1] == [130, 130.0]
+    assert pnl_curve([(5, 1.0), (6, -2.0)], most=60) == [[5, 1.0], [6, -1.0]]
 
 
 @pytest.mark.parametrize(("leader", "ours", "bps"), [(0.50, 0.51, 200.0), (0.50, 0.49, -200.0), (0.40, 0.40, 0.0)])

@@ -152,3 +152,27 @@ def test_cursor_pages_end_without_a_cursor_and_refuse_offset() -> None:
     for bad in ({"offset": "2"}, {"limit": "1001"}, {"cursor": "junk"}):
         with pytest.raises(DataQueryError):
             page(rows, bad)
+
+
+def test_faults_leave_a_transaction_landed_but_unconfirmed() -> None:
+    """``relayer_stall``: applied, stuck at STATE_MINED; ``hide``: mined over JSON-RPC, no receipt.
+    Either way the sender cannot tell it landed (what the redeemer's balance re-check is for)."""
+    state, _, clock, wallet = _setup()
+    stalls = iter([True, False])
+    relayer = Relayer(state.env, state.wallets, state.contracts, step_s=0.25, clock=clock, stall=lambda: next(stalls))
+    v2 = state.sim.markets[1]
+    split = router_split_call(router=state.env.address("protocol_v2_router"), condition_id=v2.condition_id,  # type: ignore[arg-type]
+                              amount=1_000_000)
+    stuck, fine = (relayer.submit(_batch(state, wallet, [split], n, clock)) for n in (0, 1))
+    clock.now += 10
+    assert [relayer.view(t.id)["state"] for t in (stuck, fine)] == ["STATE_MINED", "STATE_CONFIRMED"]  # type: ignore[index]
+    assert state.matcher.account(wallet).positions[v2.yes.token_id] == 2.0  # both applied
+    chain = SimChain(state, 137)
+    chain.faults.hide = 1
+    raw = [Account.sign_transaction({"chainId": 137, "nonce": n, "to": split.to, "value": 0, "data": split.data,
+                                     "gas": 200_000, "gasPrice": 10**10}, KEY) for n in (0, 1)]
+    hidden, seen = (chain.handle("eth_sendRawTransaction", ["0x" + bytes(t.raw_transaction).hex()]) for t in raw)
+    assert chain.handle("eth_getTransactionReceipt", [hidden]) is None
+    assert chain.handle("eth_getTransactionReceipt", [seen])["status"] == "0x1"
+    assert [t["hidden"] for t in chain.log(OWNER.address)] == [True, False]
+    assert state.matcher.account(OWNER.address).positions[v2.yes.token_id] == 2.0  # both landed

@@ -187,7 +187,8 @@ function renderLeaders(report) {
       el("td", {}, Object.entries(c.delay_ms).map(([s, d]) => `${s} ${spread(d)}`).join("; ")),
       el("td", { class: c.flags.market_maker || c.flags.high_frequency ? "flagged" : "" }, flags(c.flags)),
       el("td", { class: c.paused ? "flagged" : "", title: c.paused ? `by ${c.paused.by}` : "" },
-        c.paused ? `paused: ${c.paused.reason}` : ""));
+        c.paused ? `paused: ${c.paused.reason}` : ""),
+      el("td", {}, leaderChart(c)));
   }));
 }
 
@@ -296,13 +297,14 @@ async function start() {
   document.getElementById("main").hidden = false;
   try { const cfg = await api("/api/config"); document.getElementById("mode").textContent = "mode " + cfg.settings.mode; }
   catch (e) { if (e.message === "unauthorized") return; }
-  await Promise.all([refresh(), refreshPnl(), refreshBlacklist(), refreshLeaders(),
+  await Promise.all([refresh(), refreshPnl(), refreshBlacklist(), refreshLeaders(), refreshRedemptions(),
                      loadStreams().catch((e) => notice(e.message))]);
   connectWs();
   setInterval(refresh, 2000);
   setInterval(refreshPnl, 5000);
   setInterval(refreshBlacklist, 10000);
   setInterval(refreshLeaders, 30000);  // the scorecard reads whole stream windows: not every 2 s
+  setInterval(refreshRedemptions, 5000);
 }
 
 document.getElementById("login-form").addEventListener("submit", (ev) => {
