@@ -1,6 +1,7 @@
 """``polyfleet leaders``: the leader scorecard (docs/copytrading.md "Scorecard"), as a table or JSON.
 
-``polyfleet leaders pause|resume ADDRESS`` are control requests (docs/copytrading.md "Auto-demotion").
+``polyfleet leaders pause|resume ADDRESS`` are control requests (docs/copytrading.md "Auto-demotion");
+``polyfleet leaders backtest ADDRESS --days N`` is the what-if (cli/backtest.py).
 The reads and the arithmetic are shared with ``GET /api/leaders`` (shared/scorecard_reads.py)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.backtest import register as register_backtest
 from cli.connection import client
 from cli.control import REASON, TIMEOUT, WAIT, send
 from shared.config import ConfigError, load_settings, redis_url
@@ -49,19 +51,28 @@ def _flags(f: dict[str, Any]) -> str:
 
 
 def table(report: dict[str, Any]) -> Table:
-    t = Table("leader", "followed", "signals", "its volume / value", "copies", "skipped (why)", "realised", "unrealised",
-              "slippage p50/max", "delay p50/max", "flags", "paused", title="leaders")
+    t = Table("leader", "followed", "signals", "its volume / value", "its venue PnL / volume", "copies",
+              "skipped (why)", "realised", "unrealised", "slippage p50/max", "delay p50/max", "flags", "paused",
+              title="leaders")
     for c in report["leaders"]:
         why = "; ".join(f"{n} {r}" for r, n in list(c["skip_reasons"].items())[:3])
         t.add_row(_short(c["account"]), "yes" if c["followed"] else "no",
                   " ".join(f"{src} {n}" for src, n in sorted(c["signals"].items())) or "0",
                   f"${c['leader_volume_usd']:,.0f} / " + ("—" if c["leader_value_usd"] is None
                                                           else f"${c['leader_value_usd']:,.0f}"),
-                  str(c["copies"]), f"{c['skipped']}" + (f" ({why})" if why else ""),
+                  _venue(c.get("venue_stats")), str(c["copies"]), f"{c['skipped']}" + (f" ({why})" if why else ""),
                   _money(c["realized_pnl"]), _money(c["unrealized_pnl"]), _spread(c["slippage_bps"], "bps"),
                   "; ".join(f"{src} {_spread(s, 'ms')}" for src, s in c["delay_ms"].items()) or "—",
                   _flags(c["flags"]), _paused(c.get("paused")))
     return t
+
+
+def _venue(v: dict[str, Any] | None) -> str:
+    """The leader's own PnL and volume as the venue reports them (Data API, copytrade.leader_stats_window)."""
+    if not v:
+        return "—"
+    pnl = "—" if v["pnl_usd"] is None else _money(v["pnl_usd"])
+    return f"{pnl} / ${v['volume_usd'] or 0:,.0f} ({v['trades']} trades, {v['window']})"
 
 
 def _paused(p: dict[str, Any] | None) -> str:
@@ -77,7 +88,7 @@ def _address(account: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    leaders_app = typer.Typer(help="The leader scorecard; pause and resume a followed wallet.",
+    leaders_app = typer.Typer(help="The leader scorecard; pause and resume a followed wallet; backtest any wallet.",
                               invoke_without_command=True, no_args_is_help=False)
     app.add_typer(leaders_app, name="leaders")
 
@@ -85,7 +96,8 @@ def register(app: typer.Typer) -> None:
     def leaders(ctx: typer.Context,
                 as_json: bool = typer.Option(False, "--json", help="the same JSON as GET /api/leaders"),
                 config_file: Path = typer.Option(None, "--config", "-c", help="default: PF_CONFIG")) -> None:
-        """Every followed wallet's scorecard: signals, copies and skips, PnL of its copies, slippage,
+        """Every followed wallet's scorecard: signals, its own PnL and volume as the venue reports them
+        (Data API, over copytrade.leader_stats_window), copies and skips, PnL of its copies, slippage,
         detection delay, copyability flags, paused or not (the newest entries of the streams:
         copytrade.scorecard)."""
         if ctx.invoked_subcommand is not None:
@@ -109,6 +121,8 @@ def register(app: typer.Typer) -> None:
                           f"{', '.join(sorted(r.hkeys(k.leaders_paused()))) or 'none'})")
             raise typer.Exit(2)
         send("leader_resume", address, reason, wait=wait, timeout=timeout)
+
+    register_backtest(leaders_app)
 
 
 def show(as_json: bool, config_file: Path | None) -> None:

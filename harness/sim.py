@@ -49,7 +49,7 @@ async def sim_get(sim: SimExchangeProcess, path: str, **params: Any) -> Any:
     return resp.json()
 
 
-async def sim_post(sim: SimExchangeProcess, path: str, body: dict[str, Any]) -> Any:
+async def sim_post(sim: SimExchangeProcess, path: str, body: dict[str, Any] | list[Any]) -> Any:
     """``POST {sim}{path}`` with a JSON body, asserting a 200; the JSON answer."""
     async with httpx.AsyncClient() as c:
         resp = await c.post(f"{sim.url}{path}", json=body)

@@ -197,6 +197,16 @@ class ScorecardSection(Section):
     read_fills: int = Field(50_000, ge=1, le=1_000_000)
 
 
+class BacktestSection(Section):
+    """``polyfleet leaders backtest`` and ``GET /api/leaders/{address}/backtest`` (docs/copytrading.md
+    "Backtest"): the fill model a leader's past trades are replayed with, and the bounds of a run."""
+
+    slippage_bps: float = Field(50.0, ge=0, le=10_000)  # our fill: the reference price +/- this (BUY pays more)
+    delay_sec: float = Field(5.0, ge=0, le=3600)  # we act this long after the leader's trade
+    max_days: int = Field(90, ge=1, le=365)  # the longest window a run may ask for
+    max_trades: int = Field(20_000, ge=1, le=1_000_000)  # newest trades read at most (older ones are left out)
+
+
 DemotionFlag = Literal["market_maker", "high_frequency"]
 
 
@@ -243,9 +253,12 @@ class CopytradeSection(Section):
     targets: tuple[Target, ...] = ()
     copy_rules: CopyRules = Field(default_factory=CopyRules, alias="copy")  # every leader's, unless overridden
     bankroll_usd: float = Field(0.0, ge=0)  # ours, for proportional sizing (docs/copytrading.md)
-    value_refresh_sec: float = Field(300.0, gt=0)  # leaders' portfolio values re-read this often (proportional)
+    value_refresh_sec: float = Field(300.0, gt=0)  # leaders' portfolio values and venue stats re-read this often
+    # the leader's own PnL and volume on its scorecard: the Data API's window (docs/copytrading.md)
+    leader_stats_window: Literal["day", "week", "month", "all"] = "month"
     scorecard: ScorecardSection = ScorecardSection()  # polyfleet leaders, GET /api/leaders
     demotion: DemotionSection = DemotionSection()  # rules that pause a leader
+    backtest: BacktestSection = BacktestSection()  # polyfleet leaders backtest, GET /api/leaders/{a}/backtest
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -201,6 +201,10 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("leader:value", "hash", "signal_collector", "orchestrator, api, cli",
             "account -> the leader's portfolio value in $ (Data API /value), for proportional sizing",
             "re-read every copytrade.value_refresh_sec"),
+    KeySpec("leader:stats", "hash", "signal_collector", "orchestrator, api, cli",
+            "account -> JSON {pnl_usd, volume_usd, trades, window, read_at}: an enabled leader's own PnL "
+            "(Data API /v2/leaderboard standing) and volume (/v2/user-volume) over copytrade.leader_stats_window, "
+            "for its scorecard", "re-read every copytrade.value_refresh_sec"),
     KeySpec("leaders:paused", "hash", "orchestrator (auto-demotion, control requests)", "orchestrator, api, cli",
             "account -> JSON {reason, ts, by}: a paused leader's BUYs are not copied (docs/copytrading.md "
             "\"Auto-demotion\")", "a field leaves on `polyfleet leaders resume`"),
@@ -415,6 +419,9 @@ class Keys:
 
     def leader_value(self) -> str:
         return self._k("leader:value")
+
+    def leader_stats(self) -> str:
+        return self._k("leader:stats")
 
     def leaders_paused(self) -> str:
         return self._k("leaders:paused")

@@ -15,6 +15,7 @@ from typing import Any
 from shared.config import ScorecardSection
 from shared.marks import as_float, unrealized
 from shared.messages import AuditEvent, Fill, Signal, TradeStatus
+from shared.venue.data_stats import LeaderStats
 
 SCREEN = "screen"  # the market screen's signals copy no one
 COPIED = ("token.queued",)
@@ -111,6 +112,9 @@ class LeaderCard:
     signals: dict[str, int] = field(default_factory=dict)  # per source
     leader_volume_usd: float = 0.0  # the leader's own notional (size x price) over its signals read
     leader_value_usd: float | None = None  # its portfolio value (Data API /value) when known
+    # its own PnL, volume and trade count over copytrade.leader_stats_window, as the venue reports them
+    # (pf:leader:stats, read by the collector from the Data API); None until read
+    venue_stats: LeaderStats | None = None
     copies: int = 0  # BUY signals admitted (token.queued)
     skipped: int = 0  # BUY signals not copied (signal.ignored, token.rejected)
     skip_reasons: dict[str, int] = field(default_factory=dict)  # reason_class -> count
@@ -167,12 +171,13 @@ def _entry_price(buys: list[tuple[int, float]], since: int) -> float | None:
 def scorecards(followed: Sequence[str], signals: Sequence[Signal], events: Sequence[AuditEvent],
                tokens: dict[str, dict[str, str]], fills: Sequence[Fill | TradeStatus],
                marks: dict[str, float | None], cfg: ScorecardSection,
-               values: dict[str, float] | None = None) -> list[LeaderCard]:
+               values: dict[str, float] | None = None,
+               stats: dict[str, LeaderStats] | None = None) -> list[LeaderCard]:
     """One card per leader: every followed wallet, and any other wallet the rows name.
 
     ``tokens`` are pf:token hashes (those without an ``account``, or the screen's, are no one's
     copies); ``marks`` the tokens' mark prices (None: no book); ``values`` the leaders' portfolio
-    values known (pf:leader:value)."""
+    values known (pf:leader:value); ``stats`` their venue PnL and volume (pf:leader:stats)."""
     on = {a.lower() for a in followed}
     sigs: dict[str, list[Signal]] = defaultdict(list)
     for s in signals:
@@ -241,4 +246,5 @@ def scorecards(followed: Sequence[str], signals: Sequence[Signal], events: Seque
     for c in cards.values():
         c.realized_pnl, c.unrealized_pnl = round(c.realized_pnl, 6), round(c.unrealized_pnl, 6)
         c.leader_value_usd = (values or {}).get(c.account)
+        c.venue_stats = (stats or {}).get(c.account)
     return sorted(cards.values(), key=lambda c: (not c.followed, -(c.realized_pnl + c.unrealized_pnl), c.account))

@@ -1,7 +1,7 @@
 """The leader scorecard's reads (one function for the CLI and the API): the newest entries of
 pf:signals, pf:events and pf:fills (bounded by ``copytrade.scorecard``), the pf:token hashes of
-every token the state indexes hold, the books of the copies still open, and the leaders' portfolio
-values (pf:leader:value). The arithmetic is shared/scorecard.py.
+every token the state indexes hold, the books of the copies still open, the leaders' portfolio
+values (pf:leader:value) and their venue PnL and volume (pf:leader:stats). The arithmetic is shared/scorecard.py.
 
 Decoding the entries and the arithmetic run in a thread: with full windows they take a second or
 two of CPU, which the API's event loop (websocket pushes, other requests) must not wait out."""
@@ -19,6 +19,7 @@ from shared.keys import TOKEN_STATES, Keys
 from shared.marks import as_float, mark_price
 from shared.messages import AuditEvent, Fill, MessageError, Signal, TradeStatus, decode
 from shared.scorecard import COPIED, SKIPPED, LeaderCard, scorecards
+from shared.venue.data_stats import LeaderStats
 
 CHUNK = 500  # hashes per pipeline round trip
 Entries = list[tuple[str, dict[str, str]]]
@@ -50,13 +51,14 @@ async def _hashes(r: aioredis.Redis, keys: list[str]) -> list[dict[str, str]]:
 
 
 def _cards(raw_signals: Entries, raw_events: Entries, raw_fills: Entries, tokens: dict[str, dict[str, str]],
-           marks: dict[str, float | None], values: dict[str, float], followed: list[str],
-           cfg: ScorecardSection, since: dict[str, int]) -> tuple[list[LeaderCard], dict[str, int]]:
+           marks: dict[str, float | None], values: dict[str, float], stats: dict[str, LeaderStats],
+           followed: list[str], cfg: ScorecardSection,
+           since: dict[str, int]) -> tuple[list[LeaderCard], dict[str, int]]:
     signals = [m for m in _decoded(raw_signals) if isinstance(m, Signal)
                and (m.ts_event or m.ts_init) >= since.get(m.account.lower(), 0)]
     events = [m for m in _decoded(raw_events, COPIED + SKIPPED) if isinstance(m, AuditEvent)]
     fills = [m for m in _decoded(raw_fills) if isinstance(m, Fill | TradeStatus)]
-    cards = scorecards(followed, signals, events, tokens, fills, marks, cfg, values)
+    cards = scorecards(followed, signals, events, tokens, fills, marks, cfg, values, stats)
     return cards, {"signals": len(signals), "decisions": len(events), "fills": len(fills), "tokens": len(tokens)}
 
 
@@ -82,9 +84,11 @@ async def read_cards(r: aioredis.Redis, keys: Keys, settings: Settings,
     books = await _hashes(r, [keys.book(t) for t in held])
     marks = {t: mark_price(b) for t, b in zip(held, books, strict=True)}
     values = {a.lower(): as_float(v) for a, v in (await r.hgetall(keys.leader_value())).items()}
+    stats = {a.lower(): s for a, raw in (await r.hgetall(keys.leader_stats())).items()
+             if (s := LeaderStats.from_json(raw)) is not None}
     followed = [t.account for t in settings.copytrade.targets if t.enabled]
-    return await asyncio.to_thread(_cards, raw_signals, raw_events, raw_fills, tokens, marks, values, followed, cfg,
-                                   since)
+    return await asyncio.to_thread(_cards, raw_signals, raw_events, raw_fills, tokens, marks, values, stats, followed,
+                                   cfg, since)
 
 
 async def read_leaders(r: aioredis.Redis, keys: Keys, settings: Settings) -> dict[str, Any]:

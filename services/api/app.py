@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from redis.exceptions import RedisError
 
 from services.api import control, reads, redemptions
+from services.api.backtest import Backtests
 from services.api.live import LiveHub
 from shared.clock import now_ms
 from shared.config import Secrets, Settings, redis_url
@@ -112,6 +113,7 @@ def create_app(settings: Settings, r: aioredis.Redis, keys: Keys, secrets: Secre
         raise ValueError("PF_API_TOKEN is not set: the API refuses to start without a bearer token")
     expected = secrets.api_token.encode()
     hub = LiveHub(r, keys, settings.api.ws_poll_ms, settings.api.max_ws_clients)
+    backtests = Backtests(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -250,6 +252,13 @@ def create_app(settings: Settings, r: aioredis.Redis, keys: Keys, secrets: Secre
              summary="The leader scorecard: every followed wallet's copies, skips, PnL, slippage, delay, flags, paused and why")
     async def leaders() -> dict[str, Any]:
         return await read_leaders(r, keys, settings)
+
+    @app.get("/api/leaders/{account}/backtest", dependencies=auth, tags=["copy trading"],
+             summary="What-if: any wallet's trades of the last `days` days replayed through today's copy rules")
+    async def leader_backtest(account: Annotated[str, PathParam(description="wallet address (0x + 40 hex digits)")],
+                              days: Annotated[int, Query(description="the window, 1 to copytrade.backtest.max_days")] = 7
+                              ) -> dict[str, Any]:
+        return await backtests.run(account, days)
 
     @app.post("/api/leaders/{account}/pause", dependencies=auth, tags=["copy trading"],
               summary="Pause a leader: its BUYs are not copied (its SELLs still exit our copies) until resumed")

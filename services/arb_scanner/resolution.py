@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import httpx
 from loguru import logger
 
 from services.arb_scanner.budget import FleetBudget
 from services.arb_scanner.context import ScanContext, sleep_unless
 from services.arb_scanner.ctf import Ctf, CtfError
-from services.arb_scanner.resolve import HeldSet, MarketState, Resolution, decide, market_state, settled_exposure
+from services.arb_scanner.resolve import HeldSet, Resolution, decide, settled_exposure
+from shared.venue.clob_market import MarketState, read_market_states
 
 
 class ResolutionWatch:
@@ -36,19 +36,7 @@ class ResolutionWatch:
                 logger.exception("resolution check failed")
 
     async def market_states(self, condition_ids: tuple[str, ...]) -> dict[str, MarketState]:
-        out: dict[str, MarketState] = {}
-        base = await self.ctx.venue_url("clob_url")
-        for cid in dict.fromkeys(condition_ids):
-            try:
-                resp = await self.ctx.http.get(f"{base}/markets/{cid}")
-                resp.raise_for_status()
-                state = market_state(resp.json())
-            except (httpx.HTTPError, ValueError) as exc:
-                logger.warning("market {} unreadable for resolution: {}", cid[:12], exc)
-                continue
-            if state is not None:
-                out[cid] = state
-        return out
+        return await read_market_states(self.ctx.http, await self.ctx.venue_url("clob_url"), condition_ids)
 
     async def check_resolutions(self) -> None:
         r, k = self.ctx.redis, self.ctx.keys

@@ -3,7 +3,7 @@
 A ``negrisk_buy_all`` execution keeps its complete sets (one YES of every outcome) until the
 event resolves; a binary set whose merge was refused is kept the same way. The service stores one
 :class:`HeldSet` per set id in ``pf:arb:held`` and, every ``arbitrage.resolution_check_sec``,
-reads each condition's CLOB ``/markets/{condition_id}`` (:func:`market_state`). When every
+reads each condition's CLOB ``/markets/{condition_id}`` (shared/venue/clob_market.py). When every
 condition of the set shows a winner, :func:`decide` says what to redeem and what it pays:
 $1 a share of every held token that won, nothing for the rest. The PnL booked is that payout less
 the sets' cost (fees were booked at execution).
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
-from typing import Any
 
 from services.arb_scanner.catalogue import ArbSet
 from services.arb_scanner.detect import EPS
+from shared.venue.clob_market import MarketState
 
 
 @dataclass(frozen=True)
@@ -52,25 +52,6 @@ class HeldSet:
 
     def with_redeemed(self, condition_id: str) -> HeldSet:
         return replace(self, redeemed=(*self.redeemed, condition_id))
-
-
-@dataclass(frozen=True)
-class MarketState:
-    """A CLOB ``/markets/{condition_id}`` answer reduced to what resolution needs."""
-
-    condition_id: str
-    closed: bool
-    winners: frozenset[str]  # token ids with ``winner: true`` (empty until the oracle reports)
-
-
-def market_state(row: Any) -> MarketState | None:
-    """None for an answer that is not a market object."""
-    if not isinstance(row, dict) or not row.get("condition_id"):
-        return None
-    tokens = row.get("tokens") or []
-    winners = frozenset(str(t["token_id"]) for t in tokens
-                        if isinstance(t, dict) and t.get("winner") is True and t.get("token_id"))
-    return MarketState(str(row["condition_id"]), bool(row.get("closed")), winners)
 
 
 @dataclass(frozen=True)

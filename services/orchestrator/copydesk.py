@@ -1,6 +1,6 @@
 """The copy-trading room's I/O for intake (docs/copytrading.md): one read per BUY run of what the
 copy rules need (each leader's open copies and portfolio value, the books), and the writes that
-keep a leader's open copies and holdings right. The rules are services/orchestrator/copying.py.
+keep a leader's open copies and holdings right. The rules are shared/copy_rules.py.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from services.orchestrator.copying import HELD_DUST, CopySize, book_asks, exit_fraction, guard, held_field, size_copy
 from services.orchestrator.riskbook import RiskBook
 from shared.config import Settings
+from shared.copy_rules import HELD_DUST, CopySize, book_asks, exit_fraction, guard, held_field, size_copy
 from shared.keys import Keys
 from shared.messages import Signal
 

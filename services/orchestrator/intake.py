@@ -15,7 +15,6 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from services.orchestrator.copydesk import CopyDesk, is_copy
-from services.orchestrator.copying import with_trim
 from services.orchestrator.decisions import (
     BuyContext,
     TokenView,
@@ -33,6 +32,7 @@ from services.orchestrator.riskbook import RiskBook
 from services.orchestrator.store import IndexBatch, Pipe, TokenStore, last_event
 from shared.clock import now_ms
 from shared.config import ConfigError, Settings, merge_strategy_params
+from shared.copy_rules import with_trim
 from shared.demotion import paused_leaders
 from shared.keys import GROUP_ORCHESTRATOR, Keys
 from shared.messages import Signal

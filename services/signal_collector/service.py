@@ -30,10 +30,10 @@ from redis.exceptions import RedisError
 from services.signal_collector.budget import RequestBudget
 from services.signal_collector.cursor import Cursor, first_cursor, select_new
 from services.signal_collector.emit import SignalWriter
+from services.signal_collector.leader_stats import refresh_stats
 from services.signal_collector.live import LiveSource
 from services.signal_collector.meta import MetaCache
 from services.signal_collector.metrics import LatencyBook
-from services.signal_collector.poller import FetchError, Throttled, fetch_trades
 from services.signal_collector.recent import RecentIds
 from services.signal_collector.reload import CollectorReloader
 from services.signal_collector.screener import ScreenError, ScreenSource
@@ -49,6 +49,7 @@ from shared.service import RedisService
 from shared.venue.data_api import Trade, parse_trades
 from shared.venue.environment import VenueEnvironment, resolve_environment
 from shared.venue.live_data import LiveTrade
+from shared.venue.trades_feed import FetchError, Throttled, fetch_trades
 
 SERVICE = "signal_collector"
 HTTP_TIMEOUT_SEC = 10.0
@@ -139,13 +140,16 @@ class SignalCollectorService(RedisService):
             await self.aclose()
 
     async def _values_loop(self) -> None:
-        """Leaders' portfolio values for proportional sizing (services/signal_collector/values.py)."""
+        """Leaders' portfolio values for proportional sizing (services/signal_collector/values.py) and
+        their own venue PnL and volume for the scorecard (leader_stats.py)."""
         while not self._stop.is_set():
             try:
-                await refresh_values(self.redis, self.keys, self._http_client(), (await self.venue()).url("data_url"),
-                                     self.settings.copytrade)
+                data_url = (await self.venue()).url("data_url")
+                await refresh_values(self.redis, self.keys, self._http_client(), data_url, self.settings.copytrade)
+                await refresh_stats(self.redis, self.keys, self._http_client(), data_url, self.settings.copytrade,
+                                    self.budget)
             except Exception:  # a bug here must not end the service
-                logger.exception("portfolio values failed")
+                logger.exception("portfolio values or leader stats failed")
             await self.sleep_unless_stopped(self.settings.copytrade.value_refresh_sec)
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:

@@ -7,12 +7,16 @@
 serves taker rows only unless ``taker_only=false`` (``takerOnly`` too), as v1 ``/trades``
 (decision 7). ``/v2/activity`` has the trades of a wallet and its split / merge / redeem /
 conversion operations. ``/v2/approvals?user=`` lists the trading approvals the official SDK
-checks, read from the sim's chain (:mod:`contracts`).
+checks, read from the sim's chain (:mod:`contracts`). ``/v2/user-volume`` and the leaderboard's
+``?user=`` standing (docs/venue.md D5) come from the trade feed (:mod:`wallet_stats`); the board
+itself (no ``user``) and categories other than ``overall`` are not served (400).
 """
 
 from __future__ import annotations
 
 import base64
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +24,7 @@ from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from services.sim_exchange import wallet_stats
 from services.sim_exchange.contracts import MAX_UINT256
 from services.sim_exchange.market import SimMarket
 from services.sim_exchange.state import SimState
@@ -185,7 +190,45 @@ def router(state: SimState) -> APIRouter:
                 rows.append(row)
         return {"data": {"address": wallet, "chain_id": env.chain_id, "contracts": rows}}
 
+    def resolved(token: str) -> float | None:
+        market = state.sim.market_of.get(token)
+        winner = state.ctf.winners.get(market.condition_id) if market else None
+        return None if winner is None else float(winner == token)
+
+    def mark(token: str) -> float | None:
+        paid = resolved(token)
+        if paid is not None or token not in state.sim.by_token:
+            return paid
+        bid, ask = state.top(token)  # the mid as CLOB /midpoint answers it
+        return (bid + ask) / 2 if bid is not None and ask is not None else state.sim.by_token[token].mid
+
+    def user_volume(q: dict[str, str]) -> dict[str, Any]:
+        user = q.get("user", "").lower()
+        if not user:
+            raise DataQueryError("user is required")
+        try:
+            start, end = int(q.get("start") or 0), int(q.get("end") or 0)
+        except ValueError as exc:
+            raise DataQueryError("start and end are epoch seconds") from exc
+        rows = [t.row for t in state.feed.rows if t.row["proxyWallet"] == user]
+        return {"data": wallet_stats.user_volume(rows, start, end)}
+
+    def leaderboard(q: dict[str, str]) -> dict[str, Any]:
+        user, window = q.get("user", "").lower(), (q.get("time_period") or "day").lower()
+        if not user:
+            raise DataQueryError("the sim serves only the ?user= standing of /v2/leaderboard, not the board")
+        if window not in ("day", "week", "month", "all"):
+            raise DataQueryError("time_period must be day, week, month or all")
+        if (q.get("category") or "overall").lower() != "overall":
+            raise DataQueryError("the sim has no market categories: category must be overall")
+        by_wallet: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for t in state.feed.rows:
+            by_wallet[t.row["proxyWallet"]].append(t.row)
+        return {"data": wallet_stats.standing(dict(by_wallet), user, window, int(time.time()), mark, resolved)}
+
     r.add_api_route("/trades", run(trades), methods=["GET"])
+    r.add_api_route("/user-volume", run(user_volume), methods=["GET"])
+    r.add_api_route("/leaderboard", run(leaderboard), methods=["GET"])
     r.add_api_route("/activity", run(activity), methods=["GET"])
     r.add_api_route("/positions", run(positions), methods=["GET"])
     r.add_api_route("/approvals", run(approvals), methods=["GET"])

@@ -77,15 +77,16 @@ def _pick(row: dict[str, Any], names: tuple[str, ...]) -> Any:
     return None
 
 
-def _number(value: Any, what: str) -> float:
+def finite_number(value: Any, what: str, error: type[InputError] = BadTrade) -> float:
+    """A finite number from a JSON value (numbers may come as strings), or ``error`` naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BadTrade(f"{what} is not a number: {value!r}")
+        raise error(f"{what} is not a number: {value!r}")
     try:
         out = float(value)
     except ValueError as exc:
-        raise BadTrade(f"{what} is not a number: {value!r}") from exc
+        raise error(f"{what} is not a number: {value!r}") from exc
     if not math.isfinite(out):
-        raise BadTrade(f"{what} is not finite: {value!r}")
+        raise error(f"{what} is not finite: {value!r}")
     return out
 
 
@@ -104,13 +105,13 @@ def parse_trade(row: Any) -> Trade:
     token = _pick(n, _TOKEN)
     if token is None or isinstance(token, (dict, list, bool)):
         raise BadTrade("no token id (asset / token_id / asset_id / tokenId)")
-    size = _number(n.get("size"), "size")
-    price = _number(n.get("price"), "price")
+    size = finite_number(n.get("size"), "size")
+    price = finite_number(n.get("price"), "price")
     if size <= 0:
         raise BadTrade(f"size {size} is not positive")
     if not 0 < price <= 1:
         raise BadTrade(f"price {price} is outside (0, 1]")
-    ts = _number(_pick(n, _TIMESTAMP), "timestamp")
+    ts = finite_number(_pick(n, _TIMESTAMP), "timestamp")
     if ts >= _MS_THRESHOLD:
         ts /= 1000
     if ts < 1:  # (0, 1) would become second 0
@@ -129,7 +130,7 @@ def row_timestamp(row: Any) -> int | None:
     if not isinstance(row, dict):
         return None
     try:
-        ts = _number(_pick(_normalised(row), _TIMESTAMP), "timestamp")
+        ts = finite_number(_pick(_normalised(row), _TIMESTAMP), "timestamp")
     except BadTrade:
         return None
     return int(ts / 1000 if ts >= _MS_THRESHOLD else ts)
@@ -154,7 +155,7 @@ def parse_value(body: Any, user: str) -> float | None:
     for row in rows:
         if isinstance(row, dict) and str(row.get("user", "")).lower() == user.lower():
             try:
-                value = _number(row.get("value"), "value")
+                value = finite_number(row.get("value"), "value")
             except BadTrade:
                 return None
             return value if value >= 0 else None

@@ -137,11 +137,11 @@ async def fetch_sim_environment(sim_url: str, timeout_s: float = 60.0) -> VenueE
             await asyncio.sleep(0.5)
 
 
-async def resolve_environment(pm: PolymarketSection, mode: str) -> VenueEnvironment:
-    """The environment a service talks to: the sim's (sim mode, or ``environment: sim``) or the
-    SDK's production one, with ``polymarket.url_overrides`` applied."""
+async def resolve_environment(pm: PolymarketSection, mode: str, timeout_s: float = 60.0) -> VenueEnvironment:
+    """The environment a service talks to: the sim's (sim mode, or ``environment: sim``; waited for
+    ``timeout_s``) or the SDK's production one, with ``polymarket.url_overrides`` applied."""
     if pm.resolved_environment(mode) == "sim":
-        env = await fetch_sim_environment(pm.sim_url)
+        env = await fetch_sim_environment(pm.sim_url, timeout_s)
     else:
         env = production()
     return env.with_urls(pm.url_overrides)

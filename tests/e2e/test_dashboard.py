@@ -1,6 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's chromium + chromedriver, driven by selenium)
-against the whole sim system as processes: the page shows live data (the leader scorecard with a
-chart per leader, a pending redemption), and a Stop click reaches the orchestrator. A screenshot is saved under var/test-artifacts/ (CI keeps it)."""
+against the whole sim system as processes: the page shows live data (the leader scorecard with
+the leader's own venue PnL and volume and a chart per leader, a pending redemption), the what-if
+panel backtests the leader, and a Stop click reaches the orchestrator. A screenshot is saved
+under var/test-artifacts/ (CI keeps it)."""
 
 from __future__ import annotations
 
@@ -57,7 +59,8 @@ def system(start_sim: Callable[..., SimExchangeProcess], redis_server: RedisServ
     api_port = free_port()
     sim = start_sim({
         "sim_exchange": {"markets": 2, "volatility": 0.0},
-        "copytrade": {"targets": [{"account": WALLET, "min_size": 1}], "poll_interval_sec": 0.3},
+        "copytrade": {"targets": [{"account": WALLET, "min_size": 1}], "poll_interval_sec": 0.3,
+                      "value_refresh_sec": 0.5, "backtest": {"delay_sec": 0, "slippage_bps": 0}},
         "maker_strategy": {"order_size": 10, "drop_pct": 0},
         "cooldown": {"cooldown_sec_per_token": 0},
         "scheduler": {"poll_interval_sec": 0.2},
@@ -161,7 +164,7 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
 
     async def scored() -> list[str | None]:
         browser.execute_script("refreshLeaders()")
-        return [_read(browser, f"{leader} td:nth-child({i})", lambda e: e.text) for i in (2, 3, 5, 11)]
+        return [_read(browser, f"{leader} td:nth-child({i})", lambda e: e.text) for i in (2, 3, 6, 12)]
 
     await eventually(lambda: _until(scored, ["yes", "poll 1", "1", "copyable"]), timeout=10,
                      what="the followed wallet's scorecard row: one signal, one copy")
@@ -184,6 +187,21 @@ async def _flow(sim: SimExchangeProcess, r: aioredis.Redis, keys: Keys, api_port
                 and await _has(browser, f'[data-testid="redeem-retry-{cid}"]'))
 
     await eventually(redemption_shown, timeout=10, what="the redemption of unknown outcome and its Retry button")
+    # its own venue PnL / volume: the collector reads the sim's Data API every value_refresh_sec (25 x 0.50)
+    await eventually(lambda: _aread(browser, f"{leader} td:nth-child(5)", lambda e: e.text.endswith(" / 13")),
+                     timeout=10, what="the leader's venue volume $13 on its row")
+
+    # What if: the leader's trade of the last day replayed through today's rules (fixed 10 shares)
+    browser.find_element(By.ID, "whatif-address").send_keys(WALLET)
+    days = browser.find_element(By.ID, "whatif-days")
+    days.clear()
+    days.send_keys("1")
+    browser.find_element(By.ID, "whatif-run").click()
+    figure = '#whatif-result tr[data-figure="{}"] td'
+    await eventually(lambda: _aread(browser, figure.format("copies made"), lambda e: e.text == "1"), timeout=15,
+                     what="the what-if result: one copy made")
+    assert _read(browser, figure.format("trades replayed"), lambda e: e.text) == "1 (1 buys, 0 sells; 0 below min_size)"
+    assert _read(browser, figure.format("invested $"), lambda e: e.text) == "5.00"  # 10 at the leader's 0.50
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
     # Stop: the first click arms the button, the second sends the request. The table is rebuilt on

@@ -126,8 +126,9 @@ async def test_run_loop_backs_off_on_429_and_recovers(
         r: aioredis.Redis, keys: Keys, sim: SimExchangeProcess, settings: Settings, token: str) -> None:
     svc = SignalCollectorService(settings, "t1", redis=r)
     await svc.step()  # first run: cursor at now
+    # on /trades: the collector's other Data API reads (the leaders' venue stats) must not take them
     httpx.post(f"{sim.url}/_sim/fault", json={"kind": "http_429", "count": 2, "retry_after": 1,
-                                                "path_prefix": "/data-api"}, timeout=5).raise_for_status()
+                                                "path_prefix": "/data-api/trades"}, timeout=5).raise_for_status()
     inject(sim, [{"proxyWallet": WALLET, "side": "BUY", "asset": token, "size": 9, "price": 0.5}])
     task = asyncio.create_task(svc.run())
     try:

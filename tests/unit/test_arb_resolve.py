@@ -7,7 +7,8 @@ import pytest
 
 from services.arb_scanner.catalogue import ArbSet
 from services.arb_scanner.detect import Kind
-from services.arb_scanner.resolve import HeldSet, MarketState, decide, market_state, settled_exposure
+from services.arb_scanner.resolve import HeldSet, decide, settled_exposure
+from shared.venue.clob_market import MarketState, market_state
 from shared.venue.fees import FeeSchedule
 
 NO_FEE = FeeSchedule(0.0, 1.0)

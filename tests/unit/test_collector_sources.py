@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from services.signal_collector.budget import TokenBucket
 from services.signal_collector.metrics import LatencyHistogram
-from services.signal_collector.poller import MAX_OFFSET, Rejected, next_window
 from services.signal_collector.recent import RecentIds
 from services.signal_collector.screen import market_verdict, screen
 from services.signal_collector.signals import screen_signal, signal_id, to_signal
@@ -24,6 +23,7 @@ from shared.messages import decode
 from shared.venue.data_api import parse_trade
 from shared.venue.gamma import GammaMarket, TokenMeta, parse_market, parse_markets, token_meta
 from shared.venue.live_data import BadFrame, parse_frame, subscribe_frame
+from shared.venue.trades_feed import MAX_OFFSET, Rejected, next_window
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "polymarket"
 WALLET = "0x6af75d4e4aaf700450efbac3708cce1665810ff1"

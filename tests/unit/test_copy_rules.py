@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.orchestrator.copying import exit_fraction, guard, size_copy
 from shared.config import ConfigError, CopyRules, load_settings
+from shared.copy_rules import exit_fraction, guard, size_copy
 
 A = "0x" + "a" * 40
 B = "0x" + "b" * 40

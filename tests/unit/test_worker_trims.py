@@ -1,5 +1,5 @@
 """Partial exits are done once across owners (services/maker_worker/trims.py) and ride in every
-START (services/orchestrator/copying.py with_trim)."""
+START (shared/copy_rules.py with_trim)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from services.maker_worker.trims import DONE_KEPT, TrimQueue
-from services.orchestrator.copying import TRIMS_KEPT, with_trim
+from shared.copy_rules import TRIMS_KEPT, with_trim
 
 
 def test_a_trim_is_done_once_and_asking_again_changes_nothing() -> None:

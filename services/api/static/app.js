@@ -181,6 +181,7 @@ function renderLeaders(report) {
       el("td", { title: c.account }, short(c.account)), el("td", {}, c.followed ? "yes" : "no"),
       el("td", {}, Object.entries(c.signals).map(([s, n]) => `${s} ${n}`).join(" ")),
       el("td", { class: "num" }, `${fmt(c.leader_volume_usd, 0)} / ${c.leader_value_usd === null ? "—" : fmt(c.leader_value_usd, 0)}`),
+      venueCell(c.venue_stats),
       el("td", { class: "num" }, String(c.copies)), el("td", { title: why }, why ? `${c.skipped} (${why})` : String(c.skipped)),
       el("td", { class: "num" }, signed(c.realized_pnl)), el("td", { class: "num" }, signed(c.unrealized_pnl)),
       el("td", { class: "num" }, spread(c.slippage_bps)),
@@ -190,6 +191,13 @@ function renderLeaders(report) {
         c.paused ? `paused: ${c.paused.reason}` : ""),
       el("td", {}, leaderChart(c)));
   }));
+}
+
+// The leader's own PnL and volume as the venue reports them (pf:leader:stats, read by the collector).
+function venueCell(v) {
+  if (!v) return el("td", { class: "num" }, "—");
+  return el("td", { class: "num", title: `${v.trades} trades over the venue's ${v.window} window` },
+    v.pnl_usd === null ? "—" : signed(v.pnl_usd), ` / ${fmt(v.volume_usd, 0)}`);
 }
 
 async function refreshLeaders() {

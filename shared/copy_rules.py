@@ -1,6 +1,7 @@
 """Copy trading rules (docs/copytrading.md), pure: how big a copy is, whether the book still lets
-it be a copy, and what share of ours a leader's sell sells. No I/O: intake reads the inputs
-(the leader's open copies, the book, what the leader held) and applies the verdicts.
+it be a copy, and what share of ours a leader's sell sells. No I/O: the orchestrator's intake reads
+the inputs (the leader's open copies, the book, what the leader held) and applies the verdicts; the
+leader backtest (shared/backtest.py) replays a leader's past trades through the same functions.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""One target's trades from the Data API ``/trades``, paged by offset inside time windows (A3, A5).
+"""One wallet's trades from the Data API ``/trades``, paged by offset inside time windows (A3, A5):
+the collector's poller and the leader backtest (shared/backtest_reads.py) read them the same way.
 
 ``takerOnly=false`` on every request: the venue's default (true) serves each fill once, on its
 taker side, so a followed wallet's limit-order fills (maker rows) would never become signals
@@ -16,16 +17,22 @@ trade array: log, back off, try again later). Nothing else escapes.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import httpx
 from loguru import logger
 
-from services.signal_collector.budget import RequestBudget
 from shared.venue.data_api import row_timestamp
 
 MAX_OFFSET = 10_000
 RETRYABLE_STATUS = frozenset({425, 429, 500, 502, 503, 504})
+
+
+class RequestBudget(Protocol):
+    """A request budget (the collector's: services/signal_collector/budget.py): hold a slot per request."""
+
+    def slot(self) -> AbstractAsyncContextManager[None]: ...
 
 
 class FetchError(Exception):
@@ -86,8 +93,9 @@ def next_window(offset: int, page_size: int, end: int | None, window_rows: list[
 
 
 async def fetch_trades(client: httpx.AsyncClient, base_url: str, account: str, start: int,
-                       page_size: int, budget: RequestBudget | None = None) -> list[Any]:
-    """Every row with ``timestamp >= start`` (newest first, as served). Pages until a short page.
+                       page_size: int, budget: RequestBudget | None = None, max_rows: int = 0) -> list[Any]:
+    """Every row with ``timestamp >= start`` (newest first, as served). Pages until a short page,
+    or until ``max_rows`` rows are read (0: no limit; the oldest rows are then the ones left out).
 
     A trade that lands while we page shifts later pages by one, so a row can be read twice; the
     cursor's de-duplication absorbs that, while no row can be skipped.
@@ -104,7 +112,7 @@ async def fetch_trades(client: httpx.AsyncClient, base_url: str, account: str, s
         page = await _page(client, url, params, budget)
         rows.extend(page)
         window.extend(page)
-        if len(page) < page_size:
+        if len(page) < page_size or 0 < max_rows <= len(rows):
             return rows
         try:
             offset, new_end = next_window(offset, page_size, end, window)
