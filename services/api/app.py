@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,11 +17,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.exceptions import RedisError
 
 from services.api import control, reads, redemptions
 from services.api.backtest import Backtests
+from services.api.bodies import BlacklistBody, Body, DrainBody, HaltBody, HandledResetBody, StopBody, printable_key
 from services.api.live import LiveHub
 from shared.clock import now_ms
 from shared.config import Secrets, Settings, redis_url
@@ -41,57 +40,7 @@ REQUESTS = Counter("polyfleet_api_requests", "API requests by route template and
                    ("method", "route", "status"))
 LATENCY = Histogram("polyfleet_api_request_seconds", "API request latency by route template", ("route",),
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 WS_SUBPROTOCOL = "polyfleet"
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field("", max_length=500, description="why (recorded in the audit event)")
-    wait: bool = Field(True, description="wait (api.control_wait_sec) until the orchestrator applied it")
-
-
-class StopBody(Body):
-    force: bool = Field(False, description="cancel orders and stop now, keeping the position (default: liquidate)")
-
-
-class HaltBody(Body):
-    mode: Literal["halt", "reduce_only"] = "halt"
-
-
-class DrainBody(Body):
-    undo: bool = False
-
-
-class BlacklistBody(Body):
-    key: str = Field(..., min_length=1, max_length=200,
-                     description="token id, condition id, slug, source account, kw:<keyword> or re:<regex>")
-    ttl_sec: float = Field(0.0, ge=0, le=10 * 365 * 86400, description="expire after seconds (0 = never)")
-
-    @field_validator("key")
-    @classmethod
-    def _printable(cls, v: str) -> str:
-        v = v.strip()
-        if not v or _CONTROL_CHARS.search(v):
-            raise ValueError("key must be printable text")
-        if v.startswith("re:"):
-            try:
-                re.compile(v[3:])
-            except re.error as exc:
-                raise ValueError(f"invalid regex: {exc}") from exc
-        return v
-
-
-class HandledResetBody(Body):
-    token_id: str = Field("", pattern=r"^([A-Za-z0-9][A-Za-z0-9_.:\-]{0,127})?$")
-    all: bool = False
-
-    @model_validator(mode="after")
-    def _one_or_all(self) -> HandledResetBody:
-        if bool(self.token_id) == self.all:
-            raise ValueError("give either token_id or all=true")
-        return self
 
 
 def redact_url(url: str) -> str:
@@ -287,7 +236,7 @@ def create_app(settings: Settings, r: aioredis.Redis, keys: Keys, secrets: Secre
     @app.delete("/api/blacklist/{key:path}", dependencies=auth, tags=["blacklist"])
     async def blacklist_remove(key: str, reason: Annotated[str, Query(max_length=500)] = "",
                                wait: bool = True) -> JSONResponse:
-        if not key or len(key) > 200 or _CONTROL_CHARS.search(key):
+        if not printable_key(key):
             raise HTTPException(422, "key must be 1-200 printable characters")
         return await do("blacklist_remove", key, Body(reason=reason, wait=wait))
 
