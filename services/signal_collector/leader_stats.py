@@ -43,7 +43,8 @@ def enabled_leaders(cfg: CopytradeSection) -> list[str]:
     return sorted({t.account.lower() for t in cfg.targets if t.enabled})
 
 
-async def _get(http: httpx.AsyncClient, url: str, params: dict[str, Any], budget: RequestBudget) -> Any:
+async def budgeted_get(http: httpx.AsyncClient, url: str, params: dict[str, Any], budget: RequestBudget) -> Any:
+    """One Data API read in a slot of the collector's budget; a 429 raises :class:`StatsThrottled`."""
     async with budget.slot():
         resp = await http.get(url, params=params)
     if resp.status_code == 429:
@@ -57,8 +58,8 @@ async def read_stats(http: httpx.AsyncClient, data_url: str, account: str, windo
     """One wallet's standing and volume (two requests); raises httpx errors, :class:`StatsThrottled`
     and ``BadStats``."""
     base = data_url.rstrip("/")
-    pnl = parse_standing(await _get(http, f"{base}{STANDING_PATH}", standing_params(account, window), budget))
-    volume, trades = parse_volume(await _get(http, f"{base}{VOLUME_PATH}",
+    pnl = parse_standing(await budgeted_get(http, f"{base}{STANDING_PATH}", standing_params(account, window), budget))
+    volume, trades = parse_volume(await budgeted_get(http, f"{base}{VOLUME_PATH}",
                                              volume_params(account, window, now // 1000), budget))
     return LeaderStats(pnl, volume, trades, window, now)
 

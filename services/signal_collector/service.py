@@ -145,7 +145,8 @@ class SignalCollectorService(RedisService):
         while not self._stop.is_set():
             try:
                 data_url = (await self.venue()).url("data_url")
-                await refresh_values(self.redis, self.keys, self._http_client(), data_url, self.settings.copytrade)
+                await refresh_values(self.redis, self.keys, self._http_client(), data_url, self.settings.copytrade,
+                                     self.budget)
                 await refresh_stats(self.redis, self.keys, self._http_client(), data_url, self.settings.copytrade,
                                     self.budget)
             except Exception:  # a bug here must not end the service

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.orchestrator.service import OrchestratorService
+from services.signal_collector.budget import RequestBudget
 from services.signal_collector.values import refresh_values
 from shared.clock import now_ms
 from shared.config import Settings
@@ -118,8 +119,15 @@ async def test_leader_values_read_into_redis_for_proportional_sizing(r: aioredis
     cfg = Settings.model_validate({"copytrade": {
         "bankroll_usd": 1000, "targets": [{"account": LEADER, "copy": {"sizing": "proportional"}}, {"account": other}],
     }}).copytrade
+    budget = RequestBudget(4, 100)
     async with httpx.AsyncClient(timeout=5) as http:
-        got = await refresh_values(r, keys, http, f"{sim.url}/data-api", cfg)
+        # a 429 on /value: a verdict on our IP, so the whole Data API budget (the polls too) pauses
+        httpx.post(f"{sim.url}/_sim/fault", json={"kind": "http_429", "count": 1, "retry_after": 2,
+                                                    "path_prefix": "/data-api/value"}, timeout=5).raise_for_status()
+        assert await refresh_values(r, keys, http, f"{sim.url}/data-api", cfg, budget) == {}
+        assert budget.paused_for() > 0
+        assert not await r.exists(keys.leader_value())
+        got = await refresh_values(r, keys, http, f"{sim.url}/data-api", cfg, RequestBudget(4, 100))
     assert got == {LEADER: 0.0}  # a wallet with nothing held in the sim is worth 0: proportional then skips
     assert await r.hgetall(keys.leader_value()) == {LEADER: "0.0"}
 
