@@ -8,10 +8,14 @@ stream. Per signal, with every clock on this one machine:
 * appear -> signal: the stream entry id's time (Redis clock at XADD) minus the time the bench sent
   the POST that created the trade;
 * frame -> signal (live-data phase): entry time minus when the bench's own live-data socket
-  received the trade's frame (the collector holds the same feed).
+  received the trade's frame (the collector holds the same feed);
+* notification -> signal (chain phase): the same against the bench's own ``eth_subscribe`` on the
+  sim's JSON-RPC websocket (the collector's filters).
 
-Phases: ``poll`` (live-data off: the poller alone) and ``live`` (live-data on, the poller as the
-backstop). Each checks that every posted trade became exactly one signal.
+Phases: ``poll`` (live-data off: the poller alone), ``live`` (live-data on, the poller as the
+backstop) and ``chain`` (the chain source over the sim's websocket JSON-RPC, subscription plus
+sweeps every 2 s; live-data off, the poller as the backstop). Each checks that every posted trade
+became exactly one signal.
 
     uv run python -m bench.bench_collector [--trades 10000] [--rate 100] [--interval 5] [--budget 200]
 """
@@ -34,9 +38,12 @@ from websockets.asyncio.client import connect
 
 from bench.machine import describe, percentiles
 from harness import RedisServer, ServiceProcess, SimExchangeProcess, free_port, write_config
+from services.signal_collector.chain import log_filters
+from services.signal_collector.chain_rpc import WsRpc
 from services.signal_collector.signals import signal_id
 from shared.keys import Keys
 from shared.messages import Signal, decode
+from shared.venue.chain_fills import decode_log, wallet_trades
 from shared.venue.data_api import parse_trade
 from shared.venue.live_data import parse_frame, subscribe_frame
 
@@ -62,6 +69,26 @@ async def live_listener(url: str, arrivals: dict[str, int], followed: set[str], 
                     arrivals.setdefault(signal_id(lt.trade.account, lt.trade), t)
 
 
+async def chain_listener(url: str, exchanges: list[str], arrivals: dict[str, int], followed: set[str],
+                         stop: asyncio.Event) -> None:
+    rpc = await WsRpc.open(url)
+    try:
+        for flt in log_filters(exchanges, sorted(followed)):
+            await rpc.subscribe(flt)
+        while not stop.is_set():
+            try:
+                _, log = await asyncio.wait_for(rpc.notifications.get(), 0.5)
+            except TimeoutError:
+                continue
+            t = time.time_ns() // 1_000_000
+            fill = decode_log(log)
+            for account in {fill.maker, fill.taker} & followed:  # the id does not depend on the time
+                for trade in wallet_trades(account, [fill], {fill.block: 0}):
+                    arrivals.setdefault(signal_id(account, trade), t)
+    finally:
+        await rpc.close()
+
+
 async def run_phase(name: str, args: argparse.Namespace, sim: SimExchangeProcess, redis_url: str,
                     tmp: Path) -> dict[str, Any]:
     accounts = wallets(args.wallets)
@@ -69,6 +96,7 @@ async def run_phase(name: str, args: argparse.Namespace, sim: SimExchangeProcess
     await r.flushall()
     cfg = write_config(tmp / f"collector-{name}.yaml", sim.port, {
         "copytrade": {"poll_interval_sec": args.interval, "rtds_enabled": name == "live",
+                      "chain_enabled": name == "chain", "chain_rpc_url": f"ws://127.0.0.1:{sim.port}/_sim/rpc",
                       "max_requests_per_10s": args.budget, "max_concurrent_requests": 8,
                       "targets": [{"account": a} for a in accounts]},
         "logging": {"level": "WARNING"}, "monitoring": {"heartbeat_interval_sec": 1.0}})
@@ -76,8 +104,14 @@ async def run_phase(name: str, args: argparse.Namespace, sim: SimExchangeProcess
     proc = ServiceProcess("signal_collector", env, tmp).start()
     arrivals: dict[str, int] = {}
     stop = asyncio.Event()
-    listener = asyncio.create_task(live_listener(f"ws://127.0.0.1:{sim.port}/ws/live-data", arrivals,
-                                                 set(accounts), stop))
+    if name == "chain":
+        sim_env = await asyncio.to_thread(lambda: httpx.get(f"{sim.url}/_sim/environment", timeout=5).json())
+        exchanges = [sim_env[f].lower() for f in ("standard_exchange", "neg_risk_exchange", "exchange_v3")]
+        listener = asyncio.create_task(chain_listener(f"ws://127.0.0.1:{sim.port}/_sim/rpc", exchanges, arrivals,
+                                                      set(accounts), stop))
+    else:
+        listener = asyncio.create_task(live_listener(f"ws://127.0.0.1:{sim.port}/ws/live-data", arrivals,
+                                                     set(accounts), stop))
     rng = random.Random(7)
     markets = await asyncio.to_thread(lambda: httpx.get(f"{sim.url}/_sim/markets", timeout=5).json())
     tokens = [t["token_id"] for m in markets for t in m["tokens"]]
@@ -86,7 +120,8 @@ async def run_phase(name: str, args: argparse.Namespace, sim: SimExchangeProcess
         # every target polled once (cursors at "now") before the trades start
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if all([await r.exists(KEYS.cursor(a)) for a in accounts]):
+            if all([await r.exists(KEYS.cursor(a)) for a in accounts]) and (
+                    name != "chain" or await r.exists(KEYS.chain_cursor())):
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.1)
@@ -128,14 +163,15 @@ async def run_phase(name: str, args: argparse.Namespace, sim: SimExchangeProcess
         at = int(entry_id.split("-")[0])
         if sig.id in sent_at:
             by_source.setdefault(sig.source, []).append(at - sent_at[sig.id])
-        if sig.source == "rtds" and sig.id in arrivals:
+        if sig.source in ("rtds", "chain") and sig.id in arrivals:
             frame.append(at - arrivals[sig.id])
     missing = set(sent_at) - set(ids)
     return {
         "phase": name, "posted": len(sent_at), "signals": len(ids), "unique": len(set(ids)),
         "lost": len(missing), "duplicated": len(ids) - len(set(ids)),
         "appear_to_signal_ms": {s: {"n": len(v), **percentiles(v)} for s, v in sorted(by_source.items())},
-        "frame_to_signal_ms": {"n": len(frame), **percentiles(frame)} if frame else None,
+        ("notification_to_signal_ms" if name == "chain" else "frame_to_signal_ms"):
+            {"n": len(frame), **percentiles(frame)} if frame else None,
         "collector_latency": health[0].get("latency") if health else None,
         "collector_counters": {k: v for k, v in health[0].items() if k not in ("latency", "config")} if health else None,
     }
@@ -148,7 +184,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=int, default=100, help="trades posted per second")
     parser.add_argument("--interval", type=float, default=5.0, help="copytrade.poll_interval_sec")
     parser.add_argument("--budget", type=int, default=200, help="copytrade.max_requests_per_10s")
-    parser.add_argument("--phases", default="poll,live")
+    parser.add_argument("--phases", default="poll,live,chain")
     args = parser.parse_args()
     print(describe())
     print(f"wallets={args.wallets} trades={args.trades} rate={args.rate}/s poll_interval={args.interval}s "

@@ -250,6 +250,12 @@ class CopytradeSection(Section):
     poll_overlap_sec: int = Field(30, ge=0)
     rtds_ping_interval_sec: float = Field(5.0, gt=0)
     rtds_silence_sec: float = Field(30.0, gt=0)
+    # the chain source: the exchanges' OrderFilled logs over Polygon JSON-RPC (docs/collector.md)
+    chain_enabled: bool = False
+    chain_rpc_url: str = ""  # "": the environment's rpc_url; ws:// or wss://: eth_subscribe when offered
+    chain_poll_interval_sec: float = Field(2.0, gt=0)  # eth_getLogs sweeps (the backstop under a subscription)
+    chain_max_block_range: int = Field(1000, ge=1)  # widest eth_getLogs range asked (halved when refused)
+    chain_confirmations: int = Field(0, ge=0)  # blocks below the head a log must be; > 0: no subscription
     targets: tuple[Target, ...] = ()
     copy_rules: CopyRules = Field(default_factory=CopyRules, alias="copy")  # every leader's, unless overridden
     bankroll_usd: float = Field(0.0, ge=0)  # ours, for proportional sizing (docs/copytrading.md)
@@ -286,6 +292,13 @@ class CopytradeSection(Section):
             raise ValueError("copytrade.copy.sizing is proportional but copytrade.bankroll_usd is not set: "
                              "proportional needs our portfolio value")
         return self
+
+    @field_validator("chain_rpc_url")
+    @classmethod
+    def _rpc_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(f"chain_rpc_url must be an http(s):// or ws(s):// URL, not {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _overlap_inside_dedup(self) -> CopytradeSection:
@@ -689,6 +702,9 @@ class SimExchangeSection(Section):
     legacy_eoa_makers: tuple[str, ...] = Field(default_factory=lambda: (SIM_ADDRESS,))
     legacy_gamma_lists: bool = False  # keep serving the sunset Gamma /markets and /events lists (G1)
     relayer_step_ms: int = Field(100, ge=0)  # a relayer transaction moves NEW -> EXECUTED -> MINED -> CONFIRMED
+    # the JSON-RPC node's eth_getLogs limits (docs/venue.md K4): widest block range, most logs per answer
+    rpc_max_log_blocks: int = Field(1000, ge=1)
+    rpc_max_logs: int = Field(10_000, ge=1)
 
     @field_validator("legacy_eoa_makers")
     @classmethod

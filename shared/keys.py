@@ -121,6 +121,8 @@ KEY_SPECS: tuple[KeySpec, ...] = (
             "liveness lease; missing = dead", "PX workers.lease_ms"),
     KeySpec("cursor:{account}", "hash", "signal_collector", "signal_collector, cli",
             "collector cursor per target: last trade time and the trade keys seen at it"),
+    KeySpec("chain:cursor", "hash", "signal_collector", "signal_collector",
+            "the chain source's cursor: last block whose OrderFilled logs were all taken (block, updated_ms)"),
     KeySpec("meta:{token_id}", "hash", "signal_collector", "every service",
             "token metadata (A8); version = the market system (Gamma version v1/v2; absent = v1)"),
     KeySpec("seen:{account}", "zset", "signal_collector", "signal_collector",
@@ -331,6 +333,10 @@ class Keys:
 
     def cursor(self, account: str) -> str:
         return self._k(f"cursor:{account.lower()}")
+
+    def chain_cursor(self) -> str:
+        """The collector's chain source: the last block it took whole (services/signal_collector/chain.py)."""
+        return self._k("chain:cursor")
 
     def meta(self, token_id: str) -> str:
         return self._k(f"meta:{token_id}")

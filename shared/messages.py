@@ -91,7 +91,7 @@ class Signal(Message):
     account: str
     size: float
     price: float
-    source: str  # poll | rtds | screen | manual  (account is "" for screen)
+    source: str  # poll | rtds | chain | screen | manual  (account is "" for screen)
     condition_id: str = ""
     slug: str = ""
     outcome: str = ""

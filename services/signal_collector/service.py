@@ -7,6 +7,9 @@
 * Live-data socket (``copytrade.rtds_enabled``): trades of followed wallets become signals the
   moment their frame arrives; same id as the poller's, so whichever is first wins and the
   other is dropped by the seen-set.
+* Chain (``copytrade.chain_enabled``): the exchanges' ``OrderFilled`` logs over Polygon JSON-RPC
+  (``eth_subscribe`` on a websocket URL, ``eth_getLogs`` sweeps always), read into the same trades,
+  so the same ids: see :mod:`chain`.
 * Market screen (``screen.enabled``): see :mod:`screener`.
 * Config reload every ``config_reload_sec``: targets added, disabled or removed take effect
   without a restart; cursors live in Redis and are never reset by a reload; an invalid file keeps
@@ -18,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from services.signal_collector.budget import RequestBudget
+from services.signal_collector.chain import ChainSource
+from services.signal_collector.counters import Counters, TargetState, poll_slots
 from services.signal_collector.cursor import Cursor, first_cursor, select_new
 from services.signal_collector.emit import SignalWriter
 from services.signal_collector.leader_stats import refresh_stats
@@ -42,47 +46,17 @@ from services.signal_collector.targets import active
 from services.signal_collector.values import refresh_values
 from shared.backoff import Backoff, honour_retry_after
 from shared.clock import now_ms, now_s
-from shared.config import Settings, Target
+from shared.config import Settings, Target, load_secrets
 from shared.messages import Signal
 from shared.redisio.health import beat
 from shared.service import RedisService
 from shared.venue.data_api import Trade, parse_trades
-from shared.venue.environment import VenueEnvironment, resolve_environment
+from shared.venue.environment import VenueEnvironment, resolve_environment, with_rpc_secret
 from shared.venue.live_data import LiveTrade
 from shared.venue.trades_feed import FetchError, Throttled, fetch_trades
 
 SERVICE = "signal_collector"
 HTTP_TIMEOUT_SEC = 10.0
-
-
-def _poll_slots(max_requests: int) -> asyncio.Semaphore:
-    """Targets polled at once: twice the HTTP slots, so one target's Redis work overlaps another's
-    request, while a few hundred targets never exhaust the Redis connection pool."""
-    return asyncio.Semaphore(2 * max_requests)
-
-
-@dataclass
-class TargetState:
-    cursor: Cursor | None = None  # loaded from Redis on first use
-    failures: int = 0
-    retry_at: float = 0.0  # monotonic; no request before this
-
-
-@dataclass
-class Counters:
-    polls: int = 0
-    signals: int = 0
-    signals_poll: int = 0
-    signals_rtds: int = 0
-    duplicates_dropped: int = 0  # offered by one source after the other had emitted it
-    below_min_size: int = 0
-    malformed: int = 0
-    foreign: int = 0  # rows of another wallet than the one asked for
-    stale_live: int = 0  # live frames older than the de-dup window (the poller owned that time)
-    http_errors: int = 0
-    redis_errors: int = 0
-    screen_errors: int = 0
-    last_error: str = ""
 
 
 class SignalCollectorService(RedisService):
@@ -93,7 +67,7 @@ class SignalCollectorService(RedisService):
         self._states: dict[str, TargetState] = {}
         cfg = settings.copytrade
         self.budget = RequestBudget(cfg.max_concurrent_requests, cfg.max_requests_per_10s)
-        self._poll_slots = _poll_slots(cfg.max_concurrent_requests)
+        self._poll_slots = poll_slots(cfg.max_concurrent_requests)
         self._backoff = Backoff.from_config(settings.retry_strategy)
         self.counters = Counters()
         self.latency = LatencyBook()
@@ -101,6 +75,7 @@ class SignalCollectorService(RedisService):
         self._writer: SignalWriter | None = None
         self._meta: MetaCache | None = None
         self.live: LiveSource | None = None
+        self.chain: ChainSource | None = None
         self.screen: ScreenSource | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._recent = RecentIds()
@@ -157,24 +132,30 @@ class SignalCollectorService(RedisService):
         self._tasks[name] = asyncio.create_task(coro, name=name)
 
     def _apply_sources(self) -> None:
-        """Start or stop the live-data and screen sources to match the current settings."""
-        want_live = self.settings.copytrade.rtds_enabled
-        live_task = self._tasks.get("live")
-        if want_live and (live_task is None or live_task.done()):
-            assert self._env is not None  # run() resolved it before any source starts
-            self.live = LiveSource(self._env.url("rtds_ws_url"), lambda: self.settings.copytrade,
+        """Start or stop the live-data, chain and screen sources to match the current settings."""
+        env, cfg = self._env, self.settings.copytrade
+        assert env is not None  # run() resolved it before any source starts
+        if self._toggle("live", cfg.rtds_enabled):
+            self.live = LiveSource(env.url("rtds_ws_url"), lambda: self.settings.copytrade,
                                    self._backoff, self.on_live_trades)
             self._spawn("live", self.live.run())
-        elif not want_live and live_task is not None:
-            live_task.cancel()
-            del self._tasks["live"]
-            self.live = None
-        screen_task = self._tasks.get("screen")
-        if self.settings.screen.enabled and (screen_task is None or screen_task.done()):
+        if self._toggle("chain", cfg.chain_enabled):
+            url = cfg.chain_rpc_url or with_rpc_secret(env, load_secrets()).url("rpc_url")
+            self.chain = ChainSource(url, env, lambda: self.settings.copytrade, self._backoff, self.redis, self.keys,
+                                     self._http_client(), self.on_chain_trades)
+            self._spawn("chain", self.chain.run())
+        if self._toggle("screen", self.settings.screen.enabled):
             self._spawn("screen", self._screen_loop())
-        elif not self.settings.screen.enabled and screen_task is not None:
-            screen_task.cancel()
-            del self._tasks["screen"]
+
+    def _toggle(self, name: str, want: bool) -> bool:
+        """True when source ``name`` is to be started now; a running one not wanted any more is stopped."""
+        task = self._tasks.get(name)
+        if want:
+            return task is None or task.done()
+        if task is not None:
+            task.cancel()
+            del self._tasks[name]
+        return False
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -298,10 +279,7 @@ class SignalCollectorService(RedisService):
         ids = set(emitted)
         self._recent.add_all(s.id for s in sigs)
         self.counters.signals += len(ids)
-        if source == "poll":
-            self.counters.signals_poll += len(ids)
-        else:
-            self.counters.signals_rtds += len(ids)
+        setattr(self.counters, f"signals_{source}", getattr(self.counters, f"signals_{source}") + len(ids))
         self.counters.duplicates_dropped += len(sigs) - len(ids)
         for s in sigs:
             if s.id in ids:
@@ -310,32 +288,43 @@ class SignalCollectorService(RedisService):
                 logger.info("signal {} {} {} x {} @ {} via {} (tx {})", s.side, s.account, s.token_id, s.size,
                             s.price, source, s.tx_hash[:12])
 
-    # --- live-data ----------------------------------------------------------------------------
+    # --- pushed sources: live-data and chain ---------------------------------------------------
     async def on_live_trades(self, events: list[LiveTrade], recv_ms: int) -> None:
-        """Live trades of followed wallets -> signals now (unless the poller was first)."""
+        await self.on_pushed([ev.trade for ev in events], recv_ms, "rtds")
+
+    async def on_chain_trades(self, trades: list[Trade], recv_ms: int) -> None:
+        if await self.on_pushed(trades, recv_ms, "chain"):
+            raise RedisError("chain: signals not written")  # the sweep keeps its cursor and reads them again
+
+    async def on_pushed(self, trades: list[Trade], recv_ms: int, source: str) -> int:
+        """Trades of followed wallets a pushing source saw -> signals now (unless another source was
+        first); returns how many wallets' trades could not be written (the poller picks them up)."""
         followed = active(self.settings.copytrade.targets)
         by_account: dict[str, list[Trade]] = {}
-        for ev in events:
-            if ev.trade.account in followed:
-                by_account.setdefault(ev.trade.account, []).append(ev.trade)
-        for account, trades in by_account.items():
+        for t in trades:
+            if t.account in followed:
+                by_account.setdefault(t.account, []).append(t)
+        failed = 0
+        for account, mine in by_account.items():
             target = followed[account]
             try:
                 cursor = await self._load_cursor(target, self._states.setdefault(account, TargetState()))
                 floor = cursor.ts - self.settings.copytrade.dedup_window_sec
-                fresh = [t for t in trades if t.timestamp >= floor]
-                self.counters.stale_live += len(trades) - len(fresh)
-                keep = [t for t in fresh if wanted(t, target)]
-                sigs = await self._signals(keep, target, recv_ms, "rtds")
+                fresh = [t for t in mine if t.timestamp >= floor]
+                stale = "stale_live" if source == "rtds" else f"stale_{source}"
+                setattr(self.counters, stale, getattr(self.counters, stale) + len(mine) - len(fresh))
+                sigs = await self._signals([t for t in fresh if wanted(t, target)], target, recv_ms, source)
                 if not sigs:
                     continue
                 emitted = await self.writer.write(account, sigs)
-            except (RedisError, OSError) as exc:  # the poller will pick these trades up
+            except (RedisError, OSError) as exc:
+                failed += 1
                 self.counters.redis_errors += 1
                 self.counters.last_error = f"Redis: {type(exc).__name__}: {exc}"
-                logger.warning("live-data: could not emit {} trade(s) of {}: {}", len(trades), account, exc)
+                logger.warning("{}: could not emit {} trade(s) of {}: {}", source, len(mine), account, exc)
                 continue
-            self._count(sigs, emitted, "rtds", recv_ms)
+            self._count(sigs, emitted, source, recv_ms)
+        return failed
 
     # --- screen -------------------------------------------------------------------------------
     async def _screen_loop(self) -> None:
@@ -365,7 +354,7 @@ class SignalCollectorService(RedisService):
         if (cfg.max_concurrent_requests, cfg.max_requests_per_10s) != (old_cfg.max_concurrent_requests,
                                                                          old_cfg.max_requests_per_10s):
             self.budget = RequestBudget(cfg.max_concurrent_requests, cfg.max_requests_per_10s)
-            self._poll_slots = _poll_slots(cfg.max_concurrent_requests)
+            self._poll_slots = poll_slots(cfg.max_concurrent_requests)
         if self._tasks:  # running: sources follow the new settings
             self._apply_sources()
         return True
@@ -398,8 +387,10 @@ class SignalCollectorService(RedisService):
         }
         if self._meta is not None:
             out["meta"] = {"fetches": self._meta.fetches, "misses": self._meta.misses}
-        if self.live is not None:
+        if self.live is not None and "live" in self._tasks:
             out["rtds"] = {"connected": self.live.connected, **vars(self.live.counters)}
+        if self.chain is not None and "chain" in self._tasks:
+            out["chain"] = {"endpoint": self.chain.endpoint, **vars(self.chain.counters)}
         if self.screen is not None:
             out["screen"] = {"refreshes": self.screen.refreshes, "signals": self.screen.signals,
                              "bad_markets": self.screen.bad_markets, "rejected": dict(self.screen.rejected)}

@@ -46,7 +46,9 @@ def router(state: SimState) -> APIRouter:
             rows = [state.feed.make_row(raw) for raw in raws if isinstance(raw, dict)]
         except FeedError as exc:
             return _err(400, str(exc))
-        return [state.external_trade(row) for row in rows]
+        stored = [state.external_trade(row) for row in rows]
+        state.chain.seal()
+        return stored
 
     @r.put("/book/{token_id}")
     async def put_book(token_id: str, request: Request) -> Any:

@@ -1,8 +1,9 @@
 """Routes for what happens on Polygon rather than on the CLOB: the JSON-RPC endpoint
 (:mod:`services.sim_exchange.rpc`) and market resolution.
 
-* ``POST /_sim/rpc``: JSON-RPC 2.0 (one request or a batch); ``GET /_sim/rpc/txs?address=``: the
-  transactions mined; ``POST /_sim/rpc/fault``: ``{"kind": "revert"|"drop"|"hide", "count": n}``.
+* ``POST /_sim/rpc``: JSON-RPC 2.0 (one request or a batch); the same over a websocket at
+  ``ws://…/_sim/rpc``, with ``eth_subscribe("logs", …)`` (:mod:`rpcws`); ``GET /_sim/rpc/txs?address=``:
+  the transactions mined; ``POST /_sim/rpc/fault``: ``{"kind": "revert"|"drop"|"hide", "count": n}``.
 
 * ``POST /_sim/resolve``: ``{"condition_id", "winner": "Yes"|"No"}`` for a binary market or
   ``{"neg_risk_market_id", "winner_index"}`` for a neg-risk event: the oracle's report. The
@@ -20,9 +21,10 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse
 
+from services.sim_exchange import rpcws
 from services.sim_exchange.resolution import ResolutionError, Resolutions
 from services.sim_exchange.rpc import RpcFault, SimChain
 from services.sim_exchange.state import SimState
@@ -58,6 +60,10 @@ def router(state: SimState, chain_id: int) -> APIRouter:
         except ValueError:
             return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
         return [_one(b) for b in body] if isinstance(body, list) else _one(body)
+
+    @r.websocket("/rpc")
+    async def rpc_socket(ws: WebSocket) -> None:
+        await rpcws.serve(ws, state.chain, _one)
 
     @r.get("/rpc/txs")
     async def rpc_txs(request: Request) -> Any:

@@ -6,10 +6,12 @@
   ``takerOnly=false``)}``:
   ``count`` trades per wallet, all in one second (or spread over ``spread_sec`` seconds), all in
   one transaction when ``same_tx`` (each fill then has its own size, as real fills of one
-  settlement do). They reach ``/data-api/trades``, ``/activity`` and the live-data socket like
-  any posted trade. Answers ``{"trades": n, "first_timestamp", "last_timestamp"}``.
+  settlement do). They reach ``/data-api/trades``, ``/activity``, the live-data socket and the
+  chain (OrderFilled logs, :mod:`chainlog`) like any posted trade. Answers ``{"trades": n,
+  "first_timestamp", "last_timestamp"}``.
 * ``POST /_sim/raw-trades`` — rows stored verbatim (malformed values allowed; ``proxyWallet`` and
   an integer ``timestamp`` required), to prove a consumer skips and counts what it cannot read.
+  They are not on the chain (no settlement made them).
 * ``PATCH /_sim/gamma/{gamma_id}`` — body: Gamma fields to override (``volumeNum``,
   ``liquidityNum``, ``endDate``, ``closed``, ``outcomePrices`` as a list or JSON text, ...);
   answers the market as Gamma now serves it.
@@ -82,6 +84,7 @@ def router(state: SimState) -> APIRouter:
             return _err(400, str(exc))
         for row in rows:
             state.external_trade(row, maker=bool(body.get("maker", False)))
+        state.chain.seal()  # a same_tx burst is one transaction: one block, sealed once it is whole
         return {"trades": len(rows), "first_timestamp": rows[0]["timestamp"], "last_timestamp": rows[-1]["timestamp"]}
 
     @r.post("/raw-trades")

@@ -79,6 +79,7 @@ class Lifecycle:
             "size": fill.size, "price": fill.price, "timestamp": int(fill.updated or fill.ts),  # the block's time
             "transactionHash": fill.tx_hash,
         }), maker=fill.role == "MAKER")
+        self.state.settled_on_chain(row, fill.role == "MAKER")
         self.state.live.push(row)
 
     # ---- the clock ------------------------------------------------------------------------------
@@ -93,6 +94,7 @@ class Lifecycle:
             gone = m.cancel_owned(key, "heartbeat_expired")
             logger.warning("heartbeat expired for key {}: {} open orders cancelled", key[:8], len(gone))
         touched = self.flush() | {o.token_id for o in released}
+        self.state.chain.seal()  # subscribers get a block's logs at most one tick after its last fill
         if touched:
             self.state.publish(touched)
 

@@ -10,6 +10,12 @@ contract for the market, unknown condition, not enough shares or collateral, not
 ``eth_call`` answers the ERC-20/1155 views (``allowance``, ``balanceOf``, ``isApprovedForAll``,
 ``balanceOf``/``balanceOfBatch`` on ConditionalTokens, the NegRiskAdapter and PositionManager).
 
+Blocks are the sim's one chain (:mod:`chainlog`): ``eth_blockNumber``, ``eth_getBlockByNumber``
+and ``eth_getLogs`` read it, with a node's limits (docs/venue.md K4): a reversed range or one past
+the head is refused (-32602), so is a range wider than ``sim_exchange.rpc_max_log_blocks`` and an
+answer of more than ``rpc_max_logs`` logs (-32005). ``eth_subscribe`` needs the websocket
+endpoint (:mod:`rpcws`); over HTTP it is refused as a node refuses it.
+
 Faults for tests: ``revert`` (the next N transactions are mined with status 0), ``drop`` (the
 next N are accepted, answered with their hash and then forgotten: no receipt, nonce not used, so
 the same signed bytes can be sent again) and ``hide`` (the next N are mined, effects and nonce
@@ -19,7 +25,6 @@ cannot tell they landed). Gas is not charged: the sim account holds pUSD only.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,6 +35,7 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
 from services.sim_exchange.contracts import CallReverted
+from services.sim_exchange.logfilter import BadFilter, parse_filter
 from services.sim_exchange.state import SimState
 
 GAS_PRICE = 80 * 10**9
@@ -90,22 +96,59 @@ class SimChain:
     chain_id: int
     nonces: dict[str, int] = field(default_factory=dict)
     txs: dict[str, SimTx] = field(default_factory=dict)
-    block: int = 1_000
     faults: ChainFaults = field(default_factory=ChainFaults)
 
     @property
     def approvals(self) -> dict[tuple[str, str, str], int]:
         return self.state.contracts.approvals
 
+    @property
+    def block(self) -> int:
+        return self.state.chain.head
+
+    def _number(self, tag: str) -> int:
+        """A block tag or hex quantity; every tag but ``earliest`` is the head (no reorgs here)."""
+        if tag.startswith("0x"):
+            return int(tag, 16)
+        return self.state.chain.first if tag == "earliest" else self.block
+
+    def get_logs(self, params: list[Any]) -> list[dict[str, Any]]:
+        try:
+            flt = parse_filter(params[0] if params else None)
+        except BadFilter as exc:
+            raise RpcFault(-32602, str(exc)) from exc
+        chain, cfg = self.state.chain, self.state.cfg
+        if flt.block_hash is not None:
+            blk = next((b for b in chain.blocks.values() if b.hash == flt.block_hash), None)
+            if blk is None:
+                raise RpcFault(-32000, "unknown block")
+            return [dict(log) for log in blk.logs if flt.matches(log)]
+        start, end = self._number(flt.from_block), self._number(flt.to_block)
+        if start > end:
+            raise RpcFault(-32602, "invalid block range params")
+        if end > self.block:
+            raise RpcFault(-32602, "block range extends beyond current head block")
+        if end - start + 1 > cfg.rpc_max_log_blocks:
+            raise RpcFault(-32602, f"query exceeds max block range {cfg.rpc_max_log_blocks}")
+        logs = [dict(log) for log in chain.logs_between(start, end) if flt.matches(log)]
+        if len(logs) > cfg.rpc_max_logs:
+            raise RpcFault(-32005, f"query returned more than {cfg.rpc_max_logs} results")
+        return logs
+
     # ---- JSON-RPC methods -----------------------------------------------------------------------
     def handle(self, method: str, params: list[Any]) -> Any:
+        self.state.chain.seal()  # a read never sees a block still being built
         if method == "eth_chainId":
             return _hex(self.chain_id)
         if method == "eth_blockNumber":
             return _hex(self.block)
         if method == "eth_getBlockByNumber":
-            return {"number": _hex(self.block), "hash": "0x" + keccak(text=f"block:{self.block}").hex(),
-                    "timestamp": _hex(int(time.time())), "transactions": []}
+            blk = self.state.chain.block(self._number(str(params[0]) if params else "latest"))
+            return None if blk is None else blk.json()
+        if method == "eth_getLogs":
+            return self.get_logs(params)
+        if method in ("eth_subscribe", "eth_unsubscribe"):
+            raise RpcFault(-32601, "notifications not supported")
         if method == "eth_gasPrice":
             return _hex(GAS_PRICE)
         if method == "eth_maxPriorityFeePerGas":
@@ -158,7 +201,7 @@ class SimChain:
             return tx_hash  # accepted, never mined
         to = "0x" + tx["to"].hex()
         self.nonces[sender] = expected + 1
-        self.block += 1
+        block = self.state.chain.mine(tx_hash)
         call_name, status, reason, args = "", 1, "", {}
         try:
             fault = self.faults.revert > 0
@@ -171,7 +214,7 @@ class SimChain:
             call_name, status, reason = exc.call, 0, str(exc)
         hidden = self.faults.hide > 0
         self.faults.hide -= int(hidden)
-        self.txs[tx_hash] = SimTx(tx_hash, sender, to, tx["nonce"], call_name, args, status, self.block, reason,
+        self.txs[tx_hash] = SimTx(tx_hash, sender, to, tx["nonce"], call_name, args, status, block, reason,
                                   tx["type"], hidden)
         return tx_hash
 

@@ -17,6 +17,7 @@ from services.sim_exchange import wire
 from services.sim_exchange.accounts import WalletBook
 from services.sim_exchange.auth import Authenticator
 from services.sim_exchange.balances import Balances
+from services.sim_exchange.chainlog import ChainLog, fill_logs
 from services.sim_exchange.contracts import Contracts
 from services.sim_exchange.ctf import Ctf
 from services.sim_exchange.environment import SimEnvironment
@@ -29,7 +30,7 @@ from services.sim_exchange.market import MarketSim, fill_ladder, set_levels, sna
 from services.sim_exchange.market_rules import apply_rules, draw_rules
 from services.sim_exchange.matching import Fill, Matcher, Order, OrderRequest
 from services.sim_exchange.negrisk import SimEvent, make_events, step_event
-from services.sim_exchange.signatures import OrderSigners
+from services.sim_exchange.signatures import OrderSigners, exchange_for
 from services.sim_exchange.ws import Hub
 from services.sim_exchange.wsload import WsLoad
 from shared.config import SimExchangeSection
@@ -61,6 +62,7 @@ class SimState:
         self.hub = Hub(cfg.ws_price_change_form, cfg.ws_batch, cfg.ws_garbage_every, cfg.ws_book_tick_size)
         self.load = WsLoad(self, cfg.ws_rate_per_sec, cfg.seed)
         self.live = LiveHub()
+        self.chain = ChainLog()  # Polygon: a block per settlement transaction, OrderFilled logs in it
         self.gamma = GammaOverrides()
         self.faults = Faults()
         self.paths: dict[str, asyncio.Task[None]] = {}
@@ -193,10 +195,19 @@ class SimState:
             self.set_mid(token_id, point)
         self.paths.pop(token_id, None)
 
+    def settled_on_chain(self, row: dict[str, Any], maker: bool) -> None:
+        """The settlement transaction of a Data-API trade row: its OrderFilled logs, on the
+        exchange of the row's market (the chain seals the block before anyone reads it)."""
+        market = self.sim.market_of.get(str(row["asset"]))
+        exchange = exchange_for(self.env, market.version if market else "v1", bool(market and market.neg_risk))
+        self.chain.add(row["transactionHash"], fill_logs(row, maker, exchange.address), row["timestamp"])
+
     def external_trade(self, row: dict[str, Any], maker: bool = False) -> dict[str, Any]:
-        """A followed wallet's trade (posted or scripted): into the feed and out as last_trade_price.
-        ``maker``: the wallet's side of the fill was a resting order (``/trades`` hides it by default)."""
+        """A followed wallet's trade (posted or scripted): into the feed, on the chain and out as
+        last_trade_price. ``maker``: the wallet's side of the fill was a resting order (``/trades``
+        hides it by default)."""
         stored = self.feed.add(row, maker=maker)
+        self.settled_on_chain(stored, maker)
         self.live.push(stored)
         book = self.sim.by_token.get(row["asset"])
         if book is not None:

@@ -78,7 +78,9 @@ class ScriptedWallet:
         row = self.state.feed.make_row({"proxyWallet": self.address, "side": side, "asset": token,
                                         "size": size, "price": price})
         logger.debug("scripted wallet {} ({}) {} {} @ {}", self.address[:10], self.style, side, size, price)
-        return self.state.external_trade(row)
+        stored = self.state.external_trade(row)
+        self.state.chain.seal()
+        return stored
 
     # ---- styles ---------------------------------------------------------------------------------
     def _directional(self) -> tuple[str, str, float] | None:

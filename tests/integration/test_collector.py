@@ -17,7 +17,7 @@ from harness import SimExchangeProcess, eventually, write_config
 from services.signal_collector.service import SignalCollectorService
 from shared.config import Settings, load_settings
 from shared.keys import Keys
-from shared.messages import Signal, decode
+from tests.integration.collector_support import signals
 
 WALLET = "0x1111111111111111111111111111111111111111"
 OTHER = "0x2222222222222222222222222222222222222222"
@@ -49,15 +49,6 @@ def inject(sim: SimExchangeProcess, rows: list[dict[str, Any]]) -> list[dict[str
     resp.raise_for_status()
     stored: list[dict[str, Any]] = resp.json()
     return stored
-
-
-async def signals(r: aioredis.Redis, keys: Keys) -> list[Signal]:
-    out = []
-    for _, fields in await r.xrange(keys.signals()):
-        msg = decode(fields)
-        assert isinstance(msg, Signal)
-        out.append(msg)
-    return out
 
 
 async def test_first_run_skips_history_then_turns_trades_into_signals(

@@ -18,19 +18,11 @@ import redis.asyncio as aioredis
 from harness import RedisServer, ServiceProcess, SimExchangeProcess, eventually, write_config
 from shared.clock import now_ms
 from shared.keys import Keys
-from shared.messages import Signal, decode
+from shared.messages import Signal
+from tests.integration.collector_support import signals
 
 WALLETS = [f"0x{i:040x}" for i in range(0xA1, 0xA6)]
 KILLS = int(os.environ.get("PF_COLLECTOR_KILLS", "4"))
-
-
-async def _signals(r: aioredis.Redis, keys: Keys) -> list[Signal]:
-    out = []
-    for _, fields in await r.xrange(keys.signals()):
-        msg = decode(fields)
-        assert isinstance(msg, Signal)
-        out.append(msg)
-    return out
 
 
 async def test_sigkill_mid_burst_loses_and_repeats_nothing(
@@ -65,7 +57,7 @@ async def test_sigkill_mid_burst_loses_and_repeats_nothing(
         try:
             got = await eventually(lambda: _enough(r, keys, posted), timeout=60, what=f"{posted} signals")
         except AssertionError as exc:
-            have = await _signals(r, keys)
+            have = await signals(r, keys)
             raise AssertionError(f"{exc}: {len(have)} of {posted} ({len({s.id for s in have})} distinct)\n"
                                  f"{proc.log()[-4000:]}") from exc
         # A late repeat would come from a later poll (each re-reads an overlap): wait until the
@@ -73,7 +65,7 @@ async def test_sigkill_mid_burst_loses_and_repeats_nothing(
         in_at = now_ms()
         polls = (await eventually(lambda: _beat_since(r, keys, in_at), timeout=20, what="a fresh heartbeat"))["polls"]
         await eventually(lambda: _polled(r, keys, polls + 2 * len(WALLETS)), timeout=20, what="two more poll rounds")
-        got = await _signals(r, keys)
+        got = await signals(r, keys)
         assert len(got) == posted == KILLS * 2 * 25 * len(WALLETS)
         assert len({s.id for s in got}) == posted
         assert {s.source for s in got} <= {"poll", "rtds"}
@@ -93,7 +85,7 @@ async def _polled(r: aioredis.Redis, keys: Keys, n: int) -> bool:
 
 
 async def _enough(r: aioredis.Redis, keys: Keys, n: int) -> list[Signal] | None:
-    got = await _signals(r, keys)
+    got = await signals(r, keys)
     return got if len(got) >= n else None
 
 

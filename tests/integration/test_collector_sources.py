@@ -21,6 +21,7 @@ from services.signal_collector.service import SignalCollectorService
 from shared.config import load_settings
 from shared.keys import Keys
 from shared.messages import AuditEvent, Signal, decode
+from tests.integration.collector_support import signals
 
 W1 = "0x1111111111111111111111111111111111111111"
 W2 = "0x2222222222222222222222222222222222222222"
@@ -61,15 +62,6 @@ def post(sim: SimExchangeProcess, path: str, body: Any) -> Any:
 
 def trade(wallet: str, token: str, size: float = 10, side: str = "BUY", **kw: Any) -> dict[str, Any]:
     return {"proxyWallet": wallet, "side": side, "asset": token, "size": size, "price": 0.42, **kw}
-
-
-async def signals(r: aioredis.Redis, keys: Keys) -> list[Signal]:
-    out = []
-    for _, fields in await r.xrange(keys.signals()):
-        msg = decode(fields)
-        assert isinstance(msg, Signal)
-        out.append(msg)
-    return out
 
 
 async def test_lookback_opt_in_takes_recent_history_only(
