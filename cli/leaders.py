@@ -108,7 +108,13 @@ def register(app: typer.Typer) -> None:
     def pause(account: str = typer.Argument(..., help="the wallet address"), reason: str = REASON,
               wait: bool = WAIT, timeout: float = TIMEOUT) -> None:
         """Stop copying a leader's BUYs (its SELLs still exit our copies) until `leaders resume`."""
-        send("leader_pause", _address(account), reason or "paused by operator", wait=wait, timeout=timeout)
+        address = _address(account)
+        followed = _followed()
+        if followed is not None and address not in followed:  # a typo, or a wallet paused ahead of following it
+            console.print(f"[yellow]{address} is not a followed wallet (copytrade.targets: "
+                          f"{', '.join(sorted(followed)) or 'none'}); paused all the same, so it is not copied "
+                          "if it is added[/yellow]")
+        send("leader_pause", address, reason or "paused by operator", wait=wait, timeout=timeout)
 
     @leaders_app.command("resume")
     def resume(account: str = typer.Argument(..., help="a paused wallet's address"), reason: str = REASON,
@@ -123,6 +129,15 @@ def register(app: typer.Typer) -> None:
         send("leader_resume", address, reason, wait=wait, timeout=timeout)
 
     register_backtest(leaders_app)
+
+
+def _followed() -> set[str] | None:
+    """The followed wallets as the configuration names them; None when it cannot be read here."""
+    try:
+        settings = load_settings(None)
+    except ConfigError:
+        return None
+    return {t.account.lower() for t in settings.copytrade.targets}
 
 
 def show(as_json: bool, config_file: Path | None) -> None:

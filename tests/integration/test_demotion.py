@@ -160,6 +160,7 @@ async def test_manual_pause_and_resume_of_an_unknown_address(r: aioredis.Redis, 
     res = await asyncio.to_thread(runner.invoke, app, ["leaders", "pause", OTHER.upper().replace("0X", "0x"),
                                                        "--reason", "too fast", "--no-wait"], env=env)
     assert res.exit_code == 0, res.output
+    assert f"{OTHER} is not a followed wallet" in res.output  # a typo would show here; paused all the same
     await steps(svc)
     entry = json.loads(await r.hget(keys.leaders_paused(), OTHER))
     assert (entry["reason"], entry["by"]) == ("too fast", "cli")
