@@ -226,9 +226,4 @@ def router(state: SimState) -> APIRouter:
                          "http_429, order_timeout_after_place, tick_size_change, rtds_lapse, rtds_drop, restart, "
                          "delayed, rate_limit or heartbeat_outage")
 
-    @r.post("/reset")
-    async def reset() -> Any:
-        state.reset()
-        return {"reset": True}
-
     return r
