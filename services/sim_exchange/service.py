@@ -77,7 +77,7 @@ class Venue:
 
 class SimExchange:
     def __init__(self, settings: Settings, instance: str = "") -> None:
-        self.cfg = settings.sim_exchange  # what the process started with: a reset without a body goes back to it
+        self.cfg = settings.sim_exchange  # what the process started with (host and port hold for good)
         self.venue = Venue(self.cfg)
         # interface: uvicorn cannot tell a bound coroutine method is an ASGI 3 app
         config = uvicorn.Config(self.asgi, host=self.cfg.host, port=self.cfg.port, log_level="warning",
@@ -93,9 +93,10 @@ class SimExchange:
         await self.venue.app(scope, receive, send)
 
     async def reset(self, request: Request) -> JSONResponse:
-        """``POST /_sim/reset``: a fresh venue from the config the process started with, or, with a
-        body ``{"sim_exchange": {...}}``, from that section as a config file would hold it (keys left
-        out take their defaults; host and port are the process's and cannot change)."""
+        """``POST /_sim/reset``: a fresh venue of the current config (the one the process started
+        with, or the last reset's), or, with a body ``{"sim_exchange": {...}}``, of that section as a
+        config file would hold it (keys left out take their defaults; host and port are the
+        process's and cannot change), which becomes the current config."""
         if request.method != "POST":
             return JSONResponse({"error": "Method Not Allowed"}, status_code=405)
         try:
@@ -110,7 +111,7 @@ class SimExchange:
 
     def _reset_config(self, body: Any) -> SimExchangeSection:
         if body is None:
-            return self.cfg
+            return self.venue.cfg
         section = body.get("sim_exchange") if isinstance(body, dict) else None
         if not isinstance(section, dict):
             raise ValueError('the body is {"sim_exchange": {...}} or nothing')

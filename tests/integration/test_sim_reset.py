@@ -195,11 +195,24 @@ def test_a_reset_refuses_another_port_and_a_bad_section(tmp_path: Path, sims: li
         resp = httpx.post(f"{sim.url}/_sim/reset", json=body, timeout=30)
         assert resp.status_code == 400, (body, resp.text)
         assert text in resp.json()["error"], (body, resp.text)
-    # no body: a fresh venue of the config the process started with
-    httpx.put(f"{sim.url}/_sim/book/{_get(sim, '/_sim/markets')[1][0]['tokens'][0]['token_id']}",
-              json={"bids": [[0.2, 50]], "asks": [[0.3, 50]]}, timeout=30).raise_for_status()
-    dirty_books = _get(sim, "/_sim/markets")
-    assert httpx.post(f"{sim.url}/_sim/reset", timeout=30).json()["reset"] is True
+    # no body: a fresh venue of the current config, the one the process started with ...
     again = start(tmp_path, "again", quiet)
     sims.append(again)
+    _dirty_book(sim)
+    dirty_books = _get(sim, "/_sim/markets")
+    assert httpx.post(f"{sim.url}/_sim/reset", timeout=30).json()["reset"] is True
     assert _get(sim, "/_sim/markets") == _get(again, "/_sim/markets") != dirty_books
+    # ... or the last reset's (a test resetting its sim mid-way keeps its own config)
+    two = {"sim_exchange": {"tick_interval_ms": 600_000, "markets": 2, "seed": 3}}
+    assert httpx.post(f"{sim.url}/_sim/reset", json=two, timeout=30).json()["markets"] == 2
+    _dirty_book(sim)
+    assert httpx.post(f"{sim.url}/_sim/reset", timeout=30).json() == {"reset": True, "markets": 2, "seed": 3}
+    other = start(tmp_path, "other", two)
+    sims.append(other)
+    assert _get(sim, "/_sim/markets") == _get(other, "/_sim/markets")
+
+
+def _dirty_book(sim: SimExchangeProcess) -> None:
+    token = _get(sim, "/_sim/markets")[1][0]["tokens"][0]["token_id"]
+    httpx.put(f"{sim.url}/_sim/book/{token}", json={"bids": [[0.2, 50]], "asks": [[0.3, 50]]},
+              timeout=30).raise_for_status()
