@@ -7,11 +7,13 @@ from harness.config import sim_polymarket, write_config
 from harness.in_process import running
 from harness.processes import ROOT, WARM_MARKER, ServiceProcess, WarmServiceProcess, stopped_after
 from harness.redis_server import RedisServer, free_port
-from harness.sim import SimExchangeProcess, sim_get, sim_post
+from harness.sim import SimExchangeProcess, SimPool, sim_get, sim_post
 from harness.streams import read_stream
+from harness.tls import share_default_ssl_context
 from harness.waiting import eventually
 
 __all__ = [
-    "ROOT", "WARM_MARKER", "RedisServer", "ServiceProcess", "SimExchangeProcess", "WarmServiceProcess",
-    "eventually", "free_port", "read_stream", "running", "sim_get", "sim_polymarket", "sim_post", "stopped_after", "worker_ready", "write_config",
+    "ROOT", "WARM_MARKER", "RedisServer", "ServiceProcess", "SimExchangeProcess", "SimPool", "WarmServiceProcess",
+    "eventually", "free_port", "read_stream", "running", "sim_get", "sim_polymarket", "sim_post",
+    "share_default_ssl_context", "stopped_after", "worker_ready", "write_config",
 ]

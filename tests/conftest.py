@@ -1,18 +1,27 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from harness import RedisServer, SimExchangeProcess, free_port, write_config
+from harness import RedisServer, SimExchangeProcess, SimPool, share_default_ssl_context, write_config
 from shared.keys import Keys
 
 # The CLI's rich consoles are built when cli/ is imported; in an xdist worker rich fixes their width
 # then (80 columns without a terminal) and no longer reads COLUMNS at print time, so the tables the
 # CLI tests read would wrap. Wide enough for every table, set before any test module imports cli/.
 os.environ.setdefault("COLUMNS", "400")
+# the test process makes thousands of short-lived httpx clients: one TLS context for all (harness/tls.py)
+share_default_ssl_context()
+# Bytecode is written even where PYTHONDONTWRITEBYTECODE is set (this module loads before xdist starts its
+# workers, so they and every service or sim process a test starts inherit it). Without cached bytecode each
+# worker rewrote every test module's asserts (~4 s of CPU a worker) and each process start compiled its
+# imports from source (~0.4 s of a sim's ~1.2 s start); __pycache__ is ignored by git.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 
 def _start_order(item: pytest.Item) -> int:
@@ -51,20 +60,29 @@ def keys() -> Keys:
     return Keys("pf")
 
 
+@pytest.fixture(scope="session")
+def sim_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimPool]:
+    """The session's sim_exchange processes (one per xdist worker, a second while a test holds two)."""
+    pool = SimPool(tmp_path_factory.mktemp("sim-pool"))
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def start_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SimExchangeProcess]]:
-    """Factory: ``start_sim(overrides={...})`` starts sim_exchange as a process with a config
-    built by ``write_config`` (sim quiet: no scripted wallets) and returns its handle."""
-    started: list[SimExchangeProcess] = []
+def start_sim(tmp_path_factory: pytest.TempPathFactory,
+              sim_pool: SimPool) -> Iterator[Callable[..., SimExchangeProcess]]:
+    """Factory: ``start_sim(overrides={...})`` returns a sim_exchange process in the state a fresh start
+    with a config built by ``write_config`` gives (sim quiet: no scripted wallets): one of the
+    session's, reset to that config (``SimExchangeProcess.reset``), whose ``env["PF_CONFIG"]`` is the
+    test's file. Back to the pool when the test ends."""
+    taken: list[SimExchangeProcess] = []
 
     def _start(overrides: dict[str, object] | None = None) -> SimExchangeProcess:
         d = tmp_path_factory.mktemp("sim")
-        port = free_port()
-        cfg = write_config(d / "polyfleet.yaml", port, overrides)
-        proc = SimExchangeProcess(cfg, port, d).start()
-        started.append(proc)
+        proc = sim_pool.take(lambda port: write_config(d / "polyfleet.yaml", port, overrides))
+        taken.append(proc)
         return proc
 
     yield _start
-    for proc in started:
-        proc.stop()
+    for proc in taken:
+        sim_pool.give_back(proc)

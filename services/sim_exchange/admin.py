@@ -231,9 +231,4 @@ def router(state: SimState) -> APIRouter:
                          "http_429, order_timeout_after_place, relayer_stall, tick_size_change, rtds_lapse, rtds_drop, "
                          "restart, delayed, rate_limit or heartbeat_outage")
 
-    @r.post("/reset")
-    async def reset() -> Any:
-        state.reset()
-        return {"reset": True}
-
     return r

@@ -38,9 +38,6 @@ class TradeFeed:
     rows: list[StoredTrade] = field(default_factory=list)
     _seq: int = 0
 
-    def clear(self) -> None:
-        self.rows.clear()
-
     def make_row(self, raw: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         """A complete trade row from a partial one (market fields filled from the sim's market)."""
         for key in ("proxyWallet", "side", "asset", "size", "price"):

@@ -36,9 +36,6 @@ class Heartbeats:
         self.timeout_s = timeout_s
         self.registrations: dict[str, Registration] = {}  # API key -> its registration
 
-    def clear(self) -> None:
-        self.registrations.clear()
-
     def beat(self, key: str, sent: str, now: float) -> Beat:
         reg = self.registrations.get(key)
         expected = reg.expected if reg else ""

@@ -43,10 +43,6 @@ class Lifecycle:
         self.users = UserHub(state.auth)
         state.matcher.halted = lambda: state.faults.restarting(self.clock())
 
-    def reset(self) -> None:
-        self.heartbeats.clear()
-        self.limits.clear()
-
     # ---- what happened, out to the user channel and the Data API --------------------------------
     def placed(self, order: Order) -> None:
         self.users.emit(order.owner, order.condition_id, order_event(order, "PLACEMENT", self.clock()))

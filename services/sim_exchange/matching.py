@@ -132,15 +132,6 @@ class Matcher:
         self.settled: list[Transition[tuple[Order, Fill]]] = []  # status changes not yet published
         self.cancelled: list[Order] = []  # cancellations not yet published
 
-    def reset(self) -> None:
-        self.accounts.clear()
-        self.orders.clear()
-        self.trades.clear()
-        self.settlement.clear()
-        self.delayed.clear()
-        self.settled.clear()
-        self.cancelled.clear()
-
     # ---- accounts -------------------------------------------------------------------------------
     def account(self, address: str) -> Account:
         key = address.lower()

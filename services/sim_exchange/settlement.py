@@ -47,9 +47,6 @@ class Settlement(Generic[T]):
         self.rng = random.Random(f"settlement:{seed}")
         self.pending: list[_Pending[T]] = []
 
-    def clear(self) -> None:
-        self.pending.clear()
-
     def enroll(self, trade: T, matched_at: float) -> None:
         # always draw, so the fail pattern does not depend on the share being 0 earlier in a run
         fails = self.rng.random() < self.fail_share

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -42,6 +42,18 @@ async def _send(ws: WebSocket, queue: asyncio.Queue[Any], may_send: Callable[[st
             await ws.send_text(text)
         except Exception:
             return
+
+
+async def close_all(clients: Iterable[Any], code: int) -> int:
+    """End every connection of a hub: its sender stops (``None`` queued) and the socket closes with
+    ``code``. Each client has the ``ws`` and ``queue`` that :func:`run_connection` serves."""
+    closing = list(clients)
+    for c in closing:
+        if not c.queue.full():
+            c.queue.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await c.ws.close(code=code)
+    return len(closing)
 
 
 def json_object(text: str) -> dict[str, Any] | None:

@@ -223,14 +223,3 @@ class SimState:
     def event(self, key: str) -> SimEvent | None:
         """A neg-risk event by Gamma id, slug or neg-risk market id."""
         return next((e for e in self.events if key in (e.gamma_id, e.slug, e.neg_risk_market_id)), None)
-
-    def reset(self) -> None:
-        self.matcher.reset()
-        self.life.reset()
-        self.ctf.ops.clear()
-        self.feed.clear()
-        self.faults.clear()
-        self.live.clear()
-        self.gamma.clear()
-        self.hub.stall_until = 0.0
-        self.publish(list(self.sim.by_token))

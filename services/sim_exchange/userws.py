@@ -26,7 +26,7 @@ from services.sim_exchange import wire
 from services.sim_exchange.auth import ApiKey, Authenticator
 from services.sim_exchange.matching import Fill, Order
 from services.sim_exchange.settlement import ON_CHAIN
-from services.sim_exchange.socketloop import json_object, run_connection
+from services.sim_exchange.socketloop import close_all, json_object, run_connection
 
 QUEUE_MAX = 10_000
 
@@ -76,6 +76,10 @@ class UserHub:
         for c in list(self.clients):
             if c.key.key == owner and c.wants(market) and not c.queue.full():
                 c.queue.put_nowait(text)
+
+    async def drop_all(self) -> int:
+        """Close every user socket (a reset venue keeps no connections)."""
+        return await close_all(self.clients, code=1012)
 
     def _key(self, auth: Any) -> ApiKey | None:
         if not isinstance(auth, dict):

@@ -18,7 +18,6 @@ that asked with ``custom_feature_enabled: true`` and holds one of the market's a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import itertools
 import json
@@ -30,7 +29,7 @@ from typing import Any, Literal
 from fastapi import WebSocket
 from loguru import logger
 
-from services.sim_exchange.socketloop import run_connection
+from services.sim_exchange.socketloop import close_all, run_connection
 
 QUEUE_MAX = 100_000
 PriceChangeForm = Literal["current", "legacy", "mixed"]
@@ -167,13 +166,7 @@ class Hub:
         self.stall_pong = pong
 
     async def drop_all(self) -> int:
-        clients = list(self.clients)
-        for c in clients:
-            if not c.queue.full():
-                c.queue.put_nowait(None)
-            with contextlib.suppress(Exception):
-                await c.ws.close(code=1012)
-        return len(clients)
+        return await close_all(self.clients, code=1012)
 
     # ---- a connection ----------------------------------------------------------------------------
     async def serve(self, ws: WebSocket, snapshot: Callable[[list[str]], list[dict[str, Any]]]) -> None:
