@@ -237,8 +237,10 @@ class TokenSession:
     async def _trim(self, fraction: float) -> None:
         """One partial exit: ``fraction`` of what is held, sold like a liquidation (from the bid down
         by price_tolerance_step per attempt, never below exit_floor_price)."""
+        self.strategy.reconcile(await self.desk.venue_position(), now_ms())  # the share of what is really held
+        sellable = await self.desk.reads.sellable()
         _, bid, _ = self.desk.top()
-        intent = self.strategy.trim_intent(fraction, bid, now_ms(), f"followed wallet sold {fraction:.0%}")
+        intent = self.strategy.trim_intent(fraction, bid, now_ms(), f"followed wallet sold {fraction:.0%}", sellable)
         if intent is None:
             logger.info("{}: partial exit of {:.0%} has nothing to sell", self.token_id, fraction)
             return

@@ -186,14 +186,19 @@ class VolatilityStrategy:
             self.last_bid = bid
         return self._emit(self.exit_intent(bid), now_ms)
 
-    def trim_intent(self, fraction: float, bid: float | None, now_ms: int, reason: str) -> OrderIntent | None:
+    def trim_intent(self, fraction: float, bid: float | None, now_ms: int, reason: str,
+                    sellable: float | None = None) -> OrderIntent | None:
         """A partial exit (the followed wallet sold ``fraction`` of its position): sell that share of
         ours at liquidation prices, entering SELLING; the session trades on with the rest. None while
-        an order is out, exiting, or when the share is below dust (docs/copytrading.md)."""
+        an order is out, exiting, or when the share is below dust (docs/copytrading.md). Never more
+        than ``sellable`` (the settled shares no pending SELL has sold): shares bought but not settled
+        cannot be sold yet, and one of those trades may still FAIL."""
         self._advance(now_ms)
         if self.awaiting or self.exiting:
             return None
         size = shares(self.position * fraction)
+        if sellable is not None:
+            size = min(size, shares(sellable))
         if size <= 0 or size < self.dust:
             return None
         if bid is not None:
