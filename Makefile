@@ -38,8 +38,9 @@ type: install ## Type-check shared/, services/ and cli/ with mypy (strict)
 	$(RUN) mypy
 
 # Parallel test workers (pytest-xdist). Most of the suite waits on processes and sockets, not on the
-# CPU, so more workers than cores pays (2 cores: 6 workers with work stealing 6 min 15 s idle, 4 workers
-# 9 min 43 s loaded); the longest tests start first (tests/conftest.py) and idle workers steal the rest.
+# CPU, so more workers than cores pays (2 cores, 6 workers with work stealing: 2 min 27 s idle, 137 s
+# user CPU); the longest tests start first (tests/conftest.py) and idle workers steal the rest. Each
+# worker keeps one sim_exchange and resets it per test (harness.SimPool).
 TEST_WORKERS ?= 6
 
 test: install ## Run the whole test suite (unit, integration, architecture, e2e, the short soak) on TEST_WORKERS workers
