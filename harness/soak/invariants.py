@@ -244,3 +244,40 @@ def reassignment_times(kills: Iterable[dict[str, Any]], events: Iterable[tuple[s
     times.sort()
     return {"moved": len(times), "not_moved": kept,
             "p50_ms": times[len(times) // 2] if times else None, "max_ms": times[-1] if times else None}
+
+
+def trade_diff(token: str, sim_orders: Iterable[dict[str, Any]], fills: Iterable[tuple[str, dict[str, str]]],
+               events: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Why one token's positions differ, trade by trade: the sim's trades of it (side, shares,
+    status), the fills pf:fills booked for it (by trade, or without one), the trades voided, and
+    the differences: a trade the sim settled that no fill booked, a fill of a trade the sim does not
+    know, a FAILED trade booked and not voided, a voided trade the sim CONFIRMED."""
+    at_sim: dict[str, tuple[str, float, str]] = {}
+    for o in sim_orders:
+        if o.get("token_id") == token:
+            for f in o.get("fills", []):
+                at_sim[f["trade_id"]] = (o["side"], float(f["size"]), f["status"])
+    booked: dict[str, list[tuple[str, float, str, str]]] = {}
+    untraded: list[tuple[str, float, str, str]] = []
+    for _, f in fills:
+        if f.get("type") != "fill" or f.get("token_id") != token:
+            continue
+        row = (f.get("side", ""), float(f.get("size") or 0), f.get("epoch", ""), f.get("worker", ""))
+        if f.get("trade_id"):
+            booked.setdefault(f["trade_id"], []).append(row)
+        else:
+            untraded.append(row)
+    voided = {str(e["detail"].get("trade_id", "")) for _, e in events
+              if e.get("kind") == "trade.failed" and e.get("token_id") == token}
+    return {
+        "sim": {t: list(v) for t, v in at_sim.items()},
+        "booked": {t: [list(r) for r in rows] for t, rows in booked.items()},
+        "booked_without_trade": [list(r) for r in untraded],
+        "voided": sorted(voided),
+        "settled_not_booked": sorted(t for t, (_, _, st) in at_sim.items() if st == "CONFIRMED" and t not in booked),
+        "booked_unknown_to_sim": sorted(t for t in booked if t not in at_sim),
+        "failed_not_voided": sorted(t for t, (_, _, st) in at_sim.items() if st == "FAILED" and t in booked
+                                    and t not in voided),
+        "voided_but_confirmed": sorted(t for t in voided if at_sim.get(t, ("", 0, ""))[2] == "CONFIRMED"),
+        "booked_twice": sorted(t for t, rows in booked.items() if len(rows) > 1),
+    }

@@ -23,7 +23,8 @@ def verdict(s: dict[str, Any], lease_ms: int) -> list[str]:
     pos, st, ft = s["positions"], s["settlement"], s["failed_trades"]
     if pos["mismatch_token"] or pos["mismatch_session"]:
         out.append(f"positions differ: venue balance vs pf:token confirmed {pos['mismatch_token']}, pf:token "
-                   f"matched vs pf:session {pos['mismatch_session']} ({pos['examples']})")
+                   f"matched vs pf:session {pos['mismatch_session']} ({pos['examples']}); trade by trade: "
+                   f"{pos.get('trades', {})}")
     if st["unsettled"]:
         out.append(f"trades still settling at the sim after {st['settled_after_sec']} s: {st['unsettled']} "
                    f"({st['examples']})")

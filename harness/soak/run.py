@@ -529,6 +529,7 @@ class Soak:
                   for i, f in await read_stream(self.r, self.keys.events())]
         orders = await read_stream(self.r, self.keys.orders())
         sim_orders = (await self.http.get("/_sim/orders")).json()
+        fills = await read_stream(self.r, self.keys.fills())
         pipe = self.r.pipeline(transaction=False)
         for t in self.tokens:
             pipe.hgetall(self.keys.token(t))
@@ -551,7 +552,7 @@ class Soak:
             "positions": await self._positions(sim_orders),
             "venue": await self._venue(sim_orders),
             "settlement": {**inv.check_settlement(sim_orders), "settled_after_sec": getattr(self, "settled_sec", None)},
-            "failed_trades": inv.check_failed_voided(sim_orders, await read_stream(self.r, self.keys.fills()), events),
+            "failed_trades": inv.check_failed_voided(sim_orders, fills, events),
             "cancels": inv.check_cancels(sim_orders),
             "reassignment": inv.reassignment_times([k for k in kills if k.get("tokens")], events),
             "tokens_active_at_end": sum(1 for t in tokens.values() if t.get("state") in ACTIVE_STATES),
@@ -564,6 +565,10 @@ class Soak:
                              if k in c}
                             for c in self.chaos if c["action"] == "redis_kill9"],
         }
+        ex = summary["positions"]["examples"]
+        differing = {e["token"] for e in ex["token"] + ex["session"]}
+        # a position that differs is explained trade by trade (the report prints it)
+        summary["positions"]["trades"] = {t: inv.trade_diff(t, sim_orders, fills, events) for t in sorted(differing)}
         summary["api"] = await self._check_api()
         summary["alerts"] = await self._check_alerts()
         summary["secrets"] = await self._check_secrets(sim_orders)

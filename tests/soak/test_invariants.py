@@ -164,3 +164,30 @@ def test_cancels_are_counted_by_reason_and_heartbeat_expiry_apart() -> None:
     got = inv.check_cancels(sim)
     assert got == {"by_reason": {"heartbeat_expired": 2, "user": 1}, "heartbeat_expired": 2}
     assert inv.check_cancels(sim[:1])["heartbeat_expired"] == 0
+
+
+def test_a_differing_position_is_explained_trade_by_trade() -> None:
+    sim_orders = [
+        {"token_id": "T", "side": "BUY", "fills": [{"trade_id": "b1", "size": 10, "status": "CONFIRMED"},
+                                                  {"trade_id": "b2", "size": 10, "status": "CONFIRMED"}]},
+        {"token_id": "T", "side": "SELL", "fills": [{"trade_id": "s1", "size": 10, "status": "FAILED"},
+                                                   {"trade_id": "s2", "size": 5, "status": "CONFIRMED"}]},
+        {"token_id": "U", "side": "BUY", "fills": [{"trade_id": "u1", "size": 1, "status": "CONFIRMED"}]},
+    ]
+    fill = {"type": "fill", "token_id": "T", "epoch": "2", "worker": "w1"}
+    fills = [("1-0", {**fill, "trade_id": "b1", "side": "BUY", "size": "10"}),
+             ("2-0", {**fill, "trade_id": "s1", "side": "SELL", "size": "10"}),
+             ("3-0", {**fill, "trade_id": "s2", "side": "SELL", "size": "5"}),
+             ("4-0", {**fill, "trade_id": "s2", "side": "SELL", "size": "5"}),
+             ("5-0", {**fill, "trade_id": "x9", "side": "BUY", "size": "3"}),
+             ("6-0", {**fill, "trade_id": "", "side": "BUY", "size": "2"}),
+             ("7-0", {**fill, "token_id": "U", "trade_id": "u1", "side": "BUY", "size": "1"})]
+    events = [("8-0", {"kind": "trade.failed", "token_id": "T", "detail": {"trade_id": "b1"}})]
+    d = inv.trade_diff("T", sim_orders, fills, events)
+    assert d["settled_not_booked"] == ["b2"]  # the venue has it, our books do not
+    assert d["failed_not_voided"] == ["s1"]
+    assert d["voided_but_confirmed"] == ["b1"]
+    assert d["booked_unknown_to_sim"] == ["x9"]
+    assert d["booked_twice"] == ["s2"]
+    assert d["booked_without_trade"] == [["BUY", 2.0, "2", "w1"]]
+    assert set(d["sim"]) == {"b1", "b2", "s1", "s2"}  # token U's trade is not T's
