@@ -64,12 +64,13 @@ async def resume(s: TokenSession) -> None:
                 if s.desk.trades.pending else "")
 
 
-async def book_unrecorded(s: TokenSession, missing: float) -> None:
+async def book_unrecorded(s: TokenSession, missing: float, seq: int = 0) -> None:
     """The venue holds ``missing`` shares more (or fewer) than the recorded fills say: the last
     owner died between a fill at the venue and its record, or its resting order filled after it
     died. Book the difference as one fill (at the snapshot's cost basis, else the mid) so the
     orchestrator's position, risk and the next close agree with the venue (hour-soak finding:
-    a SELL of what the venue held took pf:token short)."""
+    a SELL of what the venue held took pf:token short). ``seq``: the session's later reconciles
+    (:meth:`TokenSession.reconcile_with_venue`), each its own fill; 0 is the resume's."""
     _, bid, ask = s.desk.top()
     price = s.avg_cost or ((bid + ask) / 2 if bid and ask else 0.5)
     side = "BUY" if missing > 0 else "SELL"
@@ -80,7 +81,7 @@ async def book_unrecorded(s: TokenSession, missing: float) -> None:
     logger.warning("{} epoch {}: the venue holds {:+.2f} shares the fills do not record; booked as a {} fill",
                    s.token_id, s.epoch, missing, side)
     await s.snapshot(Fill(
-        id=stable_id("reconcile", s.token_id, s.epoch), ts_event=now_ms(), ts_init=now_ms(),
+        id=stable_id("reconcile", s.token_id, s.epoch, *([str(seq)] if seq else [])), ts_event=now_ms(), ts_init=now_ms(),
         producer=s.worker_id, token_id=s.token_id, epoch=s.epoch, worker=s.worker_id,
         order_id="", side=side, price=price, size=abs(missing),  # type: ignore[arg-type]
     ))

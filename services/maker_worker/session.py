@@ -30,7 +30,7 @@ from services.maker_worker.executor import Executor, MarketFacts
 from services.maker_worker.latency import LatencyHistogram
 from services.maker_worker.lease import LeaseClock
 from services.maker_worker.restbook import RestBooks
-from services.maker_worker.resume import resume
+from services.maker_worker.resume import book_unrecorded, resume
 from services.maker_worker.trims import TrimQueue
 from services.maker_worker.volatility import VolatilityStrategy
 from shared.clock import now_ms
@@ -79,6 +79,7 @@ class TokenSession:
         self.stop_requested = asyncio.Event()
         self.hand_back = False
         self.buy_cap = buy_cap(params)  # a copy let through without a book: never BUY above the leader's limit
+        self.reconciles = 0  # differences with the venue booked as fills this epoch (after the resume's)
         self.trims = TrimQueue()  # partial exits (EXIT with a fraction): the START's, then the commands'
         self.trims.add_all(params.get("trims") or [])
         self.last_tick: Tick | None = None  # the latest tick fed to the strategy, from either source
@@ -237,7 +238,7 @@ class TokenSession:
     async def _trim(self, fraction: float) -> None:
         """One partial exit: ``fraction`` of what is held, sold like a liquidation (from the bid down
         by price_tolerance_step per attempt, never below exit_floor_price)."""
-        self.strategy.reconcile(await self.desk.venue_position(), now_ms())  # the share of what is really held
+        await self.reconcile_with_venue()  # the share of what is really held
         sellable = await self.desk.reads.sellable()
         _, bid, _ = self.desk.top()
         intent = self.strategy.trim_intent(fraction, bid, now_ms(), f"followed wallet sold {fraction:.0%}", sellable)
@@ -258,13 +259,13 @@ class TokenSession:
             await self._liquidation_rounds()
             await self.desk.trades.wait(False, x.settle_wait_sec, x.settle_poll_sec, self.desk.pause,
                                         self.stop_requested.is_set)
-            self.strategy.reconcile(await self.desk.venue_position(), now_ms())
+            await self.reconcile_with_venue()
             if self.position < self.strategy.dust or self.stop_requested.is_set() or self.desk.trades.failed == failed:
                 return
 
     async def _liquidation_rounds(self) -> None:
         for _ in range(self.execution.retry_attempts + 1):
-            self.strategy.reconcile(await self.desk.venue_position(), now_ms())  # sell what is really held
+            await self.reconcile_with_venue()  # sell what is really held
             if self.position < self.strategy.dust or self.stop_requested.is_set():
                 return
             _, bid, _ = self.desk.top()
@@ -273,6 +274,18 @@ class TokenSession:
                 return
             await self.desk.execute(intent)
             await self.desk.pause(self.execution.order_interval_sec)
+
+    async def reconcile_with_venue(self) -> None:
+        """The venue's position wins, and a difference from the booked fills is booked as a fill:
+        a trade no fill recorded (its session was fenced or died between the trade and the record
+        while the trade was unsettled, so the resume's check could not see it: soak finding) must
+        reach the orchestrator's books, not only this session's count."""
+        held = await self.desk.venue_position()
+        missing = round(held - self.strategy.position, 6)
+        self.strategy.reconcile(held, now_ms())
+        if self.ex.venue_is_truth and abs(missing) >= self.strategy.dust:
+            self.reconciles += 1
+            await book_unrecorded(self, missing, self.reconciles)
 
     # --- ownership -------------------------------------------------------------------------
 

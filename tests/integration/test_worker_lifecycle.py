@@ -266,3 +266,25 @@ async def test_a_copy_let_through_without_a_book_never_buys_above_the_leaders_li
 async def _rejected(r: aioredis.Redis, keys: Keys, token: str) -> dict[str, Any] | None:
     snap = await _state(r, keys, token, "FLAT")
     return snap if snap and "copy guard" in (snap.get("last_reject") or {}).get("reason", "") else None
+
+
+async def test_a_venue_position_no_fill_recorded_is_booked_when_the_session_reconciles(
+        start_sim: StartSim, r: aioredis.Redis, keys: Keys) -> None:
+    """A trade whose fill never reached pf:fills (its session fenced or killed between the trade and
+    the record, the trade still unsettled when the next owner resumed: soak finding) shows when the
+    session next takes the venue's word: the difference is booked as a fill, not only counted."""
+    async with open_venue(start_sim, r, keys) as (v, feed):
+        wallet = v.executor.venue.account.wallet.lower()
+        await v.http.put(f"/_sim/accounts/{wallet}", json={"positions": {v.token: 20}})
+        s = session(r, keys, feed, v, 1)
+        task = await start(r, keys, s, "LONG")  # the resume books the 20 it finds
+        await v.http.put(f"/_sim/accounts/{wallet}", json={"positions": {v.token: 30}})  # 10 no fill says
+        s.exit_requested.set()  # the liquidation takes the venue's word first
+        await asyncio.wait_for(task, 30)
+        fills, _ = await written(r, keys, v.token)
+        reconciled = {f.id: (f.side, f.size) for f in fills if f.order_id == ""}
+        assert reconciled == {stable_id("reconcile", v.token, 1): ("BUY", 20.0),
+                              stable_id("reconcile", v.token, 1, "1"): ("BUY", 10.0)}
+        sold = sum(f.size for f in fills if f.side == "SELL")
+        assert sold == 30  # everything the venue held, and the books say so
+        assert sum(f.size if f.side == "BUY" else -f.size for f in fills) == 0
