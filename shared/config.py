@@ -405,6 +405,10 @@ class ExecutionSection(Section):
     # reading their status every settle_poll_sec meanwhile.
     settle_wait_sec: float = Field(120.0, ge=0)
     settle_poll_sec: float = Field(1.0, gt=0)
+    # A session with nothing pending and no order out takes the venue's word for its position this
+    # often, booking a difference as a fill (a trade whose fill was lost with a fenced or killed
+    # session); 0: only when it liquidates or trims.
+    reconcile_sec: float = Field(30.0, ge=0)
     # The weekly restart (425) and the post-only window after it (docs/venue.md O1-O2) are waited
     # out, without counting as a refusal, for at most this long per order.
     venue_window_max_sec: float = Field(300.0, ge=0)

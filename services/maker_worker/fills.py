@@ -53,6 +53,7 @@ class FillBook:
         self.pause = pause
         self.booked: dict[str, float] = {}  # order id -> shares booked for it
         self.seen: dict[str, set[str]] = {}  # order id -> its trades booked (or found beyond what it matched)
+        self.unexplained_ms = 0  # when a fill without a trade was last booked
 
     async def book(self, side: str, order_id: str, intent_id: str, trade_ids: Iterable[str], matched: float,
                    price: float) -> None:
@@ -122,6 +123,7 @@ class FillBook:
                      cumulative: float) -> None:
         """Book a fill no venue trade names (paper, a reconcile with the venue's balance). The id
         comes from the order and its cumulative matched size, so a re-read never books it twice."""
+        self.unexplained_ms = now_ms()  # its trade, unknown to us, may not have settled yet
         if order_id:
             self.booked[order_id] = round(max(self.booked.get(order_id, 0.0), cumulative), 6)
         await self._count(self._fill(stable_id("fill", intent_id, order_id, f"{cumulative:.6f}"), side, size, price,

@@ -80,6 +80,7 @@ class TokenSession:
         self.hand_back = False
         self.buy_cap = buy_cap(params)  # a copy let through without a book: never BUY above the leader's limit
         self.reconciles = 0  # differences with the venue booked as fills this epoch (after the resume's)
+        self.reconciled_ms = now_ms()  # the resume takes the venue's word: the periodic one counts from it
         self.trims = TrimQueue()  # partial exits (EXIT with a fraction): the START's, then the commands'
         self.trims.add_all(params.get("trims") or [])
         self.last_tick: Tick | None = None  # the latest tick fed to the strategy, from either source
@@ -200,6 +201,9 @@ class TokenSession:
             elif now - self.trades_ms >= self.execution.settle_poll_sec * 1000 and self.desk.trades.pending:
                 self.trades_ms = now  # our trades followed until they settle (a FAILED one voided)
                 await self.desk.trades.refresh()
+            elif self._reconcile_due(now):
+                self.reconciled_ms = now
+                await self.reconcile_with_venue()
             elif now - self.snapshot_ms >= SNAPSHOT_EVERY_MS:
                 await self.snapshot()
             if self.strategy.exiting and self.position < self.strategy.dust and not self.strategy.awaiting:
@@ -274,6 +278,15 @@ class TokenSession:
                 return
             await self.desk.execute(intent)
             await self.desk.pause(self.execution.order_interval_sec)
+
+    def _reconcile_due(self, now: int) -> bool:
+        """Time for the periodic reconcile: on the venue (not paper), nothing pending, no order out,
+        not exiting, and no fill without a trade booked within settle_wait_sec (its trade may not
+        have settled, and the balance would not show it yet)."""
+        x = self.execution
+        return (x.reconcile_sec > 0 and self.ex.venue_is_truth and now - self.reconciled_ms >= x.reconcile_sec * 1000
+                and not self.strategy.awaiting and not self.strategy.exiting and not self.desk.trades.pending
+                and now - self.desk.fills.unexplained_ms >= x.settle_wait_sec * 1000)
 
     async def reconcile_with_venue(self) -> None:
         """The venue's position wins, and a difference from the booked fills is booked as a fill:

@@ -288,3 +288,25 @@ async def test_a_venue_position_no_fill_recorded_is_booked_when_the_session_reco
         sold = sum(f.size for f in fills if f.side == "SELL")
         assert sold == 30  # everything the venue held, and the books say so
         assert sum(f.size if f.side == "BUY" else -f.size for f in fills) == 0
+
+
+async def test_a_running_session_with_nothing_pending_books_what_the_venue_holds_beyond_its_fills(
+        start_sim: StartSim, r: aioredis.Redis, keys: Keys) -> None:
+    """The periodic reconcile (execution.reconcile_sec): a session that keeps trading finds a lost
+    fill too, not only one that liquidates."""
+    async with open_venue(start_sim, r, keys) as (v, feed):
+        wallet = v.executor.venue.account.wallet.lower()
+        await v.http.put(f"/_sim/accounts/{wallet}", json={"positions": {v.token: 20}})
+        s = session(r, keys, feed, v, 1)
+        s.execution = s.execution.model_copy(update={"reconcile_sec": 0.5})
+        task = await start(r, keys, s, "LONG")
+        await v.http.put(f"/_sim/accounts/{wallet}", json={"positions": {v.token: 30}})  # 10 no fill says
+
+        async def booked() -> list[Fill]:
+            return [f for f in (await written(r, keys, v.token))[0] if f.id == stable_id("reconcile", v.token, 1, "1")]
+
+        (fill,) = await eventually(booked, timeout=15, what="the periodic reconcile's fill")
+        assert (fill.side, fill.size) == ("BUY", 10.0)
+        assert s.position == 30
+        await stop_session(s, task)
+        assert len(await booked()) == 1  # once: the next reconciles find nothing to book
