@@ -8,12 +8,12 @@ from harness.in_process import running
 from harness.processes import ROOT, WARM_MARKER, ServiceProcess, WarmServiceProcess, stopped_after
 from harness.redis_server import RedisServer, free_port
 from harness.sim import SimExchangeProcess, SimPool, sim_get, sim_post
-from harness.streams import read_stream
+from harness.streams import read_messages, read_stream
 from harness.tls import share_default_ssl_context
 from harness.waiting import eventually
 
 __all__ = [
     "ROOT", "WARM_MARKER", "RedisServer", "ServiceProcess", "SimExchangeProcess", "SimPool", "WarmServiceProcess",
-    "eventually", "free_port", "read_stream", "running", "sim_get", "sim_polymarket", "sim_post",
+    "eventually", "free_port", "read_messages", "read_stream", "running", "sim_get", "sim_polymarket", "sim_post",
     "share_default_ssl_context", "stopped_after", "worker_ready", "write_config",
 ]

@@ -75,6 +75,11 @@ def size_copy(rules: CopyRules, leader_size: float, leader_price: float, fixed_s
     return CopySize(shares, round(shares * leader_price, 6), how)
 
 
+def price_limit(leader_price: float, max_slippage_bps: float) -> float:
+    """The highest price a copy may pay: the leader's, worse by at most ``max_slippage_bps``."""
+    return leader_price * (1 + max_slippage_bps / 10_000)
+
+
 def guard(asks: Sequence[tuple[float, float]] | None, leader_price: float, shares: float,
           max_slippage_bps: float) -> str | None:
     """The slippage and depth guard before a copy's first order: the reason to skip, or None.
@@ -85,7 +90,7 @@ def guard(asks: Sequence[tuple[float, float]] | None, leader_price: float, share
     needs (depth). ``max_slippage_bps`` 0 turns the guard off."""
     if max_slippage_bps <= 0 or asks is None:
         return None
-    limit = leader_price * (1 + max_slippage_bps / 10_000)
+    limit = price_limit(leader_price, max_slippage_bps)
     live = [(p, s) for p, s in asks if s > 0]
     if not live:
         return "slippage guard: no asks on the book"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.copy_rules import price_limit
+
 EPS = 1e-9
 
 
@@ -27,7 +29,7 @@ def buy_cap(params: dict[str, Any]) -> float | None:
         return None
     if not (0 < price < 1 and bps > 0):
         return None
-    return price * (1 + bps / 10_000)
+    return price_limit(price, bps)
 
 
 def over_cap(cap: float | None, side: str, price: float) -> str | None:

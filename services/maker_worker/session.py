@@ -242,8 +242,8 @@ class TokenSession:
     async def _trim(self, fraction: float) -> None:
         """One partial exit: ``fraction`` of what is held, sold like a liquidation (from the bid down
         by price_tolerance_step per attempt, never below exit_floor_price)."""
-        await self.reconcile_with_venue()  # the share of what is really held
-        sellable = await self.desk.reads.sellable()
+        held, sellable = await self.desk.reads.holdings()  # one read: the share of what is really held
+        await self.reconcile_with_venue(held)
         _, bid, _ = self.desk.top()
         intent = self.strategy.trim_intent(fraction, bid, now_ms(), f"followed wallet sold {fraction:.0%}", sellable)
         if intent is None:
@@ -288,12 +288,13 @@ class TokenSession:
                 and not self.strategy.awaiting and not self.strategy.exiting and not self.desk.trades.pending
                 and now - self.desk.fills.unexplained_ms >= x.settle_wait_sec * 1000)
 
-    async def reconcile_with_venue(self) -> None:
-        """The venue's position wins, and a difference from the booked fills is booked as a fill:
-        a trade no fill recorded (its session was fenced or died between the trade and the record
-        while the trade was unsettled, so the resume's check could not see it: soak finding) must
-        reach the orchestrator's books, not only this session's count."""
-        held = await self.desk.venue_position()
+    async def reconcile_with_venue(self, held: float | None = None) -> None:
+        """The venue's position (``held``: already read) wins, and a difference from the booked
+        fills is booked as a fill: a trade no fill recorded (its session was fenced or died between
+        the trade and the record while the trade was unsettled, so the resume's check could not see
+        it: soak finding) must reach the orchestrator's books, not only this session's count."""
+        if held is None:
+            held = await self.desk.venue_position()
         missing = round(held - self.strategy.position, 6)
         self.strategy.reconcile(held, now_ms())
         if self.ex.venue_is_truth and abs(missing) >= self.strategy.dust:

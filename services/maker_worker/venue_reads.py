@@ -95,13 +95,17 @@ class VenueReads:
 
     async def position(self) -> float:
         """What the venue holds once the session's pending trades settle (the matched position)."""
-        held = await self._consistent()
-        return round(held + self.follower.pending.delta(), 6)
+        return (await self.holdings())[0]
 
     async def sellable(self) -> float:
         """What may be sold now: the settled shares less what pending SELLs already sold."""
+        return (await self.holdings())[1]
+
+    async def holdings(self) -> tuple[float, float]:
+        """(:meth:`position`, :meth:`sellable`) from one consistent read of the balance."""
         held = await self._consistent()
-        return max(0.0, round(held - self.follower.pending.selling(), 6))
+        pending = self.follower.pending
+        return round(held + pending.delta(), 6), max(0.0, round(held - pending.selling(), 6))
 
 
 class VenueWindow:

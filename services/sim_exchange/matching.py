@@ -29,6 +29,7 @@ from services.sim_exchange import rules
 from services.sim_exchange.market import MarketSim, TokenBook, consume, px
 from services.sim_exchange.rules import MARKET_TYPES, ORDER_TYPES, RESTING_TYPES, Amounts, OrderError, units
 from services.sim_exchange.settlement import CONFIRMED, MATCHED, Settlement, Transition
+from shared.venue.fees import FeeSchedule
 
 __all__ = ["EPS", "RESTING_TYPES", "Account", "Fill", "Matcher", "Order", "OrderError", "OrderRequest", "taker_fee"]
 
@@ -111,10 +112,8 @@ class Account:
 
 
 def taker_fee(size: float, price: float, rate: float, exponent: float) -> float:
-    """Polymarket's taker fee: ``C * rate * (p(1-p))^exponent``, rounded to 5 decimals."""
-    if rate <= 0:
-        return 0.0
-    return round(float(size * rate * (price * (1 - price)) ** exponent), 5)
+    """Polymarket's taker fee (docs/venue.md F1), the same formula the worker books fills by."""
+    return FeeSchedule(rate, exponent).fee(size, price)
 
 
 class Matcher:

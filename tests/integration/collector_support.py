@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from harness.streams import read_messages
 from shared.keys import Keys
-from shared.messages import Signal, decode
+from shared.messages import Signal
 
 
 async def signals(r: aioredis.Redis, keys: Keys) -> list[Signal]:
     """Every signal on ``pf:signals``, oldest first."""
-    out = []
-    for _, fields in await r.xrange(keys.signals()):
-        msg = decode(fields)
-        assert isinstance(msg, Signal)
-        out.append(msg)
-    return out
+    return await read_messages(r, keys.signals(), Signal)

@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from harness import SimExchangeProcess, eventually, write_config
+from harness.streams import read_messages
 from services.arb_scanner.service import ArbScannerService
 from services.ws_gateway.service import WsGatewayService
 from shared.config import load_settings
@@ -67,12 +68,7 @@ async def put_book(sim: SimExchangeProcess, token: str, bids: list[list[float]],
 
 
 async def opportunities(r: aioredis.Redis, keys: Keys) -> list[Opportunity]:
-    out = []
-    for _, fields in await r.xrange(keys.opportunities()):
-        msg = decode(fields)
-        assert isinstance(msg, Opportunity)
-        out.append(msg)
-    return out
+    return await read_messages(r, keys.opportunities(), Opportunity)
 
 
 async def audits(r: aioredis.Redis, keys: Keys, kind: str) -> list[AuditEvent]:

@@ -17,10 +17,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from harness import SimExchangeProcess, eventually, running, write_config
+from harness.streams import read_messages
 from services.signal_collector.service import SignalCollectorService
 from shared.config import load_settings
 from shared.keys import Keys
-from shared.messages import AuditEvent, Signal, decode
+from shared.messages import AuditEvent, Signal
 from tests.integration.collector_support import signals
 
 W1 = "0x1111111111111111111111111111111111111111"
@@ -236,12 +237,7 @@ async def test_config_reload_stops_disabled_starts_new_and_keeps_the_last_good_c
 
 
 async def _events(r: aioredis.Redis, keys: Keys) -> list[AuditEvent]:
-    out = []
-    for _, fields in await r.xrange(keys.events()):
-        msg = decode(fields)
-        assert isinstance(msg, AuditEvent)
-        out.append(msg)
-    return out
+    return await read_messages(r, keys.events(), AuditEvent)
 
 
 async def _events_of(r: aioredis.Redis, keys: Keys, kind: str) -> list[AuditEvent]:

@@ -9,7 +9,7 @@ from shared.venue.gamma import TokenMeta, parse_market, token_meta
 
 
 def test_a_live_taker_fill_costs_what_the_venue_charged() -> None:
-    """py-clob-client-v2#107 (a live fill, 2026-08-04): BUY 25 @ 0.13 on a market with
+    """A live taker fill reported on 2026-08-04 (docs/venue.md F1): BUY 25 @ 0.13 on a market with
     ``fd {r: 0.05, e: 1}`` spent 3.39 pUSD: 3.25 notional and 0.14 fee (the balance has cents)."""
     fee = FeeSchedule(0.05, 1.0).fee(25, 0.13)
     assert fee == pytest.approx(0.141375, abs=1e-5)
